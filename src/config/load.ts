@@ -1,0 +1,122 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import AjvModule from 'ajv';
+import { parseNetwork } from '../policy/clients.js';
+import { defaultConfig } from './defaults.js';
+import { configSchema } from './schema.js';
+import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
+
+// ajv ships CommonJS; under NodeNext its default export is the module object.
+const Ajv = AjvModule.default ?? AjvModule;
+
+/** A config problem: where (file and JSON path) and why. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: { path: string; message: string }[],
+  ) {
+    super(`invalid config ${file}:\n${problems.map((p) => `  ${p.path || '/'}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validateFile = ajv.compile(configSchema);
+
+function describe(err: { instancePath: string; message?: string; keyword: string; params: Record<string, unknown> }): { path: string; message: string } {
+  let message = err.message ?? 'invalid';
+  if (err.keyword === 'additionalProperties') message = `unknown key "${String(err.params.additionalProperty)}"`;
+  if (err.keyword === 'enum') message = `must be one of ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+  return { path: err.instancePath, message };
+}
+
+const defaultRuleSet = (r: Partial<RuleSet>): RuleSet => ({
+  mode: r.mode ?? 'blocklist',
+  categories: r.categories ?? [],
+  allow: r.allow ?? [],
+  deny: r.deny ?? [],
+  allowLists: r.allowLists ?? [],
+  denyLists: r.denyLists ?? [],
+});
+
+/** Merges a partial file over the defaults: sections merge key by key; profiles merge by name. */
+export function mergeConfig(file: Record<string, unknown>, base: VigieConfig = defaultConfig()): VigieConfig {
+  const cfg = { ...base } as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(file)) {
+    if (key === '$schema') continue;
+    const current = cfg[key];
+    if (key === 'profiles' || key === 'times') {
+      cfg[key] = { ...(current as object), ...(value as object) };
+    } else if (current && typeof current === 'object' && !Array.isArray(current) && key !== 'hosts') {
+      cfg[key] = { ...(current as object), ...(value as object) };
+    } else {
+      cfg[key] = value;
+    }
+  }
+  const merged = cfg as unknown as VigieConfig;
+  for (const [id, p] of Object.entries(merged.profiles)) {
+    const profile: ProfileConfig = { ...defaultRuleSet(p), description: p.description };
+    if (p.schedule) profile.schedule = { within: p.schedule.within, otherwise: defaultRuleSet(p.schedule.otherwise) };
+    merged.profiles[id] = profile;
+  }
+  return merged;
+}
+
+/** Checks what a JSON schema cannot: references between sections, address syntax, time zone. */
+export function checkConfig(cfg: VigieConfig): { path: string; message: string }[] {
+  const problems: { path: string; message: string }[] = [];
+  cfg.clients.forEach((c, i) => {
+    try {
+      parseNetwork(c.network);
+    } catch (e) {
+      problems.push({ path: `/clients/${i}/network`, message: `not an address or CIDR range: ${(e as Error).message}` });
+    }
+    if (!cfg.profiles[c.profile]) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
+  });
+  for (const [id, p] of Object.entries(cfg.profiles)) {
+    if (p.schedule && !cfg.times[p.schedule.within]) {
+      problems.push({ path: `/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (define it under "times")` });
+    }
+  }
+  for (const [name, slots] of Object.entries(cfg.times)) {
+    slots.forEach((s, i) => {
+      if (s.from >= s.to) problems.push({ path: `/times/${name}/${i}`, message: `"from" (${s.from}) must be before "to" (${s.to})` });
+    });
+  }
+  for (const [host, ip] of Object.entries(cfg.hosts)) {
+    if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });
+  }
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: cfg.timezone });
+  } catch {
+    problems.push({ path: '/timezone', message: `unknown time zone "${cfg.timezone}"` });
+  }
+  return problems;
+}
+
+/** Validates a parsed config document; throws ConfigError naming every problem. */
+export function resolveConfig(doc: unknown, file = '<config>'): VigieConfig {
+  if (!validateFile(doc)) throw new ConfigError(file, (validateFile.errors ?? []).map(describe));
+  const cfg = mergeConfig(doc as Record<string, unknown>);
+  const problems = checkConfig(cfg);
+  if (problems.length) throw new ConfigError(file, problems);
+  return cfg;
+}
+
+/** Reads the config file (or the embedded defaults when there is none). Runs once at start and on reload. */
+export function loadConfig(file?: string): VigieConfig {
+  if (!file) return resolveConfig({}, '<embedded defaults>');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read: ${(e as Error).message}` }]);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(file, [{ path: '', message: `not valid JSON: ${(e as Error).message}` }]);
+  }
+  return resolveConfig(doc, file);
+}

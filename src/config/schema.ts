@@ -1,0 +1,126 @@
+/** JSON schema of the config file. Every key is optional: what is absent comes from the defaults. */
+
+const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+const name = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
+
+const ruleSet = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    mode: { enum: ['blocklist', 'allowlist'] },
+    categories: stringList,
+    allow: stringList,
+    deny: stringList,
+    allowLists: { type: 'array', items: name },
+    denyLists: { type: 'array', items: name },
+  },
+} as const;
+
+export const configSchema = {
+  $id: 'vigie-config',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    listen: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['host', 'port'],
+        properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+      },
+    },
+    clients: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['network', 'profile'],
+        properties: { network: { type: 'string' }, profile: name, name: { type: 'string' } },
+      },
+    },
+    profiles: {
+      type: 'object',
+      propertyNames: name,
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['mode'],
+        properties: {
+          ...ruleSet.properties,
+          description: { type: 'string' },
+          schedule: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['within', 'otherwise'],
+            properties: { within: name, otherwise: { ...ruleSet, required: ['mode'] } },
+          },
+        },
+      },
+    },
+    times: {
+      type: 'object',
+      propertyNames: name,
+      additionalProperties: {
+        type: 'array',
+        minItems: 1,
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['days', 'from', 'to'],
+          properties: {
+            days: { type: 'array', minItems: 1, items: { enum: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] } },
+            from: { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' },
+            to: { type: 'string', pattern: '^([01][0-9]|2[0-4]):[0-5][0-9]$' },
+          },
+        },
+      },
+    },
+    timezone: { type: 'string', minLength: 1 },
+    connectPorts: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 } },
+    hosts: { type: 'object', additionalProperties: { type: 'string' } },
+    dns: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        servers: { anyOf: [{ type: 'null' }, { type: 'array', items: { type: 'string', minLength: 1 } }] },
+        timeoutMs: { type: 'integer', minimum: 1 },
+        maxTtlSeconds: { type: 'integer', minimum: 0 },
+        negativeTtlSeconds: { type: 'integer', minimum: 0 },
+      },
+    },
+    lists: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ut1: { type: ['string', 'null'] }, academy: { type: ['string', 'null'] } },
+    },
+    dataDir: { type: 'string', minLength: 1 },
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        connectMs: { type: 'integer', minimum: 1 },
+        headersMs: { type: 'integer', minimum: 1 },
+        upstreamResponseMs: { type: 'integer', minimum: 1 },
+        idleMs: { type: 'integer', minimum: 1 },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
+        maxSocketsPerOrigin: { type: 'integer', minimum: 1 },
+        decisionCacheSize: { type: 'integer', minimum: 0 },
+      },
+    },
+    proxyName: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } },
+    },
+  },
+} as const;

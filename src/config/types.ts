@@ -1,0 +1,89 @@
+export type Day = 'mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun';
+
+export interface TimeSlot {
+  days: Day[];
+  /** "HH:MM", local time in `timezone`. */
+  from: string;
+  to: string;
+}
+
+/** What a profile does during one period: squidGuard's `pass` line. */
+export interface RuleSet {
+  /** blocklist: everything but the listed categories; allowlist: only the listed categories. */
+  mode: 'blocklist' | 'allowlist';
+  /** UT1 categories blocked (blocklist mode) or allowed (allowlist mode). */
+  categories: string[];
+  /** The profile's own entries (domains or host/path prefixes); allow wins over any block. */
+  allow: string[];
+  deny: string[];
+  /** Academy lists (folders of lists/academy/) applied as allow or deny lists. */
+  allowLists: string[];
+  denyLists: string[];
+}
+
+export interface ProfileConfig extends RuleSet {
+  description?: string;
+  /** When set, the rules above apply within this time window and `otherwise` outside it. */
+  schedule?: { within: string; otherwise: RuleSet };
+}
+
+export interface ClientRule {
+  /** CIDR (IPv4 or IPv6) or a single address. */
+  network: string;
+  profile: string;
+  name?: string;
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface Timeouts {
+  /** Connecting to an origin (TCP). */
+  connectMs: number;
+  /** Waiting for a client's request headers. */
+  headersMs: number;
+  /** Waiting for an origin's response headers. */
+  upstreamResponseMs: number;
+  /** Idle keep-alive client connections and idle tunnels. */
+  idleMs: number;
+}
+
+export interface VigieConfig {
+  listen: ListenAddress[];
+  clients: ClientRule[];
+  profiles: Record<string, ProfileConfig>;
+  /** Named time windows, e.g. "school": Mon–Fri 08:00–18:00. */
+  times: Record<string, TimeSlot[]>;
+  timezone: string;
+  /** Ports CONNECT may reach. */
+  connectPorts: number[];
+  /** Static name → address map consulted before DNS (squid's hosts_file). */
+  hosts: Record<string, string>;
+  dns: {
+    /** Name servers ("ip" or "ip:port") queried directly, TTLs honoured; null = the system resolver. */
+    servers: string[] | null;
+    timeoutMs: number;
+    /** Upper bound on a cached answer's life, and how long a failure is remembered. */
+    maxTtlSeconds: number;
+    negativeTtlSeconds: number;
+  };
+  lists: {
+    /** UT1-layout folder; null = the bundled lists/ut1. */
+    ut1: string | null;
+    /** Academy lists folder; null = the bundled lists/academy. */
+    academy: string | null;
+  };
+  dataDir: string;
+  timeouts: Timeouts;
+  limits: {
+    maxHeaderBytes: number;
+    /** Keep-alive sockets kept open per origin. */
+    maxSocketsPerOrigin: number;
+    decisionCacheSize: number;
+  };
+  /** Name used in the Via header and pages. */
+  proxyName: string;
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}

@@ -1,0 +1,75 @@
+import { domainToASCII } from 'node:url';
+import { isIP } from 'node:net';
+
+/** Characters a normalised hostname may hold without going through the IDN converter. */
+const PLAIN_HOST = /^[a-z0-9._-]+$/;
+
+/**
+ * Normalises a hostname the way the lists are written: lower case, no trailing dot,
+ * IDN as punycode, IPv6 literals without brackets. Returns '' for a name that cannot be valid.
+ * The common case (already plain ASCII) allocates nothing more than the lower-casing.
+ */
+export function normalizeHost(raw: string): string {
+  let host = raw;
+  if (host.length === 0 || host.length > 255) return '';
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    if (host.charCodeAt(host.length - 1) !== 93) return '';
+    host = host.slice(1, -1).toLowerCase();
+    return isIP(host) === 6 ? host : '';
+  }
+  while (host.endsWith('.')) host = host.slice(0, -1);
+  if (host.length === 0) return '';
+  host = host.toLowerCase();
+  if (PLAIN_HOST.test(host)) {
+    if (host.includes('..') || host.startsWith('.')) return '';
+    return host;
+  }
+  if (host.includes(':')) return isIP(host) === 6 ? host : '';
+  const ascii = domainToASCII(host);
+  return ascii ? ascii.toLowerCase() : '';
+}
+
+export function isIpLiteral(host: string): boolean {
+  return isIP(host) !== 0;
+}
+
+const WWW_PREFIX = /^www[0-9]*\./;
+
+/** squidGuard strips a leading `www.` / `wwwN.` from url entries and from the request alike. */
+export function stripWww(host: string): string {
+  return host.startsWith('www') ? host.replace(WWW_PREFIX, '') : host;
+}
+
+/**
+ * Normalises a url entry or request to squidGuard's `host/path` form: no scheme, no port,
+ * lower-case host without leading `www.`, path kept as written (lists are lower case already).
+ */
+export function normalizeUrlEntry(raw: string): { host: string; path: string } | null {
+  let s = raw.trim();
+  const scheme = s.indexOf('://');
+  if (scheme !== -1) s = s.slice(scheme + 3);
+  const slash = s.indexOf('/');
+  let hostPort = slash === -1 ? s : s.slice(0, slash);
+  const path = slash === -1 ? '/' : s.slice(slash);
+  if (hostPort.startsWith('[')) {
+    const end = hostPort.indexOf(']');
+    hostPort = end === -1 ? '' : hostPort.slice(0, end + 1);
+  } else {
+    const colon = hostPort.lastIndexOf(':');
+    if (colon !== -1) hostPort = hostPort.slice(0, colon);
+  }
+  const host = normalizeHost(hostPort);
+  if (!host) return null;
+  return { host: stripWww(host), path: path.toLowerCase() };
+}
+
+/** Hostname syntax check for list entries (after normalisation). */
+const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/;
+export function isValidHostEntry(host: string): boolean {
+  if (!host) return false;
+  if (isIP(host)) return true;
+  if (host.length > 253) return false;
+  const labels = host.split('.');
+  for (const l of labels) if (!LABEL.test(l)) return false;
+  return true;
+}

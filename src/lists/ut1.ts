@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import type { EntryProblem } from './map-index.js';
+import type { BadLine } from './types.js';
+
+const gunzipAsync = promisify(gunzip);
+
+/** What a list loader feeds: implemented by every index builder. */
+export interface ListSink {
+  category(name: string): number;
+  addDomain(category: number, line: string): EntryProblem;
+  addUrl(category: number, line: string): EntryProblem;
+  addExpression(category: number, line: string): EntryProblem;
+}
+
+export const LIST_FILES = ['domains', 'urls', 'expressions'] as const;
+export type ListFile = (typeof LIST_FILES)[number];
+
+export interface LoadReport {
+  /** sha256 of every category's files, in name order: changes whenever any entry does. */
+  readonly version: string;
+  readonly categories: string[];
+  readonly badLines: BadLine[];
+  readonly badLineCount: number;
+  readonly entries: number;
+}
+
+const MAX_BAD_LINES_KEPT = 200;
+
+/** Reads `NAME` or `NAME.gz` inside a category folder; null when neither exists. */
+async function readListFile(dir: string, file: string): Promise<Buffer | null> {
+  try {
+    return await readFile(join(dir, file));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  try {
+    return await gunzipAsync(await readFile(join(dir, `${file}.gz`)));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`${join(dir, file)}.gz: ${(e as Error).message}`);
+  }
+}
+
+/** Lists the category folders of a UT1-layout directory (folders holding at least one list file). */
+export async function listCategories(root: string): Promise<string[]> {
+  const entries = await readdir(root, { withFileTypes: true });
+  const names: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const files = await readdir(join(root, e.name));
+    if (files.some((f) => LIST_FILES.some((l) => f === l || f === `${l}.gz`))) names.push(e.name);
+  }
+  return names.sort();
+}
+
+/**
+ * Feeds every category of a UT1/squidGuard directory into `sink`. Bad lines are counted and the
+ * first few kept for the report: one odd line never costs a whole category.
+ */
+export async function loadUt1Dir(root: string, sink: ListSink, only?: ReadonlySet<string>): Promise<LoadReport> {
+  const hash = createHash('sha256');
+  const badLines: BadLine[] = [];
+  let badLineCount = 0;
+  let entries = 0;
+  const categories = (await listCategories(root)).filter((c) => !only || only.has(c));
+  // Read files concurrently (I/O and gunzip run on the thread pool), parse them in order.
+  const contents = await Promise.all(
+    categories.map((c) => Promise.all(LIST_FILES.map((f) => readListFile(join(root, c), f)))),
+  );
+  for (let i = 0; i < categories.length; i++) {
+    const name = categories[i]!;
+    const id = sink.category(name);
+    hash.update(`\0${name}`);
+    for (let f = 0; f < LIST_FILES.length; f++) {
+      const buf = contents[i]![f];
+      if (!buf) continue;
+      const file = LIST_FILES[f]!;
+      hash.update(`\0${file}\0`);
+      hash.update(buf);
+      const add = file === 'domains' ? sink.addDomain : file === 'urls' ? sink.addUrl : sink.addExpression;
+      const text = buf.toString('utf8');
+      let lineNo = 0;
+      let start = 0;
+      while (start < text.length) {
+        let end = text.indexOf('\n', start);
+        if (end === -1) end = text.length;
+        lineNo++;
+        let line = text.slice(start, end);
+        start = end + 1;
+        if (line.endsWith('\r')) line = line.slice(0, -1);
+        const trimmed = line.trim();
+        if (!trimmed || trimmed.startsWith('#')) continue;
+        const problem = add.call(sink, id, trimmed);
+        if (problem) {
+          badLineCount++;
+          if (badLines.length < MAX_BAD_LINES_KEPT) badLines.push({ category: name, file, line: lineNo, text: trimmed.slice(0, 200), reason: problem });
+        } else entries++;
+      }
+    }
+  }
+  return { version: hash.digest('hex').slice(0, 16), categories, badLines, badLineCount, entries };
+}

@@ -1,0 +1,6 @@
+import { fileURLToPath } from 'node:url';
+
+/** The package root: src/ and dist/ both sit one level below it. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const BUNDLED_UT1 = fileURLToPath(new URL('../lists/ut1', import.meta.url));
+export const BUNDLED_ACADEMY = fileURLToPath(new URL('../lists/academy', import.meta.url));

@@ -1,0 +1,63 @@
+import ipaddr from 'ipaddr.js';
+import { LRUCache } from 'lru-cache';
+import type { ClientRule } from '../config/types.js';
+
+type Addr = ipaddr.IPv4 | ipaddr.IPv6;
+
+interface CompiledRule {
+  readonly range: Addr;
+  readonly bits: number;
+  readonly kind: 'ipv4' | 'ipv6';
+  readonly profile: string;
+  readonly name: string;
+}
+
+/** Parses `a.b.c.d/n`, `::/n` or a bare address; throws with the reason. */
+export function parseNetwork(network: string): [Addr, number] {
+  if (network.includes('/')) {
+    const [addr, bits] = ipaddr.parseCIDR(network);
+    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+      return [(addr as ipaddr.IPv6).toIPv4Address(), bits - 96];
+    }
+    return [addr, bits];
+  }
+  const addr = ipaddr.process(network);
+  return [addr, addr.kind() === 'ipv4' ? 32 : 128];
+}
+
+/** Client address → profile by source range; the most specific range wins, like a routing table. */
+export class ClientMatcher {
+  private readonly rules: CompiledRule[];
+  /** A school has a few thousand devices at most: parsing each address once is enough. */
+  private readonly memo = new LRUCache<string, { profile: string; name: string } | false>({ max: 8192 });
+
+  constructor(rules: readonly ClientRule[]) {
+    this.rules = rules
+      .map((r) => {
+        const [range, bits] = parseNetwork(r.network);
+        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network };
+      })
+      .sort((a, b) => b.bits - a.bits);
+  }
+
+  /** Returns the matching rule, or null when the client is not one of ours. */
+  match(ip: string): { profile: string; name: string } | null {
+    let m = this.memo.get(ip);
+    if (m === undefined) this.memo.set(ip, (m = this.lookup(ip) ?? false));
+    return m || null;
+  }
+
+  private lookup(ip: string): { profile: string; name: string } | null {
+    let addr: Addr;
+    try {
+      addr = ipaddr.process(ip); // maps ::ffff:a.b.c.d to IPv4
+    } catch {
+      return null;
+    }
+    const kind = addr.kind();
+    for (const r of this.rules) {
+      if (r.kind === kind && addr.match(r.range, r.bits)) return r;
+    }
+    return null;
+  }
+}

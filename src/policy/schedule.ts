@@ -1,0 +1,53 @@
+import type { Day, TimeSlot } from '../config/types.js';
+
+const DAYS: Record<string, Day> = { Mon: 'mon', Tue: 'tue', Wed: 'wed', Thu: 'thu', Fri: 'fri', Sat: 'sat', Sun: 'sun' };
+
+const toMinutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+
+interface LocalTime {
+  day: Day;
+  minute: number;
+}
+
+/**
+ * Named time windows evaluated in the school's time zone (squidGuard's `time` blocks).
+ * Converting a timestamp to local time is costly, so the result is memoised per minute.
+ */
+export class ScheduleClock {
+  private readonly format: Intl.DateTimeFormat;
+  private readonly windows: Map<string, { days: Set<Day>; from: number; to: number }[]>;
+  private memoMinute = -1;
+  private memo: LocalTime = { day: 'mon', minute: 0 };
+
+  constructor(times: Record<string, TimeSlot[]>, readonly timezone: string) {
+    this.format = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    this.windows = new Map(
+      Object.entries(times).map(([name, slots]) => [name, slots.map((s) => ({ days: new Set(s.days), from: toMinutes(s.from), to: toMinutes(s.to) }))]),
+    );
+  }
+
+  localTime(timeMs: number): LocalTime {
+    const minute = Math.floor(timeMs / 60_000);
+    if (minute === this.memoMinute) return this.memo;
+    let day: Day = 'mon';
+    let h = 0;
+    let m = 0;
+    for (const part of this.format.formatToParts(timeMs)) {
+      if (part.type === 'weekday') day = DAYS[part.value] ?? 'mon';
+      else if (part.type === 'hour') h = Number(part.value);
+      else if (part.type === 'minute') m = Number(part.value);
+    }
+    this.memoMinute = minute;
+    this.memo = { day, minute: h * 60 + m };
+    return this.memo;
+  }
+
+  /** True when `timeMs` falls inside the named window: [from, to) on one of its days. */
+  within(window: string, timeMs: number): boolean {
+    const slots = this.windows.get(window);
+    if (!slots) return false;
+    const t = this.localTime(timeMs);
+    for (const s of slots) if (s.days.has(t.day) && t.minute >= s.from && t.minute < s.to) return true;
+    return false;
+  }
+}

@@ -1,0 +1,160 @@
+import { LRUCache } from 'lru-cache';
+import type { RuleSet, VigieConfig } from '../config/types.js';
+import { MapIndex, MapIndexBuilder } from '../lists/map-index.js';
+import type { CategoryIndex } from '../lists/types.js';
+import { ClientMatcher } from './clients.js';
+import { ScheduleClock } from './schedule.js';
+import type { Decision } from './types.js';
+
+/** The categories of one index that a rule group wants; compiled once per snapshot. */
+export interface Filter {
+  readonly index: CategoryIndex;
+  readonly want: Uint8Array;
+  /** Some wanted category has expressions: every path must be checked. */
+  readonly hasExpressions: boolean;
+}
+
+export type Period = Decision['period'];
+
+/** One of a profile's rule sets (squidGuard's `pass` line), compiled against the snapshot's indexes. */
+export interface CompiledRules {
+  readonly profile: string;
+  readonly period: Period;
+  readonly mode: RuleSet['mode'];
+  readonly profileAllow: Filter[];
+  readonly listAllow: Filter[];
+  readonly profileDeny: Filter[];
+  readonly listDeny: Filter[];
+  readonly categories: Filter[];
+  /** Every filter above, for the checks that look at all of them. */
+  readonly all: Filter[];
+  readonly pathAlways: boolean;
+  /** Memoised decisions keyed by host (or host+path when the path matters); dies with the snapshot. */
+  readonly cache: LRUCache<string, Decision> | null;
+}
+
+export interface CompiledProfile {
+  readonly id: string;
+  readonly window: string | null;
+  readonly within: CompiledRules;
+  readonly otherwise: CompiledRules | null;
+}
+
+/** Something odd but not fatal found while compiling: shown in the log and the API. */
+export interface SnapshotWarning {
+  readonly profile?: string;
+  readonly message: string;
+}
+
+/**
+ * Everything a decision depends on, immutable: a new policy is a new snapshot, swapped in
+ * whole, so in-flight requests finish on the one they started with.
+ */
+export class PolicySnapshot {
+  constructor(
+    readonly policyVersion: number,
+    readonly listVersion: string,
+    /** False while no list set is loaded: the policy then fails closed. */
+    readonly listsLoaded: boolean,
+    readonly clients: ClientMatcher,
+    readonly profiles: ReadonlyMap<string, CompiledProfile>,
+    readonly clock: ScheduleClock,
+    readonly connectPorts: ReadonlySet<number>,
+    readonly indexes: { readonly ut1: CategoryIndex; readonly local: CategoryIndex },
+    readonly warnings: readonly SnapshotWarning[],
+  ) {}
+}
+
+export interface SnapshotInput {
+  config: VigieConfig;
+  /** The UT1 index; null when none is loaded yet (fail closed). */
+  ut1: CategoryIndex | null;
+  /** Academy lists, already fed into a builder (profile entries are added here). */
+  academy: MapIndexBuilder;
+  policyVersion: number;
+}
+
+const EMPTY_UT1 = new MapIndexBuilder().build('none');
+
+function filterFor(index: CategoryIndex, names: Iterable<string>): Filter | null {
+  const want = new Uint8Array(index.categories.length);
+  let any = false;
+  const set = new Set(names);
+  index.categories.forEach((c, i) => {
+    if (set.has(c)) {
+      want[i] = 1;
+      any = true;
+    }
+  });
+  return any ? { index, want, hasExpressions: index.hasExpressions(want) } : null;
+}
+
+const nonNull = <T>(xs: (T | null)[]): T[] => xs.filter((x): x is T => x !== null);
+
+/** Compiles config + indexes into a snapshot. Bad profile entries become warnings, never a crash. */
+export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
+  const { config } = input;
+  const ut1 = input.ut1 ?? EMPTY_UT1;
+  const warnings: SnapshotWarning[] = [];
+  const builder = input.academy;
+
+  // The profiles' own entries become small categories of the local index.
+  const own = (profile: string, period: Period, kind: 'allow' | 'deny', entries: string[]): string => {
+    const name = `profile:${profile}:${period}:${kind}`;
+    const cat = builder.category(name);
+    for (const e of entries) {
+      const problem = e.includes('/') ? builder.addUrl(cat, e) : builder.addDomain(cat, e);
+      if (problem) warnings.push({ profile, message: `${kind} entry "${e}": ${problem}` });
+    }
+    return name;
+  };
+  const plans = Object.entries(config.profiles).map(([id, p]) => {
+    const periods: [Period, RuleSet][] = p.schedule ? [['within', p], ['otherwise', p.schedule.otherwise]] : [['always', p]];
+    return { id, window: p.schedule?.within ?? null, periods: periods.map(([period, rules]) => ({ period, rules, allowName: own(id, period, 'allow', rules.allow), denyName: own(id, period, 'deny', rules.deny) })) };
+  });
+  const local: MapIndex = builder.build(`local-${input.policyVersion}`);
+  const localNames = new Set(local.categories);
+  const listVersion = input.ut1 ? ut1.version : 'none';
+
+  const compile = (id: string, period: Period, rules: RuleSet, allowName: string, denyName: string): CompiledRules => {
+    for (const l of [...rules.allowLists, ...rules.denyLists]) {
+      if (!localNames.has(l)) warnings.push({ profile: id, message: `academy list "${l}" does not exist (yet): it matches nothing` });
+    }
+    if (input.ut1) {
+      const known = new Set(ut1.categories);
+      for (const c of rules.categories) {
+        if (!known.has(c) && !localNames.has(c)) warnings.push({ profile: id, message: `category "${c}" is not in the loaded lists: it ${rules.mode === 'blocklist' ? 'blocks' : 'allows'} nothing` });
+      }
+    }
+    const categories = nonNull([filterFor(ut1, rules.categories), filterFor(local, rules.categories.filter((c) => localNames.has(c)))]);
+    const groups = {
+      profileAllow: nonNull([filterFor(local, [allowName])]),
+      listAllow: nonNull([filterFor(local, rules.allowLists)]),
+      profileDeny: nonNull([filterFor(local, [denyName])]),
+      listDeny: nonNull([filterFor(local, rules.denyLists)]),
+      categories,
+    };
+    const all = Object.values(groups).flat();
+    const pathAlways = all.some((f) => f.hasExpressions);
+    const cache = config.limits.decisionCacheSize > 0 ? new LRUCache<string, Decision>({ max: config.limits.decisionCacheSize }) : null;
+    return { profile: id, period, mode: rules.mode, ...groups, all, pathAlways, cache };
+  };
+
+  const profiles = new Map<string, CompiledProfile>();
+  for (const plan of plans) {
+    const [first, second] = plan.periods.map((x) => compile(plan.id, x.period, x.rules, x.allowName, x.denyName));
+    profiles.set(plan.id, { id: plan.id, window: plan.window, within: first!, otherwise: second ?? null });
+  }
+
+  return new PolicySnapshot(
+    input.policyVersion,
+    listVersion,
+    input.ut1 !== null,
+    new ClientMatcher(config.clients),
+    profiles,
+    new ScheduleClock(config.times, config.timezone),
+    new Set(config.connectPorts),
+    { ut1, local },
+    warnings,
+  );
+}
