@@ -1,0 +1,77 @@
+/**
+ * The journal's contract with the rest of the gateway (CLI, supervision API, metrics).
+ * The implementation lives beside this file; consumers depend on these types only.
+ */
+
+export type JournalDecision = 'allow' | 'block';
+
+/** Filters shared by search, export and stats. Times are ms since the epoch, [from, to). */
+export interface JournalFilter {
+  from?: number;
+  to?: number;
+  client?: string;
+  user?: string;
+  /** Exact host, or a parent domain: `example.org` also finds `www.example.org`. */
+  host?: string;
+  decision?: JournalDecision;
+  profile?: string;
+  category?: string;
+}
+
+/** One connection as the law asks to keep it: who, when, where, what decision. */
+export interface JournalRow {
+  /** Stable, increasing identifier (cursor material). */
+  id: number;
+  /** Start time, ms since the epoch. */
+  time: number;
+  client: string;
+  user: string | null;
+  profile: string | null;
+  method: string;
+  scheme: 'http' | 'connect';
+  host: string;
+  port: number;
+  /** Path for plain HTTP (query dropped unless configured); null for tunnels. */
+  path: string | null;
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+  decision: JournalDecision;
+  category: string | null;
+  rule: string;
+  policyVersion: number;
+}
+
+export interface SearchPage {
+  rows: JournalRow[];
+  /** Opaque; pass back to get the next page, null at the end. */
+  nextCursor: string | null;
+}
+
+export type StatsBucket = 'hour' | 'day';
+
+export interface StatsRow {
+  /** Bucket start, ms since the epoch. */
+  bucket: number;
+  profile: string | null;
+  category: string | null;
+  requests: number;
+  blocked: number;
+}
+
+export interface JournalHealth {
+  writable: boolean;
+  queueDepth: number;
+  rowsWritten: number;
+  rowsLost: number;
+  lastError: string | null;
+}
+
+export interface JournalReader {
+  search(filter: JournalFilter, page: { limit: number; cursor?: string | null }): SearchPage;
+  /** Streams matching rows, oldest first, as CSV (with a header line) or JSON lines. */
+  export(filter: JournalFilter, format: 'csv' | 'jsonl'): AsyncIterable<string>;
+  stats(filter: JournalFilter, bucket: StatsBucket): StatsRow[];
+  health(): JournalHealth;
+}
