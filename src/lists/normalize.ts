@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 
 /** Characters a normalised hostname may hold without going through the IDN converter. */
 const PLAIN_HOST = /^[a-z0-9._-]+$/;
+const NUMERIC_TLD = /(^|\.)[0-9]+$/;
 
 /**
  * Normalises a hostname the way the lists are written: lower case, no trailing dot,
@@ -22,6 +23,9 @@ export function normalizeHost(raw: string): string {
   host = host.toLowerCase();
   if (PLAIN_HOST.test(host)) {
     if (host.includes('..') || host.startsWith('.')) return '';
+    // As in browsers (WHATWG URL), a name ending in a number must be a whole IPv4 address.
+    const last = host.charCodeAt(host.length - 1);
+    if (last >= 48 && last <= 57 && NUMERIC_TLD.test(host) && isIP(host) !== 4) return '';
     return host;
   }
   if (host.includes(':')) return isIP(host) === 6 ? host : '';
