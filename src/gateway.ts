@@ -4,9 +4,11 @@ import type { CategoryIndex } from './lists/types.js';
 import type { Logger } from './log.js';
 import { BUNDLED_ACADEMY, BUNDLED_UT1 } from './paths.js';
 import { buildSnapshot, type PolicySnapshot } from './policy/snapshot.js';
+import { PolicyStore } from './policy/store.js';
 import type { ProxyObserver } from './proxy/events.js';
 import { HostResolver } from './proxy/resolver.js';
-import { ProxyServer } from './proxy/server.js';
+import { pacHandler } from './proxy/pac.js';
+import { ProxyServer, type ProxyDeps } from './proxy/server.js';
 
 export interface GatewayOptions {
   config: VigieConfig;
@@ -15,10 +17,14 @@ export interface GatewayOptions {
 }
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
-export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | null, policyVersion: number, log?: Logger): Promise<PolicySnapshot> {
-  const academy = await loadAcademyLists(config.lists.academy ?? BUNDLED_ACADEMY);
+export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | null, policyVersion: number, log?: Logger, store?: PolicyStore): Promise<PolicySnapshot> {
+  // With a store, profiles and academy lists come from its current version (no disk read), and
+  // the snapshot carries that version so decisions and the journal name what the API shows.
+  const academy = store ? { builder: store.academyBuilder(), report: { badLines: [] } } : await loadAcademyLists(config.lists.academy ?? BUNDLED_ACADEMY);
   for (const b of academy.report.badLines) log?.warn('academy list: line ignored', { list: b.category, file: b.file, line: b.line, reason: b.reason });
-  const snapshot = buildSnapshot({ config, ut1, academy: academy.builder, policyVersion });
+  const snapshot = store
+    ? buildSnapshot({ config: store.effectiveConfig(config), ut1, academy: academy.builder, policyVersion: store.version })
+    : buildSnapshot({ config, ut1, academy: academy.builder, policyVersion });
   for (const w of snapshot.warnings) log?.warn('policy: ' + w.message, { profile: w.profile });
   return snapshot;
 }
@@ -29,18 +35,27 @@ export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | nu
  */
 export class Gateway {
   readonly proxy: ProxyServer;
+  /** Profiles and academy lists, versioned (changed by the supervision API and fleet pulls). */
+  readonly policy: PolicyStore;
   private current!: PolicySnapshot;
   private ut1: CategoryIndex | null = null;
   private version = 0;
   readonly listening: { host: string; port: number }[] = [];
+  /** When the lists last loaded and last failed to (ms since the epoch, 0 = never): policy freshness. */
+  readonly policyUpdates = { lastSuccess: 0, lastFailure: 0 };
+  /** Kept so a reload can hand the proxy a new config and resolver (it reads both per request). */
+  private readonly proxyDeps: ProxyDeps;
 
   constructor(private readonly opts: GatewayOptions) {
-    this.proxy = new ProxyServer({
+    this.policy = new PolicyStore(opts.config, opts.log);
+    this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
       observers: opts.observers,
-    });
+      local: pacHandler(() => this.opts.config),
+    };
+    this.proxy = new ProxyServer(this.proxyDeps);
   }
 
   get snapshot(): PolicySnapshot {
@@ -54,7 +69,8 @@ export class Gateway {
   /** Listens (failing closed), then loads the lists; resolves once the full policy serves. */
   async start(): Promise<void> {
     const { config, log } = this.opts;
-    this.current = await compilePolicy(config, null, ++this.version, log);
+    await this.policy.load();
+    this.current = await compilePolicy(config, null, ++this.version, log, this.policy);
     this.listening.push(...(await this.proxy.listen()));
     log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
     for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}` });
@@ -69,10 +85,12 @@ export class Gateway {
       const { index, report, seconds } = await loadUt1Index(dir);
       if (report.badLineCount) log.warn('lists: lines ignored', { count: report.badLineCount, first: report.badLines[0] && `${report.badLines[0].category}/${report.badLines[0].file}:${report.badLines[0].line} ${report.badLines[0].reason}` });
       this.ut1 = index;
-      this.swap(await compilePolicy(config, index, ++this.version, log));
+      this.swap(await compilePolicy(config, index, ++this.version, log, this.policy));
+      this.policyUpdates.lastSuccess = Date.now();
       log.info('lists loaded', { dir, categories: report.categories.length, entries: report.entries, version: report.version, seconds: seconds.toFixed(2) });
       return true;
     } catch (e) {
+      this.policyUpdates.lastFailure = Date.now();
       const failClosed = !this.current.listsLoaded;
       log.error(`lists could not be loaded: ${(e as Error).message}; ${failClosed ? 'NO POLICY: blocking everything but the allow lists (fail closed)' : 'keeping the previous lists'}`, { dir });
       return false;
@@ -81,8 +99,30 @@ export class Gateway {
 
   /** Recompiles the policy from the config and the loaded lists (e.g. after an academy list changed). */
   async recompile(): Promise<PolicySnapshot> {
-    this.swap(await compilePolicy(this.opts.config, this.ut1, ++this.version, this.opts.log));
+    this.swap(await compilePolicy(this.opts.config, this.ut1, ++this.version, this.opts.log, this.policy));
     return this.current;
+  }
+
+  /**
+   * Applies a re-read config without dropping connections: the policy (clients, times, lists) is
+   * rebuilt and swapped, names and per-request timeouts apply to the next requests. Returns the
+   * top-level keys that only a restart applies (listen addresses, server limits, ...).
+   */
+  async reload(next: VigieConfig): Promise<{ restartNeeded: string[]; listsLoaded: boolean }> {
+    const prev = this.opts.config;
+    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'hosts', 'dns', 'lists', 'log', 'timeouts']);
+    const restartNeeded = (Object.keys(next) as (keyof VigieConfig)[]).filter((k) => !live.has(k) && JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
+    // Keys that need a restart keep their running values, so the config read back is what runs.
+    const applied = { ...next } as Record<string, unknown>;
+    for (const k of restartNeeded) applied[k] = prev[k];
+    const config = applied as unknown as VigieConfig;
+    this.opts.config = config;
+    this.proxyDeps.config = config;
+    if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
+    const listsLoaded = await this.loadLists();
+    // Lists that fail to load keep the previous ones; the new rules still apply over them.
+    if (!listsLoaded) await this.recompile();
+    return { restartNeeded, listsLoaded };
   }
 
   private swap(next: PolicySnapshot): void {

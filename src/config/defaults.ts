@@ -87,5 +87,6 @@ export function defaultConfig(): VigieConfig {
     limits: { maxHeaderBytes: 16_384, maxSocketsPerOrigin: 256, decisionCacheSize: 20_000 },
     proxyName: 'vigie',
     log: { level: 'info' },
+    supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },
   };
 }

@@ -122,5 +122,36 @@ export const configSchema = {
       additionalProperties: false,
       properties: { level: { enum: ['debug', 'info', 'warn', 'error'] } },
     },
+    supervision: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        listen: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['host', 'port'],
+          properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+        },
+        names: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+        cert: { type: ['string', 'null'] },
+        key: { type: ['string', 'null'] },
+        fleet: {
+          anyOf: [
+            { type: 'null' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['url', 'publicKey'],
+              properties: {
+                url: { type: 'string', pattern: '^https?://' },
+                publicKey: { type: 'string', minLength: 1 },
+                intervalSeconds: { type: 'integer', minimum: 5, maximum: 86400 },
+              },
+            },
+          ],
+        },
+      },
+    },
   },
 } as const;

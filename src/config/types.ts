@@ -86,4 +86,18 @@ export interface VigieConfig {
   /** Name used in the Via header and pages. */
   proxyName: string;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  /** The academy's HTTPS API (src/supervision/). */
+  supervision: SupervisionConfig;
+}
+
+export interface SupervisionConfig {
+  enabled: boolean;
+  listen: ListenAddress;
+  /** DNS names and addresses put in the generated certificate's SAN. */
+  names: string[];
+  /** PEM files; both null = a self-signed pair generated once under dataDir. */
+  cert: string | null;
+  key: string | null;
+  /** Pull mode: poll a signed policy bundle at the academy; null = off. */
+  fleet: { url: string; publicKey: string; intervalSeconds?: number } | null;
 }
