@@ -27,7 +27,7 @@ export function load(opts: { port: number; host?: string; request: string; conne
   const one = () =>
     new Promise<void>((resolve) => {
       const s = net.connect({ port: opts.port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress, noDelay: true });
-      let buf = Buffer.alloc(0);
+      let buf: Buffer = Buffer.alloc(0);
       let sent = 0;
       const send = () => {
         if (performance.now() >= deadline || requests >= max) {
