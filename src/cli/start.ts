@@ -1,28 +1,84 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
+import { createGatewayMetrics } from '../metrics/registry.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
+
+interface StartOpts extends CommonOpts {
+  grace: string;
+}
 
 export function registerStart(program: Command): void {
   withCommon(program.command('start'))
-    .description('run the gateway')
-    .action(async (opts: CommonOpts) => {
+    .description('run the gateway (SIGHUP: reload config and lists; SIGTERM: graceful stop)')
+    .option('--grace <seconds>', 'on SIGTERM, how long in-flight requests and tunnels may finish before they are cut', '10')
+    .action(async (opts: StartOpts) => {
       const config = configFrom(opts);
       const log = createLogger(config.log.level);
+      const graceMs = Math.max(0, Number(opts.grace) * 1000 || 0);
       const t0 = performance.now();
-      const gateway = new Gateway({ config, log });
+      const metrics = config.metrics.enabled ? createGatewayMetrics() : null;
+      const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [] });
+      metrics?.bind(() => gateway);
+      let metricsServer: MetricsServer | null = null;
+
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;
         stopping = true;
-        log.info('stopping', { signal });
-        await gateway.stop(5000);
+        log.info('stopping: no new connections; in-flight ones may finish', { signal, graceSeconds: graceMs / 1000 });
+        // Gateway.stop closes the listeners, waits for open requests and tunnels (cut after the
+        // grace period), then flushes the journal.
+        await gateway.stop(graceMs);
+        await metricsServer?.close();
+        log.info('stopped');
         process.exit(0);
       };
+
+      // Reloads run one after the other, and only once the gateway has started.
+      const reload = async () => {
+        if (stopping) return;
+        log.info('reload asked (SIGHUP)', { config: opts.config ?? '<embedded defaults>' });
+        let next;
+        try {
+          next = loadConfig(opts.config);
+        } catch (e) {
+          log.error(`reload refused, the running config stays: ${(e as Error).message}`);
+          return;
+        }
+        if (opts.lists) next.lists.ut1 = resolve(opts.lists);
+        if (opts.data) next.dataDir = resolve(opts.data);
+        const { restartNeeded, listsLoaded } = await gateway.reload(next);
+        log.level = next.log.level;
+        if (restartNeeded.length) log.warn('reload: these settings changed but apply only after a restart', { keys: restartNeeded.join(',') });
+        log.info('reloaded', { policyVersion: gateway.snapshot.policyVersion, listsLoaded });
+      };
+
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
+      let markReady!: () => void;
+      let ready: Promise<unknown> = new Promise<void>((r) => (markReady = r));
+      // Registered before start: an unhandled SIGHUP would kill the process.
+      process.on('SIGHUP', () => {
+        ready = ready.then(reload).catch((e: Error) => log.error(`reload failed: ${e.message}`));
+      });
+
+      if (metrics) {
+        try {
+          metricsServer = await startMetricsServer(metrics.registry, config.metrics.listen);
+          const a = metricsServer.address;
+          log.info('metrics listening', { address: `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`, path: '/metrics' });
+        } catch (e) {
+          // Filtering matters more than its metrics: run on, and say so.
+          log.error(`metrics: cannot listen on ${config.metrics.listen.host}:${config.metrics.listen.port} (${(e as Error).message}); running without /metrics`);
+        }
+      }
       try {
         await gateway.start();
+        markReady();
       } catch (e) {
         log.error(`cannot start: ${(e as Error).message}`);
         process.exit(1);

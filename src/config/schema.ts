@@ -153,5 +153,18 @@ export const configSchema = {
         },
       },
     },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        listen: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['host', 'port'],
+          properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+        },
+      },
+    },
   },
 } as const;

@@ -88,6 +88,8 @@ export interface VigieConfig {
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** The academy's HTTPS API (src/supervision/). */
   supervision: SupervisionConfig;
+  /** Prometheus exposition on its own listener (`/metrics`), kept off the proxy port. */
+  metrics: { enabled: boolean; listen: ListenAddress };
 }
 
 export interface SupervisionConfig {
