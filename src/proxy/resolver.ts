@@ -16,6 +16,7 @@ export class ResolveError extends Error {
     readonly code: string,
   ) {
     super(`cannot resolve ${host}: ${code}`);
+    this.name = 'ResolveError';
   }
 }
 
@@ -39,6 +40,15 @@ export class HostResolver {
   private readonly maxTtlMs: number;
   private readonly negativeTtlMs: number;
   private readonly maxEntries = 10_000;
+  /**
+   * getaddrinfo runs on libuv's small thread pool (4 threads, shared with file I/O and zlib):
+   * a burst of lookups for new names must not queue everything else behind it. c-ares queries
+   * are asynchronous sockets and can have many more in flight.
+   */
+  private readonly maxInflight: number;
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly maxWaiting = 2_000;
 
   constructor(cfg: Pick<VigieConfig, 'hosts' | 'dns'>) {
     this.hosts = new Map(Object.entries(cfg.hosts).map(([name, ip]) => [name.toLowerCase().replace(/\.$/, ''), { address: ip, family: isIP(ip) === 6 ? 6 : 4 }]));
@@ -48,6 +58,7 @@ export class HostResolver {
       this.resolver = new Resolver({ timeout: cfg.dns.timeoutMs, tries: 2 });
       this.resolver.setServers(cfg.dns.servers);
     } else this.resolver = null;
+    this.maxInflight = this.resolver ? 64 : 3;
   }
 
   /** Synchronous answer when the host map, an IP literal or the cache has one; else undefined. */
@@ -99,6 +110,20 @@ export class HostResolver {
   }
 
   private async query(host: string): Promise<{ value: Resolved; ttlMs: number }> {
+    if (this.running >= this.maxInflight) {
+      if (this.waiting.length >= this.maxWaiting) throw Object.assign(new Error('too many lookups waiting'), { code: 'EBUSY' });
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.running++;
+    try {
+      return await this.queryNow(host);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async queryNow(host: string): Promise<{ value: Resolved; ttlMs: number }> {
     if (!this.resolver) {
       // getaddrinfo gives no TTL: keep answers a short, fixed while.
       const value = await new Promise<Resolved>((resolve, reject) =>
