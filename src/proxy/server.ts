@@ -91,6 +91,7 @@ function classify(err: NodeJS.ErrnoException): UpstreamProblem {
 const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : 502);
 
 const HTML = 'text/html; charset=utf-8';
+const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
 /**
  * The data plane: an explicit HTTP proxy. Absolute-form requests are forwarded over keep-alive
@@ -220,12 +221,15 @@ export class ProxyServer {
     const decision = decideCached(snapshot, { client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
     const rec = this.record('request', started, client, req.method ?? 'GET', 'http', target.host, target.port, target.path, decision, Number(process.hrtime.bigint() - t0) / 1e9);
     const socket = req.socket;
-    const read0 = socket.bytesRead;
+    // The parser has already read this request's headers (often its whole body too): count from
+    // where the previous request on this connection stopped, so uploads and headers are included.
+    const read0 = (socket as Socket & { [READ_MARK]?: number })[READ_MARK] ?? 0;
     const written0 = socket.bytesWritten;
     res.once('close', () => {
       rec.status = res.headersSent ? res.statusCode : 0;
       rec.durationMs = Date.now() - started;
       rec.bytesIn = socket.bytesRead - read0;
+      (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead;
       rec.bytesOut = socket.bytesWritten - written0;
       this.emit('requestDone', rec);
     });
