@@ -82,12 +82,12 @@ export class Gateway {
     const { config, log } = this.opts;
     const dir = config.lists.ut1 ?? BUNDLED_UT1;
     try {
-      const { index, report, seconds } = await loadUt1Index(dir);
+      const { index, report, seconds, source } = await loadUt1Index(dir, { dataDir: config.dataDir, log });
       if (report.badLineCount) log.warn('lists: lines ignored', { count: report.badLineCount, first: report.badLines[0] && `${report.badLines[0].category}/${report.badLines[0].file}:${report.badLines[0].line} ${report.badLines[0].reason}` });
       this.ut1 = index;
       this.swap(await compilePolicy(config, index, ++this.version, log, this.policy));
       this.policyUpdates.lastSuccess = Date.now();
-      log.info('lists loaded', { dir, categories: report.categories.length, entries: report.entries, version: report.version, seconds: seconds.toFixed(2) });
+      log.info('lists loaded', { dir, source, categories: report.categories.length, entries: report.entries, version: report.version, seconds: seconds.toFixed(2) });
       return true;
     } catch (e) {
       this.policyUpdates.lastFailure = Date.now();

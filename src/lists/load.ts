@@ -1,15 +1,14 @@
+import { loadCompiledUt1, type CompiledLoadOptions } from './cache.js';
 import { MapIndexBuilder } from './map-index.js';
 import type { CategoryIndex } from './types.js';
 import { loadUt1Dir, type LoadReport } from './ut1.js';
 
-/** Loads a UT1-layout folder into an index. */
-export async function loadUt1Index(dir: string): Promise<{ index: CategoryIndex; report: LoadReport; seconds: number }> {
-  const t0 = performance.now();
-  const builder = new MapIndexBuilder();
-  const report = await loadUt1Dir(dir, builder);
-  if (report.categories.length === 0) throw new Error(`${dir}: no category folder (expected UT1 layout: CATEGORY/domains, urls, expressions)`);
-  const index = builder.build(report.version);
-  return { index, report, seconds: (performance.now() - t0) / 1000 };
+/**
+ * Loads a UT1-layout folder into the compact engine: from `<dataDir>/lists/` when compiled
+ * before from the same files, else built (in a worker thread when large) and saved there.
+ */
+export async function loadUt1Index(dir: string, opts: CompiledLoadOptions = {}): Promise<{ index: CategoryIndex; report: LoadReport; seconds: number; source: 'cache' | 'built' }> {
+  return loadCompiledUt1(dir, opts);
 }
 
 /** Loads the academy's lists (same layout) into a fresh builder; profile entries get added next. */

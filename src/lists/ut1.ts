@@ -16,6 +16,16 @@ export interface ListSink {
   addExpression(category: number, line: string): EntryProblem;
 }
 
+/** A sink that also takes `domains` lines as bytes (undefined = "give it to me as a string"). */
+export interface ByteListSink extends ListSink {
+  addDomainBytes(category: number, buf: Uint8Array, start: number, end: number): EntryProblem | undefined;
+}
+
+const hasBytePath = (sink: ListSink): sink is ByteListSink => typeof (sink as Partial<ByteListSink>).addDomainBytes === 'function';
+
+/** ASCII whitespace as String.prototype.trim sees it (the rest of its set is non-ASCII). */
+const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
+
 export const LIST_FILES = ['domains', 'urls', 'expressions'] as const;
 export type ListFile = (typeof LIST_FILES)[number];
 
@@ -82,6 +92,14 @@ export async function loadUt1Dir(root: string, sink: ListSink, only?: ReadonlySe
       hash.update(`\0${file}\0`);
       hash.update(buf);
       const add = file === 'domains' ? sink.addDomain : file === 'urls' ? sink.addUrl : sink.addExpression;
+      const bad = (lineNo: number, text: string, reason: string) => {
+        badLineCount++;
+        if (badLines.length < MAX_BAD_LINES_KEPT) badLines.push({ category: name, file, line: lineNo, text: text.slice(0, 200), reason });
+      };
+      if (file === 'domains' && hasBytePath(sink)) {
+        entries += feedDomainBytes(sink, id, buf, bad);
+        continue;
+      }
       const text = buf.toString('utf8');
       let lineNo = 0;
       let start = 0;
@@ -95,12 +113,43 @@ export async function loadUt1Dir(root: string, sink: ListSink, only?: ReadonlySe
         const trimmed = line.trim();
         if (!trimmed || trimmed.startsWith('#')) continue;
         const problem = add.call(sink, id, trimmed);
-        if (problem) {
-          badLineCount++;
-          if (badLines.length < MAX_BAD_LINES_KEPT) badLines.push({ category: name, file, line: lineNo, text: trimmed.slice(0, 200), reason: problem });
-        } else entries++;
+        if (problem) bad(lineNo, trimmed, problem);
+        else entries++;
       }
     }
   }
   return { version: hash.digest('hex').slice(0, 16), categories, badLines, badLineCount, entries };
+}
+
+/**
+ * The `domains` loop without a string per line: the bulk of UT1 (millions of lines) is plain
+ * ASCII and goes straight from the file's bytes into the builder. Returns the accepted lines.
+ */
+function feedDomainBytes(sink: ByteListSink, id: number, buf: Buffer, bad: (line: number, text: string, reason: string) => void): number {
+  let accepted = 0;
+  let lineNo = 0;
+  let start = 0;
+  const len = buf.length;
+  while (start < len) {
+    let end = buf.indexOf(10, start);
+    if (end === -1) end = len;
+    lineNo++;
+    let s = start;
+    let e = end;
+    start = end + 1;
+    while (s < e && isSpace(buf[s]!)) s++;
+    while (e > s && isSpace(buf[e - 1]!)) e--;
+    if (s === e || buf[s] === 35 /* # */) continue;
+    let problem = sink.addDomainBytes(id, buf, s, e);
+    let text: string | null = null;
+    if (problem === undefined) {
+      // Not plain ASCII: the string path decides, exactly as for the other sinks.
+      text = buf.toString('utf8', s, e).trim();
+      if (!text || text.startsWith('#')) continue;
+      problem = sink.addDomain(id, text);
+    }
+    if (problem) bad(lineNo, text ?? buf.toString('utf8', s, e), problem);
+    else accepted++;
+  }
+  return accepted;
 }

@@ -1,0 +1,11 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { buildUt1Bytes, type BuildRequest } from './compile.js';
+
+/** Worker entry: compiles a UT1 folder off the gateway's event loop and hands the bytes back. */
+const req = workerData as BuildRequest;
+try {
+  const { bytes, report } = await buildUt1Bytes(req.dir);
+  parentPort!.postMessage({ ok: true, report, bytes }, [bytes.buffer as ArrayBuffer]);
+} catch (e) {
+  parentPort!.postMessage({ ok: false, message: (e as Error).message });
+}

@@ -1,0 +1,255 @@
+import { CompactIndex } from './compact-index.js';
+import { fin1, fin2, fingerprint, randomSeeds, step1, step2 } from './hash.js';
+import type { EntryProblem } from './map-index.js';
+import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
+import { placeSorted, radixSortByH1 } from './static-table.js';
+import type { CategoryCounts } from './types.js';
+import type { ByteListSink } from './ut1.js';
+
+const NOT_A_HOST = 'not a hostname or IP address';
+
+/**
+ * Accumulates UT1 entries as fingerprints (8 bytes + a category number each), then sorts,
+ * merges duplicates into interned category sets and lays out the CompactIndex tables.
+ * Domain lines come in as bytes: plain ASCII names are validated, lower-cased and hashed in one
+ * pass with no string made; anything else goes through the same normaliser as MapIndex.
+ */
+export class CompactIndexBuilder implements ByteListSink {
+  private readonly names: string[] = [];
+  private readonly byName = new Map<string, number>();
+  private readonly expr: string[][] = [];
+  private readonly urlCount: number[] = [];
+  private h1 = new Uint32Array(1 << 16);
+  private h2 = new Uint32Array(1 << 16);
+  private cat = new Uint16Array(1 << 16);
+  private n = 0;
+  private readonly urlRules: { host: string; path: string; category: number }[] = [];
+  private readonly urlSeen = new Set<string>();
+  private readonly s1: number;
+  private readonly s2: number;
+  private readonly pair = new Uint32Array(2);
+
+  constructor(seeds: [number, number] = randomSeeds()) {
+    [this.s1, this.s2] = seeds;
+  }
+
+  category(name: string): number {
+    let id = this.byName.get(name);
+    if (id === undefined) {
+      id = this.names.length;
+      if (id > 0xffff) throw new Error('too many categories');
+      this.names.push(name);
+      this.byName.set(name, id);
+      this.expr.push([]);
+      this.urlCount.push(0);
+    }
+    return id;
+  }
+
+  private push(category: number, a: number, b: number): void {
+    if (this.n === this.h1.length) {
+      const grow = <T extends Uint32Array | Uint16Array>(x: T, make: (n: number) => T): T => {
+        const y = make(x.length * 2);
+        y.set(x);
+        return y;
+      };
+      this.h1 = grow(this.h1, (k) => new Uint32Array(k));
+      this.h2 = grow(this.h2, (k) => new Uint32Array(k));
+      this.cat = grow(this.cat, (k) => new Uint16Array(k));
+    }
+    this.h1[this.n] = a;
+    this.h2[this.n] = b;
+    this.cat[this.n++] = category;
+  }
+
+  addDomain(category: number, raw: string): EntryProblem {
+    const host = normalizeHost(raw.trim());
+    if (!host || !isValidHostEntry(host)) return NOT_A_HOST;
+    fingerprint(host, this.s1, this.s2, this.pair);
+    this.push(category, this.pair[0]!, this.pair[1]!);
+    return null;
+  }
+
+  /**
+   * A trimmed, non-comment domains line in buf[start, end). Returns undefined when the line is
+   * not plain ASCII host syntax, for the caller to pass it to addDomain as a string; this keeps
+   * accept/refuse identical to normalizeHost + isValidHostEntry.
+   */
+  addDomainBytes(category: number, buf: Uint8Array, start: number, end: number): EntryProblem | undefined {
+    if (end - start > 255) return NOT_A_HOST;
+    while (end > start && buf[end - 1] === 46) end--;
+    if (end === start) return NOT_A_HOST;
+    let a = this.s1;
+    let b = this.s2;
+    let labelEnd = end;
+    let bad = false;
+    for (let i = end - 1; i >= start; i--) {
+      let c = buf[i]!;
+      if (c >= 65 && c <= 90) c += 32;
+      else if (c === 46) {
+        // Label (i, labelEnd): 1..63 chars, no hyphen at either end.
+        const len = labelEnd - i - 1;
+        if (len === 0 || len > 63 || buf[i + 1] === 45 || buf[labelEnd - 1] === 45) bad = true;
+        labelEnd = i;
+      } else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return undefined;
+      a = step1(a, c);
+      b = step2(b, c);
+    }
+    const len = labelEnd - start;
+    if (len === 0 || len > 63 || buf[start] === 45 || buf[labelEnd - 1] === 45) bad = true;
+    if (bad || end - start > 253) return NOT_A_HOST;
+    this.push(category, fin1(a, end - start), fin2(b, end - start));
+    return null;
+  }
+
+  addUrl(category: number, raw: string): EntryProblem {
+    const u = normalizeUrlEntry(raw);
+    if (!u) return 'not a url (host/path)';
+    const key = `${category}\0${u.host}${u.path}`;
+    if (this.urlSeen.has(key)) return null;
+    this.urlSeen.add(key);
+    this.urlRules.push({ host: u.host, path: u.path, category });
+    this.urlCount[category]!++;
+    return null;
+  }
+
+  addExpression(category: number, raw: string): EntryProblem {
+    const src = raw.trim();
+    try {
+      new RegExp(src, 'i');
+    } catch (e) {
+      return `invalid regular expression: ${(e as Error).message}`;
+    }
+    this.expr[category]!.push(src);
+    return null;
+  }
+
+  build(version: string): CompactIndex {
+    const domainCount = new Array<number>(this.names.length).fill(0);
+    const sorted = radixSortByH1(this.h1, this.h2, this.cat, this.n);
+    // Free the insertion buffers before the tables are laid out (peak memory matters at 6 M).
+    this.h1 = this.h2 = new Uint32Array(0);
+    this.cat = new Uint16Array(0);
+    const { h1, h2, tag } = sorted;
+    const n = this.n;
+    this.n = 0;
+
+    // Merge equal fingerprints (same host in several categories, or repeated lines).
+    const u1 = new Uint32Array(n);
+    const u2 = new Uint32Array(n);
+    const uSet: number[] = [];
+    const setIds = new Map<string, number>();
+    const sets: number[][] = [];
+    const single = new Int32Array(this.names.length).fill(-1);
+    const intern = (cats: number[]): number => {
+      if (cats.length === 1) {
+        const c = cats[0]!;
+        if (single[c] === -1) {
+          single[c] = sets.length;
+          sets.push([c]);
+        }
+        return single[c]!;
+      }
+      const key = cats.join(',');
+      let id = setIds.get(key);
+      if (id === undefined) {
+        id = sets.length;
+        sets.push(cats);
+        setIds.set(key, id);
+      }
+      return id;
+    };
+    let u = 0;
+    let i = 0;
+    while (i < n) {
+      const a = h1[i]!;
+      let j = i + 1;
+      while (j < n && h1[j] === a) j++;
+      if (j === i + 1) {
+        u1[u] = a;
+        u2[u] = h2[i]!;
+        uSet.push(intern([tag[i]!]));
+        domainCount[tag[i]!]!++;
+        u++;
+      } else {
+        // Same lane 1: group by lane 2, keeping first-seen order of both hosts and categories.
+        const done = new Set<number>();
+        for (let x = i; x < j; x++) {
+          if (done.has(x)) continue;
+          const cats: number[] = [];
+          for (let y = x; y < j; y++) {
+            if (h2[y] !== h2[x]) continue;
+            done.add(y);
+            if (!cats.includes(tag[y]!)) {
+              cats.push(tag[y]!);
+              domainCount[tag[y]!]!++;
+            }
+          }
+          u1[u] = a;
+          u2[u] = h2[x]!;
+          uSet.push(intern(cats));
+          u++;
+        }
+      }
+      i = j;
+    }
+    const dom = placeSorted(u1, u2, u);
+    const domSet = sets.length > 0xffff ? new Uint32Array(dom.order.length) : new Uint16Array(dom.order.length);
+    for (let s = 0; s < dom.order.length; s++) if (dom.order[s]! >= 0) domSet[s] = uSet[dom.order[s]!]!;
+    const setStart = new Uint32Array(sets.length + 1);
+    const setMembers = new Uint16Array(sets.reduce((k, s) => k + s.length, 0));
+    let m = 0;
+    sets.forEach((s, id) => {
+      setStart[id] = m;
+      for (const c of s) setMembers[m++] = c;
+    });
+    setStart[sets.length] = m;
+
+    // Url rules grouped by host; longer paths first so the most specific entry is reported.
+    const byHost = new Map<string, { path: string; category: number }[]>();
+    for (const r of this.urlRules) {
+      let g = byHost.get(r.host);
+      if (!g) byHost.set(r.host, (g = []));
+      g.push(r);
+    }
+    const hosts = [...byHost.keys()].map((host) => {
+      fingerprint(host, this.s1, this.s2, this.pair);
+      return { host, a: this.pair[0]!, b: this.pair[1]! };
+    });
+    hosts.sort((x, y) => x.a - y.a || x.b - y.b);
+    const hu1 = Uint32Array.from(hosts, (h) => h.a);
+    const hu2 = Uint32Array.from(hosts, (h) => h.b);
+    const url = placeSorted(hu1, hu2, hosts.length);
+    const urlGroup = new Uint32Array(url.order.length);
+    for (let s = 0; s < url.order.length; s++) if (url.order[s]! >= 0) urlGroup[s] = url.order[s]!;
+    const groupStart = new Uint32Array(hosts.length + 1);
+    const ruleOff = new Uint32Array(this.urlRules.length);
+    const ruleLen = new Uint32Array(this.urlRules.length);
+    const ruleCat = new Uint16Array(this.urlRules.length);
+    let paths = '';
+    const pieces: string[] = [];
+    let r = 0;
+    let off = 0;
+    hosts.forEach((h, g) => {
+      groupStart[g] = r;
+      const rules = byHost.get(h.host)!.sort((x, y) => y.path.length - x.path.length);
+      for (const rule of rules) {
+        ruleOff[r] = off;
+        ruleLen[r] = rule.path.length;
+        ruleCat[r++] = rule.category;
+        pieces.push(rule.path);
+        off += rule.path.length;
+      }
+    });
+    groupStart[hosts.length] = r;
+    paths = pieces.join('');
+
+    const counts: CategoryCounts[] = this.names.map((name, c) => ({ name, domains: domainCount[c]!, urls: this.urlCount[c]!, expressions: this.expr[c]!.length }));
+    return new CompactIndex({
+      version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: u,
+      domCapacity: dom.capacity, domFp: dom.fp, domSet, setStart, setMembers,
+      urlCapacity: url.capacity, urlFp: url.fp, urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths,
+      expressions: this.expr.map((e) => e.slice()),
+    });
+  }
+}

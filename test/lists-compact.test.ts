@@ -1,0 +1,202 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import t, { type Test } from 'tap';
+import { CompactIndexBuilder } from '../src/lists/compact-builder.js';
+import { CompactIndex } from '../src/lists/compact-index.js';
+import { MapIndexBuilder } from '../src/lists/map-index.js';
+import { normalizeHost, stripWww } from '../src/lists/normalize.js';
+import type { CategoryIndex } from '../src/lists/types.js';
+import { loadUt1Dir } from '../src/lists/ut1.js';
+import { tmp, writeLists } from './helpers.js';
+
+/** Small seeded PRNG (mulberry32): the corpus is the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CATS = ['adult', 'games', 'malware', 'liste_blanche', 'press', 'redirector'];
+const TLDS = ['com', 'fr', 'net', 'org', 'test', 'co.uk', 'xn--p1ai', 'de', 'io'];
+const ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+function corpus(seed: number) {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const label = (): string => {
+    const len = 1 + Math.floor(r() * 12);
+    let s = '';
+    for (let i = 0; i < len; i++) s += i > 0 && i < len - 1 && r() < 0.08 ? pick(['-', '_']) : pick([...ALNUM]);
+    return s;
+  };
+  const domain = (): string => {
+    const n = 1 + Math.floor(r() * 3);
+    return [...Array.from({ length: n }, label), pick(TLDS)].join('.');
+  };
+  const ip = (): string => `${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}.${Math.floor(r() * 256)}`;
+  const listed: string[] = [];
+  const files: Record<string, { domains: string[]; urls: string[]; expressions: string[] }> = {};
+  for (const c of CATS) files[c] = { domains: [], urls: [], expressions: [] };
+  for (let i = 0; i < 2500; i++) {
+    const roll = r();
+    let raw: string;
+    if (roll < 0.06) raw = ip();
+    else if (roll < 0.09) raw = pick(['café', 'bücher', 'пример', 'übung-', 'naïve']) + '.' + pick(['fr', 'de', 'рф', 'test']);
+    else if (roll < 0.1) raw = pick(['2001:db8::' + Math.floor(r() * 100), '[::1]']);
+    else raw = domain();
+    // The way list files really look: case, trailing dots, stray spaces, CRLF.
+    const written = (r() < 0.05 ? raw.toUpperCase() : raw) + (r() < 0.03 ? '.' : '') + (r() < 0.03 ? ' ' : '') + (r() < 0.03 ? '\r' : '');
+    const cats = new Set([pick(CATS)]);
+    if (r() < 0.25) cats.add(pick(CATS));
+    if (r() < 0.05) cats.add(pick(CATS));
+    for (const c of cats) files[c]!.domains.push(written);
+    listed.push(normalizeHost(raw.trim()) || raw);
+  }
+  // Lines both engines must refuse the same way, plus comments and blanks.
+  const junk = ['-bad.test', 'bad-.test', 'a..b.test', '.lead.test', 'x'.repeat(64) + '.test', 'sp ace.test', 'ex!cl.test', '# comment', '', '   ', 'a.' + 'b'.repeat(60) + '.' + 'c'.repeat(60) + '.' + 'd'.repeat(60) + '.' + 'e'.repeat(60) + '.test', '\u00a0nbsp.test', 'ok_under.test'];
+  for (const j of junk) files[pick(CATS)]!.domains.push(j);
+  const urlHosts: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    const host = r() < 0.5 ? pick(listed.filter((h) => !h.includes(':'))) : domain();
+    const path = '/' + label() + (r() < 0.5 ? '/' + label() : '') + (r() < 0.2 ? '.html' : '');
+    const written = (r() < 0.3 ? pick(['http://', 'https://', '']) : '') + (r() < 0.3 ? pick(['www.', 'www2.']) : '') + host + (r() < 0.1 ? ':8080' : '') + path;
+    files[pick(CATS)]!.urls.push(written);
+    urlHosts.push(stripWww(host) + path);
+  }
+  files['malware']!.expressions.push('^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+/cmd', '(^|\\.)evil[0-9]+\\.');
+  files['adult']!.expressions.push('sexe?(/|$)');
+  return { files, listed, urlHosts, r, pick, label, domain, ip };
+}
+
+function queries(c: ReturnType<typeof corpus>, count: number): { host: string; path: string }[] {
+  const { r, pick, listed, urlHosts } = c;
+  const out: { host: string; path: string }[] = [];
+  const mutate = (h: string): string => {
+    const i = Math.floor(r() * h.length);
+    return h.slice(0, i) + pick([...'abcxyz019-']) + h.slice(i + 1);
+  };
+  while (out.length < count) {
+    const base = pick(listed);
+    const roll = r();
+    let q: string;
+    let path = '/';
+    if (roll < 0.15) q = base; // exact hit
+    else if (roll < 0.3) q = Array.from({ length: 1 + Math.floor(r() * 4) }, c.label).join('.') + '.' + base; // deep subdomain
+    else if (roll < 0.4) q = base.split('.').slice(1).join('.') || base; // parent of an entry
+    else if (roll < 0.5) q = mutate(base); // look-alike
+    else if (roll < 0.55) q = 'x' + base; // prefix without a dot must not match
+    else if (roll < 0.6) q = base + '.evil.test'; // entry as a left part must not match
+    else if (roll < 0.65) q = c.ip();
+    else if (roll < 0.7) q = pick(['www.café.fr', 'Bücher.de', 'sub.пример.рф', 'NAÏVE.test']);
+    else if (roll < 0.85) {
+      const u = pick(urlHosts);
+      const slash = u.indexOf('/');
+      q = (r() < 0.3 ? 'www.' : '') + u.slice(0, slash);
+      path = r() < 0.6 ? u.slice(slash) + (r() < 0.5 ? 'more/stuff?x=1' : '') : '/' + c.label();
+    } else if (roll < 0.9) q = 'a.'.repeat(130) + base; // longer than any entry, entry as suffix
+    else if (roll < 0.93) {
+      q = pick(['1.2.3.4', '10.0.0.1', 'evil7.test', 'x.evil42.net']);
+      path = pick(['/cmd/run', '/sexe/', '/']);
+    } else q = c.domain(); // random miss
+    const host = normalizeHost(q);
+    if (host) out.push({ host, path });
+  }
+  return out;
+}
+
+async function buildBoth(dir: string) {
+  const mb = new MapIndexBuilder();
+  const mr = await loadUt1Dir(dir, mb);
+  const cb = new CompactIndexBuilder();
+  const cr = await loadUt1Dir(dir, cb);
+  return { map: mb.build(mr.version), compact: cb.build(cr.version), mr, cr };
+}
+
+function compare(t: Test, ref: CategoryIndex, eng: CategoryIndex, qs: { host: string; path: string }[], seed: number, minUrlHits = 50): void {
+  const r = rng(seed);
+  const masks = [new Uint8Array(CATS.length).fill(1), ...Array.from({ length: 6 }, () => Uint8Array.from(CATS, () => (r() < 0.5 ? 1 : 0)))];
+  let mismatches = 0;
+  let hits = 0;
+  let urlHits = 0;
+  for (const { host, path } of qs) {
+    const want = masks[Math.floor(r() * masks.length)]!;
+    const bare = stripWww(host);
+    const a = [ref.matchHost(host, want), ref.hasUrlRules(bare), ref.matchUrl(bare, path, want), ref.matchExpression(host + path, want)];
+    const b = [eng.matchHost(host, want), eng.hasUrlRules(bare), eng.matchUrl(bare, path, want), eng.matchExpression(host + path, want)];
+    if (a[0]) hits++;
+    if (a[2]) urlHits++;
+    if (JSON.stringify(a) !== JSON.stringify(b)) {
+      if (mismatches++ < 5) t.fail(`${host}${path}: reference ${JSON.stringify(a)} engine ${JSON.stringify(b)}`);
+    }
+  }
+  t.equal(mismatches, 0, `${qs.length} lookups agree with the reference (${hits} domain hits, ${urlHits} url hits)`);
+  t.ok(hits > qs.length / 10 && urlHits >= minUrlHits, 'the corpus exercises hits, not just misses');
+}
+
+t.test('compact engine = reference semantics on a seeded corpus', async (t) => {
+  for (const seed of [1, 2, 3]) {
+    const c = corpus(seed);
+    const dir = writeLists(tmp(), c.files);
+    // One category gzipped, as the bundled lists are.
+    writeFileSync(join(dir, 'press', 'domains.gz'), gzipSync(c.files['press']!.domains.join('\n')));
+    const { map, compact, mr, cr } = await buildBoth(dir);
+    t.equal(cr.version, mr.version, 'same content version');
+    t.equal(cr.entries, mr.entries, 'same accepted line count');
+    t.equal(cr.badLineCount, mr.badLineCount, 'same refused line count');
+    t.same(cr.badLines, mr.badLines, 'same refused lines, same reasons');
+    t.same(compact.counts(), map.counts(), 'same per-category counts');
+    const qs = queries(c, 4000);
+    compare(t, map, compact, qs, seed * 7);
+    // The compiled file reads back to the same answers.
+    const again = CompactIndex.fromBytes(compact.serialize());
+    compare(t, map, again, qs.slice(0, 1500), seed * 11);
+  }
+});
+
+t.test('domains fed as strings (ListSink path) and as bytes give the same index', async (t) => {
+  const c = corpus(9);
+  const byBytes = new CompactIndexBuilder([5, 7]);
+  const byStrings = new CompactIndexBuilder([5, 7]);
+  const ref = new MapIndexBuilder();
+  const differ: string[] = [];
+  for (const [name, f] of Object.entries(c.files)) {
+    const a = byBytes.category(name);
+    const b = byStrings.category(name);
+    const m = ref.category(name);
+    for (const line of f.domains) {
+      const trimmed = line.trim();
+      if (!trimmed || trimmed.startsWith('#')) continue;
+      const buf = Buffer.from(trimmed);
+      const p = byBytes.addDomainBytes(a, buf, 0, buf.length);
+      if ((p === undefined ? byBytes.addDomain(a, trimmed) : p) !== byStrings.addDomain(b, trimmed)) differ.push(trimmed);
+      ref.addDomain(m, trimmed);
+    }
+  }
+  t.same(differ, [], 'every line gets the same verdict on both paths');
+  const x = byBytes.build('v');
+  const y = byStrings.build('v');
+  t.same(Buffer.from(x.serialize()), Buffer.from(y.serialize()), 'byte-identical compiled files');
+  compare(t, ref.build('v'), x, queries(c, 2000), 3, 0);
+});
+
+t.test('empty index and odd hosts never throw', async (t) => {
+  const empty = new CompactIndexBuilder().build('none');
+  const want = new Uint8Array(1).fill(1);
+  t.equal(empty.matchHost('a.test', want), null);
+  t.equal(empty.hasUrlRules('a.test'), false);
+  const b = new CompactIndexBuilder();
+  b.addDomain(b.category('x'), 'test');
+  const one = CompactIndex.fromBytes(b.build('1').serialize());
+  t.same(one.matchHost('deep.er.test', want), { category: 0, entry: 'test', kind: 'domain' }, 'a TLD entry covers its names');
+  t.equal(one.matchHost('', want), null);
+  t.equal(one.matchHost('.'.repeat(600), want), null);
+  t.equal(one.matchHost('test.x', want), null);
+  t.throws(() => CompactIndex.fromBytes(Buffer.from('not an index at all')), /bad magic/);
+  const bytes = one.serialize();
+  t.throws(() => CompactIndex.fromBytes(bytes.subarray(0, bytes.length - 9)), /truncated/);
+});
