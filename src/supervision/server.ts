@@ -1,0 +1,158 @@
+import type { AddressInfo } from 'node:net';
+import swagger from '@fastify/swagger';
+import AjvModule from 'ajv';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { LRUCache } from 'lru-cache';
+import type { Registry } from 'prom-client';
+import type { Gateway } from '../gateway.js';
+import type { Logger } from '../log.js';
+import { PolicyValidationError } from '../policy/store.js';
+import { AuditLog } from './audit.js';
+import { audit, problem, type ApiContext } from './context.js';
+import { FleetPuller } from './fleet.js';
+import { registerJournalRoutes } from './routes/journal.js';
+import { registerPolicyRoutes } from './routes/policy.js';
+import { registerSystemRoutes } from './routes/system.js';
+import { BODY_LIMIT } from './limits.js';
+import { loadOrCreateCertificate } from './tls.js';
+import { TokenStore } from './tokens.js';
+
+// ajv ships CommonJS; under NodeNext its default export is the module object.
+const Ajv = AjvModule.default ?? AjvModule;
+
+export interface SupervisionServer {
+  app: FastifyInstance;
+  host: string;
+  port: number;
+  /** The certificate clients must trust (self-signed unless configured). */
+  cert: string;
+  fleet: FleetPuller | null;
+  tokens: TokenStore;
+  audit: AuditLog;
+  close(): Promise<void>;
+}
+
+export interface SupervisionOptions {
+  gateway: Gateway;
+  log: Logger;
+  /** The gateway's metrics registry, for the fleet counter. */
+  registry?: Registry;
+}
+
+/** Failed authentications allowed per source address and minute before it gets 429s. */
+export const AUTH_FAILURES_PER_MINUTE = 10;
+
+/** Maps an ajv error to the field it is about (`body/entries/3`, `querystring/reference`). */
+function fieldOf(context: string, e: { instancePath: string; keyword: string; params: Record<string, unknown> }): string {
+  let path = `${context}${e.instancePath}`;
+  if (e.keyword === 'required') path += `/${String(e.params.missingProperty)}`;
+  if (e.keyword === 'additionalProperties') path += `/${String(e.params.additionalProperty)}`;
+  return path;
+}
+
+/** Builds the API (routes, auth, validation, OpenAPI) without listening. */
+export async function buildSupervisionApp(ctx: ApiContext, https: { key: string; cert: string } | null): Promise<FastifyInstance> {
+  const app = (Fastify as unknown as (o: object) => FastifyInstance)({
+    ...(https ? { https } : {}),
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    requestTimeout: 60_000,
+    connectionTimeout: 30_000,
+    trustProxy: false,
+  });
+  // Query strings and path parameters are text and need coercion; a JSON body must mean what it says
+  // (`"categories": 1` is an error, not ["1"]).
+  const strictAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: false, allowUnionTypes: true });
+  const coercingAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: 'array', allowUnionTypes: true });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
+  app.decorateRequest('principal', null);
+
+  // Failed attempts per source: a token cannot be guessed, but a scanner should not be served.
+  const failures = new LRUCache<string, { count: number }>({ max: 10_000, ttl: 60_000, ttlAutopurge: false });
+  app.addHook('onRequest', async (req, reply) => {
+    const roles = req.routeOptions.config?.roles;
+    if (!roles) return;
+    const f = failures.get(req.ip);
+    if (f && f.count >= AUTH_FAILURES_PER_MINUTE) {
+      reply.header('retry-after', String(Math.ceil(failures.getRemainingTTL(req.ip) / 1000)));
+      return problem(reply, 429, 'too many failed authentications from this address; retry later');
+    }
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const principal = m ? await ctx.tokens.authenticate(m[1]!) : null;
+    if (!principal) {
+      if (f) f.count++;
+      else failures.set(req.ip, { count: 1 });
+      ctx.log.warn('supervision: authentication failed', { source: req.ip, route: req.routeOptions.url, reason: m ? 'unknown or revoked token' : 'no bearer token' });
+      reply.header('www-authenticate', 'Bearer realm="vigie"');
+      return problem(reply, 401, m ? 'unknown or revoked token' : 'a bearer token is required (Authorization: Bearer ...)');
+    }
+    req.principal = principal;
+    if (!roles.includes(principal.role)) {
+      await audit(ctx, req, 'access.denied', `${req.method} ${req.routeOptions.url}`, { needs: roles }, 'refused', 403);
+      return problem(reply, 403, `role "${principal.role}" may not do this (needs ${roles.join(' or ')})`);
+    }
+  });
+
+  app.setErrorHandler(async (err: FastifyError & { validationContext?: string }, req, reply) => {
+    if (err.validation) {
+      const problems = err.validation.map((e) => ({ field: fieldOf(err.validationContext ?? 'body', e as never), message: e.message ?? 'invalid' }));
+      if (req.principal && req.method !== 'GET') await audit(ctx, req, 'request.invalid', `${req.method} ${req.routeOptions.url}`, { problems }, 'refused', 400).catch(() => undefined);
+      return problem(reply, 400, problems.map((p) => `${p.field} ${p.message}`).join('; '), { problems });
+    }
+    if (err instanceof PolicyValidationError) {
+      await audit(ctx, req, 'request.invalid', `${req.method} ${req.routeOptions.url}`, { problems: err.problems.slice(0, 50) }, 'refused', 400).catch(() => undefined);
+      return problem(reply, 400, err.message.slice(0, 2000), { problems: err.problems });
+    }
+    const status = err.statusCode ?? 500;
+    if (status < 500) return problem(reply, status, err.message);
+    ctx.log.error(`supervision: ${req.method} ${req.url} failed: ${err.message}`);
+    return problem(reply, 500, 'internal error (see the gateway log)');
+  });
+  app.setNotFoundHandler((req, reply) => problem(reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Vigie supervision API', version: '1', description: 'Remote administration of a Vigie gateway: profiles, academy lists, versioned policy, journal, statistics, audit.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerSystemRoutes(app, ctx);
+  registerPolicyRoutes(app, ctx);
+  registerJournalRoutes(app, ctx);
+  return app;
+}
+
+/** Starts the HTTPS API of a running gateway (config `supervision`). */
+export async function startSupervision(opts: SupervisionOptions): Promise<SupervisionServer> {
+  const { gateway, log } = opts;
+  const config = gateway.config;
+  const s = config.supervision;
+  const tokens = await TokenStore.open(config.dataDir);
+  await tokens.ensureAdmin(config.dataDir, log);
+  const auditLog = new AuditLog(config.dataDir);
+  const fleet = s.fleet ? new FleetPuller(gateway, log, s.fleet) : null;
+  if (fleet && opts.registry) opts.registry.registerMetric(fleet.metric);
+  const tls = await loadOrCreateCertificate(config, log);
+  const app = await buildSupervisionApp({ gateway, tokens, audit: auditLog, log, fleet }, tls);
+  await app.listen({ host: s.listen.host, port: s.listen.port });
+  const addr = app.server.address() as AddressInfo;
+  log.info('supervision API listening', { address: `https://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}/api/v1/`, cert: tls.file });
+  fleet?.start();
+  return {
+    app,
+    host: addr.address,
+    port: addr.port,
+    cert: tls.cert,
+    fleet,
+    tokens,
+    audit: auditLog,
+    close: async () => {
+      fleet?.stop();
+      await app.close();
+    },
+  };
+}
