@@ -14,7 +14,7 @@ export interface ApiReply {
 }
 
 /** One HTTPS call to the API, trusting only the given certificate. */
-export function call(port: number, ca: string, method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {}): Promise<ApiReply> {
+export function call(port: number, ca: string, method: string, path: string, opts: { token?: string | null; body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; from?: string } = {}): Promise<ApiReply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -25,7 +25,7 @@ export function call(port: number, ca: string, method: string, path: string, opt
       headers['content-type'] ??= 'application/json';
       headers['content-length'] = String(payload.length);
     }
-    const req = https.request({ host: '127.0.0.1', port, method, path, headers, ca, servername: 'localhost', agent: false }, (res) => {
+    const req = https.request({ host: '127.0.0.1', port, method, path, headers, ca, servername: 'localhost', agent: false, localAddress: opts.from ?? '127.0.0.1' }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -50,7 +50,7 @@ export interface ApiHandle {
   sup: SupervisionServer;
   admin: string;
   /** Calls the API as `token` (default: the first-start admin token). */
-  api(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string | Buffer; headers?: Record<string, string> }): Promise<ApiReply>;
+  api(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; from?: string }): Promise<ApiReply>;
   tokenFor(role: 'admin' | 'supervisor' | 'requisition', name?: string): Promise<string>;
   close(): Promise<void>;
 }

@@ -78,6 +78,11 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
     const existed = Boolean(store.current.profiles[req.params.id]);
     const out = await commit(req, 'profile.replace', req.params.id, req.query.reason, { created: !existed }, (d) => {
       d.profiles[req.params.id] = req.body;
+    }).catch((e) => {
+      // The store names paths inside the whole policy; the caller sent this profile as the body.
+      if (!(e instanceof PolicyValidationError)) throw e;
+      const own = `/profiles/${req.params.id}`;
+      throw new PolicyValidationError(e.problems.map((p) => (p.field === own || p.field.startsWith(own + '/') ? { ...p, field: 'body' + p.field.slice(own.length) } : p)));
     });
     return reply.code(existed ? 200 : 201).send({ id: req.params.id, ...out });
   });
