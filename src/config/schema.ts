@@ -166,5 +166,17 @@ export const configSchema = {
         },
       },
     },
+    journal: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        retentionDays: { type: 'integer', minimum: 1, maximum: 3660 },
+        keepQuery: { type: 'boolean' },
+        overflow: { enum: ['block', 'allow'] },
+        queueMax: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+        flushMs: { type: 'integer', minimum: 10, maximum: 250 },
+      },
+    },
   },
 } as const;

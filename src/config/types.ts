@@ -90,6 +90,22 @@ export interface VigieConfig {
   supervision: SupervisionConfig;
   /** Prometheus exposition on its own listener (`/metrics`), kept off the proxy port. */
   metrics: { enabled: boolean; listen: ListenAddress };
+  /** The legal connection journal (src/journal/), under `<dataDir>/journal/`. */
+  journal: JournalConfig;
+}
+
+export interface JournalConfig {
+  enabled: boolean;
+  /** Days a month is kept after it ends (French law: one year). */
+  retentionDays: number;
+  /** Keep the query string of plain-HTTP paths (dropped by default: minimal data). */
+  keepQuery: boolean;
+  /** When rows cannot be written: `block` new connections (legal duty), or `allow` and count losses. */
+  overflow: 'block' | 'allow';
+  /** Rows waiting to be written beyond which the overflow policy applies. */
+  queueMax: number;
+  /** Longest wait before queued rows go to the writer. */
+  flushMs: number;
 }
 
 export interface SupervisionConfig {
