@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import type { VigieConfig } from './config/types.js';
+import { Journal, type JournalHandle } from './journal/journal.js';
 import { loadAcademyLists, loadUt1Index } from './lists/load.js';
 import type { CategoryIndex } from './lists/types.js';
 import type { Logger } from './log.js';
@@ -45,15 +47,23 @@ export class Gateway {
   readonly policyUpdates = { lastSuccess: 0, lastFailure: 0 };
   /** Kept so a reload can hand the proxy a new config and resolver (it reads both per request). */
   private readonly proxyDeps: ProxyDeps;
+  /** The connection journal (null when disabled): an observer of the proxy, opened before it listens. */
+  private readonly journalWriter: Journal | null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
+    const jc = opts.config.journal;
+    const journal = jc.enabled
+      ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, log: opts.log, timezone: opts.config.timezone })
+      : null;
+    this.journalWriter = journal;
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
-      observers: opts.observers,
+      observers: journal ? [...(opts.observers ?? []), journal] : opts.observers,
       local: pacHandler(() => this.opts.config),
+      admit: journal ? () => journal.admit() : undefined,
     };
     this.proxy = new ProxyServer(this.proxyDeps);
   }
@@ -66,10 +76,24 @@ export class Gateway {
     return this.opts.config;
   }
 
+  /** The journal's reader, health, flush and close; undefined when the journal is disabled. */
+  get journal(): JournalHandle | undefined {
+    return this.journalWriter ?? undefined;
+  }
+
   /** Listens (failing closed), then loads the lists; resolves once the full policy serves. */
   async start(): Promise<void> {
     const { config, log } = this.opts;
     await this.policy.load();
+    if (this.journalWriter) {
+      try {
+        await this.journalWriter.open();
+      } catch (e) {
+        // Recording is a legal duty: under `block` no connection is served unrecorded.
+        if (config.journal.overflow === 'block') throw new Error(`journal: ${(e as Error).message}`);
+        log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${(e as Error).message}`);
+      }
+    }
     this.current = await compilePolicy(config, null, ++this.version, log, this.policy);
     this.listening.push(...(await this.proxy.listen()));
     log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
@@ -131,5 +155,6 @@ export class Gateway {
 
   async stop(graceMs = 0): Promise<void> {
     await this.proxy.close(graceMs);
+    await this.journalWriter?.close();
   }
 }

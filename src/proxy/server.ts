@@ -19,6 +19,8 @@ export interface ProxyDeps {
   observers?: ProxyObserver[];
   /** Answers origin-form requests made to the proxy itself (PAC file, ...); false = not handled. */
   local?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Asked before new work (request or CONNECT); false = refuse with 503 (e.g. the journal cannot record). */
+  admit?: () => boolean;
 }
 
 interface Target {
@@ -91,6 +93,11 @@ function classify(err: NodeJS.ErrnoException): UpstreamProblem {
 const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : 502);
 
 const HTML = 'text/html; charset=utf-8';
+
+/** Said when new work is refused because it could not be recorded (journal overflow policy `block`). */
+const UNRECORDED =
+  'Vigie : le journal des connexions ne peut pas enregistrer pour le moment ; les nouvelles connexions sont refusées. Réessayez dans un instant.\n' +
+  'Vigie: the connection journal cannot record right now, so new connections are refused. Try again shortly.\n';
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
 /**
@@ -209,6 +216,13 @@ export class ProxyServer {
       this.sendPage(res, 400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request'));
       return;
     }
+    if (this.deps.admit && !this.deps.admit()) {
+      req.resume();
+      if (res.destroyed) return;
+      res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(UNRECORDED), 'Retry-After': '5', 'Cache-Control': 'no-store', Via: this.via });
+      res.end(UNRECORDED);
+      return;
+    }
     const target = parseAbsoluteUrl(url);
     if (!target) {
       this.sendPage(res, 400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request'));
@@ -314,6 +328,10 @@ export class ProxyServer {
     const t0 = process.hrtime.bigint();
     const lang = pickLang(req.headers['accept-language']);
     client.on('error', () => client.destroy());
+    if (this.deps.admit && !this.deps.admit()) {
+      this.endTunnel(client, 503, UNRECORDED);
+      return;
+    }
     const target = req.url ?? '';
     // CONNECT takes authority-form only, port included (RFC 9110 §9.3.6).
     const hp = /:\d+$/.test(target) && !target.includes('/') ? splitAuthority(target, 443) : null;

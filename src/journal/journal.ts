@@ -1,0 +1,299 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log.js';
+import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
+import { JournalQuery } from './reader.js';
+import type { WireEnd, WireRow } from './row.js';
+import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
+import type { FromWorker, ToWorker, WorkerConfig } from './worker.js';
+
+export type OverflowPolicy = 'block' | 'allow';
+
+export interface JournalOptions {
+  /** Folder of the journal (`<dataDir>/journal`). */
+  dir: string;
+  retentionDays: number;
+  keepQuery: boolean;
+  overflow: OverflowPolicy;
+  /** Rows waiting to be written (queued, in flight, or failing) beyond which the policy applies. */
+  queueMax: number;
+  /** Longest time a row waits before its batch is sent to the writer. */
+  flushMs: number;
+  log: Logger;
+  timezone?: string;
+  /** Test and benchmark knob: SQLite durability of each batch (FULL by default). */
+  synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+  /** Delay before a failed batch is retried. */
+  retryMs?: number;
+}
+
+export const journalFile = (dir: string): string => join(dir, 'journal.db');
+
+/** What the gateway exposes: the reader contract, plus flush and close. */
+export interface JournalHandle extends JournalReader {
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BATCH_ROWS = 8192;
+const MAX_IN_FLIGHT = 2;
+
+/**
+ * The connection journal as the proxy sees it: an observer that only appends a flat tuple to a
+ * bounded queue. Batches go to a worker thread that writes them in SQLite transactions; the proxy
+ * thread never touches the disk to record. Reads go through a separate read-only connection.
+ */
+export class Journal implements ProxyObserver, JournalHandle {
+  private queue: WireRow[] = [];
+  private ends: WireEnd[] = [];
+  private inFlightBatches = 0;
+  private inFlightRows = 0;
+  private nextId = 0;
+  private ready = false;
+  private closed = false;
+  private exited = false;
+  private worker: Worker | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly tunnelIds = new WeakMap<ConnectionRecord, number>();
+  private written = 0;
+  private enqueued = 0;
+  private lost = 0;
+  private lostLogged = 0;
+  private lostTimer: NodeJS.Timeout | null = null;
+  private failing = false;
+  private lastError: string | null = null;
+  private waiters: { target: number; resolve: () => void }[] = [];
+  private closedResolve: ((unwritten: number) => void) | null = null;
+  private query: JournalQuery | null = null;
+
+  constructor(private readonly opts: JournalOptions) {}
+
+  get file(): string {
+    return journalFile(this.opts.dir);
+  }
+
+  /** Starts the writer thread; resolves once the journal can record (ids continue the file's). */
+  async open(): Promise<void> {
+    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs };
+    const here = import.meta.url;
+    const worker = here.endsWith('.ts')
+      ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
+        new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(new URL('./worker.ts', here).href)}); })`, { eval: true, workerData: cfg })
+      : new Worker(new URL('./worker.js', here), { workerData: cfg });
+    this.worker = worker;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: Error) => reject(new Error(`journal writer failed to start: ${e.message}`));
+      worker.once('error', onError);
+      worker.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') {
+          worker.off('error', onError);
+          this.nextId = m.nextId;
+          this.ready = true;
+          this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}` });
+          resolve();
+        } else if (m.type === 'error' && !this.ready) reject(new Error(m.message));
+        else this.onMessage(m);
+      });
+    });
+    worker.on('error', (e) => this.fail(`journal writer crashed: ${e.message}`));
+    worker.on('exit', (code) => {
+      this.exited = true;
+      if (!this.closed) this.fail(`journal writer exited (code ${code})`);
+      this.closedResolve?.(this.depth());
+    });
+    this.timer = setInterval(() => this.send(), this.opts.flushMs);
+    this.timer.unref();
+  }
+
+  private fail(message: string): void {
+    this.failing = true;
+    this.lastError = message;
+    this.opts.log.error(message);
+    this.closedResolve?.(this.depth());
+  }
+
+  private onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'written':
+        this.inFlightBatches--;
+        this.inFlightRows -= m.count;
+        this.written += m.count;
+        if (this.failing) {
+          this.failing = false;
+          this.opts.log.warn('journal writes again', { queued: this.depth() });
+        }
+        this.waiters = this.waiters.filter((w) => (this.written >= w.target ? (w.resolve(), false) : true));
+        if (this.queue.length || this.ends.length) this.send();
+        break;
+      case 'error':
+        if (!this.failing) this.opts.log.error(`journal cannot write: ${m.message}`, { policy: this.opts.overflow });
+        this.failing = true;
+        this.lastError = m.message;
+        break;
+      case 'purged': {
+        const r = m.result as { partitions: number[]; rows: number; retentionDays: number };
+        this.opts.log.info('journal purge', { retentionDays: r.retentionDays, months: r.partitions.join(',') || 'none', rows: r.rows });
+        break;
+      }
+      case 'closed':
+        this.closedResolve?.(m.unwritten);
+        break;
+    }
+  }
+
+  private depth(): number {
+    return this.queue.length + this.ends.length + this.inFlightRows;
+  }
+
+  /** Posts the queued rows to the writer (at most two batches in flight: back-pressure shows as depth). */
+  private send(): void {
+    if (!this.worker || this.inFlightBatches >= MAX_IN_FLIGHT || (!this.queue.length && !this.ends.length)) return;
+    const rows = this.queue;
+    const ends = this.ends;
+    this.queue = [];
+    this.ends = [];
+    this.inFlightBatches++;
+    this.inFlightRows += rows.length + ends.length;
+    this.worker.postMessage({ type: 'batch', rows, ends } satisfies ToWorker);
+  }
+
+  /** The proxy asks before taking new work; false under the `block` policy when rows cannot be recorded. */
+  admit(): boolean {
+    if (this.opts.overflow === 'allow') return true;
+    return this.ready && !this.closed && !this.failing && this.depth() < this.opts.queueMax;
+  }
+
+  private push(row: WireRow): boolean {
+    const full = !this.ready || this.closed || this.depth() >= this.opts.queueMax;
+    // Under `block`, connections already admitted are still recorded: the queue's overshoot is
+    // bounded by the connections in progress, and admit() refuses new ones meanwhile.
+    if (full && (this.opts.overflow === 'allow' || !this.ready || this.closed)) {
+      this.lose(1);
+      return false;
+    }
+    this.queue.push(row);
+    this.enqueued++;
+    if (this.queue.length >= BATCH_ROWS) this.send();
+    return true;
+  }
+
+  private lose(n: number): void {
+    this.lost += n;
+    if (!this.lostTimer) {
+      // One log line (and one journal event) per second at most, with the count since the last.
+      this.lostTimer = setTimeout(() => {
+        this.lostTimer = null;
+        const count = this.lost - this.lostLogged;
+        this.lostLogged = this.lost;
+        this.opts.log.error('journal: rows lost (overflow policy "allow")', { count, total: this.lost, queued: this.depth() });
+        this.worker?.postMessage({ type: 'lost', count } satisfies ToWorker);
+      }, 1000);
+      this.lostTimer.unref();
+    }
+  }
+
+  private wire(rec: ConnectionRecord, id: number): WireRow {
+    const d = rec.decision;
+    let path: string | null = null;
+    if (rec.scheme === 'http') {
+      path = rec.path;
+      if (!this.opts.keepQuery) {
+        const q = path.indexOf('?');
+        if (q !== -1) path = path.slice(0, q);
+      }
+    }
+    const tunnel = rec.kind === 'tunnel';
+    return [id, rec.time, rec.client, rec.user, d.profile, rec.method, rec.scheme, rec.host, rec.port, path, rec.status, tunnel ? 0 : rec.bytesIn, tunnel ? 0 : rec.bytesOut, tunnel ? 0 : rec.durationMs, d.action, d.category, d.rule, d.policyVersion];
+  }
+
+  requestDone(rec: ConnectionRecord): void {
+    if (this.push(this.wire(rec, this.nextId))) this.nextId++;
+  }
+
+  tunnelOpened(rec: ConnectionRecord): void {
+    const id = this.nextId;
+    if (this.push(this.wire(rec, id))) {
+      this.nextId++;
+      if (rec.status === 200) this.tunnelIds.set(rec, id);
+    }
+  }
+
+  tunnelClosed(rec: ConnectionRecord): void {
+    const id = this.tunnelIds.get(rec);
+    if (id === undefined) return;
+    this.tunnelIds.delete(rec);
+    if (this.closed) return this.lose(1);
+    this.ends.push([id, rec.time, rec.bytesIn, rec.bytesOut, rec.durationMs]);
+    this.enqueued++;
+  }
+
+  /** Cheap: counters only. */
+  health(): JournalHealth {
+    return {
+      writable: this.ready && !this.closed && !this.failing,
+      queueDepth: this.depth(),
+      rowsWritten: this.written,
+      rowsLost: this.lost,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Resolves once every row recorded so far is committed. */
+  flush(): Promise<void> {
+    const target = this.enqueued;
+    if (this.written >= target) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.push({ target, resolve });
+      this.send();
+    });
+  }
+
+  /** Writes what is queued, stops the writer and closes the reader. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.lostTimer) clearTimeout(this.lostTimer);
+    const worker = this.worker;
+    if (worker && !this.exited) {
+      const unwritten = await new Promise<number>((resolve) => {
+        this.closedResolve = resolve;
+        // Everything left goes in one last batch; the worker writes it before closing.
+        const rows = this.queue;
+        const ends = this.ends;
+        this.queue = [];
+        this.ends = [];
+        if (rows.length || ends.length) worker.postMessage({ type: 'batch', rows, ends } satisfies ToWorker);
+        if (this.lost > this.lostLogged) worker.postMessage({ type: 'lost', count: this.lost - this.lostLogged } satisfies ToWorker);
+        worker.postMessage({ type: 'close' } satisfies ToWorker);
+      });
+      if (unwritten) this.opts.log.error('journal closed with rows it could not write', { count: unwritten });
+      await worker.terminate();
+    }
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+    this.query?.close();
+    this.query = null;
+  }
+
+  private reader(): JournalQuery {
+    if (!this.query) {
+      if (!existsSync(this.file)) throw new Error(`no journal at ${this.file}`);
+      this.query = new JournalQuery(this.file, { timezone: this.opts.timezone });
+    }
+    return this.query;
+  }
+
+  search(filter: JournalFilter, page: { limit: number; cursor?: string | null; order?: 'asc' | 'desc' }): SearchPage {
+    return this.reader().search(filter, page);
+  }
+
+  export(filter: JournalFilter, format: 'csv' | 'jsonl'): AsyncIterable<string> {
+    return this.reader().export(filter, format);
+  }
+
+  stats(filter: JournalFilter, bucket: StatsBucket): StatsRow[] {
+    return this.reader().stats(filter, bucket);
+  }
+}
