@@ -2,6 +2,8 @@
 import { Command } from 'commander';
 import { registerCheck } from './cli/check.js';
 import { registerStart } from './cli/start.js';
+import { registerToken } from './cli/token.js';
+import { registerPolicy } from './cli/policy.js';
 
 const program = new Command();
 program
@@ -12,6 +14,8 @@ program
 // One module per command family, in src/cli/.
 registerStart(program);
 registerCheck(program);
+registerToken(program);
+registerPolicy(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`vigie: ${e.message}\n`);
