@@ -68,7 +68,7 @@ t.test('dashboard and alerts only use metrics the gateway exposes', async (t) =>
 
 t.test('promtool accepts the config, the rules, their unit tests and the dashboard queries', async (t) => {
   if (spawnSync('promtool', ['--version']).error) {
-    t.skip('promtool not installed (apt-get install prometheus): rules and queries not checked by Prometheus itself');
+    t.pass('promtool checks', { skip: 'promtool not installed (apt-get install prometheus): rules and queries not checked by Prometheus itself' });
     return;
   }
   const run = (...args: string[]) => spawnSync('promtool', args, { cwd: deploy('prometheus'), encoding: 'utf8' });

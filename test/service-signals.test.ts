@@ -159,7 +159,7 @@ t.test('SIGTERM stops accepting, lets in-flight requests finish, cuts the rest, 
   // The journal's file: one SQLite database under the data dir, one c_YYYYMM table per month.
   const dbs = filesUnder(data).filter((f) => /\.(db|sqlite3?)$/.test(f));
   if (!dbs.length) {
-    t.skip('no journal database under the data dir: the journal is not wired into the gateway yet');
+    t.pass('journal row count', { skip: 'no journal database under the data dir: the journal is not wired into the gateway yet' });
     return;
   }
   let rows = 0;
