@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCheck } from './cli/check.js';
+import { registerJournal } from './cli/journal.js';
 import { registerStart } from './cli/start.js';
 import { registerToken } from './cli/token.js';
 import { registerPolicy } from './cli/policy.js';
@@ -14,6 +15,7 @@ program
 // One module per command family, in src/cli/.
 registerStart(program);
 registerCheck(program);
+registerJournal(program);
 registerToken(program);
 registerPolicy(program);
 

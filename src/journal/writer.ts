@@ -159,7 +159,8 @@ export class JournalWriter {
   write(rows: readonly WireRow[], ends: readonly WireEnd[] = [], now = Date.now()): WriteResult {
     if (!rows.length && !ends.length) return { rows: 0, ends: 0, skippedEnds: 0 };
     try {
-      return this.db.transaction(() => this.writeTx(rows, ends, now))();
+      // IMMEDIATE: take the write lock up front, so a busy database waits (busy_timeout) instead of failing at once.
+      return this.db.transaction(() => this.writeTx(rows, ends, now)).immediate();
     } catch (e) {
       this.reload();
       throw e;
@@ -269,7 +270,7 @@ export class JournalWriter {
         this.db.prepare('DELETE FROM parts WHERE p = ?').run(p);
       }
       this.db.prepare(`INSERT INTO events (time, kind, detail) VALUES (?, 'purge', ?)`).run(now, JSON.stringify(result));
-    })();
+    }).immediate();
     for (const p of old) this.parts.delete(p);
     this.lastPart = null;
     if (old.length) this.db.pragma('incremental_vacuum');

@@ -1,0 +1,102 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import t from 'tap';
+import { resolveConfig } from '../src/config/load.js';
+import { Gateway } from '../src/gateway.js';
+import { createLogger } from '../src/log.js';
+import { connectTunnel, DEAD_DNS, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
+
+/** A gateway whose log we read, with a small journal queue so it overflows on purpose. */
+async function gatewayWith(journal: Record<string, unknown>) {
+  const lines: string[] = [];
+  const config = resolveConfig({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    dns: { servers: DEAD_DNS, timeoutMs: 500 },
+    dataDir: tmp(),
+    hosts: { 'www.site.test': '127.0.0.1' },
+    lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
+    journal: { flushMs: 20, ...journal },
+  });
+  const gateway = new Gateway({ config, log: createLogger('debug', (l) => lines.push(l)) });
+  await gateway.start();
+  return { gateway, port: gateway.listening[0]!.port, lines, file: join(config.dataDir, 'journal', 'journal.db') };
+}
+
+/** Takes SQLite's write lock on the journal: its writer cannot commit until released. */
+function lockWriter(file: string): () => void {
+  const db = new Database(file);
+  db.pragma('busy_timeout = 5000');
+  db.exec('BEGIN IMMEDIATE');
+  return () => {
+    db.exec('COMMIT');
+    db.close();
+  };
+}
+
+const waitFor = async (cond: () => boolean, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+t.test('overflow "block": new connections are refused with 503 while rows cannot be written, none lost', async (t) => {
+  const origin = await startOrigin();
+  const g = await gatewayWith({ overflow: 'block', queueMax: 4 });
+  t.teardown(async () => {
+    await g.gateway.stop();
+    await origin.close();
+  });
+  const j = g.gateway.journal!;
+  const url = `http://www.site.test:${origin.port}/small`;
+  const release = lockWriter(g.file);
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) statuses.push((await viaProxy(g.port, url)).status);
+  t.same(statuses.slice(0, 4), [200, 200, 200, 200], 'served while the queue has room');
+  t.ok(statuses.slice(4).every((s) => s === 503), `then refused: ${statuses.join(',')}`);
+  const refused = await viaProxy(g.port, url);
+  t.equal(refused.status, 503);
+  t.match(refused.body.toString(), /journal des connexions ne peut pas enregistrer.*\n.*connection journal cannot record/);
+  t.equal(refused.headers['retry-after'], '5');
+  const tunnel = await connectTunnel(g.port, `www.site.test:${origin.port}`);
+  t.equal(tunnel.status, 503, 'CONNECT refused too');
+  t.match(j.health(), { queueDepth: 4, rowsLost: 0 });
+  await waitFor(() => !j.health().writable);
+  t.match(j.health().lastError, /busy|locked/i, 'the write error is exposed');
+  t.ok(g.lines.some((l) => /ERROR journal cannot write/.test(l)), 'and logged');
+
+  release();
+  await waitFor(() => j.health().writable && j.health().queueDepth === 0);
+  t.equal((await viaProxy(g.port, url)).status, 200, 'served again once the journal writes');
+  await j.flush();
+  const { rows } = j.search({}, { limit: 100 });
+  t.equal(rows.length, 5, 'every served request is in the journal, refused ones are not');
+  t.ok(rows.every((r) => r.status === 200));
+  t.equal(j.health().rowsLost, 0);
+});
+
+t.test('overflow "allow": connections go on, every lost row is counted and logged', async (t) => {
+  const origin = await startOrigin();
+  const g = await gatewayWith({ overflow: 'allow', queueMax: 3 });
+  t.teardown(async () => {
+    await g.gateway.stop();
+    await origin.close();
+  });
+  const j = g.gateway.journal!;
+  const url = `http://www.site.test:${origin.port}/small`;
+  const release = lockWriter(g.file);
+  for (let i = 0; i < 10; i++) t.equal((await viaProxy(g.port, url)).status, 200);
+  t.match(j.health(), { queueDepth: 3, rowsLost: 7 });
+  await waitFor(() => g.lines.some((l) => /rows lost/.test(l)));
+  t.match(g.lines.find((l) => /rows lost/.test(l)), /ERROR journal: rows lost .* count=7 total=7/);
+  release();
+  await waitFor(() => j.health().queueDepth === 0);
+  await j.flush();
+  t.equal(j.search({}, { limit: 100 }).rows.length, 3, 'the rows that fitted are written');
+  await g.gateway.stop();
+  const db = new Database(g.file, { readonly: true });
+  const ev = db.prepare(`SELECT detail FROM events WHERE kind = 'rows-lost'`).pluck().all() as string[];
+  db.close();
+  t.same(ev.map((d) => JSON.parse(d)), [{ count: 7 }], 'the loss is recorded in the journal itself');
+});
