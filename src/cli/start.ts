@@ -5,6 +5,7 @@ import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
+import { startSupervision, type SupervisionServer } from '../supervision/server.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
 
 interface StartOpts extends CommonOpts {
@@ -24,6 +25,7 @@ export function registerStart(program: Command): void {
       const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [] });
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
+      let supervision: SupervisionServer | null = null;
 
       let stopping = false;
       const stop = async (signal: string) => {
@@ -34,6 +36,7 @@ export function registerStart(program: Command): void {
         // grace period), then flushes the journal.
         await gateway.stop(graceMs);
         await metricsServer?.close();
+        await supervision?.close();
         log.info('stopped');
         process.exit(0);
       };
@@ -83,6 +86,8 @@ export function registerStart(program: Command): void {
         log.error(`cannot start: ${(e as Error).message}`);
         process.exit(1);
       }
+      // Filtering goes on without the API: a port conflict must not take the school offline.
+      if (config.supervision.enabled) supervision = await startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
       log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576) });
     });
 }

@@ -245,7 +245,7 @@ export class PolicyStore {
   readonly dir: string;
 
   constructor(
-    private readonly config: VigieConfig,
+    private config: VigieConfig,
     private readonly log: Logger,
   ) {
     this.dir = join(config.dataDir, 'policy');
@@ -288,6 +288,16 @@ export class PolicyStore {
       this.log.info('policy: applying the latest stored version', { version: v, who: stored.meta.who, time: stored.meta.time, dir: this.dir });
       return;
     }
+  }
+
+  /**
+   * A re-read config file (SIGHUP): while no change was ever stored, its profiles are the policy;
+   * once the API or the fleet manage the policy, only profiles new to the file are added.
+   */
+  reconfigure(config: VigieConfig): void {
+    this.config = config;
+    if (this.state.meta.version === 1 && !this.baseOnDisk) this.state.profiles = structuredClone(config.profiles);
+    else for (const [id, p] of Object.entries(config.profiles)) if (!this.state.profiles[id]) this.state.profiles[id] = structuredClone(p);
   }
 
   /** The config the snapshot compiles: the file's, with this store's profiles. */
