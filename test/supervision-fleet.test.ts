@@ -107,7 +107,7 @@ t.test('fleet pull: good, tampered, stale and invalid bundles', async (t) => {
     t.equal(await fleet.pull(), 'rejected');
     t.equal(fleet.status.lastRejection?.reason, 'invalid');
     t.match(fleet.status.lastError, /academy-deny\/domains\/0/);
-    const dangling = { ...bundle(7, []), profiles: { ...base.profiles, cycle3: { ...profiles.cycle3, denyLists: ['nowhere'] } } } as BundlePayload;
+    const dangling = { ...bundle(7, []), profiles: { ...base.profiles, cycle3: { ...profiles.cycle3, denyLists: ['nowhere'] } } } as unknown as BundlePayload;
     academy.serve(signBundle(dangling, priv));
     t.equal(await fleet.pull(), 'rejected');
     t.match(fleet.status.lastError, /unknown academy list "nowhere"/);
