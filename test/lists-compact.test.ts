@@ -48,6 +48,7 @@ function corpus(seed: number) {
     if (roll < 0.06) raw = ip();
     else if (roll < 0.09) raw = pick(['café', 'bücher', 'пример', 'übung-', 'naïve']) + '.' + pick(['fr', 'de', 'рф', 'test']);
     else if (roll < 0.1) raw = pick(['2001:db8::' + Math.floor(r() * 100), '[::1]']);
+    else if (roll < 0.3 && listed.length) raw = label() + '.' + pick(listed.filter((h) => !h.includes(':')).slice(-200)); // nested entries
     else raw = domain();
     // The way list files really look: case, trailing dots, stray spaces, CRLF.
     const written = (r() < 0.05 ? raw.toUpperCase() : raw) + (r() < 0.03 ? '.' : '') + (r() < 0.03 ? ' ' : '') + (r() < 0.03 ? '\r' : '');

@@ -1,8 +1,11 @@
 import { CompactIndex } from './compact-index.js';
 import { fin1, fin2, fingerprint, randomSeeds, step1, step2 } from './hash.js';
+
+/** Tag of an ancestor record: "some entry lies below this name" (not a category). */
+const ANCESTOR = 0xffff;
 import type { EntryProblem } from './map-index.js';
 import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
-import { placeSorted, radixSortByH1 } from './static-table.js';
+import { HAS_CHILDREN, IS_ENTRY, placeSorted, radixSortByH1 } from './static-table.js';
 import type { CategoryCounts } from './types.js';
 import type { ByteListSink } from './ut1.js';
 
@@ -19,15 +22,15 @@ export class CompactIndexBuilder implements ByteListSink {
   private readonly byName = new Map<string, number>();
   private readonly expr: string[][] = [];
   private readonly urlCount: number[] = [];
-  private h1 = new Uint32Array(1 << 16);
-  private h2 = new Uint32Array(1 << 16);
+  private h1 = new Int32Array(1 << 16);
+  private h2 = new Int32Array(1 << 16);
   private cat = new Uint16Array(1 << 16);
   private n = 0;
   private readonly urlRules: { host: string; path: string; category: number }[] = [];
   private readonly urlSeen = new Set<string>();
   private readonly s1: number;
   private readonly s2: number;
-  private readonly pair = new Uint32Array(2);
+  private readonly pair = new Int32Array(2);
 
   constructor(seeds: [number, number] = randomSeeds()) {
     [this.s1, this.s2] = seeds;
@@ -37,7 +40,7 @@ export class CompactIndexBuilder implements ByteListSink {
     let id = this.byName.get(name);
     if (id === undefined) {
       id = this.names.length;
-      if (id > 0xffff) throw new Error('too many categories');
+      if (id >= ANCESTOR) throw new Error('too many categories');
       this.names.push(name);
       this.byName.set(name, id);
       this.expr.push([]);
@@ -48,13 +51,13 @@ export class CompactIndexBuilder implements ByteListSink {
 
   private push(category: number, a: number, b: number): void {
     if (this.n === this.h1.length) {
-      const grow = <T extends Uint32Array | Uint16Array>(x: T, make: (n: number) => T): T => {
+      const grow = <T extends Int32Array | Uint16Array>(x: T, make: (n: number) => T): T => {
         const y = make(x.length * 2);
         y.set(x);
         return y;
       };
-      this.h1 = grow(this.h1, (k) => new Uint32Array(k));
-      this.h2 = grow(this.h2, (k) => new Uint32Array(k));
+      this.h1 = grow(this.h1, (k) => new Int32Array(k));
+      this.h2 = grow(this.h2, (k) => new Int32Array(k));
       this.cat = grow(this.cat, (k) => new Uint16Array(k));
     }
     this.h1[this.n] = a;
@@ -65,8 +68,16 @@ export class CompactIndexBuilder implements ByteListSink {
   addDomain(category: number, raw: string): EntryProblem {
     const host = normalizeHost(raw.trim());
     if (!host || !isValidHostEntry(host)) return NOT_A_HOST;
-    fingerprint(host, this.s1, this.s2, this.pair);
-    this.push(category, this.pair[0]!, this.pair[1]!);
+    let a = this.s1;
+    let b = this.s2;
+    const n = host.length;
+    for (let i = n - 1; i >= 0; i--) {
+      const c = host.charCodeAt(i);
+      if (c === 46) this.push(ANCESTOR, fin1(a, n - 1 - i), fin2(b, n - 1 - i));
+      a = step1(a, c);
+      b = step2(b, c);
+    }
+    this.push(category, fin1(a, n), fin2(b, n));
     return null;
   }
 
@@ -83,6 +94,9 @@ export class CompactIndexBuilder implements ByteListSink {
     let b = this.s2;
     let labelEnd = end;
     let bad = false;
+    const mark = this.n;
+    // A name ending in a number must be a whole IPv4 address (normalizeHost): the string path decides.
+    if (buf[end - 1]! >= 48 && buf[end - 1]! <= 57) return undefined;
     for (let i = end - 1; i >= start; i--) {
       let c = buf[i]!;
       if (c >= 65 && c <= 90) c += 32;
@@ -91,13 +105,21 @@ export class CompactIndexBuilder implements ByteListSink {
         const len = labelEnd - i - 1;
         if (len === 0 || len > 63 || buf[i + 1] === 45 || buf[labelEnd - 1] === 45) bad = true;
         labelEnd = i;
-      } else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return undefined;
+        // What follows the dot is an ancestor: the lookup's walk must not stop there.
+        this.push(ANCESTOR, fin1(a, end - 1 - i), fin2(b, end - 1 - i));
+      } else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) {
+        this.n = mark;
+        return undefined;
+      }
       a = step1(a, c);
       b = step2(b, c);
     }
     const len = labelEnd - start;
     if (len === 0 || len > 63 || buf[start] === 45 || buf[labelEnd - 1] === 45) bad = true;
-    if (bad || end - start > 253) return NOT_A_HOST;
+    if (bad || end - start > 253) {
+      this.n = mark;
+      return NOT_A_HOST;
+    }
     this.push(category, fin1(a, end - start), fin2(b, end - start));
     return null;
   }
@@ -128,20 +150,22 @@ export class CompactIndexBuilder implements ByteListSink {
     const domainCount = new Array<number>(this.names.length).fill(0);
     const sorted = radixSortByH1(this.h1, this.h2, this.cat, this.n);
     // Free the insertion buffers before the tables are laid out (peak memory matters at 6 M).
-    this.h1 = this.h2 = new Uint32Array(0);
+    this.h1 = this.h2 = new Int32Array(0);
     this.cat = new Uint16Array(0);
     const { h1, h2, tag } = sorted;
     const n = this.n;
     this.n = 0;
 
-    // Merge equal fingerprints (same host in several categories, or repeated lines).
-    const u1 = new Uint32Array(n);
-    const u2 = new Uint32Array(n);
-    const uSet: number[] = [];
+    // Merge equal fingerprints (same host in several categories, repeated lines, ancestors).
+    const u1 = new Int32Array(n);
+    const u2 = new Int32Array(n);
+    const uFlags = new Uint8Array(n);
+    const uSet = new Uint32Array(n);
     const setIds = new Map<string, number>();
-    const sets: number[][] = [];
+    const sets: number[][] = [[]];
     const single = new Int32Array(this.names.length).fill(-1);
     const intern = (cats: number[]): number => {
+      if (cats.length === 0) return 0;
       if (cats.length === 1) {
         const c = cats[0]!;
         if (single[c] === -1) {
@@ -160,40 +184,50 @@ export class CompactIndexBuilder implements ByteListSink {
       return id;
     };
     let u = 0;
+    let entries = 0;
+    const emit = (a: number, b: number, cats: number[], ancestor: boolean) => {
+      u1[u] = a;
+      u2[u] = b;
+      uFlags[u] = (cats.length ? IS_ENTRY : 0) | (ancestor ? HAS_CHILDREN : 0);
+      uSet[u] = intern(cats);
+      if (cats.length) entries++;
+      u++;
+    };
     let i = 0;
     while (i < n) {
       const a = h1[i]!;
       let j = i + 1;
       while (j < n && h1[j] === a) j++;
       if (j === i + 1) {
-        u1[u] = a;
-        u2[u] = h2[i]!;
-        uSet.push(intern([tag[i]!]));
-        domainCount[tag[i]!]!++;
-        u++;
+        const c = tag[i]!;
+        if (c === ANCESTOR) emit(a, h2[i]!, [], true);
+        else {
+          domainCount[c]!++;
+          emit(a, h2[i]!, [c], false);
+        }
       } else {
-        // Same lane 1: group by lane 2, keeping first-seen order of both hosts and categories.
-        const done = new Set<number>();
+        // Same lane 1: group by lane 2, keeping first-seen order of both names and categories.
+        const done = new Uint8Array(j - i);
         for (let x = i; x < j; x++) {
-          if (done.has(x)) continue;
+          if (done[x - i]) continue;
           const cats: number[] = [];
+          let ancestor = false;
           for (let y = x; y < j; y++) {
             if (h2[y] !== h2[x]) continue;
-            done.add(y);
-            if (!cats.includes(tag[y]!)) {
-              cats.push(tag[y]!);
-              domainCount[tag[y]!]!++;
+            done[y - i] = 1;
+            const c = tag[y]!;
+            if (c === ANCESTOR) ancestor = true;
+            else if (!cats.includes(c)) {
+              cats.push(c);
+              domainCount[c]!++;
             }
           }
-          u1[u] = a;
-          u2[u] = h2[x]!;
-          uSet.push(intern(cats));
-          u++;
+          emit(a, h2[x]!, cats, ancestor);
         }
       }
       i = j;
     }
-    const dom = placeSorted(u1, u2, u);
+    const dom = placeSorted(u1, u2, u, uFlags);
     const domSet = sets.length > 0xffff ? new Uint32Array(dom.order.length) : new Uint16Array(dom.order.length);
     for (let s = 0; s < dom.order.length; s++) if (dom.order[s]! >= 0) domSet[s] = uSet[dom.order[s]!]!;
     const setStart = new Uint32Array(sets.length + 1);
@@ -212,16 +246,31 @@ export class CompactIndexBuilder implements ByteListSink {
       if (!g) byHost.set(r.host, (g = []));
       g.push(r);
     }
-    const hosts = [...byHost.keys()].map((host) => {
-      fingerprint(host, this.s1, this.s2, this.pair);
-      return { host, a: this.pair[0]!, b: this.pair[1]! };
+    const hosts = [...byHost.keys()].map((host) => ({ host }));
+    // The url table holds the hosts and, flagged, their parents, so hasUrlRules() can stop its
+    // walk at the first unknown parent (most requests: right after the TLD).
+    const keys = new Map<string, { flags: number; group: number }>();
+    hosts.forEach(({ host }, g) => {
+      const k = keys.get(host);
+      if (k) {
+        k.flags |= IS_ENTRY;
+        k.group = g;
+      } else keys.set(host, { flags: IS_ENTRY, group: g });
+      for (let dot = host.indexOf('.'); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+        const parent = host.slice(dot + 1);
+        const p = keys.get(parent);
+        if (p) p.flags |= HAS_CHILDREN;
+        else keys.set(parent, { flags: HAS_CHILDREN, group: 0 });
+      }
     });
-    hosts.sort((x, y) => x.a - y.a || x.b - y.b);
-    const hu1 = Uint32Array.from(hosts, (h) => h.a);
-    const hu2 = Uint32Array.from(hosts, (h) => h.b);
-    const url = placeSorted(hu1, hu2, hosts.length);
+    const table = [...keys].map(([name, k]) => {
+      fingerprint(name, this.s1, this.s2, this.pair);
+      return { a: this.pair[0]!, b: this.pair[1]!, ...k };
+    });
+    table.sort((x, y) => x.a - y.a || x.b - y.b);
+    const url = placeSorted(Int32Array.from(table, (k) => k.a), Int32Array.from(table, (k) => k.b), table.length, Uint8Array.from(table, (k) => k.flags));
     const urlGroup = new Uint32Array(url.order.length);
-    for (let s = 0; s < url.order.length; s++) if (url.order[s]! >= 0) urlGroup[s] = url.order[s]!;
+    for (let s = 0; s < url.order.length; s++) if (url.order[s]! >= 0) urlGroup[s] = table[url.order[s]!]!.group;
     const groupStart = new Uint32Array(hosts.length + 1);
     const ruleOff = new Uint32Array(this.urlRules.length);
     const ruleLen = new Uint32Array(this.urlRules.length);
@@ -246,7 +295,7 @@ export class CompactIndexBuilder implements ByteListSink {
 
     const counts: CategoryCounts[] = this.names.map((name, c) => ({ name, domains: domainCount[c]!, urls: this.urlCount[c]!, expressions: this.expr[c]!.length }));
     return new CompactIndex({
-      version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: u,
+      version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: entries,
       domCapacity: dom.capacity, domFp: dom.fp, domSet, setStart, setMembers,
       urlCapacity: url.capacity, urlFp: url.fp, urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths,
       expressions: this.expr.map((e) => e.slice()),

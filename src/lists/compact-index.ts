@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { fin1, fin2, step1, step2 } from './hash.js';
-import { findSlot, homeScale } from './static-table.js';
+import { fin1, fin2 } from './hash.js';
+import { findSlot, HAS_CHILDREN, homeScale, IS_ENTRY } from './static-table.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 /**
@@ -13,7 +13,7 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
  */
 
 const MAGIC = 'VIGIECI1';
-const FORMAT = 1;
+const FORMAT = 2;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
 
@@ -25,13 +25,13 @@ export interface CompactParts {
   /** Unique domain entries. */
   domains: number;
   domCapacity: number;
-  domFp: Uint32Array;
+  domFp: Int32Array;
   /** Category-set id per domain slot. */
   domSet: Uint16Array | Uint32Array;
   setStart: Uint32Array;
   setMembers: Uint16Array;
   urlCapacity: number;
-  urlFp: Uint32Array;
+  urlFp: Int32Array;
   /** Rule-group id per url-host slot. */
   urlGroup: Uint32Array;
   groupStart: Uint32Array;
@@ -60,9 +60,7 @@ interface Header {
   sections: Record<Section, { offset: number; length: number; width: 2 | 4 }>;
 }
 
-/** Per-thread scratch for the label walk: (lane1, lane2, start) per probed suffix. */
-const WALK = new Uint32Array(3 * 130);
-const PAIR = new Uint32Array(2);
+const PAIR = new Int32Array(2);
 
 export class CompactIndex implements CategoryIndex {
   readonly categories: readonly string[];
@@ -99,40 +97,62 @@ export class CompactIndex implements CategoryIndex {
     const n = host.length;
     if (n === 0 || this.domains === 0) return null;
     const last = host.charCodeAt(n - 1);
-    if (((last >= 48 && last <= 57) || host.indexOf(':') !== -1) && isIP(host) !== 0) {
-      this.fingerprintInto(host);
-      return this.domainHit(findSlot(this.parts.domFp, this.domScale, PAIR[0]!, PAIR[1]!), want, host, 0);
-    }
-    // One right-to-left pass fingerprints every parent domain; then probe most specific first.
-    const walk = WALK;
+    if (last <= 57 && last >= 48 && isIP(host) !== 0) return this.exactHost(host, want);
+    // Right to left: the state just before a dot is the fingerprint of the name after it, so
+    // parents come first. The walk stops at the first name that is neither an entry nor above
+    // one (nothing deeper can match), usually right after the TLD; the deepest wanted entry wins.
+    const fp = this.parts.domFp;
+    const scale = this.domScale;
     let a = this.s1;
     let b = this.s2;
-    let k = 0;
-    const stop = n > MAX_ENTRY ? n - MAX_ENTRY : 0;
+    let best = -1;
+    let bestStart = 0;
+    let colon = false;
+    // Names longer than any entry are never probed; a dot just past that limit still counts.
+    const stop = n > MAX_ENTRY ? n - MAX_ENTRY - 1 : 0;
     for (let i = n - 1; i >= stop; i--) {
       const c = host.charCodeAt(i);
-      a = step1(a, c);
-      b = step2(b, c);
-      if (i === 0 || host.charCodeAt(i - 1) === 46) {
-        walk[k] = fin1(a, n - i);
-        walk[k + 1] = fin2(b, n - i);
-        walk[k + 2] = i;
-        k += 3;
+      if (c === 46) {
+        const len = n - 1 - i;
+        const slot = findSlot(fp, scale, fin1(a, len), fin2(b, len));
+        if (slot === -1) return best === -1 ? null : this.domainHit(best, want, host, bestStart);
+        const flags = fp[(slot << 1) | 1]! & 3;
+        if (flags & IS_ENTRY && this.wants(slot, want)) {
+          best = slot;
+          bestStart = i + 1;
+        }
+        if (!(flags & HAS_CHILDREN)) return best === -1 ? null : this.domainHit(best, want, host, bestStart);
+      } else if (c === 58 && !colon) {
+        // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
+        colon = true;
+        if (isIP(host) !== 0) return this.exactHost(host, want);
       }
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b + c, 0x85ebca77);
+      b ^= b >>> 15;
     }
-    const fp = this.parts.domFp;
-    for (let j = k - 3; j >= 0; j -= 3) {
-      const slot = findSlot(fp, this.domScale, walk[j]!, walk[j + 1]!);
-      if (slot !== -1) {
-        const hit = this.domainHit(slot, want, host, walk[j + 2]!);
-        if (hit) return hit;
-      }
+    if (stop === 0) {
+      const slot = findSlot(fp, scale, fin1(a, n), fin2(b, n));
+      if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
     }
-    return null;
+    return best === -1 ? null : this.domainHit(best, want, host, bestStart);
+  }
+
+  private exactHost(host: string, want: Uint8Array): ListHit | null {
+    this.fingerprintInto(host);
+    const slot = findSlot(this.parts.domFp, this.domScale, PAIR[0]!, PAIR[1]!);
+    if (slot === -1 || !(this.parts.domFp[(slot << 1) | 1]! & IS_ENTRY)) return null;
+    return this.domainHit(slot, want, host, 0);
+  }
+
+  private wants(slot: number, want: Uint8Array): boolean {
+    const { domSet, setStart, setMembers } = this.parts;
+    const set = domSet[slot]!;
+    for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
+    return false;
   }
 
   private domainHit(slot: number, want: Uint8Array, host: string, start: number): ListHit | null {
-    if (slot === -1) return null;
     const { domSet, setStart, setMembers } = this.parts;
     const set = domSet[slot]!;
     for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) {
@@ -147,17 +167,34 @@ export class CompactIndex implements CategoryIndex {
     let b = this.s2;
     for (let i = s.length - 1; i >= 0; i--) {
       const c = s.charCodeAt(i);
-      a = step1(a, c);
-      b = step2(b, c);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b + c, 0x85ebca77);
+      b ^= b >>> 15;
     }
     PAIR[0] = fin1(a, s.length);
     PAIR[1] = fin2(b, s.length);
   }
 
+  /** The url table slot of exactly `host`, walking parents first so unknown names cost a few characters. */
   private urlSlot(host: string): number {
-    if (this.parts.groupStart.length <= 1 || host.length > MAX_ENTRY) return -1;
-    this.fingerprintInto(host);
-    return findSlot(this.parts.urlFp, this.urlScale, PAIR[0]!, PAIR[1]!);
+    const n = host.length;
+    if (this.parts.groupStart.length <= 1 || n > MAX_ENTRY || n === 0) return -1;
+    const fp = this.parts.urlFp;
+    const scale = this.urlScale;
+    let a = this.s1;
+    let b = this.s2;
+    for (let i = n - 1; i >= 0; i--) {
+      const c = host.charCodeAt(i);
+      if (c === 46) {
+        const slot = findSlot(fp, scale, fin1(a, n - 1 - i), fin2(b, n - 1 - i));
+        if (slot === -1 || !(fp[(slot << 1) | 1]! & HAS_CHILDREN)) return -1;
+      }
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b + c, 0x85ebca77);
+      b ^= b >>> 15;
+    }
+    const slot = findSlot(fp, scale, fin1(a, n), fin2(b, n));
+    return slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY ? slot : -1;
   }
 
   hasUrlRules(host: string): boolean {
@@ -236,17 +273,18 @@ export class CompactIndex implements CategoryIndex {
     if (header.format !== FORMAT) throw new Error(`compiled list index has format ${header.format}, expected ${FORMAT}`);
     if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
     const base = align8(16 + jsonLen);
-    const arrays = {} as Record<Section, Uint16Array | Uint32Array>;
+    const arrays = {} as Record<Section, Uint16Array | Uint32Array | Int32Array>;
     for (const s of SECTIONS) {
       const { offset, length, width } = header.sections[s];
       if (base + offset + length * width > bytes.length) throw new Error(`compiled list index is truncated (${s})`);
-      arrays[s] = width === 2 ? new Uint16Array(bytes.buffer, bytes.byteOffset + base + offset, length) : new Uint32Array(bytes.buffer, bytes.byteOffset + base + offset, length);
+      const at = bytes.byteOffset + base + offset;
+      arrays[s] = width === 2 ? new Uint16Array(bytes.buffer, at, length) : s === 'domFp' || s === 'urlFp' ? new Int32Array(bytes.buffer, at, length) : new Uint32Array(bytes.buffer, at, length);
     }
     return new CompactIndex({
       version: header.version, categories: header.categories, counts: header.counts, seeds: header.seeds, domains: header.domains,
       domCapacity: header.domCapacity, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
-      domFp: arrays.domFp as Uint32Array, domSet: arrays.domSet, setStart: arrays.setStart as Uint32Array, setMembers: arrays.setMembers as Uint16Array,
-      urlFp: arrays.urlFp as Uint32Array, urlGroup: arrays.urlGroup as Uint32Array, groupStart: arrays.groupStart as Uint32Array,
+      domFp: arrays.domFp as Int32Array, domSet: arrays.domSet as Uint16Array | Uint32Array, setStart: arrays.setStart as Uint32Array, setMembers: arrays.setMembers as Uint16Array,
+      urlFp: arrays.urlFp as Int32Array, urlGroup: arrays.urlGroup as Uint32Array, groupStart: arrays.groupStart as Uint32Array,
       ruleOff: arrays.ruleOff as Uint32Array, ruleLen: arrays.ruleLen as Uint32Array, ruleCat: arrays.ruleCat as Uint16Array,
     });
   }

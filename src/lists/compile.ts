@@ -27,15 +27,10 @@ export async function buildUt1Bytes(dir: string): Promise<BuildResult> {
 export function buildUt1InWorker(req: BuildRequest): Promise<BuildResult> {
   const fromSource = import.meta.url.endsWith('.ts');
   const url = new URL(fromSource ? './build-worker.ts' : './build-worker.js', import.meta.url);
-  const worker = fromSource
-    ? new Worker(
-        `import(${JSON.stringify(url.href)}).catch(async (e) => {
-           if (e.code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw e;
-           (await import('tsx/esm/api')).register();
-           await import(${JSON.stringify(url.href)});
-         });`,
-        { eval: true, workerData: req },
-      )
+  // tsx's hooks do not reach workers: register them there. Other loaders (tap's) carry over.
+  const viaTsx = fromSource && process.execArgv.some((a) => a.includes('tsx'));
+  const worker = viaTsx
+    ? new Worker(`(await import('tsx/esm/api')).register(); await import(${JSON.stringify(url.href)});`, { eval: true, workerData: req })
     : new Worker(url, { workerData: req });
   return new Promise((resolve, reject) => {
     let settled = false;

@@ -25,9 +25,8 @@ export function fin1(h: number, len: number): number {
   x ^= x >>> 13;
   x = Math.imul(x, 0xc2b2ae35);
   x ^= x >>> 16;
-  x >>>= 0;
-  // 0xffffffff marks an empty slot in the tables.
-  return x === 0xffffffff ? 0xfffffffe : x;
+  // int32 all the way (no heap numbers); the largest int32 marks an empty slot in the tables.
+  return x === 0x7fffffff ? 0x7ffffffe : x;
 }
 
 export function fin2(h: number, len: number): number {
@@ -37,11 +36,14 @@ export function fin2(h: number, len: number): number {
   x ^= x >>> 12;
   x = Math.imul(x, 0x297a2d39);
   x ^= x >>> 15;
-  return x >>> 0;
+  // The two low bits are the table's per-slot flags (see static-table.ts): 62 fingerprint bits.
+  return x & FLAG_MASK;
 }
 
+export const FLAG_MASK = -4;
+
 /** Fingerprint of a whole string, into out[0], out[1]. */
-export function fingerprint(s: string, seed1: number, seed2: number, out: Uint32Array | number[]): void {
+export function fingerprint(s: string, seed1: number, seed2: number, out: Int32Array | number[]): void {
   let a = seed1;
   let b = seed2;
   for (let i = s.length - 1; i >= 0; i--) {
@@ -55,7 +57,7 @@ export function fingerprint(s: string, seed1: number, seed2: number, out: Uint32
 
 /** A fresh random seed pair (never 0, so an all-zero file cannot pass for a valid one). */
 export function randomSeeds(): [number, number] {
-  const r = new Uint32Array(2);
+  const r = new Int32Array(2);
   globalThis.crypto.getRandomValues(r);
   return [r[0]! | 1, r[1]! | 0x100];
 }

@@ -5,23 +5,30 @@
  * so a miss reads about as few slots as a hit, nearly always inside one cache line.
  *
  * Slot i holds fp[2i] (lane 1, the sort key) and fp[2i+1] (lane 2); values live in a parallel
- * array. An empty slot has lane 1 = 0xffffffff, which fingerprints never take, so the empty
- * slot ends every scan, and one always follows the last entry.
+ * array. Fingerprints are signed int32 (no heap numbers on the hot path), ordered as such. An empty
+ * slot has lane 1 = 0x7fffffff, which fingerprints never take, so the empty slot ends every scan,
+ * and one always follows the last entry.
  */
 
-export const EMPTY = 0xffffffff;
+export const EMPTY = 0x7fffffff;
 /** Slots per entry: 1/0.85 keeps ~10 bytes a slot under 12 bytes an entry with short scans. */
 export const LOAD_FACTOR = 0.85;
 
-/** Home slot of a lane-1 fingerprint: monotone in it, which the layout relies on. */
+/** Multiplier of the home slot: home = ((h1 + 2^31) * scale) | 0, monotone in h1 as the layout needs. */
 export const homeScale = (capacity: number): number => capacity / 4294967296;
+export const home = (h1: number, scale: number): number => ((h1 + 2147483648) * scale) | 0;
 
-export function findSlot(fp: Uint32Array, scale: number, h1: number, h2: number): number {
-  let i = (h1 * scale) | 0;
+/** Lane 2's low bits, free because fingerprints leave them 0 (hash.ts fin2). */
+export const IS_ENTRY = 1; // the slot is a list entry (else only an ancestor of entries)
+export const HAS_CHILDREN = 2; // some entry lies below this name: the label walk goes on
+
+/** The slot holding fingerprint (h1, h2), or -1. */
+export function findSlot(fp: Int32Array, scale: number, h1: number, h2: number): number {
+  let i = ((h1 + 2147483648) * scale) | 0;
   for (;;) {
     const s = fp[i << 1]!;
     if (s === h1) {
-      if (fp[(i << 1) | 1] === h2) return i;
+      if ((fp[(i << 1) | 1]! & -4) === h2) return i;
     } else if (s > h1) return -1;
     i++;
   }
@@ -29,49 +36,50 @@ export function findSlot(fp: Uint32Array, scale: number, h1: number, h2: number)
 
 export interface PlacedTable {
   readonly capacity: number;
-  readonly fp: Uint32Array;
+  readonly fp: Int32Array;
   /** For each slot, the index of its entry in the sorted input, or -1. */
   readonly order: Int32Array;
 }
 
 /** Places `n` entries sorted by (h1, h2) and unique; returns slots and where each entry went. */
-export function placeSorted(h1: Uint32Array, h2: Uint32Array, n: number): PlacedTable {
+export function placeSorted(h1: Int32Array, h2: Int32Array, n: number, flags?: Uint8Array): PlacedTable {
   const capacity = Math.max(1, Math.ceil(n / LOAD_FACTOR));
   const scale = homeScale(capacity);
   // Entries past the last home spill into a tail; measure it first so the arrays are exact.
   let last = -1;
   for (let j = 0; j < n; j++) {
-    const home = (h1[j]! * scale) | 0;
-    last = home > last ? home : last + 1;
+    const at = home(h1[j]!, scale);
+    last = at > last ? at : last + 1;
   }
   const slots = Math.max(capacity, last + 1) + 1;
-  const fp = new Uint32Array(slots * 2).fill(EMPTY);
+  const fp = new Int32Array(slots * 2).fill(EMPTY);
   const order = new Int32Array(slots).fill(-1);
   last = -1;
   for (let j = 0; j < n; j++) {
-    const home = (h1[j]! * scale) | 0;
-    last = home > last ? home : last + 1;
+    const at = home(h1[j]!, scale);
+    last = at > last ? at : last + 1;
     fp[last << 1] = h1[j]!;
-    fp[(last << 1) | 1] = h2[j]!;
+    fp[(last << 1) | 1] = h2[j]! | (flags ? flags[j]! : IS_ENTRY);
     order[last] = j;
   }
   return { capacity, fp, order };
 }
 
 /**
- * Sorts parallel arrays by (h1) with two 16-bit LSD radix passes (stable, so entries with the
- * same fingerprint keep their insertion order), in O(n) and without comparator calls.
+ * Sorts parallel arrays by signed h1 with two 16-bit LSD radix passes (stable, so entries with
+ * the same fingerprint keep their insertion order), in O(n) and without comparator calls.
  */
-export function radixSortByH1(h1: Uint32Array, h2: Uint32Array, tag: Uint16Array, n: number): { h1: Uint32Array; h2: Uint32Array; tag: Uint16Array } {
-  let a1: Uint32Array = h1, a2: Uint32Array = h2, at: Uint16Array = tag;
-  let b1: Uint32Array = new Uint32Array(n), b2: Uint32Array = new Uint32Array(n), bt: Uint16Array = new Uint16Array(n);
+export function radixSortByH1(h1: Int32Array, h2: Int32Array, tag: Uint16Array, n: number): { h1: Int32Array; h2: Int32Array; tag: Uint16Array } {
+  let a1: Int32Array = h1, a2: Int32Array = h2, at: Uint16Array = tag;
+  let b1: Int32Array = new Int32Array(n), b2: Int32Array = new Int32Array(n), bt: Uint16Array = new Uint16Array(n);
   const count = new Uint32Array(65537);
   for (const shift of [0, 16]) {
     count.fill(0);
-    for (let i = 0; i < n; i++) count[((a1[i]! >>> shift) & 0xffff) + 1]!++;
+    // Flipping the sign bit turns signed order into the unsigned order the digits give.
+    for (let i = 0; i < n; i++) count[(((a1[i]! ^ 0x80000000) >>> shift) & 0xffff) + 1]!++;
     for (let k = 1; k <= 65536; k++) count[k]! += count[k - 1]!;
     for (let i = 0; i < n; i++) {
-      const d = count[(a1[i]! >>> shift) & 0xffff]!++;
+      const d = count[((a1[i]! ^ 0x80000000) >>> shift) & 0xffff]!++;
       b1[d] = a1[i]!;
       b2[d] = a2[i]!;
       bt[d] = at[i]!;

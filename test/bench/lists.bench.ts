@@ -1,0 +1,351 @@
+/**
+ * List engine figures (issue 3), one run, against a naive Set<string> baseline measured in the
+ * same process: resident bytes per domain, build rate, compiled-file load time, lookup latency
+ * (p50/p99, label walk + url check, realistic mix) and lookups/s on one core, plus the time a
+ * policy recompile (academy/profile entries) takes with the full index loaded.
+ *
+ * Data: the real lists of ../shared/lists/ut1 (read-only) plus a deterministic synthetic `adult`
+ * category generated at run time with the real lists' shape (label counts, label lengths, TLD
+ * mix), bringing the total to TARGET unique domains (default 6,000,000; adult/domains is
+ * missing from the shared copy and is played at its real size).
+ *
+ *   npm run bench:lists                 (TARGET=2000000 for a quicker run; LOOKUPS=200000)
+ */
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { resolveConfig } from '../../src/config/load.js';
+import { Gateway } from '../../src/gateway.js';
+import { readCompiled } from '../../src/lists/cache.js';
+import { CompactIndexBuilder } from '../../src/lists/compact-builder.js';
+import type { CompactIndex } from '../../src/lists/compact-index.js';
+import { loadAcademyLists } from '../../src/lists/load.js';
+import type { EntryProblem } from '../../src/lists/map-index.js';
+import { isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from '../../src/lists/normalize.js';
+import { loadUt1Dir, type ListSink } from '../../src/lists/ut1.js';
+import { silentLogger } from '../../src/log.js';
+import { BUNDLED_ACADEMY } from '../../src/paths.js';
+import { buildSnapshot } from '../../src/policy/snapshot.js';
+import { tmp } from '../helpers.js';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const REAL = resolve(ROOT, '..', 'shared', 'lists', 'ut1');
+const TARGET = Number(process.env.TARGET ?? 6_000_000);
+const LOOKUPS = Number(process.env.LOOKUPS ?? 200_000);
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) throw new Error('run with --expose-gc (npm run bench:lists does)');
+const settle = () => {
+  for (let i = 0; i < 4; i++) gc();
+};
+const mem = () => {
+  settle();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed, ab: m.arrayBuffers, ext: m.external, rss: m.rss };
+};
+const ms = (t0: number) => performance.now() - t0;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Every real domain entry (lower-cased, de-duplicated), to copy the shape from and to query. */
+async function realDomains(): Promise<string[]> {
+  const all = new Set<string>();
+  const sink: ListSink = {
+    category: () => 0,
+    addDomain: (_c, raw): EntryProblem => {
+      const h = normalizeHost(raw.trim());
+      if (h && isValidHostEntry(h)) all.add(h);
+      return null;
+    },
+    addUrl: () => null,
+    addExpression: () => null,
+  };
+  await loadUt1Dir(REAL, sink);
+  return [...all];
+}
+
+const CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789';
+/** A name shaped like a real entry: same label count and label lengths, same TLD, random letters. */
+function shaped(template: string, r: () => number): string {
+  const labels = template.split('.');
+  let s = '';
+  for (let i = 0; i < labels.length - 1; i++) {
+    const len = labels[i]!.length;
+    for (let k = 0; k < len; k++) {
+      s += k > 0 && k < len - 1 && r() < 0.04 ? '-' : CHARS[Math.floor(r() * (r() < 0.9 ? 26 : 36))];
+    }
+    s += '.';
+  }
+  return s + labels[labels.length - 1];
+}
+
+/** The bench's list folder: the real categories (linked, read-only) plus a synthetic adult/domains. */
+function assemble(real: string[], count: number): { dir: string; sample: string[] } {
+  const dir = tmp('vigie-bench-lists-');
+  for (const cat of readdirSync(REAL, { withFileTypes: true })) {
+    if (!cat.isDirectory()) continue;
+    mkdirSync(join(dir, cat.name));
+    for (const f of readdirSync(join(REAL, cat.name))) symlinkSync(join(REAL, cat.name, f), join(dir, cat.name, f));
+  }
+  const hostnames = real.filter((h) => !isIpLiteral(h));
+  const r = rng(42);
+  const chunks: string[] = [];
+  const sample: string[] = [];
+  let part: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const h = shaped(hostnames[Math.floor(r() * hostnames.length)]!, r);
+    part.push(h);
+    if (i % 50 === 0) sample.push(h);
+    if (part.length === 100_000) {
+      chunks.push(part.join('\n'));
+      part = [];
+    }
+  }
+  chunks.push(part.join('\n'));
+  writeFileSync(join(dir, 'adult', 'domains'), chunks.join('\n') + '\n');
+  return { dir, sample };
+}
+
+interface Query {
+  host: string;
+  bare: string;
+  path: string;
+}
+
+/** Realistic traffic: mostly misses, deep subdomains of listed names, some hits, url-keyed hosts. */
+function makeQueries(listed: string[], urlHosts: string[], real: string[], n: number): Query[] {
+  const r = rng(7);
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+  const out: Query[] = [];
+  const label = () => shaped(pick(real).split('.')[0] + '.x', r).split('.')[0]!;
+  for (let i = 0; i < n; i++) {
+    const roll = r();
+    let host: string;
+    let path = pick(['/', '/index.html', '/api/v1/items?id=42', '/static/app.js', '/search?q=cours']);
+    if (roll < 0.6) host = `${label()}.${label()}.${shaped(pick(real), r)}`; // miss, 3+ labels
+    else if (roll < 0.8) host = `${label()}.${label()}.${label()}.${pick(listed)}`; // deep subdomain of an entry
+    else if (roll < 0.9) host = pick(listed); // exact hit
+    else {
+      const u = pick(urlHosts); // host with url rules: the path decides
+      host = u.slice(0, u.indexOf('/'));
+      path = r() < 0.5 ? u.slice(u.indexOf('/')) + 'page.html' : '/other/path';
+    }
+    out.push({ host, bare: stripWww(host), path });
+  }
+  return out;
+}
+
+/** The naive engine: one Set<string> of domains, a Map of url rules, the label walk with slice. */
+class NaiveSet {
+  readonly domains = new Set<string>();
+  readonly urls = new Map<string, string[]>();
+  check(q: Query): boolean {
+    let s = q.host;
+    for (;;) {
+      if (this.domains.has(s)) return true;
+      const dot = s.indexOf('.');
+      if (dot === -1) break;
+      s = s.slice(dot + 1);
+    }
+    const rules = this.urls.get(q.bare);
+    if (rules) for (const p of rules) if (q.path.startsWith(p)) return true;
+    return false;
+  }
+}
+
+async function buildNaive(dir: string): Promise<NaiveSet> {
+  const n = new NaiveSet();
+  await loadUt1Dir(dir, {
+    category: () => 0,
+    addDomain: (_c, raw) => {
+      const h = normalizeHost(raw.trim());
+      if (!h || !isValidHostEntry(h)) return 'bad';
+      n.domains.add(h);
+      return null;
+    },
+    addUrl: (_c, raw) => {
+      const u = normalizeUrlEntry(raw);
+      if (!u) return 'bad';
+      const l = n.urls.get(u.host);
+      if (l) l.push(u.path);
+      else n.urls.set(u.host, [u.path]);
+      return null;
+    },
+    addExpression: () => null,
+  });
+  return n;
+}
+
+/** Per-lookup latency (timer overhead subtracted) and tight-loop throughput on this thread. */
+function measure(check: (q: Query) => unknown, qs: Query[]): { p50: number; p99: number; perSec: number; hits: number } {
+  let hits = 0;
+  for (let w = 0; w < 3; w++) for (const q of qs) if (check(q)) hits++; // warm up (JIT)
+  hits = 0;
+  const overhead: number[] = [];
+  for (let i = 0; i < 20000; i++) {
+    const a = process.hrtime.bigint();
+    overhead.push(Number(process.hrtime.bigint() - a));
+  }
+  const base = median(overhead);
+  const lat = new Float64Array(qs.length);
+  for (let i = 0; i < qs.length; i++) {
+    const q = qs[i]!;
+    const a = process.hrtime.bigint();
+    if (check(q)) hits++;
+    lat[i] = Number(process.hrtime.bigint() - a) - base;
+  }
+  lat.sort();
+  const rounds = 5;
+  const t0 = performance.now();
+  let sink = 0;
+  for (let k = 0; k < rounds; k++) for (const q of qs) if (check(q)) sink++;
+  const seconds = ms(t0) / 1000;
+  if (sink !== hits * rounds) throw new Error('non-deterministic lookups');
+  return { p50: Math.max(0, lat[Math.floor(lat.length * 0.5)]!), p99: Math.max(0, lat[Math.floor(lat.length * 0.99)]!), perSec: (qs.length * rounds) / seconds, hits };
+}
+
+const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+async function main() {
+  const t00 = performance.now();
+  const real = await realDomains();
+  const synthetic = Math.max(0, TARGET - real.length);
+  const { dir, sample } = assemble(real, synthetic);
+  process.stderr.write(`data: ${fmt(real.length)} real unique domains + ${fmt(synthetic)} synthetic (adult) in ${(ms(t00) / 1000).toFixed(1)} s: ${dir}\n`);
+
+  // --- compact engine: build (the worker's code, timed on this thread), save, load ---
+  let t0 = performance.now();
+  const builder = new CompactIndexBuilder();
+  const report = await loadUt1Dir(dir, builder);
+  const tParse = ms(t0);
+  let index: CompactIndex | null = builder.build(report.version);
+  const tBuild = ms(t0);
+  const domainLines = (await Promise.all(report.categories.map((c) => readFile(join(dir, c, 'domains')).then((b) => b.toString('latin1').split('\n').filter((l) => l.trim() && !l.startsWith('#')).length, () => 0)))).reduce((a, b) => a + b, 0);
+  const unique = index.domains;
+  const file = join(tmp('vigie-bench-idx-'), 'ut1.idx');
+  writeFileSync(file, index.serialize());
+  const structural = index.tableBytes;
+  index = null;
+  process.stderr.write(`compact built: ${fmt(unique)} unique domains from ${fmt(domainLines)} lines in ${fmt(tBuild)} ms\n`);
+
+  const loads: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    settle();
+    t0 = performance.now();
+    const x = await readCompiled(file);
+    loads.push(ms(t0));
+    if (x.domains !== unique) throw new Error('reload mismatch');
+  }
+  const m0 = mem();
+  const compact = await readCompiled(file);
+  const m1 = mem();
+  const compactBytes = m1.heap - m0.heap + (m1.ab - m0.ab);
+  const compactRss = m1.rss - m0.rss;
+
+  const urlHosts: string[] = [];
+  for (const c of report.categories) {
+    try {
+      for (const l of (await readFile(join(dir, c, 'urls'), 'utf8')).split('\n')) {
+        const u = normalizeUrlEntry(l);
+        if (u) urlHosts.push(u.host + u.path);
+      }
+    } catch {
+      // category without urls
+    }
+  }
+  const listed = [...real.filter((_, i) => i % 5 === 0), ...sample];
+  const qs = makeQueries(listed, urlHosts, real, LOOKUPS);
+  const want = new Uint8Array(compact.categories.length).fill(1);
+  const checkCompact = (q: Query) => {
+    let h = compact.matchHost(q.host, want);
+    if (!h && q.path && compact.hasUrlRules(q.bare)) h = compact.matchUrl(q.bare, q.path, want);
+    return h;
+  };
+  const lc = measure(checkCompact, qs);
+  process.stderr.write(`compact lookups: p50 ${lc.p50} ns, ${fmt(lc.perSec)}/s\n`);
+
+  // --- academy / profile entries: a policy recompile with the full index loaded ---
+  const config = resolveConfig({});
+  const recompiles: number[] = [];
+  for (let i = 0; i < 15; i++) {
+    t0 = performance.now();
+    const academy = await loadAcademyLists(BUNDLED_ACADEMY);
+    academy.builder.addDomain(academy.builder.category('academy-deny'), `added-${i}.test`);
+    buildSnapshot({ config, ut1: compact, academy: academy.builder, policyVersion: i + 1 });
+    recompiles.push(ms(t0));
+  }
+  // The same through a running Gateway: cold start builds in the worker, the restart reads the compiled file.
+  let gwCold = NaN;
+  let gwWarm = NaN;
+  let gwRecompile = NaN;
+  try {
+    const dataDir = tmp('vigie-bench-data-');
+    const cfg = resolveConfig({ listen: [{ host: '127.0.0.1', port: 0 }], dns: { servers: ['127.0.0.1:9'] }, dataDir, lists: { ut1: dir } });
+    let gw = new Gateway({ config: cfg, log: silentLogger });
+    t0 = performance.now();
+    await gw.start();
+    gwCold = ms(t0);
+    await gw.stop();
+    gw = new Gateway({ config: cfg, log: silentLogger });
+    t0 = performance.now();
+    await gw.start();
+    gwWarm = ms(t0);
+    const times: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      t0 = performance.now();
+      await gw.recompile();
+      times.push(ms(t0));
+    }
+    gwRecompile = median(times);
+    await gw.stop();
+  } catch (e) {
+    process.stderr.write(`gateway phase skipped: ${(e as Error).message}\n`);
+  }
+
+  // --- naive baseline: Set<string> ---
+  settle();
+  const n0 = mem();
+  t0 = performance.now();
+  const naive = await buildNaive(dir);
+  const tNaive = ms(t0);
+  const n1 = mem();
+  const naiveBytes = n1.heap - n0.heap + (n1.ab - n0.ab);
+  const ln = measure((q) => naive.check(q), qs);
+  if (ln.hits !== lc.hits) process.stderr.write(`note: hit counts differ (set ${ln.hits}, compact ${lc.hits}): the set ignores categories\n`);
+
+  const rows: [string, string, string, string][] = [
+    ['unique domains', fmt(naive.domains.size), fmt(unique), ''],
+    ['resident bytes / domain (heap+buffers)', fmt(naiveBytes / naive.domains.size, 1), fmt(compactBytes / unique, 1), `${(naiveBytes / compactBytes).toFixed(1)}x smaller`],
+    ['resident total, MiB', fmt(naiveBytes / 1048576, 1), fmt(compactBytes / 1048576, 1), ''],
+    ['RSS growth on load, MiB', fmt((n1.rss - n0.rss) / 1048576, 1), fmt(compactRss / 1048576, 1), ''],
+    ['table bytes / domain (structural, incl. urls)', '', fmt(structural / unique, 1), ''],
+    ['build from text, s', fmt(tNaive / 1000, 2), fmt(tBuild / 1000, 2), `${(tNaive / tBuild).toFixed(1)}x faster`],
+    ['build rate, domain lines/s', fmt(domainLines / (tNaive / 1000)), fmt(domainLines / (tBuild / 1000)), `(parse ${fmt(tParse)} ms + layout ${fmt(tBuild - tParse)} ms)`],
+    ['compiled file load, ms (median of 5)', 'n/a (rebuild)', fmt(median(loads), 1), `file ${fmt(structural / 1048576, 1)} MiB`],
+    ['lookup p50, ns (walk + url check)', fmt(ln.p50), fmt(lc.p50), `${(ln.p50 / Math.max(1, lc.p50)).toFixed(1)}x`],
+    ['lookup p99, ns', fmt(ln.p99), fmt(lc.p99), `${(ln.p99 / Math.max(1, lc.p99)).toFixed(1)}x`],
+    ['lookups/s, one core', fmt(ln.perSec), fmt(lc.perSec), `${(lc.perSec / ln.perSec).toFixed(1)}x`],
+    ['hits in the mix', fmt(ln.hits), fmt(lc.hits), `of ${fmt(qs.length)}`],
+  ];
+  const w = [46, 16, 16, 30];
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
+  console.log(`\nList engine, ${fmt(unique)} domains (${fmt(real.length)} real + synthetic adult), node ${process.version}\n`);
+  console.log(line(['', 'Set<string>', 'compact', 'ratio']));
+  for (const r of rows) console.log(line(r));
+  console.log(`\nPolicy recompile with the full index loaded (academy/profile entries, no UT1 rebuild):`);
+  console.log(`  loadAcademyLists + buildSnapshot: median ${fmt(median(recompiles), 1)} ms (15 runs)`);
+  console.log(`  Gateway.recompile():              median ${fmt(gwRecompile, 1)} ms (15 runs)`);
+  console.log(`  Gateway.start(), no compiled file (worker build): ${fmt(gwCold)} ms; restart from the compiled file: ${fmt(gwWarm)} ms`);
+  console.log(`\nTargets: <= 16 B/domain, build >= 1 M entries/s, load <= 300 ms, p50 <= 300 ns, >= 2 M lookups/s.`);
+}
+
+await main();
