@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import t from 'tap';
 import { AUTH_FAILURES_PER_MINUTE } from '../src/supervision/server.js';
-import { adminTokenFile } from '../src/supervision/tokens.js';
+import { adminTokenFile, TokenStore } from '../src/supervision/tokens.js';
 import { call, startApi } from './supervision-helpers.js';
 
 type Role = 'admin' | 'supervisor' | 'requisition';
@@ -150,6 +150,14 @@ t.test('supervision API over HTTPS', async (t) => {
     t.notOk(list.text.includes('"hash"'));
     t.equal((await h.api('DELETE', `/api/v1/tokens/${c.json.id}`)).status, 200);
     t.equal((await h.api('GET', '/api/v1/policy', { token: c.json.token, from: stranger() })).status, 401, 'revoked at once');
+    // What `vigie token create|revoke` do on the same data dir, while the server runs.
+    const cli = await TokenStore.open(h.gw.config.dataDir);
+    const made = await cli.create('supervisor', 'made-by-cli', 'cli');
+    await new Promise((r) => setTimeout(r, 1100));
+    t.equal((await h.api('GET', '/api/v1/policy', { token: made.token })).status, 200, 'a token made by the CLI works without a restart');
+    t.same((await cli.revoke('made-by-cli')).map((r) => r.id), [made.record.id]);
+    await new Promise((r) => setTimeout(r, 1100));
+    t.equal((await h.api('GET', '/api/v1/policy', { token: made.token, from: stranger() })).status, 401, 'a CLI revocation applies within a second or so');
   });
 
   t.test('failed authentications are rate-limited per source', async (t) => {

@@ -134,6 +134,8 @@ t.test('fleet pull: good, tampered, stale and invalid bundles', async (t) => {
     const hist = await h.api('GET', '/api/v1/policy/history?limit=1');
     t.match(hist.json.versions[0], { who: 'fleet', action: 'fleet.apply', bundleVersion: 9 });
     t.equal(await count('applied'), 2);
+    const lists = (await h.api('GET', '/api/v1/lists')).json.academy as { name: string; version: number }[];
+    t.equal(lists.find((l) => l.name === 'academy-deny')!.version, v0 + 1, 'a list the new bundle left alone keeps the version that changed it');
   });
 });
 

@@ -60,6 +60,7 @@ t.test('journal search, export and statistics through the API', async (t) => {
     t.equal(bad.status, 400);
     t.equal(bad.json.problems[0].field, 'querystring/from');
     t.equal((await h.api('GET', '/api/v1/journal?decision=maybe', { token: supervisor })).json.problems[0].field, 'querystring/decision');
+    t.equal((await h.api('GET', '/api/v1/journal?cursor=garbage', { token: supervisor })).json.problems[0].field, 'querystring/cursor');
   });
 
   t.test('export for a requisition: streamed CSV and JSON lines, reference audited', async (t) => {

@@ -329,7 +329,8 @@ export class PolicyStore {
       const version = this.state.meta.version + 1;
       for (const [name, l] of Object.entries(next.lists)) {
         const before = this.state.lists[name];
-        if (!before || JSON.stringify([before.domains, before.urls, before.expressions]) !== JSON.stringify([l.domains, l.urls, l.expressions])) l.changedIn = version;
+        const same = before && JSON.stringify([before.domains, before.urls, before.expressions]) === JSON.stringify([l.domains, l.urls, l.expressions]);
+        l.changedIn = same ? before.changedIn : version;
       }
       const state: PolicyState = {
         meta: { bundleVersion: this.state.meta.bundleVersion, ...meta, version, time: new Date().toISOString() },

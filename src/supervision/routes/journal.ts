@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requestFor } from '../../cli/check.js';
 import type { JournalFilter, JournalReader, StatsBucket, StatsRow } from '../../journal/types.js';
 import { decide } from '../../policy/decide.js';
+import { PolicyValidationError } from '../../policy/store.js';
 import type { Decision } from '../../policy/types.js';
 import { audit, journalOf, problem, type ApiContext } from '../context.js';
 import type { Role } from '../tokens.js';
@@ -94,7 +95,12 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
     const { limit, cursor, ...rest } = req.query;
     const filter = filterOf(rest);
     await audit(ctx, req, 'journal.search', null, { filter, limit, ...(cursor ? { cursor } : {}) });
-    return j.search(filter, { limit, cursor: cursor ?? null });
+    try {
+      return j.search(filter, { limit, cursor: cursor ?? null });
+    } catch (e) {
+      if (e instanceof RangeError) throw new PolicyValidationError([{ field: 'querystring/cursor', message: e.message }]);
+      throw e;
+    }
   });
 
   app.get<{ Querystring: FilterQuery & { format: 'csv' | 'jsonl'; reference: string } }>('/api/v1/journal/export', {
