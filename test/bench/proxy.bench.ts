@@ -1,0 +1,385 @@
+/**
+ * Vigie against Squid, tinyproxy and direct access (issue 7), side by side in one run.
+ *
+ *   npm run bench:proxy
+ *   RUNS=1 PHASE_SECONDS=3 npm run bench:proxy        (quick check)
+ *
+ * Everything is on 127.0.0.1 with free ports and lives in a temp dir: nginx as the origin (200 B,
+ * 1 MiB, a large sparse file, TLS), the Vigie gateway (full bundled lists, metrics on, the
+ * journal on when the config has it), Squid (no cache, no access log) and tinyproxy. The proxy
+ * under test runs on CPU 0; nginx, wrk, curl and this process (the Node load generators) on CPU 1.
+ * Debian packages are installed when missing. Every phase is bounded in time; every process is
+ * stopped at the end, on error and on SIGINT/SIGTERM.
+ *
+ * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), MIB_CONNECTIONS (10),
+ * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,squid,tinyproxy),
+ * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { bulkDownload, fixedRate, openIdleTunnels, probe, tunnelSetupRate, type Target as ClientTarget } from './proxy/clients.js';
+import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned, stopAll, waitForOutput, waitForPort, withCpu, type Proc } from './proxy/procs.js';
+import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup, type Target } from './proxy/report.js';
+import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, writeSquid, writeTinyproxy, type Ports, type VigieOptions } from './proxy/setup.js';
+import { wrk, writeWrkScript } from './proxy/wrk.js';
+
+const num = (name: string, dflt: number) => {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${v}: expected a non-negative number`);
+  return n;
+};
+const RUNS = Math.max(1, Math.floor(num('RUNS', 3)));
+const PHASE = Math.max(1, num('PHASE_SECONDS', 10));
+const CONNECTIONS = Math.max(1, num('CONNECTIONS', 50));
+const MIB_CONNECTIONS = Math.max(1, num('MIB_CONNECTIONS', 10));
+const TUNNEL_LOOPS = Math.max(1, num('TUNNEL_LOOPS', 50));
+const BIG_MIB = Math.max(16, num('BIG_MIB', 1024));
+const IDLE_TUNNELS = Math.floor(num('IDLE_TUNNELS', 10_000));
+const VIGIE_WORKERS = Math.max(1, num('VIGIE_WORKERS', 1));
+const WANTED = (process.env.SETUPS ?? SETUPS.join(',')).split(',').map((s) => s.trim()) as Setup[];
+for (const s of WANTED) if (!SETUPS.includes(s)) throw new Error(`SETUPS: unknown setup ${s} (known: ${SETUPS.join(', ')})`);
+if (!WANTED.includes('direct') || !WANTED.includes('squid')) throw new Error('SETUPS must include direct and squid: they are the baselines');
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const PROXY_CPU = 0;
+const LOAD_CPU = 1;
+const log = (s: string) => process.stderr.write(`[bench:proxy ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const notes: string[] = [];
+
+let tmpDir = '';
+const cleanup = async () => {
+  await stopAll();
+  if (tmpDir && !process.env.KEEP_TMP) rmSync(tmpDir, { recursive: true, force: true });
+};
+process.on('exit', killAllNow);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    log(`${sig}: stopping everything`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+/** Which of the keys other work adds to the config exist now (journal, workers), checked by the real loader. */
+async function vigieOptions(): Promise<VigieOptions> {
+  const { configSchema } = await import('../../src/config/schema.js');
+  const props = configSchema.properties as Record<string, { properties?: Record<string, unknown> } | undefined>;
+  const journalKey = props.journal;
+  const journal = !!journalKey?.properties && 'enabled' in journalKey.properties;
+  if (!journalKey) notes.push('journal: src/config/schema.ts has no `journal` key yet, so Vigie ran without a journal');
+  else if (!journal) notes.push('journal: the `journal` key has no `enabled` flag; left at its default');
+  else notes.push('journal: on (journal.enabled)');
+  const workers = 'workers' in props ? VIGIE_WORKERS : null;
+  notes.push(workers === null ? 'workers: no `workers` key yet (single process)' : `workers: ${workers} (all pinned to CPU ${PROXY_CPU})`);
+  return { journal, workers };
+}
+
+async function startVigie(dir: string, ports: Ports): Promise<Proc> {
+  const opts = await vigieOptions();
+  const file = join(dir, 'vigie.json');
+  writeFileSync(file, JSON.stringify(vigieConfig(ports, opts), null, 2));
+  const { loadConfig } = await import('../../src/config/load.js');
+  try {
+    loadConfig(file);
+  } catch (e) {
+    // A key the schema advertises but the loader refuses: run without it rather than not at all.
+    notes.push(`config refused (${(e as Error).message}); ran without journal/workers`);
+    writeFileSync(file, JSON.stringify(vigieConfig(ports, { journal: false, workers: null }), null, 2));
+    loadConfig(file);
+  }
+  const p = startPinned('vigie', PROXY_CPU, [process.execPath, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, 'vigie-data')]);
+  const t0 = performance.now();
+  await waitForOutput(p, /gateway ready/, 180_000);
+  log(`vigie ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (full bundled lists)`);
+  return p;
+}
+
+function versions(): Record<string, string> {
+  const first = (cmd: string, args: string[]) => {
+    try {
+      const out = execFileSync('/bin/sh', ['-c', `${cmd} ${args.join(' ')} 2>&1`], { encoding: 'utf8' });
+      return out.split('\n').find((l) => l.trim())?.trim() ?? '';
+    } catch (e) {
+      return String((e as { stdout?: string }).stdout ?? '').split('\n')[0] ?? '';
+    }
+  };
+  let commit = '';
+  try {
+    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    if (execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim()) commit += '+uncommitted src';
+  } catch {
+    /* not a git checkout */
+  }
+  return { vigie: commit, node: process.version, squid: first('squid', ['-v']), tinyproxy: first('tinyproxy', ['-v']), nginx: first('nginx', ['-v']), wrk: first('wrk', ['-v']) };
+}
+
+function machine(): string {
+  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? '?';
+  return `${model}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}`;
+}
+
+async function main() {
+  ensureTools(log);
+  if (os.cpus().length < 2) notes.push('fewer than 2 CPUs: proxy and load share one core');
+  pinSelf(LOAD_CPU, 65536);
+  tmpDir = mkdtempSync(join(os.tmpdir(), 'vigie-proxy-bench-'));
+  // Squid and tinyproxy drop to unprivileged users and must reach their files in here.
+  chmodSync(tmpDir, 0o755);
+  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort() };
+
+  const nginxConf = writeOrigin(tmpDir, ports, BIG_MIB);
+  const nginx = startPinned('nginx', LOAD_CPU, ['nginx', '-e', join(tmpDir, 'nginx-error.log'), '-p', tmpDir, '-c', nginxConf]);
+  await waitForPort(nginx, ports.plain, 15_000);
+  await waitForPort(nginx, ports.tls, 15_000);
+
+  const procs: Partial<Record<Setup, Proc>> = {};
+  if (WANTED.includes('squid')) {
+    procs.squid = startPinned('squid', PROXY_CPU, ['squid', '-N', '-f', writeSquid(tmpDir, ports)]);
+    await waitForPort(procs.squid, ports.squid, 30_000);
+  }
+  if (WANTED.includes('tinyproxy')) {
+    procs.tinyproxy = startPinned('tinyproxy', PROXY_CPU, ['tinyproxy', '-d', '-c', writeTinyproxy(tmpDir, ports)]);
+    await waitForPort(procs.tinyproxy, ports.tinyproxy, 15_000);
+  }
+  if (WANTED.includes('vigie')) {
+    procs.vigie = await startVigie(tmpDir, ports);
+    const r = await fetch(`http://127.0.0.1:${ports.vigieMetrics}/metrics`).catch((e: Error) => e);
+    notes.push(r instanceof Response && r.ok ? 'metrics: on, /metrics answered' : `metrics: /metrics did not answer (${r instanceof Response ? r.status : r.message})`);
+    if (r instanceof Response) await r.arrayBuffer();
+  }
+
+  // tinyproxy has no hosts table and would ask the system resolver for origin.test: it gets the address.
+  const targets: Partial<Record<Setup, ClientTarget>> = {
+    direct: { port: ports.plain, viaProxy: false, originHost: ORIGIN_HOST, originPort: ports.plain },
+    vigie: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
+    squid: { port: ports.squid, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
+    tinyproxy: { port: ports.tinyproxy, viaProxy: true, originHost: '127.0.0.1', originPort: ports.plain },
+  };
+  if (WANTED.includes('tinyproxy')) notes.push('tinyproxy is asked for 127.0.0.1 rather than origin.test (it has no hosts table of its own)');
+  const setups = SETUPS.filter((s) => WANTED.includes(s));
+  for (const s of setups) {
+    let p = await probe(targets[s]!);
+    for (let i = 0; i < 5 && (p.http !== 200 || p.tunnel !== 200); i++) {
+      await sleep(1000);
+      p = await probe(targets[s]!);
+    }
+    if (p.http !== 200 || p.tunnel !== 200) throw new Error(`${s}: probe failed (plain ${p.http}, tunnel ${p.tunnel}): ${p.detail}\n${procs[s]?.tail() ?? ''}`);
+  }
+  log(`all setups answer (${setups.join(', ')}); ports ${JSON.stringify(ports)}`);
+
+  const script = writeWrkScript(tmpDir);
+  const wrkFor = (s: Setup, path: string, connections: number, seconds: number) => {
+    const t = targets[s]!;
+    const host = `${t.originHost}:${t.originPort}`;
+    return wrk({
+      script,
+      connectTo: `http://127.0.0.1:${t.port}`,
+      target: t.viaProxy ? `http://${host}${path}` : path,
+      hostHeader: host,
+      connections,
+      seconds,
+    });
+  };
+  const pidOf = (s: Setup) => procs[s]?.pid ?? null;
+  const measures: Record<string, Measure> = {};
+  const measure = (key: string, label: string, unit: string, higherIsBetter: boolean) =>
+    (measures[key] ??= { key, label, unit, higherIsBetter, samples: {} });
+  const record = (key: string, s: Setup, sample: Sample) => ((measures[key]!.samples[s] ??= []).push(sample));
+  const sampleOf = (value: number, errors: number, cpu: { proxyCpu: number | null; cpuBusy: number[] }): Sample => ({
+    value,
+    errors,
+    proxyCpu: cpu.proxyCpu,
+    loadCpu: cpu.cpuBusy[LOAD_CPU] ?? null,
+  });
+
+  measure('small_rps', 'small requests', 'req/s', true);
+  measure('small_p50', 'small p50 at 50 conns', 'ms', false);
+  measure('small_p99', 'small p99 at 50 conns', 'ms', false);
+  measure('mib_rate', '1 MiB transfers', 'MiB/s', true);
+  measure('bulk', 'CONNECT bulk, 1 tunnel', 'MiB/s', true);
+  measure('setup', 'tunnel setup', 'tunnels/s', true);
+  measure('fixed_p99', 'p99 at ½ Vigie max', 'ms', false);
+  measure('fixed_rate', 'rate achieved at ½ Vigie max', 'req/s', true);
+  measure('peak_rss', 'peak RSS after load phases', 'MiB', false);
+  measure('idle_rss', `RSS, ${IDLE_TUNNELS} idle tunnels`, 'MiB', false);
+
+  log('warm-up (JIT, keep-alive pools, decision cache)');
+  for (const s of setups) {
+    await wrkFor(s, '/small', CONNECTIONS, 2);
+    await tunnelSetupRate(targets[s]!, 8, 1);
+  }
+
+  const raw: unknown[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    log(`run ${run}/${RUNS}: small requests, ${CONNECTIONS} connections, ${PHASE} s each`);
+    let vigieMax = NaN;
+    for (const s of setups) {
+      const r = await withCpu(pidOf(s), () => wrkFor(s, '/small', CONNECTIONS, PHASE));
+      record('small_rps', s, sampleOf(r.value.rps, r.value.errors + r.value.badStatus, r));
+      record('small_p50', s, sampleOf(r.value.p50ms, 0, r));
+      record('small_p99', s, sampleOf(r.value.p99ms, 0, r));
+      raw.push({ run, phase: 'small', setup: s, ...r });
+      if (s === 'vigie') vigieMax = r.value.rps;
+    }
+    log(`run ${run}/${RUNS}: 1 MiB transfers, ${MIB_CONNECTIONS} connections`);
+    for (const s of setups) {
+      const r = await withCpu(pidOf(s), () => wrkFor(s, '/1m', MIB_CONNECTIONS, PHASE));
+      record('mib_rate', s, sampleOf(r.value.mibps, r.value.errors + r.value.badStatus, r));
+      raw.push({ run, phase: '1mib', setup: s, ...r });
+    }
+    log(`run ${run}/${RUNS}: one ${BIG_MIB} MiB HTTPS download through one tunnel`);
+    for (const s of setups) {
+      const r = await withCpu(pidOf(s), () => bulkDownload({ ...targets[s]!, tlsPort: ports.tls }, Math.max(30, PHASE * 3)));
+      record('bulk', s, sampleOf(r.value.ok ? r.value.mibps : NaN, r.value.ok ? 0 : 1, r));
+      raw.push({ run, phase: 'bulk', setup: s, ...r });
+    }
+    log(`run ${run}/${RUNS}: tunnel setup, ${TUNNEL_LOOPS} parallel loops`);
+    for (const s of setups) {
+      const r = await withCpu(pidOf(s), () => tunnelSetupRate(targets[s]!, TUNNEL_LOOPS, PHASE));
+      record('setup', s, sampleOf(r.value.perSecond, r.value.errors, r));
+      raw.push({ run, phase: 'setup', setup: s, ...r });
+    }
+    // Half of Vigie's closed-loop maximum of this run, offered at a fixed rate to each setup.
+    const rate = Number.isFinite(vigieMax) ? Math.max(100, Math.round(vigieMax / 2)) : NaN;
+    if (Number.isFinite(rate)) {
+      log(`run ${run}/${RUNS}: fixed rate ${rate} req/s (½ of Vigie's ${vigieMax.toFixed(0)})`);
+      for (const s of setups.filter((x) => x !== 'tinyproxy')) {
+        const r = await withCpu(pidOf(s), () => fixedRate(targets[s]!, rate, CONNECTIONS, PHASE));
+        record('fixed_p99', s, sampleOf(r.value.p99ms, r.value.errors, r));
+        record('fixed_rate', s, sampleOf(r.value.achieved, r.value.errors, r));
+        raw.push({ run, phase: 'fixed', setup: s, ...r });
+      }
+    }
+  }
+
+  for (const s of setups) {
+    const pid = pidOf(s);
+    if (pid !== null) record('peak_rss', s, { value: memMiB(pid, 'VmHWM'), proxyCpu: null, loadCpu: null, errors: 0 });
+  }
+
+  // Each tunnel costs the proxy two descriptors (client and origin side). Where the fd ceiling
+  // cannot hold IDLE_TUNNELS (a container without CAP_SYS_RESOURCE), as many as fit are opened
+  // and the RSS for IDLE_TUNNELS is projected from the measured cost per tunnel.
+  const idleResults: Partial<Record<Setup, { wanted: number; opened: number; failed: number; aliveOk: number; aliveChecked: number; rssBefore: number; rss: number; projected: number; fdLimit: number }>> = {};
+  if (IDLE_TUNNELS > 0) {
+    for (const s of setups.filter((x) => x === 'vigie' || x === 'squid')) {
+      const pid = pidOf(s)!;
+      const fdLimit = maxOpenFiles(pid);
+      const count = Math.min(IDLE_TUNNELS, Math.floor((fdLimit - 300) / 2));
+      if (count < IDLE_TUNNELS) notes.push(`${s}: open-file limit ${fdLimit} (the hard limit, not raisable here) holds ${count} tunnels, not ${IDLE_TUNNELS}: RSS for 10,000 projected linearly`);
+      measures.idle_rss!.label = `RSS, ${count} idle tunnels`;
+      log(`${s}: opening ${count} idle tunnels`);
+      await sleep(1000);
+      const rssBefore = memMiB(pid, 'VmRSS');
+      const t = await openIdleTunnels(targets[s]!, count, 200, Math.max(60, PHASE * 6));
+      await sleep(2000);
+      const rss = memMiB(pid, 'VmRSS');
+      t.close();
+      const projected = t.opened > 0 ? rssBefore + ((rss - rssBefore) * 10_000) / t.opened : NaN;
+      idleResults[s] = { wanted: count, opened: t.opened, failed: t.failed, aliveOk: t.aliveOk, aliveChecked: t.aliveChecked, rssBefore, rss, projected, fdLimit };
+      log(`${s}: ${t.opened} open (${t.failed} failed), ${t.aliveOk}/${t.aliveChecked} sampled still carry a request, RSS ${rssBefore.toFixed(0)} -> ${rss.toFixed(0)} MiB`);
+      record('idle_rss', s, { value: rss, proxyCpu: null, loadCpu: null, errors: t.failed + (t.aliveChecked - t.aliveOk) });
+      raw.push({ phase: 'idle', setup: s, ...idleResults[s] });
+      await sleep(2000);
+    }
+  }
+  const idle = idleResults.vigie;
+
+  type M = Parameters<Target['check']>[0];
+  const med = (m: M, key: string, s: Setup) => m[key]?.[s]?.median;
+  const targetsOfIssue: Target[] = [
+    {
+      measure: 'small_rps',
+      text: '≥ 1.2× Squid',
+      check: (m) => {
+        const v = med(m, 'small_rps', 'vigie');
+        const q = med(m, 'small_rps', 'squid');
+        return v && q ? { pass: v >= 1.2 * q, detail: `${(v / q).toFixed(2)}×` } : null;
+      },
+    },
+    {
+      measure: 'bulk',
+      text: '≥ 0.9× direct',
+      check: (m) => {
+        const v = med(m, 'bulk', 'vigie');
+        const d = med(m, 'bulk', 'direct');
+        return v && d ? { pass: v >= 0.9 * d, detail: `${(v / d).toFixed(2)}×` } : null;
+      },
+    },
+    {
+      measure: 'setup',
+      text: '≥ 1.1× Squid',
+      check: (m) => {
+        const v = med(m, 'setup', 'vigie');
+        const q = med(m, 'setup', 'squid');
+        return v && q ? { pass: v >= 1.1 * q, detail: `${(v / q).toFixed(2)}×` } : null;
+      },
+    },
+    {
+      measure: 'fixed_p99',
+      text: '≤ direct + 2 ms',
+      check: (m) => {
+        const v = med(m, 'fixed_p99', 'vigie');
+        const d = med(m, 'fixed_p99', 'direct');
+        return v !== undefined && d !== undefined ? { pass: v <= d + 2, detail: `+${(v - d).toFixed(2)} ms` } : null;
+      },
+    },
+    {
+      measure: 'idle_rss',
+      text: '10,000 idle tunnels < 1 GB',
+      check: () => {
+        if (!idle) return null;
+        const all = idle.opened >= 10_000;
+        const mib = all ? idle.rss : idle.projected;
+        const good = idle.opened === idle.wanted && idle.aliveOk === idle.aliveChecked;
+        return {
+          pass: good && mib * 1048576 < 1e9,
+          detail: `${idle.opened}/${idle.wanted} open, ${idle.aliveOk}/${idle.aliveChecked} sampled alive, ${all ? `${mib.toFixed(0)} MiB` : `${idle.rss.toFixed(0)} MiB, ${mib.toFixed(0)} MiB projected for 10,000`}`,
+        };
+      },
+    },
+  ];
+
+  const { rows, verdicts } = summarize(Object.values(measures), targetsOfIssue);
+  const when = new Date().toISOString();
+  const ver = versions();
+  const header = [
+    `Vigie proxy benchmark — ${when.slice(0, 16).replace('T', ' ')} UTC — ${machine()}`,
+    `${RUNS} run(s), ${PHASE} s phases, wrk -t1 -c${CONNECTIONS} (1 MiB: -c${MIB_CONNECTIONS}), ${TUNNEL_LOOPS} tunnel-setup loops, ${BIG_MIB} MiB bulk; proxy on CPU ${PROXY_CPU}, nginx + load on CPU ${LOAD_CPU}`,
+    `vigie ${ver.vigie}, ${ver.node}; ${ver.squid}; ${ver.tinyproxy}; ${ver.nginx}; ${ver.wrk}`,
+    ...notes.map((n) => `note: ${n}`),
+  ];
+  const table = markdown(rows);
+  console.log(`\n${header.join('\n')}\n\n${table}\n`);
+  console.log('Targets (issue 7):');
+  for (const v of verdicts) console.log(`- ${v.pass === null ? '?' : v.pass ? 'PASS' : 'FAIL'} ${v.text}: ${v.detail}`);
+
+  const outDir = join(ROOT, 'bench-results');
+  mkdirSync(outDir, { recursive: true });
+  const json = {
+    when,
+    machine: machine(),
+    versions: ver,
+    params: { RUNS, PHASE, CONNECTIONS, MIB_CONNECTIONS, TUNNEL_LOOPS, BIG_MIB, IDLE_TUNNELS, VIGIE_WORKERS, setups, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU },
+    notes,
+    rows,
+    targets: verdicts,
+    raw,
+  };
+  const file = join(outDir, `proxy-${when.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(json, null, 2));
+  writeFileSync(join(outDir, 'proxy-latest.json'), JSON.stringify(json, null, 2));
+  writeFileSync(join(outDir, 'proxy-latest.md'), `${header.join('\n\n')}\n\n${table}\n`);
+  log(`wrote ${file}`);
+}
+
+main()
+  .then(cleanup, async (e) => {
+    console.error(e instanceof Error ? e.stack ?? e.message : e);
+    await cleanup();
+    process.exit(1);
+  })
+  .then(() => process.exit(0));

@@ -1,0 +1,368 @@
+/**
+ * The load generators written here (they run in the benchmark's own process, pinned to the
+ * load CPU): tunnel setup rate, a fixed-rate open-loop client for latency at a given load (what
+ * wrk2 does: latency counted from when a request was due, so queueing is not hidden), idle
+ * tunnels by the thousand, and one large download through one tunnel (curl). Everything is
+ * bounded in time and count.
+ */
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Splits a byte stream into HTTP/1.1 responses framed by Content-Length (nginx and the proxies send it). */
+export class ResponseReader {
+  /** The next response is a CONNECT reply: headers only, the bytes after it are the tunnel's. */
+  noBody = false;
+  private pending: Buffer = EMPTY;
+  private bodyLeft = -1;
+  private status = 0;
+
+  constructor(private readonly onResponse: (status: number) => void) {}
+
+  feed(d: Buffer): void {
+    const b = this.pending.length ? Buffer.concat([this.pending, d]) : d;
+    let off = 0;
+    for (;;) {
+      if (this.bodyLeft < 0) {
+        const end = b.indexOf('\r\n\r\n', off, 'latin1');
+        if (end < 0) break;
+        const head = b.toString('latin1', off, end);
+        this.status = Number(head.slice(9, 12));
+        const m = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
+        this.bodyLeft = this.noBody ? 0 : m ? Number(m[1]) : 0;
+        off = end + 4;
+      }
+      const avail = b.length - off;
+      if (avail < this.bodyLeft) {
+        this.bodyLeft -= avail;
+        off = b.length;
+        break;
+      }
+      off += this.bodyLeft;
+      this.bodyLeft = -1;
+      this.onResponse(this.status);
+    }
+    this.pending = off < b.length ? b.subarray(off) : EMPTY;
+  }
+}
+
+export interface Target {
+  /** Where the client connects: a proxy, or the origin itself for the direct baseline. */
+  port: number;
+  viaProxy: boolean;
+  /** How the proxy is asked for the origin (origin.test, or 127.0.0.1 for a proxy without a hosts table). */
+  originHost: string;
+  originPort: number;
+}
+
+const connectRequest = (t: Target) => Buffer.from(`CONNECT ${t.originHost}:${t.originPort} HTTP/1.1\r\nHost: ${t.originHost}:${t.originPort}\r\n\r\n`);
+const smallGet = (t: Target) => Buffer.from(`GET /small HTTP/1.1\r\nHost: ${t.originHost}:${t.originPort}\r\n\r\n`);
+
+export interface RateResult {
+  perSecond: number;
+  ok: number;
+  errors: number;
+}
+
+/**
+ * New TCP connection + CONNECT + one small plain-HTTP request inside the tunnel, then close,
+ * in `loops` parallel loops for `seconds`. Direct: new connection + the same request.
+ */
+export async function tunnelSetupRate(t: Target, loops: number, seconds: number): Promise<RateResult> {
+  const connect = connectRequest(t);
+  const get = smallGet(t);
+  const deadline = performance.now() + seconds * 1000;
+  let ok = 0;
+  let errors = 0;
+  const one = () =>
+    new Promise<boolean>((resolve) => {
+      let done = false;
+      const finish = (good: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        s.destroy();
+        resolve(good);
+      };
+      const s = net.connect({ port: t.port, host: '127.0.0.1', noDelay: true });
+      const timer = setTimeout(() => finish(false), 5000);
+      let inTunnel = !t.viaProxy;
+      const reader = new ResponseReader((status) => {
+        if (!inTunnel) {
+          if (status !== 200) return finish(false);
+          inTunnel = true;
+          reader.noBody = false;
+          s.write(get);
+          return;
+        }
+        finish(status === 200);
+      });
+      reader.noBody = !inTunnel;
+      s.on('connect', () => s.write(inTunnel ? get : connect));
+      s.on('data', (d: Buffer) => reader.feed(d));
+      s.on('error', () => finish(false));
+      s.on('close', () => finish(false));
+    });
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: loops }, async () => {
+      while (performance.now() < deadline) {
+        if (await one()) ok++;
+        else {
+          errors++;
+          // A refusing proxy would otherwise spin; errors are rare and counted.
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    }),
+  );
+  return { perSecond: ok / ((performance.now() - t0) / 1000), ok, errors };
+}
+
+export interface FixedRateResult {
+  rate: number;
+  achieved: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+/**
+ * Open loop at `rate` requests/s over `connections` keep-alive connections for `seconds`.
+ * Requests are due on a fixed schedule; one that waits for a free connection waits on the
+ * clock, so a stalled server shows as latency, not as a lower rate.
+ */
+export async function fixedRate(t: Target, rate: number, connections: number, seconds: number): Promise<FixedRateResult> {
+  const request = Buffer.from(
+    t.viaProxy
+      ? `GET http://${t.originHost}:${t.originPort}/small HTTP/1.1\r\nHost: ${t.originHost}:${t.originPort}\r\n\r\n`
+      : `GET /small HTTP/1.1\r\nHost: ${t.originHost}:${t.originPort}\r\n\r\n`,
+  );
+  const total = Math.max(1, Math.floor(rate * seconds));
+  const latencies = new Float64Array(total);
+  let measured = 0;
+  let errors = 0;
+  let issued = 0;
+  const due: number[] = []; // due times of requests waiting for a connection
+  const idle: Conn[] = [];
+
+  interface Conn {
+    s: net.Socket;
+    sentDue: number;
+  }
+  const send = (c: Conn, when: number) => {
+    c.sentDue = when;
+    c.s.write(request);
+  };
+  const open = () =>
+    new Promise<void>((resolve) => {
+      const s = net.connect({ port: t.port, host: '127.0.0.1', noDelay: true });
+      const c: Conn = { s, sentDue: -1 };
+      const reader = new ResponseReader((status) => {
+        if (status === 200 && measured < total) latencies[measured++] = performance.now() - c.sentDue;
+        else errors++;
+        c.sentDue = -1;
+        const next = due.shift();
+        if (next !== undefined) send(c, next);
+        else idle.push(c);
+      });
+      s.on('data', (d: Buffer) => reader.feed(d));
+      s.once('connect', () => {
+        idle.push(c);
+        resolve();
+      });
+      s.on('error', () => {
+        errors++;
+        resolve();
+      });
+      s.on('close', () => {
+        const i = idle.indexOf(c);
+        if (i >= 0) idle.splice(i, 1);
+        if (c.sentDue >= 0) errors++;
+        c.sentDue = -1;
+      });
+    });
+  await Promise.all(Array.from({ length: connections }, open));
+  const conns = [...idle];
+  const t0 = performance.now();
+  const interval = 1000 / rate;
+  await new Promise<void>((resolve) => {
+    // A 1 ms tick issues whatever is due by now: the schedule, not the tick, sets the rate.
+    const tick = setInterval(() => {
+      const now = performance.now();
+      while (issued < total && t0 + issued * interval <= now) {
+        const when = t0 + issued * interval;
+        issued++;
+        const c = idle.pop();
+        if (c) send(c, when);
+        else due.push(when);
+      }
+      if (issued >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  // Let the tail finish, bounded.
+  const tailDeadline = performance.now() + 5000;
+  while (measured + errors < total && performance.now() < tailDeadline) await new Promise((r) => setTimeout(r, 10));
+  const elapsed = (performance.now() - t0) / 1000;
+  for (const c of conns) c.s.destroy();
+  const lost = Math.max(0, total - measured - errors);
+  const sorted = latencies.subarray(0, measured).sort();
+  const pct = (p: number) => (measured ? sorted[Math.min(measured - 1, Math.floor((p / 100) * measured))]! : NaN);
+  return { rate, achieved: measured / elapsed, p50ms: pct(50), p99ms: pct(99), errors: errors + lost };
+}
+
+export interface IdleTunnels {
+  opened: number;
+  failed: number;
+  /** Of a sample of the open tunnels, how many still answered a request at the end. */
+  aliveChecked: number;
+  aliveOk: number;
+  close: () => void;
+}
+
+/** Opens `count` CONNECT tunnels and keeps them idle; `inFlight` at a time, bounded by `seconds`. */
+export async function openIdleTunnels(t: Target, count: number, inFlight: number, seconds: number): Promise<IdleTunnels> {
+  const connect = connectRequest(t);
+  const sockets: net.Socket[] = [];
+  let failed = 0;
+  let next = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      let settled = false;
+      const s = net.connect({ port: t.port, host: '127.0.0.1', noDelay: true });
+      const settle = (good: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (good) sockets.push(s);
+        else {
+          failed++;
+          s.destroy();
+        }
+        resolve();
+      };
+      const timer = setTimeout(() => settle(false), 10_000);
+      const reader = new ResponseReader((status) => settle(status === 200));
+      reader.noBody = true;
+      s.on('connect', () => s.write(connect));
+      s.on('data', (d: Buffer) => {
+        if (!settled) reader.feed(d);
+      });
+      s.on('error', () => settle(false));
+    });
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count && performance.now() < deadline) {
+        next++;
+        await one();
+      }
+    }),
+  );
+  // A sample of tunnels must still carry a request: idle tunnels that were silently dropped would flatter the RSS.
+  const sample = sockets.filter((_, i) => i % Math.max(1, Math.floor(sockets.length / 20)) === 0).slice(0, 20);
+  const get = smallGet(t);
+  const results = await Promise.all(
+    sample.map(
+      (s) =>
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 5000);
+          const reader = new ResponseReader((status) => {
+            clearTimeout(timer);
+            resolve(status === 200);
+          });
+          s.on('data', (d: Buffer) => reader.feed(d));
+          s.once('close', () => resolve(false));
+          s.write(get);
+        }),
+    ),
+  );
+  return {
+    opened: sockets.length,
+    failed,
+    aliveChecked: sample.length,
+    aliveOk: results.filter(Boolean).length,
+    close: () => {
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
+
+export interface BulkResult {
+  mibps: number;
+  mib: number;
+  seconds: number;
+  ok: boolean;
+}
+
+/** One large HTTPS download through one CONNECT tunnel (or direct), with curl, bounded by `maxSeconds`. */
+export function bulkDownload(t: Target & { tlsPort: number }, maxSeconds: number): Promise<BulkResult> {
+  const url = `https://${t.originHost}:${t.tlsPort}/big`;
+  const args = ['-s', '-k', '-o', '/dev/null', '--max-time', String(maxSeconds), '-w', '%{http_code} %{size_download} %{time_total} %{time_pretransfer}'];
+  if (t.viaProxy) args.push('-p', '-x', `http://127.0.0.1:${t.port}`);
+  // Direct: curl's own name map; the proxies resolve origin.test themselves.
+  else args.push('--resolve', `${t.originHost}:${t.tlsPort}:127.0.0.1`);
+  args.push(url);
+  return new Promise((resolve) => {
+    execFile('curl', args, { timeout: (maxSeconds + 10) * 1000 }, (err, stdout) => {
+      const [code, size, total, pre] = stdout.trim().split(' ').map(Number);
+      const seconds = (total ?? 0) - (pre ?? 0);
+      const mib = (size ?? 0) / 1048576;
+      // Exit 28 is --max-time: what arrived until then still gives the rate.
+      const finished = !err || (err as { code?: number }).code === 28;
+      resolve({ mibps: seconds > 0 ? mib / seconds : 0, mib, seconds, ok: finished && code === 200 && mib > 0 });
+    });
+  });
+}
+
+/** One plain request and one tunnelled request, before any load: a proxy that refuses is named, not measured. */
+export function probe(t: Target): Promise<{ http: number; tunnel: number; detail: string }> {
+  const exchange = (first: Buffer, connectFirst: boolean) =>
+    new Promise<{ status: number; detail: string }>((resolve) => {
+      let raw = '';
+      let done = false;
+      const finish = (status: number) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        s.destroy();
+        resolve({ status, detail: raw.slice(0, 300) });
+      };
+      const s = net.connect({ port: t.port, host: '127.0.0.1' });
+      const timer = setTimeout(() => finish(0), 5000);
+      let inTunnel = !connectFirst;
+      const reader = new ResponseReader((status) => {
+        if (!inTunnel) {
+          if (status !== 200) return finish(-status);
+          inTunnel = true;
+          reader.noBody = false;
+          s.write(smallGet(t));
+          return;
+        }
+        finish(status);
+      });
+      reader.noBody = connectFirst;
+      s.on('connect', () => s.write(first));
+      s.on('data', (d: Buffer) => {
+        raw += d.toString('latin1');
+        reader.feed(d);
+      });
+      s.on('error', (e) => {
+        raw += String(e);
+        finish(0);
+      });
+      s.on('close', () => finish(0));
+    });
+  const plain = t.viaProxy
+    ? Buffer.from(`GET http://${t.originHost}:${t.originPort}/small HTTP/1.1\r\nHost: ${t.originHost}:${t.originPort}\r\n\r\n`)
+    : smallGet(t);
+  return Promise.all([exchange(plain, false), t.viaProxy ? exchange(connectRequest(t), true) : exchange(smallGet(t), false)]).then(([h, c]) => ({
+    http: h.status,
+    tunnel: c.status,
+    detail: `${h.detail} | ${c.detail}`,
+  }));
+}
