@@ -127,6 +127,15 @@ t.test('supervision API over HTTPS', async (t) => {
     t.equal(h.gw.gateway.policy.version, before, 'no refused request made a version');
   });
 
+  t.test('the minimal console is static, with a strict CSP', async (t) => {
+    const page = await h.api('GET', '/admin/', { token: null });
+    t.equal(page.status, 200);
+    t.match(page.headers['content-security-policy'], /default-src 'none'; script-src 'self'/);
+    t.match(page.text, /<script src="console.js" defer><\/script>/);
+    t.equal((await h.api('GET', '/admin/console.js', { token: null })).status, 200);
+    t.equal((await h.api('GET', '/admin/..%2f..%2fpackage.json', { token: null })).status, 404);
+  });
+
   t.test('decision explains', async (t) => {
     const r = await h.api('GET', '/api/v1/decision?url=http://www.adult.test/x&client=127.0.0.2', { token: tokens.supervisor });
     t.equal(r.status, 200);

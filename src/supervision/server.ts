@@ -10,6 +10,7 @@ import { PolicyValidationError } from '../policy/store.js';
 import { AuditLog } from './audit.js';
 import { audit, problem, type ApiContext } from './context.js';
 import { FleetPuller } from './fleet.js';
+import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
 import { registerSystemRoutes } from './routes/system.js';
@@ -123,6 +124,7 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   registerSystemRoutes(app, ctx);
   registerPolicyRoutes(app, ctx);
   registerJournalRoutes(app, ctx);
+  await registerConsoleRoutes(app);
   return app;
 }
 
