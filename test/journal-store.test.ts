@@ -256,7 +256,7 @@ t.test('verify reports changed, removed, reordered and added rows with their ran
   r = tamper('link', `DELETE FROM chain WHERE id = 4; DELETE FROM c_${p} WHERE id BETWEEN ${batches[3]![0]![0]} AND ${batches[3]![9]![0]}`);
   t.match(r.problems, [{ kind: 'chain', entry: 5, message: /links 4\.\.4 are missing/ }], 'a removed batch breaks the chain');
 
-  r = tamper('added', `INSERT INTO c_${p} SELECT ${id + 100}, t, cl, us, pr, ho, po, pa, k, bi, bo, du, ca, pv FROM c_${p} WHERE id = ${target[0]}`);
+  r = tamper('added', `INSERT INTO c_${p} SELECT ${id + 100}, t, cl, us, cx, ho, po, pa, k, bi, bo, du FROM c_${p} WHERE id = ${target[0]}`);
   t.match(r.problems, [{ kind: 'added', firstId: id + 100, lastId: id + 100 }], 'a row outside the chain');
 
   r = tamper('end', `UPDATE c_${p} SET bi = 9999 WHERE id = ${tunnel[0]}`);

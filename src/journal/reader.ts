@@ -16,7 +16,7 @@ interface RawRow {
   t: number;
   client: string;
   user: string | null;
-  pr: number | null;
+  cx: number;
   host: string;
   po: number | null;
   path: string | null;
@@ -24,8 +24,12 @@ interface RawRow {
   bi: number;
   bo: number;
   du: number;
-  ca: number | null;
-  pv: number;
+}
+
+interface Ctx {
+  profile: string | null;
+  category: string | null;
+  policyVersion: number;
 }
 
 /** A filter turned into SQL for one partition; null = cannot match anything. */
@@ -90,8 +94,24 @@ export class JournalQuery implements JournalReader {
     return s;
   }
 
-  /** Names of a small interned table (profiles, methods, categories, rules), reloaded on a miss. */
-  private name(dict: 'profile' | 'method' | 'category' | 'rule', id: number | null): string | null {
+  private ctxs = new Map<number, Ctx>();
+  /** A row's profile, category and policy version (a small table, reloaded on a miss). */
+  private ctx(id: number): Ctx {
+    let c = this.ctxs.get(id);
+    if (!c) {
+      this.ctxs = new Map(
+        (this.stmt('SELECT id, v FROM d_ctx').all() as { id: number; v: string }[]).map((r) => {
+          const [profile, category, policyVersion] = JSON.parse(r.v) as [string | null, string | null, number];
+          return [r.id, { profile, category, policyVersion }];
+        }),
+      );
+      c = this.ctxs.get(id) ?? { profile: null, category: null, policyVersion: -1 };
+    }
+    return c;
+  }
+
+  /** Names of a small interned table (methods, rules), reloaded on a miss. */
+  private name(dict: 'method' | 'rule', id: number | null): string | null {
     if (id === null) return null;
     let m = this.small.get(dict);
     let v = m?.get(id);
@@ -157,8 +177,6 @@ export class JournalQuery implements JournalReader {
     for (const [key, dict, col] of [
       ['client', 'client', 'cl'],
       ['user', 'user', 'us'],
-      ['profile', 'profile', 'pr'],
-      ['category', 'category', 'ca'],
     ] as const) {
       const v = f[key];
       if (v === undefined) continue;
@@ -166,6 +184,12 @@ export class JournalQuery implements JournalReader {
       if (id === undefined) return null;
       where.push(`c.${col} = ?`);
       params.push(id);
+    }
+    if (f.profile !== undefined || f.category !== undefined) {
+      this.ctx(0);
+      const ids = [...this.ctxs].filter(([, c]) => (f.profile === undefined || c.profile === f.profile) && (f.category === undefined || c.category === f.category)).map(([id]) => id);
+      if (!ids.length) return null;
+      where.push(`c.cx IN (${ids.join(',')})`);
     }
     if (f.host !== undefined) {
       const h = f.host.toLowerCase().replace(/\.$/, '');
@@ -182,7 +206,7 @@ export class JournalQuery implements JournalReader {
   private select(p: number, plan: Plan, extra: string, order: 'ASC' | 'DESC'): Database.Statement {
     const cond = [plan.where, extra].filter(Boolean).join(' AND ');
     return this.stmt(
-      `SELECT c.id, c.t, cl.v AS client, us.v AS user, c.pr, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du, c.ca, c.pv
+      `SELECT c.id, c.t, cl.v AS client, us.v AS user, c.cx, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du
        FROM c_${p} c LEFT JOIN d_client cl ON cl.id = c.cl LEFT JOIN d_host ho ON ho.id = c.ho LEFT JOIN d_user us ON us.id = c.us
        LEFT JOIN d_path pa ON pa.id = c.pa
        ${cond ? `WHERE ${cond}` : ''} ORDER BY c.id ${order} LIMIT ?`,
@@ -192,12 +216,13 @@ export class JournalQuery implements JournalReader {
   private toRow(r: RawRow, base: number): JournalRow {
     const k = unpackK(r.k);
     const scheme = k.connect ? 'connect' : 'http';
+    const cx = this.ctx(r.cx);
     return {
       id: r.id,
       time: r.t + base,
       client: r.client,
       user: r.user,
-      profile: this.name('profile', r.pr),
+      profile: cx.profile,
       method: this.name('method', k.method) ?? '',
       scheme,
       host: r.host,
@@ -208,9 +233,9 @@ export class JournalQuery implements JournalReader {
       bytesOut: r.bo,
       durationMs: r.du,
       decision: k.block ? 'block' : 'allow',
-      category: this.name('category', r.ca),
+      category: cx.category,
       rule: this.name('rule', k.rule) ?? '',
-      policyVersion: r.pv,
+      policyVersion: cx.policyVersion,
     };
   }
 
@@ -276,14 +301,13 @@ export class JournalQuery implements JournalReader {
       const plan = this.plan(part, filter);
       if (!plan) continue;
       const got = this.stmt(
-        `SELECT (c.t + ${part.base}) / 3600000 AS h, c.pr, c.ca, count(*) AS n, sum(${BLOCK_SQL}) AS b
-         FROM c_${part.p} c ${plan.where ? `WHERE ${plan.where}` : ''} GROUP BY h, c.pr, c.ca`,
-      ).all(...plan.params) as { h: number; pr: number | null; ca: number | null; n: number; b: number }[];
+        `SELECT (c.t + ${part.base}) / 3600000 AS h, c.cx, count(*) AS n, sum(${BLOCK_SQL}) AS b
+         FROM c_${part.p} c ${plan.where ? `WHERE ${plan.where}` : ''} GROUP BY h, c.cx`,
+      ).all(...plan.params) as { h: number; cx: number; n: number; b: number }[];
       for (const g of got) {
         const hour = g.h * 3_600_000;
         const b = bucket === 'hour' ? hour : this.dayStart(hour);
-        const profile = this.name('profile', g.pr);
-        const category = this.name('category', g.ca);
+        const { profile, category } = this.ctx(g.cx);
         const key = `${b}\u0000${profile}\u0000${category}`;
         const s = acc.get(key);
         if (s) {

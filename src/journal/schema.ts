@@ -6,7 +6,8 @@ import type Database from 'better-sqlite3';
  *   (client; the rowid rides along, so "client X between ids a and b" is an index range);
  * - a tunnel's end (bytes, duration) fills its row's zero figures and sets the row's `ended` bit; the
  *   chain link of the batch that wrote the end lists the row ids it ended (`ends`, varint deltas);
- * - interned strings in `d_*` tables; integers everywhere else; times stored as signed offsets from
+ * - interned strings in `d_*` tables (`d_ctx`: profile, category and policy version together);
+ *   integers everywhere else; times stored as signed offsets from
  *   the middle of the month, which fit SQLite's 4-byte integers;
  * - `chain`: one SHA-256 link per written batch and partition, `anchors` keep the links of purged
  *   entries, `events` records purges, starts and losses.
@@ -15,7 +16,8 @@ import type Database from 'better-sqlite3';
 
 export const SCHEMA_VERSION = 1;
 
-export const DICTS = ['client', 'user', 'profile', 'method', 'host', 'path', 'category', 'rule'] as const;
+/** `ctx` interns the [profile, category, policyVersion] triple: one column where three would cost a header byte each. */
+export const DICTS = ['client', 'user', 'ctx', 'method', 'host', 'path', 'rule'] as const;
 export type DictName = (typeof DICTS)[number];
 
 export function createMeta(db: Database.Database): void {
@@ -33,7 +35,7 @@ export function createMeta(db: Database.Database): void {
 
 export function createPartition(db: Database.Database, p: number): void {
   db.exec(`
-    CREATE TABLE IF NOT EXISTS c_${p} (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, cl INTEGER NOT NULL, us INTEGER, pr INTEGER, ho INTEGER NOT NULL, po INTEGER, pa INTEGER, k INTEGER NOT NULL, bi INTEGER NOT NULL, bo INTEGER NOT NULL, du INTEGER NOT NULL, ca INTEGER, pv INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS c_${p} (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, cl INTEGER NOT NULL, us INTEGER, cx INTEGER NOT NULL, ho INTEGER NOT NULL, po INTEGER, pa INTEGER, k INTEGER NOT NULL, bi INTEGER NOT NULL, bo INTEGER NOT NULL, du INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS c_${p}_cl ON c_${p}(cl);
   `);
   db.prepare('INSERT OR IGNORE INTO parts (p, base) VALUES (?, ?)').run(p, monthRange(p).base);

@@ -45,7 +45,7 @@ interface Raw {
   t: number;
   client: string | null;
   user: string | null;
-  profile: string | null;
+  ctx: string | null;
   method: string | null;
   host: string | null;
   po: number | null;
@@ -54,9 +54,7 @@ interface Raw {
   bi: number;
   bo: number;
   du: number;
-  category: string | null;
   rule: string | null;
-  pv: number;
 }
 
 const MAX_PROBLEMS = 1000;
@@ -79,10 +77,10 @@ export function verifyJournal(db: Database.Database): VerifyReport {
     let s = rowsStmt.get(p);
     if (!s) {
       s = db.prepare(
-        `SELECT c.id, c.t, cl.v AS client, us.v AS user, pr.v AS profile, me.v AS method, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du, ca.v AS category, ru.v AS rule, c.pv
-         FROM c_${p} c LEFT JOIN d_client cl ON cl.id = c.cl LEFT JOIN d_user us ON us.id = c.us LEFT JOIN d_profile pr ON pr.id = c.pr
+        `SELECT c.id, c.t, cl.v AS client, us.v AS user, cx.v AS ctx, me.v AS method, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du, ru.v AS rule
+         FROM c_${p} c LEFT JOIN d_client cl ON cl.id = c.cl LEFT JOIN d_user us ON us.id = c.us LEFT JOIN d_ctx cx ON cx.id = c.cx
          LEFT JOIN d_method me ON me.id = (c.k >> 21) LEFT JOIN d_host ho ON ho.id = c.ho LEFT JOIN d_path pa ON pa.id = c.pa
-         LEFT JOIN d_category ca ON ca.id = c.ca LEFT JOIN d_rule ru ON ru.id = ((c.k >> 13) & 255)
+         LEFT JOIN d_rule ru ON ru.id = ((c.k >> 13) & 255)
          WHERE c.id BETWEEN ? AND ? ORDER BY c.id`,
       );
       rowsStmt.set(p, s);
@@ -143,7 +141,13 @@ export function verifyJournal(db: Database.Database): VerifyReport {
           for (const r of got) {
             const k = unpackK(r.k);
             const connect = k.connect;
-            const w: WireRow = [r.id, r.t + base, r.client ?? '', r.user, r.profile, r.method ?? '', connect ? 'connect' : 'http', r.host ?? '', r.po ?? (connect ? 443 : 80), r.path, k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 'block' : 'allow', r.category, r.rule ?? '', r.pv];
+            let ctx: [string | null, string | null, number] = [null, null, -1];
+            try {
+              ctx = JSON.parse(r.ctx ?? 'null') ?? ctx;
+            } catch {
+              // an edited context: the hash tells
+            }
+            const w: WireRow = [r.id, r.t + base, r.client ?? '', r.user, ctx[0], r.method ?? '', connect ? 'connect' : 'http', r.host ?? '', r.po ?? (connect ? 443 : 80), r.path, k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 'block' : 'allow', ctx[1], r.rule ?? '', ctx[2]];
             h.update(rowLine(w)).update('\n');
           }
           if (got.length) {

@@ -145,7 +145,7 @@ export class JournalWriter {
         end: r.end,
         base: r.base,
         lag: row?.lag ?? 0,
-        ins: this.db.prepare(`INSERT INTO c_${p} (id, t, cl, us, pr, ho, po, pa, k, bi, bo, du, ca, pv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+        ins: this.db.prepare(`INSERT INTO c_${p} (id, t, cl, us, cx, ho, po, pa, k, bi, bo, du) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
         // A row is ended once: the figures of a second end would replace what the chain covers.
         endTunnel: this.db.prepare(`UPDATE c_${p} SET bi = ?, bo = ?, du = ?, k = k + ${ENDED} WHERE id = ? AND ((k >> 12) & 1) = 0`),
       };
@@ -201,7 +201,7 @@ export class JournalWriter {
         time - part.base,
         d.client.id(r[2]),
         r[3] === null ? null : d.user.id(r[3]),
-        r[4] === null ? null : d.profile.id(r[4]),
+        d.ctx.id(JSON.stringify([r[4], r[15], r[17]])),
         d.host.id(r[7]),
         r[8] === defaultPort(scheme) ? null : r[8],
         r[9] === null ? null : d.path.id(r[9]),
@@ -209,8 +209,6 @@ export class JournalWriter {
         r[11],
         r[12],
         r[13],
-        r[15] === null ? null : d.category.id(r[15]),
-        r[17],
       );
       g.lines.push(rowLine(r));
       if (id > high) high = id;
