@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerCheck } from './cli/check.js';
 import { registerJournal } from './cli/journal.js';
+import { registerLists } from './cli/lists.js';
 import { registerStart } from './cli/start.js';
 import { registerToken } from './cli/token.js';
 import { registerPolicy } from './cli/policy.js';
@@ -16,6 +17,7 @@ program
 registerStart(program);
 registerCheck(program);
 registerJournal(program);
+registerLists(program);
 registerToken(program);
 registerPolicy(program);
 

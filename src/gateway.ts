@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import type { VigieConfig } from './config/types.js';
 import { Journal, type JournalHandle } from './journal/journal.js';
 import { loadAcademyLists, loadUt1Index } from './lists/load.js';
+import { ListUpdateScheduler } from './lists/schedule.js';
+import { resolveUt1Dir } from './lists/update.js';
 import type { CategoryIndex } from './lists/types.js';
 import type { Logger } from './log.js';
-import { BUNDLED_ACADEMY, BUNDLED_UT1 } from './paths.js';
+import { BUNDLED_ACADEMY } from './paths.js';
 import { buildSnapshot, type PolicySnapshot } from './policy/snapshot.js';
 import { PolicyStore } from './policy/store.js';
 import type { ProxyObserver } from './proxy/events.js';
@@ -41,6 +43,8 @@ export class Gateway {
   readonly policy: PolicyStore;
   private current!: PolicySnapshot;
   private ut1: CategoryIndex | null = null;
+  /** UT1 updates on a schedule, and reloads after `vigie lists update`. */
+  listUpdates: ListUpdateScheduler | null = null;
   private version = 0;
   readonly listening: { host: string; port: number }[] = [];
   /** When the lists last loaded and last failed to (ms since the epoch, 0 = never): policy freshness. */
@@ -99,12 +103,14 @@ export class Gateway {
     log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
     for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}` });
     await this.loadLists();
+    this.listUpdates = new ListUpdateScheduler(this, config, log);
+    await this.listUpdates.start();
   }
 
   /** (Re)loads the UT1 lists; on failure the previous policy stays, and it says so. */
   async loadLists(): Promise<boolean> {
     const { config, log } = this.opts;
-    const dir = config.lists.ut1 ?? BUNDLED_UT1;
+    const dir = await resolveUt1Dir(config);
     try {
       const { index, report, seconds, source } = await loadUt1Index(dir, { dataDir: config.dataDir, log });
       if (report.badLineCount) log.warn('lists: lines ignored', { count: report.badLineCount, first: report.badLines[0] && `${report.badLines[0].category}/${report.badLines[0].file}:${report.badLines[0].line} ${report.badLines[0].reason}` });
@@ -155,6 +161,7 @@ export class Gateway {
   }
 
   async stop(graceMs = 0): Promise<void> {
+    this.listUpdates?.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
   }

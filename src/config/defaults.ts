@@ -81,7 +81,7 @@ export function defaultConfig(): VigieConfig {
     connectPorts: [443],
     hosts: {},
     dns: { servers: null, timeoutMs: 5_000, maxTtlSeconds: 300, negativeTtlSeconds: 10 },
-    lists: { ut1: null, academy: null },
+    lists: { ut1: null, academy: null, updateUrl: null, checksumUrl: null, updateIntervalHours: 0, maxDownloadBytes: 512 * 1048576 },
     dataDir: 'data',
     timeouts: { connectMs: 10_000, headersMs: 30_000, upstreamResponseMs: 60_000, idleMs: 120_000 },
     limits: { maxHeaderBytes: 16_384, maxSocketsPerOrigin: 256, decisionCacheSize: 20_000 },

@@ -94,7 +94,14 @@ export const configSchema = {
     lists: {
       type: 'object',
       additionalProperties: false,
-      properties: { ut1: { type: ['string', 'null'] }, academy: { type: ['string', 'null'] } },
+      properties: {
+        ut1: { type: ['string', 'null'] },
+        academy: { type: ['string', 'null'] },
+        updateUrl: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^https?://' }] },
+        checksumUrl: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^https?://' }] },
+        updateIntervalHours: { type: 'number', minimum: 0, maximum: 8760 },
+        maxDownloadBytes: { type: 'integer', minimum: 1024 },
+      },
     },
     dataDir: { type: 'string', minLength: 1 },
     timeouts: {

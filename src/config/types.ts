@@ -74,6 +74,14 @@ export interface VigieConfig {
     ut1: string | null;
     /** Academy lists folder; null = the bundled lists/academy. */
     academy: string | null;
+    /** UT1 tarball (blacklists.tar.gz layout) fetched by `vigie lists update` and the schedule; null = no updates. */
+    updateUrl?: string | null;
+    /** Optional checksum file for the tarball (md5/sha1/sha256 hex, `sha256sum` format accepted). */
+    checksumUrl?: string | null;
+    /** Hours between scheduled updates inside the running gateway; 0 = only on demand. */
+    updateIntervalHours?: number;
+    /** A download larger than this is refused (and so is one smaller than 1 KiB). */
+    maxDownloadBytes?: number;
   };
   dataDir: string;
   timeouts: Timeouts;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
@@ -77,14 +78,16 @@ async function writeAtomic(file: string, data: Uint8Array | string): Promise<voi
   await rename(tmpFile, file);
 }
 
-/** Removes compiled files no manifest points to any more (older list versions). */
-async function pruneCompiled(cacheDir: string): Promise<void> {
+/** Removes compiled files no manifest points to any more (older list versions, folders gone). */
+export async function pruneCompiled(cacheDir: string): Promise<void> {
   const names = await readdir(cacheDir);
   const keep = new Set<string>();
   for (const n of names) {
     if (!n.startsWith('source-') || !n.endsWith('.json')) continue;
     try {
-      keep.add((JSON.parse(await readFile(join(cacheDir, n), 'utf8')) as Manifest).file);
+      const m = JSON.parse(await readFile(join(cacheDir, n), 'utf8')) as Manifest;
+      if (existsSync(m.dir)) keep.add(m.file);
+      else await unlink(join(cacheDir, n));
     } catch {
       // unreadable manifest: its file will simply be rebuilt
     }
