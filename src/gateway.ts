@@ -148,6 +148,8 @@ export class Gateway {
     const config = applied as unknown as VigieConfig;
     this.opts.config = config;
     this.proxyDeps.config = config;
+    // Profiles from the file apply while the policy store has not taken them over (API, fleet).
+    this.policy.reconfigure(config);
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
     this.policy.reconfigure(config);
     const listsLoaded = await this.loadLists();

@@ -85,6 +85,7 @@ t.test('SIGHUP reloads config and lists without dropping connections', async (t)
   // New client mapping and host map; a new listen port, which needs a restart.
   writeJson(file, baseConfig(port2, metricsPort, origin.port, {
     clients: [{ network: '127.0.0.1/32', profile: 'staff' }],
+    profiles: { ...profiles, staff: { mode: 'blocklist', categories: ['malware', 'adult'] } },
     hosts: { 'www.site.test': '127.0.0.1', 'games.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'new.test': '127.0.0.1' },
   }));
   cli.child.kill('SIGHUP');
@@ -92,6 +93,7 @@ t.test('SIGHUP reloads config and lists without dropping connections', async (t)
   t.match(cli.log(), /apply only after a restart keys=listen/, 'listen change is reported as needing a restart');
 
   t.equal((await viaProxy(port, site('games.test'))).status, 200, 'staff now: games allowed');
+  t.equal((await viaProxy(port, site('adult.test'))).status, 403, "the file's change to the staff profile applies");
   t.equal((await viaProxy(port, site('new.test'))).status, 200, 'new host map entry used');
   t.match(await overTunnel(tunnel.socket), /^HTTP\/1\.1 200/, 'the tunnel opened before the reload still carries data');
   const again = await agentGet(agent, port, site('www.site.test'));
@@ -170,4 +172,5 @@ t.test('SIGTERM stops accepting, lets in-flight requests finish, cuts the rest, 
     db.close();
   }
   t.equal(rows, made, 'every connection made is in the journal after the stop');
+  if (rows !== made) t.comment(cli.log());
 });

@@ -111,6 +111,9 @@ export class ProxyServer {
   private readonly observers: ProxyObserver[];
   private readonly lookup: LookupFunction;
   private readonly tunnels = new Set<Socket>();
+  /** Open client connections, so close() can wait until each has ended its request. */
+  private readonly sockets = new Set<Socket>();
+  private onDrained: (() => void) | null = null;
 
   constructor(private readonly deps: ProxyDeps) {
     const { config } = deps;
@@ -152,8 +155,13 @@ export class ProxyServer {
     server.on('request', (req, res) => this.onRequest(req, res));
     server.on('connect', (req, socket, head) => this.onConnect(req, socket as Socket, head));
     server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
       this.emit('connectionsChanged', 'client', 1);
-      socket.once('close', () => this.emit('connectionsChanged', 'client', -1));
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.emit('connectionsChanged', 'client', -1);
+        if (!this.sockets.size) this.onDrained?.();
+      });
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
@@ -197,6 +205,9 @@ export class ProxyServer {
     const timer = setTimeout(cut, graceMs);
     if (graceMs === 0) cut();
     await Promise.all(closing);
+    // A server reports closed before its sockets' own 'close' events, which is where cut requests
+    // end and are recorded (journal, metrics): wait for those too.
+    if (this.sockets.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearTimeout(timer);
     this.agent.destroy();
   }
