@@ -6,6 +6,7 @@
  * bounded in time and count.
  */
 import { execFile } from 'node:child_process';
+import { track } from './procs.js';
 import net from 'node:net';
 
 const EMPTY = Buffer.alloc(0);
@@ -308,14 +309,14 @@ export function bulkDownload(t: Target & { tlsPort: number }, maxSeconds: number
   else args.push('--resolve', `${t.originHost}:${t.tlsPort}:127.0.0.1`);
   args.push(url);
   return new Promise((resolve) => {
-    execFile('curl', args, { timeout: (maxSeconds + 10) * 1000 }, (err, stdout) => {
+    track(execFile('curl', args, { timeout: (maxSeconds + 10) * 1000 }, (err, stdout) => {
       const [code, size, total, pre] = stdout.trim().split(' ').map(Number);
       const seconds = (total ?? 0) - (pre ?? 0);
       const mib = (size ?? 0) / 1048576;
       // Exit 28 is --max-time: what arrived until then still gives the rate.
       const finished = !err || (err as { code?: number }).code === 28;
       resolve({ mibps: seconds > 0 ? mib / seconds : 0, mib, seconds, ok: finished && code === 200 && mib > 0 });
-    });
+    }));
   });
 }
 

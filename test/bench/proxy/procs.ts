@@ -57,11 +57,22 @@ export async function stop(p: Proc, graceMs = 3000): Promise<void> {
 }
 
 export async function stopAll(): Promise<void> {
+  for (const c of transient) c.kill('SIGTERM');
   await Promise.all([...running].map((p) => stop(p)));
+}
+
+const transient = new Set<ChildProcess>();
+
+/** A short-lived load tool (wrk, curl): ended with the rest if the benchmark stops early. */
+export function track(child: ChildProcess): ChildProcess {
+  transient.add(child);
+  child.once('exit', () => transient.delete(child));
+  return child;
 }
 
 /** Last resort on process exit: synchronous, so it also runs after an uncaught error. */
 export function killAllNow(): void {
+  for (const c of transient) c.kill('SIGKILL');
   for (const p of running) {
     try {
       process.kill(-p.pid, 'SIGKILL');
@@ -208,20 +219,40 @@ export function cpuTimes(): { busy: number; total: number }[] {
   return out;
 }
 
-/** Measures a phase: the proxy's CPU (% of one core) and each CPU's busy %. */
-export async function withCpu<T>(pid: number | null, fn: () => Promise<T>): Promise<{ value: T; proxyCpu: number | null; cpuBusy: number[] }> {
+/** This process's CPU ticks, with those of the children it has reaped (wrk, curl). */
+function selfTicks(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime(11) stime(12) cutime(13) cstime(14)
+  return Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+}
+
+export interface PhaseCpu {
+  /** The proxy (and its children), % of one core. */
+  proxyCpu: number | null;
+  /** The load side: the origin's processes, this process and its wrk/curl, % of one core. */
+  loadCpu: number;
+  /** Each CPU busy %, whoever ran there: shows other work on a shared machine. */
+  cpuBusy: number[];
+}
+
+/** Measures a phase: the proxy's and the load side's CPU, and each CPU's busy %. */
+export async function withCpu<T>(pid: number | null, originPid: number, fn: () => Promise<T>): Promise<{ value: T } & PhaseCpu> {
   const t0 = performance.now();
   const p0 = pid === null ? 0 : cpuTicks(pid);
+  const l0 = cpuTicks(originPid) + selfTicks();
   const c0 = cpuTimes();
   const value = await fn();
   const seconds = (performance.now() - t0) / 1000;
   const p1 = pid === null ? 0 : cpuTicks(pid);
+  const l1 = cpuTicks(originPid) + selfTicks();
   const c1 = cpuTimes();
   const cpuBusy = c1.map((c, i) => {
     const d = c.total - (c0[i]?.total ?? 0);
     return d > 0 ? (100 * (c.busy - (c0[i]?.busy ?? 0))) / d : 0;
   });
-  return { value, proxyCpu: pid === null ? null : (100 * (p1 - p0)) / CLK_TCK / seconds, cpuBusy };
+  const pct = (ticks: number) => (100 * ticks) / CLK_TCK / seconds;
+  return { value, proxyCpu: pid === null ? null : pct(p1 - p0), loadCpu: pct(l1 - l0), cpuBusy };
 }
 
 /** The soft limit on open files of a running process. */

@@ -7,8 +7,10 @@ export interface Sample {
   value: number;
   /** The proxy's CPU over the phase, % of one core (null for direct). */
   proxyCpu: number | null;
-  /** CPU 1 (origin + load generator) busy %: near 100 means the row is limited by the load side. */
+  /** Origin + load generator, % of one core: near 100 means the row is limited by the load side. */
   loadCpu: number | null;
+  /** Busy % of the proxy's CPU and of the load CPU, whoever ran there (others' work on a shared machine). */
+  busy: [number, number] | null;
   errors: number;
 }
 
@@ -52,6 +54,8 @@ export interface Row {
   vsSquid: number | null;
   proxyCpu: number | null;
   loadCpu: number | null;
+  busy0: number | null;
+  busy1: number | null;
   errors: number;
   target: string;
 }
@@ -88,6 +92,8 @@ export function summarize(measures: Measure[], targets: Target[]): { rows: Row[]
       const q = medians[m.key]!.squid?.median;
       const cpu = spread(samples.map((x) => x.proxyCpu ?? NaN));
       const load = spread(samples.map((x) => x.loadCpu ?? NaN));
+      const busy0 = spread(samples.map((x) => x.busy?.[0] ?? NaN));
+      const busy1 = spread(samples.map((x) => x.busy?.[1] ?? NaN));
       const targetHere = s === 'vigie' ? verdicts.filter((_, i) => targets[i]!.measure === m.key) : [];
       rows.push({
         measure: m.label,
@@ -101,6 +107,8 @@ export function summarize(measures: Measure[], targets: Target[]): { rows: Row[]
         vsSquid: q ? sp.median / q : null,
         proxyCpu: cpu ? cpu.median : null,
         loadCpu: load ? load.median : null,
+        busy0: busy0 ? busy0.median : null,
+        busy1: busy1 ? busy1.median : null,
         errors: samples.reduce((a, x) => a + x.errors, 0),
         target: targetHere.map((v) => `${v.pass === null ? '?' : v.pass ? 'PASS' : 'FAIL'} ${v.text} (${v.detail})`).join('; '),
       });
@@ -111,15 +119,15 @@ export function summarize(measures: Measure[], targets: Target[]): { rows: Row[]
 
 export function markdown(rows: Row[]): string {
   const out = [
-    '| measure | setup | median | min–max | ×direct | ×squid | proxy CPU | CPU 1 | errors | issue target |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| measure | setup | median | min–max | ×direct | ×squid | proxy CPU | load CPU | CPU0/CPU1 busy | errors | issue target |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
     const range = r.runs > 1 ? `${fmt(r.min)}–${fmt(r.max)}` : '';
     const ratio = (x: number | null) => (x === null ? '' : x.toFixed(2));
     const pct = (x: number | null) => (x === null ? '' : `${x.toFixed(0)}%`);
     out.push(
-      `| ${r.measure} (${r.unit}) | ${r.setup} | ${fmt(r.median)} | ${range} | ${ratio(r.vsDirect)} | ${ratio(r.vsSquid)} | ${pct(r.proxyCpu)} | ${pct(r.loadCpu)} | ${r.errors || ''} | ${r.target} |`,
+      `| ${r.measure} (${r.unit}) | ${r.setup} | ${fmt(r.median)} | ${range} | ${ratio(r.vsDirect)} | ${ratio(r.vsSquid)} | ${pct(r.proxyCpu)} | ${pct(r.loadCpu)} | ${r.busy0 === null ? '' : `${pct(r.busy0)}/${pct(r.busy1)}`} | ${r.errors || ''} | ${r.target} |`,
     );
   }
   return out.join('\n');

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { track } from './procs.js';
 
 const LUA = `-- args: request target (absolute URL through a proxy, path when direct), Host header
 local req
@@ -44,7 +45,7 @@ export function writeWrkScript(dir: string): string {
 export function wrk(opts: { script: string; connectTo: string; target: string; hostHeader: string; connections: number; seconds: number }): Promise<WrkResult> {
   const args = ['-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--timeout', '5s', '--latency', '-s', opts.script, opts.connectTo, '--', opts.target, opts.hostHeader];
   return new Promise((resolve, reject) => {
-    execFile('wrk', args, { timeout: (opts.seconds + 20) * 1000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    track(execFile('wrk', args, { timeout: (opts.seconds + 20) * 1000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       const m = /^WRKJSON (.*)$/m.exec(stdout);
       if (!m) return reject(new Error(`wrk ${args.join(' ')}: ${err?.message ?? ''}\n${stdout}${stderr}`));
       const j = JSON.parse(m[1]!) as Record<string, number>;
@@ -58,6 +59,6 @@ export function wrk(opts: { script: string; connectTo: string; target: string; h
         errors: j.connect! + j.read! + j.write! + j.timeout!,
         badStatus: j.status!,
       });
-    });
+    }));
   });
 }
