@@ -93,6 +93,8 @@ export class JournalWriter {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 1000');
+    // The client index takes inserts all over a month's B-tree: keep its pages in memory.
+    this.db.pragma('cache_size = -32768');
     createMeta(this.db);
     this.db.prepare(`INSERT OR IGNORE INTO meta (k, v) VALUES ('high', 0)`).run();
     this.dicts = Object.fromEntries(DICTS.map((d) => [d, new Dict(this.db, d, d === 'host' || d === 'path' ? 100_000 : 65_536)])) as Record<DictName, Dict>;
