@@ -26,6 +26,20 @@ export const fleetBundlesMetric = () =>
 
 const MAX_BUNDLE_BYTES = 32 * 1048576;
 
+/** The body as text, refusing more than `max` bytes whatever the headers claim. */
+async function readBounded(res: Response, max: number): Promise<string> {
+  if (Number(res.headers.get('content-length') ?? 0) > max) throw new Error(`bundle larger than ${max} bytes`);
+  if (!res.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > max) throw new Error(`bundle larger than ${max} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /**
  * Pull mode: gateways behind NAT poll the academy's signed policy bundle (with ETag), verify the
  * signature, refuse older versions, and apply it as a new policy version. Anything wrong leaves
@@ -100,8 +114,7 @@ export class FleetPuller {
         return this.done('not-modified');
       }
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-      if (Number(res.headers.get('content-length') ?? 0) > MAX_BUNDLE_BYTES) throw new Error(`bundle larger than ${MAX_BUNDLE_BYTES} bytes`);
-      text = await res.text();
+      text = await readBounded(res, MAX_BUNDLE_BYTES);
     } catch (e) {
       this.status.lastError = `fetch failed: ${(e as Error).message}`;
       this.log.warn('fleet: cannot fetch the policy bundle; the current policy stays', { url, reason: (e as Error).message });
