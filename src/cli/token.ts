@@ -1,6 +1,22 @@
+import { userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
+import { AuditLog } from '../supervision/audit.js';
 import { ROLES, TokenStore, type Role } from '../supervision/tokens.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
+
+const cliUser = (): string => {
+  let user = process.env.SUDO_USER ?? process.env.USER;
+  try {
+    user ??= userInfo().username;
+  } catch {
+    user ??= 'unknown user';
+  }
+  return `cli (${user})`;
+};
+
+/** Token changes made on the machine belong in the same audit log as those made over the API. */
+const auditCli = (dataDir: string, action: string, target: string, details: Record<string, unknown>) =>
+  new AuditLog(dataDir).record({ actor: cliUser(), tokenId: null, role: null, source: 'cli', action, target, outcome: 'ok', status: 0, details });
 
 const parseRole = (v: string): Role => {
   if (!(ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);
@@ -18,7 +34,8 @@ export function registerToken(program: Command): void {
     .action(async (opts: CommonOpts & { role: Role; name: string }) => {
       const config = configFrom(opts);
       const store = await TokenStore.open(config.dataDir);
-      const { token: secret, record } = await store.create(opts.role, opts.name, `cli (${process.env.USER ?? 'unknown user'})`);
+      const { token: secret, record } = await store.create(opts.role, opts.name, cliUser());
+      await auditCli(config.dataDir, 'token.create', record.id, { role: record.role, name: record.name });
       process.stderr.write(`created ${record.role} token ${record.id} for "${record.name}"; it is shown only now:\n`);
       process.stdout.write(secret + '\n');
     });
@@ -34,6 +51,7 @@ export function registerToken(program: Command): void {
         process.stderr.write(`vigie: no active token "${idOrName}"\n`);
         process.exit(1);
       }
+      await auditCli(config.dataDir, 'token.revoke', idOrName, { revoked: revoked.map((r) => r.id) });
       for (const r of revoked) process.stdout.write(`revoked ${r.id} ${r.role} "${r.name}"\n`);
     });
 
