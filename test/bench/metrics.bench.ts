@@ -5,10 +5,10 @@
  * (Prometheus would every 15-60 s). Also the cost of one observer event in-process. Loopback only;
  * every phase is bounded in time.
  *
- *   npm run bench:metrics        (SECONDS=3 ROUNDS=8 CONNECTIONS=50 SCRAPE_MS=2000 to change them)
+ *   npm run bench:metrics        (SECONDS=2 ROUNDS=12 CONNECTIONS=50 SCRAPE_MS=2000 to change them)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -18,8 +18,8 @@ import type { ConnectionRecord } from '../../src/proxy/events.js';
 import { tmp } from '../helpers.js';
 import { load, type LoadResult } from './loadgen.js';
 
-const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 3);
-const ROUNDS = Number(process.env.ROUNDS ?? 8);
+const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 2);
+const ROUNDS = Number(process.env.ROUNDS ?? 12);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const SCRAPE_MS = Number(process.env.SCRAPE_MS ?? 2000);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -113,6 +113,16 @@ async function observerCost(): Promise<{ requestNs: number; tunnelNs: number; sc
 interface Phase extends LoadResult {
   scrapes: number;
   scrapeMaxMs: number;
+  /** Gateway CPU time (user + system) per proxied request, in µs: steadier than req/s when other
+   * processes share the cores, since it does not count the time the gateway waited for a core. */
+  cpuUsPerReq: number;
+}
+
+/** utime + stime of a process, in ms (USER_HZ = 100 on Linux). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 const median = (xs: number[]) => {
@@ -153,9 +163,12 @@ async function main() {
             }, () => {});
           }, SCRAPE_MS)
         : null;
+    const pid = gws[name].pid!;
+    const cpu0 = cpuMs(pid);
     const r = await load({ port: portOf[name], request: viaProxy, connections: CONNECTIONS, seconds });
     if (timer) clearInterval(timer);
-    return { ...r, scrapes, scrapeMaxMs };
+    const cpuUsPerReq = ((cpuMs(pid) - cpu0) * 1000) / Math.max(1, r.requests);
+    return { ...r, scrapes, scrapeMaxMs, cpuUsPerReq };
   };
 
   for (const name of ['on', 'off', 'off2'] as const) await phase(name, 2); // warm-up: JIT, pools, decision cache
@@ -187,17 +200,19 @@ async function main() {
   const rate = (name: (typeof order)[number]) => sum(rounds.map((r) => r[name].requests)) / sum(rounds.map((r) => r[name].seconds));
   const onOff = rounds.map((r) => r.on.rps / r.off.rps);
   const noise = rounds.map((r) => r.off2.rps / r.off.rps);
+  const cpu = (name: (typeof order)[number]) => median(rounds.map((r) => r[name].cpuUsPerReq));
   console.log(`\nVigie metrics overhead — ${new Date().toISOString()} — node ${process.version}, ${CONNECTIONS} keep-alive connections, ${SECONDS}s phases × ${ROUNDS} rounds, bundled lists, /metrics scraped every ${SCRAPE_MS} ms during "on" phases`);
-  console.log(`\n| round | off req/s | on req/s | off2 req/s | on/off | off2/off (noise) | on p99 ms | off p99 ms | scrapes (max ms) | errors |`);
-  console.log(`|------:|----------:|---------:|-----------:|-------:|-----------------:|----------:|-----------:|-----------------:|-------:|`);
+  console.log(`\n| round | off req/s | on req/s | off2 req/s | on/off | off2/off (noise) | CPU µs/req off / on / off2 | on p99 ms | off p99 ms | scrapes (max ms) | errors |`);
+  console.log(`|------:|----------:|---------:|-----------:|-------:|-----------------:|---------------------------:|----------:|-----------:|-----------------:|-------:|`);
   rounds.forEach((r, i) =>
     console.log(
-      `| ${i + 1} | ${r.off.rps.toFixed(0)} | ${r.on.rps.toFixed(0)} | ${r.off2.rps.toFixed(0)} | ${onOff[i]!.toFixed(3)} | ${noise[i]!.toFixed(3)} | ${r.on.p99ms.toFixed(2)} | ${r.off.p99ms.toFixed(2)} | ${r.on.scrapes} (${r.on.scrapeMaxMs.toFixed(1)}) | ${r.on.errors + r.off.errors + r.off2.errors} |`,
+      `| ${i + 1} | ${r.off.rps.toFixed(0)} | ${r.on.rps.toFixed(0)} | ${r.off2.rps.toFixed(0)} | ${onOff[i]!.toFixed(3)} | ${noise[i]!.toFixed(3)} | ${r.off.cpuUsPerReq.toFixed(1)} / ${r.on.cpuUsPerReq.toFixed(1)} / ${r.off2.cpuUsPerReq.toFixed(1)} | ${r.on.p99ms.toFixed(2)} | ${r.off.p99ms.toFixed(2)} | ${r.on.scrapes} (${r.on.scrapeMaxMs.toFixed(1)}) | ${r.on.errors + r.off.errors + r.off2.errors} |`,
     ),
   );
-  console.log(`| all | ${rate('off').toFixed(0)} | ${rate('on').toFixed(0)} | ${rate('off2').toFixed(0)} | ${(rate('on') / rate('off')).toFixed(3)} | ${(rate('off2') / rate('off')).toFixed(3)} | | | | |`);
+  console.log(`| all | ${rate('off').toFixed(0)} | ${rate('on').toFixed(0)} | ${rate('off2').toFixed(0)} | ${(rate('on') / rate('off')).toFixed(3)} | ${(rate('off2') / rate('off')).toFixed(3)} | | | | | |`);
   console.log(`\nmedian of per-round ratios: on/off **${median(onOff).toFixed(3)}**, off2/off (two identical gateways) ${median(noise).toFixed(3)}`);
   console.log(`on/off against the mean of both metric-less gateways: ${(rate('on') / ((rate('off') + rate('off2')) / 2)).toFixed(3)}`);
+  console.log(`gateway CPU per request, median of rounds: off ${cpu('off').toFixed(1)} µs, on ${cpu('on').toFixed(1)} µs, off2 ${cpu('off2').toFixed(1)} µs; on/off **${(cpu('on') / cpu('off')).toFixed(3)}**, off2/off ${(cpu('off2') / cpu('off')).toFixed(3)}`);
   console.log(`requests counted by vigie_requests_total{decision="allow"} on the "on" gateway: ${counted} (measured phases sent ${sum(rounds.map((r) => r.on.requests))}, plus warm-up)`);
   console.log(`\nin-process: observer.requestDone ${micro.requestNs.toFixed(1)} ns/call; tunnelOpened+tunnelClosed ${micro.tunnelNs.toFixed(1)} ns/pair; first registry.metrics() ${micro.scrapeMs.toFixed(1)} ms`);
 }
