@@ -62,3 +62,24 @@ t.test('a reloaded config: its profiles apply until the API manages the policy',
   t.same(store.current.profiles.staff!.categories, ['malware'], 'the stored version wins over the file');
   t.ok(store.current.profiles.later, 'a profile new to the file is added');
 });
+
+t.test('vigie token create|list|revoke on a data dir', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { readFileSync } = await import('node:fs');
+  const run = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'token', ...args], { timeout: 60_000 });
+  const dir = tmp();
+  const created = await run('create', '--role', 'requisition', '--name', 'OPJ Durand', '--data', dir);
+  const token = created.stdout.trim();
+  t.match(token, /^vigie_[A-Za-z0-9_-]{43}$/, 'stdout holds the token and nothing else');
+  t.match(created.stderr, /created requisition token tk_[0-9a-f]{12}/);
+  const list = await run('list', '--json', '--data', dir);
+  t.notOk(list.stdout.includes(token));
+  const [rec] = JSON.parse(list.stdout) as { id: string; role: string; name: string; revoked: string | null }[];
+  t.match(rec, { role: 'requisition', name: 'OPJ Durand', revoked: null });
+  t.match((await run('revoke', 'OPJ Durand', '--data', dir)).stdout, new RegExp(`revoked ${rec!.id}`));
+  await t.rejects(run('revoke', 'OPJ Durand', '--data', dir), 'nothing left to revoke: exit 1');
+  await t.rejects(run('create', '--role', 'root', '--name', 'x', '--data', dir), 'unknown role refused');
+  const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.same(audit.map((a) => [a.action, a.source]), [['token.create', 'cli'], ['token.revoke', 'cli']]);
+});
