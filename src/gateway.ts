@@ -89,16 +89,18 @@ export class Gateway {
   async start(): Promise<void> {
     const { config, log } = this.opts;
     await this.policy.load();
-    if (this.journalWriter) {
-      try {
-        await this.journalWriter.open();
-      } catch (e) {
-        // Recording is a legal duty: under `block` no connection is served unrecorded.
-        if (config.journal.overflow === 'block') throw new Error(`journal: ${(e as Error).message}`);
-        log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${(e as Error).message}`);
-      }
-    }
+    // The journal's writer thread starts while the first policy compiles.
+    const journalOpened = this.journalWriter?.open().then(
+      () => null,
+      (e: Error) => e,
+    );
     this.current = await compilePolicy(config, null, ++this.version, log, this.policy);
+    const journalError = await journalOpened;
+    if (journalError) {
+      // Recording is a legal duty: under `block` no connection is served unrecorded.
+      if (config.journal.overflow === 'block') throw new Error(`journal: ${journalError.message}`);
+      log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${journalError.message}`);
+    }
     this.listening.push(...(await this.proxy.listen()));
     log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
     for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}` });

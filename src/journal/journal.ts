@@ -104,6 +104,9 @@ export class Journal implements ProxyObserver, JournalHandle {
     });
     this.timer = setInterval(() => this.send(), this.opts.flushMs);
     this.timer.unref();
+    // The proxy's sockets keep the process alive, not the journal; flush() and close() hold it
+    // while they wait for the writer, so no row is left behind on the way out.
+    worker.unref();
   }
 
   private fail(message: string): void {
@@ -242,9 +245,16 @@ export class Journal implements ProxyObserver, JournalHandle {
   /** Resolves once every row recorded so far is committed. */
   flush(): Promise<void> {
     const target = this.enqueued;
-    if (this.written >= target) return Promise.resolve();
+    if (this.written >= target || !this.worker || this.exited) return Promise.resolve();
+    this.worker.ref();
     return new Promise((resolve) => {
-      this.waiters.push({ target, resolve });
+      this.waiters.push({
+        target,
+        resolve: () => {
+          if (this.waiters.length <= 1 && !this.closed) this.worker?.unref();
+          resolve();
+        },
+      });
       this.send();
     });
   }
@@ -257,6 +267,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     if (this.lostTimer) clearTimeout(this.lostTimer);
     const worker = this.worker;
     if (worker && !this.exited) {
+      worker.ref();
       const unwritten = await new Promise<number>((resolve) => {
         this.closedResolve = resolve;
         // Everything left goes in one last batch; the worker writes it before closing.
