@@ -5,7 +5,7 @@
  * (Prometheus would every 15-60 s). Also the cost of one observer event in-process. Loopback only;
  * every phase is bounded in time.
  *
- *   npm run bench:metrics        (SECONDS=2 ROUNDS=12 CONNECTIONS=50 SCRAPE_MS=2000 to change them)
+ *   npm run bench:metrics        (SECONDS=2 ROUNDS=12 CONNECTIONS=50 SCRAPE_MS=1000 to change them)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { load, type LoadResult } from './loadgen.js';
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 2);
 const ROUNDS = Number(process.env.ROUNDS ?? 12);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
-const SCRAPE_MS = Number(process.env.SCRAPE_MS ?? 2000);
+const SCRAPE_MS = Number(process.env.SCRAPE_MS ?? 1000);
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 const freePort = () =>
