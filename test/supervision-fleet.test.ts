@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Registry } from 'prom-client';
 import t from 'tap';
 import { exportBundle, signBundle, verifyBundle, type BundlePayload } from '../src/supervision/bundle.js';
 import { startOrigin, tmp, viaProxy } from './helpers.js';
@@ -42,7 +43,8 @@ t.test('fleet pull: good, tampered, stale and invalid bundles', async (t) => {
   const academy = await academyServer();
   const origin = await startOrigin();
   const hosts = { 'fleet.test': '127.0.0.1', 'ok.test': '127.0.0.1' };
-  const h = await startApi({ clients, profiles, hosts }, { supervision: { fleet: { url: academy.url, publicKey: pub, intervalSeconds: 3600 } } });
+  const registry = new Registry();
+  const h = await startApi({ clients, profiles, hosts }, { registry, supervision: { fleet: { url: academy.url, publicKey: pub, intervalSeconds: 3600 } } });
   t.teardown(async () => {
     await h.close();
     await academy.close();
@@ -82,6 +84,7 @@ t.test('fleet pull: good, tampered, stale and invalid bundles', async (t) => {
     t.equal(hl.status, 'degraded', 'health reports it');
     t.match(hl.fleet.lastError, /bad signature/);
     t.equal(await count('rejected', 'signature'), 1, 'metric counts it');
+    t.match(await registry.metrics(), /vigie_fleet_bundles_total\{outcome="rejected",reason="signature"\} 1/, 'and the gateway registry exposes it');
     const otherKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     academy.serve(signBundle(bundle(6, ['ok.test']), otherKey));
     t.equal(await fleet.pull(), 'rejected', 'signed by another key');

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
+import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../src/log.js';
 import { startSupervision, type SupervisionServer } from '../src/supervision/server.js';
 import { adminTokenFile } from '../src/supervision/tokens.js';
@@ -65,12 +66,12 @@ export function certFiles(): { cert: string; key: string } {
 }
 
 /** A gateway (test lists, dead DNS) with its supervision API on an ephemeral loopback port. */
-export async function startApi(doc: Record<string, unknown> = {}, opts: { log?: Logger; supervision?: Record<string, unknown>; generateCert?: boolean } = {}): Promise<ApiHandle> {
+export async function startApi(doc: Record<string, unknown> = {}, opts: { log?: Logger; supervision?: Record<string, unknown>; generateCert?: boolean; registry?: Registry } = {}): Promise<ApiHandle> {
   const gw = await startGateway({
     ...doc,
     supervision: { listen: { host: '127.0.0.1', port: 0 }, ...(opts.generateCert ? {} : certFiles()), ...opts.supervision },
   });
-  const sup = await startSupervision({ gateway: gw.gateway, log: opts.log ?? silentLogger });
+  const sup = await startSupervision({ gateway: gw.gateway, log: opts.log ?? silentLogger, registry: opts.registry });
   const admin = readFileSync(adminTokenFile(gw.config.dataDir), 'utf8').trim();
   const api: ApiHandle['api'] = (method, path, o = {}) => call(sup.port, sup.cert, method, path, { ...o, token: o.token === undefined ? admin : o.token });
   return {
