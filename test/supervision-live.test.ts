@@ -1,6 +1,6 @@
 import http from 'node:http';
 import t from 'tap';
-import { startOrigin, startGateway, viaProxy } from './helpers.js';
+import { connectTunnel, startGateway, startOrigin, startTlsOrigin, tlsGet, viaProxy } from './helpers.js';
 import { startApi } from './supervision-helpers.js';
 
 const clients = [
@@ -34,12 +34,16 @@ function slowDownload(proxyPort: number, url: string): Promise<{ res: http.Incom
 
 t.test('a change through the API reaches the running proxy at once, without dropping connections', async (t) => {
   const origin = await startOrigin();
-  const hosts = Object.fromEntries(['www.site.test', 'later.test', 'kids.test', 'persist.test'].map((h) => [h, '127.0.0.1']));
-  const h = await startApi({ clients, profiles, hosts });
+  const tlsOrigin = await startTlsOrigin();
+  const hosts = Object.fromEntries(['www.site.test', 'later.test', 'kids.test', 'persist.test', 'secure.test'].map((h) => [h, '127.0.0.1']));
+  const h = await startApi({ clients, profiles, hosts, connectPorts: [443, tlsOrigin.port] });
   t.teardown(async () => {
     await h.close();
     await origin.close();
+    await tlsOrigin.close();
   });
+  const tunnel = await connectTunnel(h.gw.port, `secure.test:${tlsOrigin.port}`);
+  t.equal(tunnel.status, 200, 'a tunnel is open before the change');
   const site = (host: string, path = '/small') => `http://${host}:${origin.port}${path}`;
 
   t.equal((await viaProxy(h.gw.port, site('later.test'))).status, 200, 'allowed before the change');
@@ -73,6 +77,7 @@ t.test('a change through the API reaches the running proxy at once, without drop
   t.equal(dl.received(), midway, 'the download was paused during the change');
   dl.res.resume();
   t.equal(await dl.done, mib * 1048576, 'the long download finished intact across the policy change');
+  t.match(await tlsGet(tunnel.socket, 'secure.test'), /hello over tls/, 'the tunnel opened before the change still carries data');
 
   t.test('rollback restores an earlier version as a new one', async (t) => {
     const before = h.gw.gateway.policy.version;
