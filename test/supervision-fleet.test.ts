@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import t from 'tap';
+import { createLogger } from '../src/log.js';
 import { exportBundle, signBundle, verifyBundle, type BundlePayload } from '../src/supervision/bundle.js';
 import { startOrigin, tmp, viaProxy } from './helpers.js';
 import { startApi } from './supervision-helpers.js';
@@ -44,7 +45,8 @@ t.test('fleet pull: good, tampered, stale and invalid bundles', async (t) => {
   const origin = await startOrigin();
   const hosts = { 'fleet.test': '127.0.0.1', 'ok.test': '127.0.0.1' };
   const registry = new Registry();
-  const h = await startApi({ clients, profiles, hosts }, { registry, supervision: { fleet: { url: academy.url, publicKey: pub, intervalSeconds: 3600 } } });
+  const logLines: string[] = [];
+  const h = await startApi({ clients, profiles, hosts }, { registry, log: createLogger('info', (l) => logLines.push(l)), supervision: { fleet: { url: academy.url, publicKey: pub, intervalSeconds: 3600 } } });
   t.teardown(async () => {
     await h.close();
     await academy.close();
@@ -84,6 +86,7 @@ t.test('fleet pull: good, tampered, stale and invalid bundles', async (t) => {
     t.equal(hl.status, 'degraded', 'health reports it');
     t.match(hl.fleet.lastError, /bad signature/);
     t.equal(await count('rejected', 'signature'), 1, 'metric counts it');
+    t.ok(logLines.some((l) => /ERROR fleet: bundle rejected \(signature\), the current policy stays/.test(l)), 'the log says so');
     t.match(await registry.metrics(), /vigie_fleet_bundles_total\{outcome="rejected",reason="signature"\} 1/, 'and the gateway registry exposes it');
     const otherKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     academy.serve(signBundle(bundle(6, ['ok.test']), otherKey));
