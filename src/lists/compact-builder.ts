@@ -31,6 +31,22 @@ export class CompactIndexBuilder implements ByteListSink {
   private readonly s1: number;
   private readonly s2: number;
   private readonly pair = new Int32Array(2);
+  /** Ancestors of the line being read (at most 127 dots in 255 bytes). */
+  private readonly found = new Int32Array(256);
+  /**
+   * Ancestors pushed lately, direct-mapped: "com" and friends come back on every other line, and
+   * skipping repeats here halves the records the sort has to move.
+   */
+  private readonly recent1 = new Int32Array(4096).fill(0x7fffffff);
+  private readonly recent2 = new Int32Array(4096);
+
+  private ancestor(a: number, b: number): void {
+    const slot = (a ^ (a >>> 12) ^ b) & 4095;
+    if (this.recent1[slot] === a && this.recent2[slot] === b) return;
+    this.recent1[slot] = a;
+    this.recent2[slot] = b;
+    this.push(ANCESTOR, a, b);
+  }
 
   constructor(seeds: [number, number] = randomSeeds()) {
     [this.s1, this.s2] = seeds;
@@ -73,7 +89,7 @@ export class CompactIndexBuilder implements ByteListSink {
     const n = host.length;
     for (let i = n - 1; i >= 0; i--) {
       const c = host.charCodeAt(i);
-      if (c === 46) this.push(ANCESTOR, fin1(a, n - 1 - i), fin2(b, n - 1 - i));
+      if (c === 46) this.ancestor(fin1(a, n - 1 - i), fin2(b, n - 1 - i));
       a = step1(a, c);
       b = step2(b, c);
     }
@@ -94,7 +110,8 @@ export class CompactIndexBuilder implements ByteListSink {
     let b = this.s2;
     let labelEnd = end;
     let bad = false;
-    const mark = this.n;
+    let k = 0;
+    const found = this.found;
     // A name ending in a number must be a whole IPv4 address (normalizeHost): the string path decides.
     if (buf[end - 1]! >= 48 && buf[end - 1]! <= 57) return undefined;
     for (let i = end - 1; i >= start; i--) {
@@ -105,21 +122,18 @@ export class CompactIndexBuilder implements ByteListSink {
         const len = labelEnd - i - 1;
         if (len === 0 || len > 63 || buf[i + 1] === 45 || buf[labelEnd - 1] === 45) bad = true;
         labelEnd = i;
-        // What follows the dot is an ancestor: the lookup's walk must not stop there.
-        this.push(ANCESTOR, fin1(a, end - 1 - i), fin2(b, end - 1 - i));
-      } else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) {
-        this.n = mark;
-        return undefined;
-      }
+        // What follows the dot is an ancestor (the lookup's walk must not stop there); kept
+        // aside until the line is known to be valid.
+        found[k++] = fin1(a, end - 1 - i);
+        found[k++] = fin2(b, end - 1 - i);
+      } else if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 95)) return undefined;
       a = step1(a, c);
       b = step2(b, c);
     }
     const len = labelEnd - start;
     if (len === 0 || len > 63 || buf[start] === 45 || buf[labelEnd - 1] === 45) bad = true;
-    if (bad || end - start > 253) {
-      this.n = mark;
-      return NOT_A_HOST;
-    }
+    if (bad || end - start > 253) return NOT_A_HOST;
+    for (let j = 0; j < k; j += 2) this.ancestor(found[j]!, found[j + 1]!);
     this.push(category, fin1(a, end - start), fin2(b, end - start));
     return null;
   }
@@ -199,12 +213,22 @@ export class CompactIndexBuilder implements ByteListSink {
       let j = i + 1;
       while (j < n && h1[j] === a) j++;
       if (j === i + 1) {
+        // The common case, kept free of allocations: one name, one category (or an ancestor).
         const c = tag[i]!;
-        if (c === ANCESTOR) emit(a, h2[i]!, [], true);
+        u1[u] = a;
+        u2[u] = h2[i]!;
+        if (c === ANCESTOR) uFlags[u] = HAS_CHILDREN;
         else {
           domainCount[c]!++;
-          emit(a, h2[i]!, [c], false);
+          uFlags[u] = IS_ENTRY;
+          if (single[c] === -1) {
+            single[c] = sets.length;
+            sets.push([c]);
+          }
+          uSet[u] = single[c]!;
+          entries++;
         }
+        u++;
       } else {
         // Same lane 1: group by lane 2, keeping first-seen order of both names and categories.
         const done = new Uint8Array(j - i);

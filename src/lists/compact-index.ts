@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { fin1, fin2 } from './hash.js';
-import { findSlot, HAS_CHILDREN, homeScale, IS_ENTRY } from './static-table.js';
+import { FLAG_MASK, fin1, fin2 } from './hash.js';
+import { findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY } from './static-table.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 /**
@@ -101,10 +101,12 @@ export class CompactIndex implements CategoryIndex {
     // Right to left: the state just before a dot is the fingerprint of the name after it, so
     // parents come first. The walk stops at the first name that is neither an entry nor above
     // one (nothing deeper can match), usually right after the TLD; the deepest wanted entry wins.
+    // Lane 2 is only computed up to a name whose lane 1 is in the table (rare for a miss).
     const fp = this.parts.domFp;
     const scale = this.domScale;
     let a = this.s1;
     let b = this.s2;
+    let bPos = n;
     let best = -1;
     let bestStart = 0;
     let colon = false;
@@ -114,7 +116,16 @@ export class CompactIndex implements CategoryIndex {
       const c = host.charCodeAt(i);
       if (c === 46) {
         const len = n - 1 - i;
-        const slot = findSlot(fp, scale, fin1(a, len), fin2(b, len));
+        const h1 = fin1(a, len);
+        let slot = findLane1(fp, h1, home(h1, scale));
+        if (slot !== -1) {
+          for (; bPos > i + 1; bPos--) {
+            b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+            b ^= b >>> 15;
+          }
+          const h2 = fin2(b, len);
+          while (slot !== -1 && (fp[(slot << 1) | 1]! & FLAG_MASK) !== h2) slot = findLane1(fp, h1, slot + 1);
+        }
         if (slot === -1) return best === -1 ? null : this.domainHit(best, want, host, bestStart);
         const flags = fp[(slot << 1) | 1]! & 3;
         if (flags & IS_ENTRY && this.wants(slot, want)) {
@@ -128,11 +139,18 @@ export class CompactIndex implements CategoryIndex {
         if (isIP(host) !== 0) return this.exactHost(host, want);
       }
       a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b + c, 0x85ebca77);
-      b ^= b >>> 15;
     }
     if (stop === 0) {
-      const slot = findSlot(fp, scale, fin1(a, n), fin2(b, n));
+      const h1 = fin1(a, n);
+      let slot = findLane1(fp, h1, home(h1, scale));
+      if (slot !== -1) {
+        for (; bPos > 0; bPos--) {
+          b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+          b ^= b >>> 15;
+        }
+        const h2 = fin2(b, n);
+        while (slot !== -1 && (fp[(slot << 1) | 1]! & FLAG_MASK) !== h2) slot = findLane1(fp, h1, slot + 1);
+      }
       if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
     }
     return best === -1 ? null : this.domainHit(best, want, host, bestStart);
@@ -182,18 +200,14 @@ export class CompactIndex implements CategoryIndex {
     const fp = this.parts.urlFp;
     const scale = this.urlScale;
     let a = this.s1;
-    let b = this.s2;
     for (let i = n - 1; i >= 0; i--) {
       const c = host.charCodeAt(i);
-      if (c === 46) {
-        const slot = findSlot(fp, scale, fin1(a, n - 1 - i), fin2(b, n - 1 - i));
-        if (slot === -1 || !(fp[(slot << 1) | 1]! & HAS_CHILDREN)) return -1;
-      }
+      // Parents first, on lane 1 alone: this only decides whether to go on, never a match.
+      if (c === 46 && findLane1(fp, fin1(a, n - 1 - i), home(fin1(a, n - 1 - i), scale)) === -1) return -1;
       a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b + c, 0x85ebca77);
-      b ^= b >>> 15;
     }
-    const slot = findSlot(fp, scale, fin1(a, n), fin2(b, n));
+    this.fingerprintInto(host);
+    const slot = findSlot(fp, scale, PAIR[0]!, PAIR[1]!);
     return slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY ? slot : -1;
   }
 

@@ -22,6 +22,15 @@ export const home = (h1: number, scale: number): number => ((h1 + 2147483648) * 
 export const IS_ENTRY = 1; // the slot is a list entry (else only an ancestor of entries)
 export const HAS_CHILDREN = 2; // some entry lies below this name: the label walk goes on
 
+/** The first slot at or after `from` (a home slot or a later one) whose lane 1 is h1, or -1. */
+export function findLane1(fp: Int32Array, h1: number, from: number): number {
+  for (let i = from; ; i++) {
+    const s = fp[i << 1]!;
+    if (s === h1) return i;
+    if (s > h1) return -1;
+  }
+}
+
 /** The slot holding fingerprint (h1, h2), or -1. */
 export function findSlot(fp: Int32Array, scale: number, h1: number, h2: number): number {
   let i = ((h1 + 2147483648) * scale) | 0;
