@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { JournalRow } from '../src/journal/types.js';
-import { connectTunnel, startGateway, startOrigin, viaProxy } from './helpers.js';
+import { connectTunnel, startGateway, startOrigin, tmp, viaProxy } from './helpers.js';
 
 const clients = [
   { network: '127.0.0.1/32', profile: 'cycle3' },
@@ -89,6 +90,12 @@ t.test('keepQuery keeps the query string', async (t) => {
   await gw.gateway.journal!.flush();
   const { rows } = gw.gateway.journal!.search({}, { limit: 10 });
   t.equal(rows[0]?.path, '/small?a=1&b=2');
+});
+
+t.test('a journal that cannot be opened stops the gateway from starting (overflow "block")', async (t) => {
+  const dataDir = tmp();
+  writeFileSync(join(dataDir, 'journal'), 'not a folder');
+  await t.rejects(startGateway({ clients, profiles, hosts, dataDir }), /journal: cannot open .*journal\.db/);
 });
 
 t.test('journal disabled: no journal, proxy still serves', async (t) => {

@@ -291,7 +291,8 @@ export class Journal implements ProxyObserver, JournalHandle {
   private reader(): JournalQuery {
     if (!this.query) {
       if (!existsSync(this.file)) throw new Error(`no journal at ${this.file}`);
-      this.query = new JournalQuery(this.file, { timezone: this.opts.timezone });
+      // Small export pages: each one is a synchronous query on the proxy's thread.
+      this.query = new JournalQuery(this.file, { timezone: this.opts.timezone, pageRows: 500 });
     }
     return this.query;
   }

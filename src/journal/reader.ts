@@ -101,8 +101,13 @@ export class JournalQuery implements JournalReader {
     if (!c) {
       this.ctxs = new Map(
         (this.stmt('SELECT id, v FROM d_ctx').all() as { id: number; v: string }[]).map((r) => {
-          const [profile, category, policyVersion] = JSON.parse(r.v) as [string | null, string | null, number];
-          return [r.id, { profile, category, policyVersion }];
+          let ctx: [string | null, string | null, number] = [null, null, -1];
+          try {
+            ctx = JSON.parse(r.v) as typeof ctx;
+          } catch {
+            // an edited file: verify reports it; reading goes on
+          }
+          return [r.id, { profile: ctx[0] ?? null, category: ctx[1] ?? null, policyVersion: ctx[2] ?? -1 }];
         }),
       );
       c = this.ctxs.get(id) ?? { profile: null, category: null, policyVersion: -1 };
