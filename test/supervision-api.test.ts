@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import t from 'tap';
+import { createLogger } from '../src/log.js';
 import { AUTH_FAILURES_PER_MINUTE } from '../src/supervision/server.js';
 import { adminTokenFile, TokenStore } from '../src/supervision/tokens.js';
 import { call, startApi } from './supervision-helpers.js';
@@ -37,7 +38,8 @@ const ENDPOINTS: { method: string; path: string; body?: unknown; roles: Role[] |
 ];
 
 t.test('supervision API over HTTPS', async (t) => {
-  const h = await startApi({}, { generateCert: true, supervision: { names: ['vigie.school.test', 'localhost'] } });
+  const logLines: string[] = [];
+  const h = await startApi({}, { generateCert: true, log: createLogger('debug', (l) => logLines.push(l)), supervision: { names: ['vigie.school.test', 'localhost'] } });
   t.teardown(() => h.close());
   const tokens: Record<Role, string> = { admin: h.admin, supervisor: await h.tokenFor('supervisor', 'sup'), requisition: await h.tokenFor('requisition', 'gendarmerie') };
   // Unauthenticated calls come from their own addresses, so the failure rate limit stays out of the way.
@@ -54,6 +56,9 @@ t.test('supervision API over HTTPS', async (t) => {
     const stored = (await import('node:fs')).readFileSync(`${h.gw.config.dataDir}/tokens.json`, 'utf8');
     t.notOk(stored.includes(h.admin), 'the token itself is not stored');
     t.notOk(stored.includes(tokens.supervisor));
+    const log = logLines.join('');
+    t.match(log, new RegExp(`admin token created.*file=${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), 'the log gives the path');
+    t.notOk(log.includes(h.admin), 'never the token');
   });
 
   t.test('each role against each endpoint', async (t) => {
@@ -201,5 +206,14 @@ t.test('supervision API over HTTPS', async (t) => {
     t.equal(hist.json.nextBefore, hist.json.versions[1].version, 'cursor to older versions');
     const filtered = await h.api('GET', '/api/v1/audit?action=list&limit=1000');
     t.ok(filtered.json.entries.length > 0 && filtered.json.entries.every((e: { action: string }) => e.action.startsWith('list.')));
+  });
+
+  t.test('no token, good or bad, ever reaches the log or the audit', async (t) => {
+    const audit = (await import('node:fs')).readFileSync(h.sup.audit.file, 'utf8');
+    for (const secret of [...Object.values(tokens), 'vigie_not-a-real-token', 'vigie_guess0']) {
+      t.notOk(logLines.join('').includes(secret), 'not in the log');
+      t.notOk(audit.includes(secret), 'not in the audit');
+    }
+    t.ok(logLines.some((l) => /WARN {2}supervision: authentication failed source=127\.0\./.test(l)), 'failures are logged with their source');
   });
 });
