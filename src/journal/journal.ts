@@ -84,10 +84,13 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(new Error(`journal writer failed to start: ${e.message}`));
+      const onExit = (code: number) => reject(new Error(`journal writer exited while starting (code ${code})`));
       worker.once('error', onError);
+      worker.once('exit', onExit);
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {
           worker.off('error', onError);
+          worker.off('exit', onExit);
           this.nextId = m.nextId;
           this.ready = true;
           this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}` });
@@ -275,7 +278,11 @@ export class Journal implements ProxyObserver, JournalHandle {
         const ends = this.ends;
         this.queue = [];
         this.ends = [];
-        if (rows.length || ends.length) worker.postMessage({ type: 'batch', rows, ends } satisfies ToWorker);
+        if (rows.length || ends.length) {
+          this.inFlightBatches++;
+          this.inFlightRows += rows.length + ends.length;
+          worker.postMessage({ type: 'batch', rows, ends } satisfies ToWorker);
+        }
         if (this.lost > this.lostLogged) worker.postMessage({ type: 'lost', count: this.lost - this.lostLogged } satisfies ToWorker);
         worker.postMessage({ type: 'close' } satisfies ToWorker);
       });
