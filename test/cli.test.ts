@@ -3,6 +3,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { resolveConfig } from '../src/config/load.js';
+import { silentLogger } from '../src/log.js';
+import { PolicyStore } from '../src/policy/store.js';
 import { TEST_LISTS, tmp, writeLists } from './helpers.js';
 
 const run = promisify(execFile);
@@ -10,7 +13,9 @@ const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 
 async function vigie(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { timeout: 60_000 });
+    // State (compiled lists, policy versions) goes to a temp dir unless the test names one.
+    const withData = args[0] === 'check' && !args.includes('--data') ? [...args, '--data', tmp()] : args;
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...withData], { timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -50,6 +55,20 @@ t.test('vigie check with --lists, --at and the text output', async (t) => {
   const badTime = await vigie('check', 'open.test', '--client', '127.0.0.1', '--at', 'yesterday');
   t.not(badTime.code, 0);
   t.match(badTime.stderr, /ISO 8601/);
+});
+
+t.test('vigie check applies the latest policy version stored by the supervision API', async (t) => {
+  const lists = writeLists(tmp(), TEST_LISTS);
+  const data = tmp();
+  const before = JSON.parse((await vigie('check', 'http://homework-help.test/', '--client', '127.0.0.1', '--lists', lists, '--data', data, '--json')).stdout);
+  t.match(before, { action: 'allow', policyVersion: 1 });
+  const store = new PolicyStore(resolveConfig({ dataDir: data }), silentLogger);
+  await store.load();
+  await store.change({ who: 'test', why: 'cheating site', action: 'lists.add', source: 'api' }, (draft) => {
+    draft.lists['academy-deny']!.domains.push('homework-help.test');
+  });
+  const after = JSON.parse((await vigie('check', 'http://homework-help.test/', '--client', '127.0.0.1', '--lists', lists, '--data', data, '--json')).stdout);
+  t.match(after, { action: 'block', rule: 'list-deny', category: 'academy-deny', policyVersion: 2 });
 });
 
 t.test('vigie start refuses an invalid config with the path and the reason', async (t) => {

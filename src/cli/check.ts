@@ -1,9 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { compilePolicy } from '../gateway.js';
 import { loadUt1Index } from '../lists/load.js';
+import { resolveUt1Dir } from '../lists/update.js';
 import { createLogger } from '../log.js';
-import { BUNDLED_UT1 } from '../paths.js';
 import { decide } from '../policy/decide.js';
+import { PolicyStore } from '../policy/store.js';
 import type { DecisionRequest } from '../policy/types.js';
 import { parseAbsoluteUrl, splitAuthority } from '../proxy/server.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
@@ -38,8 +39,12 @@ export function registerCheck(program: Command): void {
     .action(async (url: string, opts: CommonOpts & { client: string; at?: number; json?: boolean }) => {
       const config = configFrom(opts);
       const log = createLogger('error');
-      const { index } = await loadUt1Index(config.lists.ut1 ?? BUNDLED_UT1);
-      const snapshot = await compilePolicy(config, index, 1, log);
+      // The same policy the running gateway would serve: its lists (updated ones included) and
+      // the latest version the supervision API stored.
+      const { index } = await loadUt1Index(await resolveUt1Dir(config), { dataDir: config.dataDir, log });
+      const store = new PolicyStore(config, log);
+      await store.load();
+      const snapshot = await compilePolicy(config, index, store.version, log, store);
       const req = requestFor(url, opts.client, opts.at ?? Date.now());
       const d = decide(snapshot, req);
       if (opts.json) {
