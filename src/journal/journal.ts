@@ -36,8 +36,12 @@ export interface JournalHandle extends JournalReader {
   close(): Promise<void>;
 }
 
-const BATCH_ROWS = 8192;
-const MAX_IN_FLIGHT = 2;
+/**
+ * Rows per message to the writer: copying a message is synchronous work on the proxy's thread, so
+ * it comes in small pieces (~1 ms each at most); the writer merges what waits into one transaction.
+ */
+const BATCH_ROWS = 1024;
+const MAX_IN_FLIGHT = 16;
 
 /**
  * The connection journal as the proxy sees it: an observer that only appends a flat tuple to a
@@ -122,7 +126,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'written':
-        this.inFlightBatches--;
+        this.inFlightBatches -= m.batches;
         this.inFlightRows -= m.count;
         this.written += m.count;
         if (this.failing) {
@@ -152,7 +156,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     return this.queue.length + this.ends.length + this.inFlightRows;
   }
 
-  /** Posts the queued rows to the writer (at most two batches in flight: back-pressure shows as depth). */
+  /** Posts the queued rows to the writer (a bounded number of messages in flight: back-pressure shows as depth). */
   private send(): void {
     if (!this.worker || this.inFlightBatches >= MAX_IN_FLIGHT || (!this.queue.length && !this.ends.length)) return;
     const rows = this.queue;

@@ -11,7 +11,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; nextId: number; head: { id: number; hash: string } }
-  | { type: 'written'; count: number }
+  | { type: 'written'; count: number; batches: number }
   | { type: 'error'; message: string }
   | { type: 'purged'; result: unknown }
   | { type: 'closed'; unwritten: number };
@@ -47,10 +47,14 @@ function purge(): void {
   }
 }
 
-/** Writes queued batches in order; on failure keeps them and retries: nothing is dropped here. */
+/**
+ * Writes what waits in one transaction (batches that queued while the last one was written are
+ * merged); on failure keeps it all and retries: nothing is dropped here.
+ */
 function pump(): void {
   while (pending.length && !retryTimer) {
-    const b = pending[0]!;
+    const batches = pending.length;
+    const b = batches === 1 ? pending[0]! : { rows: pending.flatMap((p) => p.rows), ends: pending.flatMap((p) => p.ends) };
     try {
       writer.write(b.rows, b.ends);
     } catch (e) {
@@ -62,8 +66,8 @@ function pump(): void {
       }, cfg.retryMs ?? 1000);
       return;
     }
-    pending.shift();
-    post({ type: 'written', count: b.rows.length + b.ends.length });
+    pending.splice(0, batches);
+    post({ type: 'written', count: b.rows.length + b.ends.length, batches });
   }
   if (closing) finish();
 }
@@ -84,7 +88,8 @@ port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'batch':
       pending.push(m);
-      if (pending.length === 1) pump();
+      // Let the other queued messages arrive first, so they join this transaction.
+      if (pending.length === 1) setImmediate(pump);
       break;
     case 'lost':
       try {

@@ -9,7 +9,8 @@
  * - export (CSV) rows/s, and one client over one day on a year of data.
  * Loopback only, every phase bounded.
  *
- *   npm run bench:journal      (ROWS=1000000 LAG_SECONDS=5 to change the phases)
+ *   npm run bench:journal      (ROWS=1000000 LAG_SECONDS=5 REQ_RATE=500 to change the phases;
+ *                               ONLY=lag for the event-loop phase alone)
  */
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
@@ -108,6 +109,7 @@ const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDig
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
 async function main() {
+  if (process.env.ONLY === 'lag') return lagTable();
   const dir = tmp('vigie-bench-journal-');
   console.log(`\nVigie journal — ${new Date().toISOString()} — node ${process.version}, ${fmt(ROWS)} rows over one year, batches of ${BATCH}, WAL synchronous=FULL, temp dir ${dir}`);
 
@@ -245,7 +247,11 @@ async function main() {
   console.log(`| rows/s sustained, ${fmt(E2E)} rows, back-pressure by admit() (${waits} waits) | **${fmt(E2E / (tE2E / 1000))}** |`);
   console.log(`| rows written / lost | ${fmt(h.rowsWritten)} / ${h.rowsLost} |`);
 
-  // ---- 4. event-loop lag of a live proxy while recording 20,000 rows/s ----------------------
+  await lagTable();
+}
+
+/** 4. event-loop lag of a live proxy while recording 20,000 rows/s. */
+async function lagTable() {
   const lag = [];
   for (const mode of ['no journal', 'journal (worker)', 'naive, in-thread'] as const) lag.push(await lagPhase(mode));
   console.log(`\n| live proxy (${REQ_RATE} req/s open loop from another process) + ${fmt(RATE)} rows/s fed to the journal, ${LAG_SECONDS}s | loop lag p50 ms | loop lag p99 ms | max ms | proxied req/s | request p99 ms | process CPU (all threads) | rows recorded |`);
