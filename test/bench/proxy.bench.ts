@@ -13,14 +13,16 @@
  *
  * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), MIB_CONNECTIONS (10),
  * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,squid,tinyproxy),
- * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir.
+ * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir,
+ * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { bulkDownload, fixedRate, openIdleTunnels, probe, tunnelSetupRate, type Target as ClientTarget } from './proxy/clients.js';
-import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned, stopAll, waitForOutput, waitForPort, withCpu, type PhaseCpu, type Proc } from './proxy/procs.js';
+import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned, stop, stopAll, waitForOutput, waitForPort, withCpu, type PhaseCpu, type Proc } from './proxy/procs.js';
+import { topFrames, type Frame } from './proxy/profile.js';
 import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup, type Target } from './proxy/report.js';
 import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, writeSquid, writeTinyproxy, type Ports, type VigieOptions } from './proxy/setup.js';
 import { wrk, writeWrkScript } from './proxy/wrk.js';
@@ -40,6 +42,7 @@ const TUNNEL_LOOPS = Math.max(1, num('TUNNEL_LOOPS', 50));
 const BIG_MIB = Math.max(16, num('BIG_MIB', 1024));
 const IDLE_TUNNELS = Math.floor(num('IDLE_TUNNELS', 10_000));
 const VIGIE_WORKERS = Math.max(1, num('VIGIE_WORKERS', 1));
+const PROFILE = process.env.VIGIE_PROFILE === '1';
 const WANTED = (process.env.SETUPS ?? SETUPS.join(',')).split(',').map((s) => s.trim()) as Setup[];
 for (const s of WANTED) if (!SETUPS.includes(s)) throw new Error(`SETUPS: unknown setup ${s} (known: ${SETUPS.join(', ')})`);
 if (!WANTED.includes('direct') || !WANTED.includes('squid')) throw new Error('SETUPS must include direct and squid: they are the baselines');
@@ -51,6 +54,7 @@ const log = (s: string) => process.stderr.write(`[bench:proxy ${new Date().toISO
 const notes: string[] = [];
 
 let tmpDir = '';
+const profileDir = join(ROOT, 'bench-results', `vigie-profile-${new Date().toISOString().replace(/[:.]/g, '-')}`);
 const cleanup = async () => {
   await stopAll();
   if (tmpDir && !process.env.KEEP_TMP) rmSync(tmpDir, { recursive: true, force: true });
@@ -90,7 +94,8 @@ async function startVigie(dir: string, ports: Ports): Promise<Proc> {
     writeFileSync(file, JSON.stringify(vigieConfig(ports, { journal: false, workers: null }), null, 2));
     loadConfig(file);
   }
-  const p = startPinned('vigie', PROXY_CPU, [process.execPath, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, 'vigie-data')]);
+  const prof = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const p = startPinned('vigie', PROXY_CPU, [process.execPath, ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, 'vigie-data')]);
   const t0 = performance.now();
   await waitForOutput(p, /gateway ready/, 180_000);
   log(`vigie ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (full bundled lists)`);
@@ -348,6 +353,14 @@ async function main() {
     },
   ];
 
+  // The profile is written when Vigie exits: stop it now, gracefully (nothing is in flight).
+  let frames: Frame[] = [];
+  if (PROFILE && procs.vigie) {
+    await stop(procs.vigie, 30_000);
+    frames = topFrames(profileDir);
+    notes.push(`profile: ${profileDir} (covers start with list loading, then every phase)`);
+  }
+
   const { rows, verdicts } = summarize(Object.values(measures), targetsOfIssue);
   const when = new Date().toISOString();
   const ver = versions();
@@ -362,6 +375,10 @@ async function main() {
   console.log('Targets (issue 7):');
   for (const v of verdicts) console.log(`- ${v.pass === null ? '?' : v.pass ? 'PASS' : 'FAIL'} ${v.text}: ${v.detail}`);
 
+  if (frames.length) {
+    console.log('\nVigie, top frames by self time (node --cpu-prof; % of each thread\'s busy samples):');
+    for (const f of frames) console.log(`- ${f.thread}: ${f.selfPercent.toFixed(1).padStart(5)} % ${f.frame}`);
+  }
   const outDir = join(ROOT, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   const json = {
@@ -372,6 +389,7 @@ async function main() {
     notes,
     rows,
     targets: verdicts,
+    profile: frames,
     raw,
   };
   const file = join(outDir, `proxy-${when.replace(/[:.]/g, '-')}.json`);
