@@ -18,6 +18,14 @@ export interface GatewayOptions {
   config: VigieConfig;
   log: Logger;
   observers?: ProxyObserver[];
+  /** false: no proxy listeners (the cluster primary: its workers listen). */
+  listen?: boolean;
+  /** false: no journal even when the config enables one (cluster workers: the primary records). */
+  journal?: boolean;
+  /** Asked before new work when this gateway has no journal of its own (cluster workers). */
+  admit?: () => boolean;
+  /** Called with every new policy snapshot (the cluster primary passes it on to its workers). */
+  onSwap?: (snapshot: PolicySnapshot) => void;
 }
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
@@ -57,7 +65,7 @@ export class Gateway {
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
     const jc = opts.config.journal;
-    const journal = jc.enabled
+    const journal = jc.enabled && opts.journal !== false
       ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
@@ -67,7 +75,7 @@ export class Gateway {
       resolver: new HostResolver(opts.config),
       observers: journal ? [...(opts.observers ?? []), journal] : opts.observers,
       local: pacHandler(() => this.opts.config),
-      admit: journal ? () => journal.admit() : undefined,
+      admit: journal ? () => journal.admit() : opts.admit,
     };
     this.proxy = new ProxyServer(this.proxyDeps);
   }
@@ -78,6 +86,16 @@ export class Gateway {
 
   get config(): VigieConfig {
     return this.opts.config;
+  }
+
+  /** What the proxy reports to (metrics, journal): a cluster primary feeds them its workers' events. */
+  get observers(): readonly ProxyObserver[] {
+    return this.proxyDeps.observers ?? [];
+  }
+
+  /** Whether new connections may be taken (false under journal overflow `block` when it cannot record). */
+  admit(): boolean {
+    return this.proxyDeps.admit ? this.proxyDeps.admit() : true;
   }
 
   /** The journal's reader, health, flush and close; undefined when the journal is disabled. */
@@ -101,9 +119,11 @@ export class Gateway {
       if (config.journal.overflow === 'block') throw new Error(`journal: ${journalError.message}`);
       log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${journalError.message}`);
     }
-    this.listening.push(...(await this.proxy.listen()));
-    log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
-    for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}` });
+    if (this.opts.listen !== false) {
+      this.listening.push(...(await this.proxy.listen()));
+      log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
+      for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}` });
+    }
     await this.loadLists();
     this.listUpdates = new ListUpdateScheduler(this, config, log);
     await this.listUpdates.start();
@@ -162,6 +182,7 @@ export class Gateway {
 
   private swap(next: PolicySnapshot): void {
     this.current = next;
+    this.opts.onSwap?.(next);
   }
 
   async stop(graceMs = 0): Promise<void> {

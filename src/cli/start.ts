@@ -1,6 +1,9 @@
+import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
+import { ClusterPrimary } from '../cluster/primary.js';
+import { runProxyWorker } from '../cluster/worker.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
@@ -17,12 +20,16 @@ export function registerStart(program: Command): void {
     .description('run the gateway (SIGHUP: reload config and lists; SIGTERM: graceful stop)')
     .option('--grace <seconds>', 'on SIGTERM, how long in-flight requests and tunnels may finish before they are cut', '10')
     .action(async (opts: StartOpts) => {
+      // A forked proxy worker (cluster mode) gets its config from the primary.
+      if (cluster.isWorker) return runProxyWorker();
       const config = configFrom(opts);
       const log = createLogger(config.log.level);
       const graceMs = Math.max(0, Number(opts.grace) * 1000 || 0);
       const t0 = performance.now();
       const metrics = config.metrics.enabled ? createGatewayMetrics() : null;
-      const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [] });
+      // workers > 1: this process keeps the journal, metrics and API; forked workers proxy.
+      const clustered = config.workers > 1 ? new ClusterPrimary(config.workers, log) : null;
+      const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [], ...(clustered ? { listen: false, onSwap: clustered.onSwap } : {}) });
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
       let supervision: SupervisionServer | null = null;
@@ -33,7 +40,8 @@ export function registerStart(program: Command): void {
         stopping = true;
         log.info('stopping: no new connections; in-flight ones may finish', { signal, graceSeconds: graceMs / 1000 });
         // Gateway.stop closes the listeners, waits for open requests and tunnels (cut after the
-        // grace period), then flushes the journal.
+        // grace period), then flushes the journal. Workers go first: their last events are journaled.
+        await clustered?.stop(graceMs);
         await gateway.stop(graceMs);
         await metricsServer?.close();
         await supervision?.close();
@@ -55,6 +63,7 @@ export function registerStart(program: Command): void {
         if (opts.lists) next.lists.ut1 = resolve(opts.lists);
         if (opts.data) next.dataDir = resolve(opts.data);
         const { restartNeeded, listsLoaded } = await gateway.reload(next);
+        await clustered?.settled();
         log.level = next.log.level;
         if (restartNeeded.length) log.warn('reload: these settings changed but apply only after a restart', { keys: restartNeeded.join(',') });
         log.info('reloaded', { policyVersion: gateway.snapshot.policyVersion, listsLoaded });
@@ -80,7 +89,15 @@ export function registerStart(program: Command): void {
         }
       }
       try {
-        await gateway.start();
+        if (clustered) {
+          const started = gateway.start();
+          started.catch(() => undefined);
+          const addresses = await clustered.listen(gateway);
+          if (!gateway.snapshot?.listsLoaded) log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
+          for (const l of addresses) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, workers: config.workers });
+          await started;
+          await clustered.policyReady();
+        } else await gateway.start();
         markReady();
       } catch (e) {
         log.error(`cannot start: ${(e as Error).message}`);
@@ -88,6 +105,6 @@ export function registerStart(program: Command): void {
       }
       // Filtering goes on without the API: a port conflict must not take the school offline.
       if (config.supervision.enabled) supervision = await startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
-      log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576) });
+      log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), ...(clustered ? { workers: clustered.workerPids.join(',') } : {}) });
     });
 }

@@ -93,6 +93,11 @@ export interface VigieConfig {
   };
   /** Name used in the Via header and pages. */
   proxyName: string;
+  /**
+   * Proxy processes sharing the listening ports (node:cluster); the journal, API and metrics stay
+   * in the primary. 1 = one process doing everything. Default: the machine's cores.
+   */
+  workers: number;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** The academy's HTTPS API (src/supervision/). */
   supervision: SupervisionConfig;

@@ -1,0 +1,206 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Gateway } from '../gateway.js';
+import type { Logger } from '../log.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
+import { RelayReceiver } from './relay.js';
+
+/** How often the primary looks at its journal's admit state besides after each event batch. */
+const ADMIT_POLL_MS = 50;
+/** A worker that dies sooner than this after its start is restarted after a pause, not at once. */
+const QUICK_DEATH_MS = 5_000;
+const RESTART_PAUSE_MS = 1_000;
+
+interface Slot {
+  id: number;
+  worker: Worker;
+  started: number;
+  listening: boolean;
+  /** Last policy notice this worker applied. */
+  appliedSeq: number;
+  stopped: boolean;
+}
+
+/**
+ * The primary of `vigie start` in cluster mode. It runs the only journal (so rows are numbered in
+ * one order), the metrics, the API and the policy store; N forked workers share the proxy ports.
+ * It relays their events to its observers, pushes policy changes and the journal's admit state to
+ * them, restarts a worker that dies, and stops them first on the way out.
+ */
+export class ClusterPrimary {
+  private readonly slots = new Map<number, Slot>();
+  private readonly relay: RelayReceiver;
+  private gateway: Gateway | null = null;
+  private seq = 0;
+  private listsGen = 0;
+  private lastUt1: unknown = undefined;
+  private started = false;
+  private stopping = false;
+  private admitState = false;
+  private admitTimer: NodeJS.Timeout | null = null;
+  private noticeQueued = false;
+  private waiters: { check: () => boolean; resolve: () => void }[] = [];
+  private firstListen: { resolve: (a: { host: string; port: number }[]) => void; reject: (e: Error) => void } | null = null;
+
+  constructor(
+    private readonly count: number,
+    private readonly log: Logger,
+  ) {
+    this.relay = new RelayReceiver(() => this.gateway?.observers ?? []);
+  }
+
+  /** Give this to the Gateway as `onSwap`: each new snapshot is announced to the workers. */
+  readonly onSwap = (s: PolicySnapshot): void => {
+    if (s.indexes.ut1 !== this.lastUt1) {
+      this.lastUt1 = s.indexes.ut1;
+      this.listsGen++;
+    }
+    if (!this.started || this.noticeQueued) return;
+    // A reload swaps twice in a row (lists, then rules): one notice carries both.
+    this.noticeQueued = true;
+    setImmediate(() => {
+      this.noticeQueued = false;
+      this.broadcastPolicy();
+    });
+  };
+
+  /** Forks the workers; resolves with the addresses once every one of them listens. */
+  listen(gateway: Gateway): Promise<{ host: string; port: number }[]> {
+    this.gateway = gateway;
+    this.admitState = gateway.admit();
+    this.admitTimer = setInterval(() => this.pushAdmit(), ADMIT_POLL_MS);
+    this.admitTimer.unref();
+    cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
+    const listening = new Promise<{ host: string; port: number }[]>((resolve, reject) => (this.firstListen = { resolve, reject }));
+    for (let id = 1; id <= this.count; id++) this.fork(id);
+    return listening;
+  }
+
+  /** The gateway serves its full policy: workers get it; resolves once they all apply it. */
+  async policyReady(): Promise<void> {
+    this.started = true;
+    this.broadcastPolicy();
+    await this.settled();
+  }
+
+  /** Resolves once every live worker applied the latest policy notice (bounded wait). */
+  settled(timeoutMs = 30_000): Promise<void> {
+    const check = () => [...this.slots.values()].every((s) => !s.listening || s.stopped || s.appliedSeq >= this.seq);
+    if (check()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        this.log.warn('cluster: not every worker applied the latest policy in time', { seq: this.seq, waitedMs: timeoutMs });
+        resolve();
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.waiters.push({ check, resolve: done });
+    });
+  }
+
+  get workerPids(): number[] {
+    return [...this.slots.values()].map((s) => s.worker.process.pid ?? 0);
+  }
+
+  private fork(id: number): void {
+    const worker = cluster.fork();
+    const slot: Slot = { id, worker, started: Date.now(), listening: false, appliedSeq: 0, stopped: false };
+    this.slots.set(worker.id, slot);
+    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+  }
+
+  private post(slot: Slot, m: ToWorker): void {
+    if (slot.worker.isConnected()) slot.worker.send(m);
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.t) {
+      case 'hello':
+        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState });
+        break;
+      case 'ev':
+        this.relay.receive(slot.worker.id, m.b);
+        this.pushAdmit();
+        break;
+      case 'listening':
+        slot.listening = true;
+        if (this.started) this.post(slot, this.notice());
+        if (this.firstListen && [...this.slots.values()].every((s) => s.listening)) {
+          this.firstListen.resolve(m.addresses);
+          this.firstListen = null;
+        }
+        break;
+      case 'listen-failed':
+        if (this.firstListen) {
+          this.firstListen.reject(new Error(m.message));
+          this.firstListen = null;
+        } else this.log.error(`proxy worker cannot listen: ${m.message}`, { worker: slot.id });
+        break;
+      case 'applied':
+        slot.appliedSeq = Math.max(slot.appliedSeq, m.seq);
+        if (m.error) this.log.error(`proxy worker kept its previous policy: ${m.error}`, { worker: slot.id });
+        this.waiters = this.waiters.filter((w) => (w.check() ? (w.resolve(), false) : true));
+        break;
+      case 'stopped':
+        slot.stopped = true;
+        break;
+    }
+  }
+
+  private onExit(worker: Worker, code: number | null, signal: string | null): void {
+    const slot = this.slots.get(worker.id);
+    if (!slot) return;
+    this.slots.delete(worker.id);
+    this.relay.forget(worker.id);
+    this.waiters = this.waiters.filter((w) => (w.check() ? (w.resolve(), false) : true));
+    if (this.stopping) return;
+    const quick = Date.now() - slot.started < QUICK_DEATH_MS;
+    this.log.error('proxy worker died, starting another', { worker: slot.id, pid: worker.process.pid, code, signal, inMs: quick ? RESTART_PAUSE_MS : 0 });
+    if (this.firstListen && !slot.listening) {
+      this.firstListen.reject(new Error(`proxy worker ${slot.id} exited before listening (code ${code}, signal ${signal})`));
+      this.firstListen = null;
+      return;
+    }
+    setTimeout(() => !this.stopping && this.fork(slot.id), quick ? RESTART_PAUSE_MS : 0).unref();
+  }
+
+  private notice(): PolicyNotice {
+    return { t: 'policy', seq: this.seq, config: this.gateway!.config, lists: this.listsGen };
+  }
+
+  private broadcastPolicy(): void {
+    this.seq++;
+    const n = this.notice();
+    for (const s of this.slots.values()) if (s.listening) this.post(s, n);
+  }
+
+  private pushAdmit(): void {
+    const ok = this.gateway ? this.gateway.admit() : false;
+    if (ok === this.admitState) return;
+    this.admitState = ok;
+    if (!ok) this.log.warn('cluster: workers refuse new connections while the journal cannot record them');
+    else this.log.info('cluster: workers take new connections again');
+    for (const s of this.slots.values()) this.post(s, { t: 'admit', ok });
+  }
+
+  /** Workers stop accepting, finish in flight (cut after `graceMs`), send their last events, exit. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.admitTimer) clearInterval(this.admitTimer);
+    const live = [...this.slots.values()];
+    const exits = live.map((s) => new Promise<void>((resolve) => (s.worker.isDead() ? resolve() : s.worker.once('exit', () => resolve()))));
+    for (const s of live) this.post(s, { t: 'stop', graceMs });
+    // A worker that does not finish well after its grace period is killed: its last events are lost.
+    const deadline = setTimeout(() => {
+      for (const s of live) if (!s.worker.isDead()) {
+        this.log.error('proxy worker did not stop in time, killing it', { worker: s.id, pid: s.worker.process.pid });
+        s.worker.process.kill('SIGKILL');
+      }
+    }, graceMs + 10_000);
+    await Promise.all(exits);
+    clearTimeout(deadline);
+  }
+}

@@ -1,0 +1,32 @@
+import type { VigieConfig } from '../config/types.js';
+import type { EventBatch } from './relay.js';
+
+/**
+ * What the primary tells a worker to serve: the config in force and a lists generation. The
+ * policy itself is read from disk by the worker (the store's latest version, the compiled lists
+ * cache), which the primary wrote before it sends this.
+ */
+export interface PolicyNotice {
+  t: 'policy';
+  seq: number;
+  config: VigieConfig;
+  /** Changes when the primary loaded another UT1 index: the worker reloads its lists. */
+  lists: number;
+}
+
+export type ToWorker =
+  | { t: 'init'; id: number; config: VigieConfig; admit: boolean }
+  | PolicyNotice
+  /** Whether new connections may be taken (the primary's journal can record them). */
+  | { t: 'admit'; ok: boolean }
+  | { t: 'stop'; graceMs: number };
+
+export type FromWorker =
+  /** The worker's code is loaded and listens for messages: the primary answers with `init`. */
+  | { t: 'hello' }
+  | { t: 'listening'; addresses: { host: string; port: number }[] }
+  | { t: 'listen-failed'; message: string }
+  /** A policy notice was applied (or failed to, then `error` says why and the previous one serves). */
+  | { t: 'applied'; seq: number; policyVersion: number; listsLoaded: boolean; error?: string }
+  | { t: 'ev'; b: EventBatch }
+  | { t: 'stopped'; requests: number; tunnels: number };

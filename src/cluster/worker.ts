@@ -1,0 +1,122 @@
+import cluster from 'node:cluster';
+import type { VigieConfig } from '../config/types.js';
+import { Gateway } from '../gateway.js';
+import { createLogger, type Fields, type Logger } from '../log.js';
+import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
+import { RelayObserver } from './relay.js';
+
+/**
+ * The primary already says what matters once for the whole gateway (lists loaded, policy
+ * warnings); a worker repeating it N times would only blur the log. Its own errors stay errors.
+ */
+function workerLogger(base: Logger, id: number): Logger {
+  const tag = (f?: Fields): Fields => ({ worker: id, ...f });
+  return {
+    debug: (m, f) => base.debug(m, tag(f)),
+    info: (m, f) => base.debug(m, tag(f)),
+    warn: (m, f) => base.debug(m, tag(f)),
+    error: (m, f) => base.error(m, tag(f)),
+  };
+}
+
+const send = (m: FromWorker, done?: () => void): void => {
+  if (process.connected) process.send!(m, undefined, {}, done);
+  else done?.();
+};
+
+/**
+ * One proxy worker of `vigie start` in cluster mode: a Gateway that listens on the shared ports,
+ * with no journal, API or metrics of its own. Its traffic goes to the primary as batched events;
+ * its policy follows the primary's notices; it takes new connections only while the primary says
+ * the journal can record them. If the primary dies, node:cluster ends this process (fail closed).
+ */
+export function runProxyWorker(): void {
+  // The primary decides when to stop; a signal sent to the whole group (systemd, Ctrl-C) must not
+  // cut this worker's connections before their grace period.
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => undefined);
+  process.once('message', (first: ToWorker) => {
+    if (first.t !== 'init') throw new Error(`cluster worker: expected init, got ${first.t}`);
+    start(first.id, first.config, first.admit).catch((e: Error) => {
+      process.stderr.write(`cluster worker ${first.id}: ${e.stack ?? e.message}\n`);
+      process.exit(1);
+    });
+  });
+  // Messages sent before a listener exists are lost: ask for the config once listening for it.
+  send({ t: 'hello' });
+}
+
+async function start(id: number, config: VigieConfig, admit: boolean): Promise<void> {
+  const base = createLogger(config.log.level);
+  const log = workerLogger(base, id);
+  let admitted = admit;
+  const relay = new RelayObserver((b) => send({ t: 'ev', b }));
+  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected });
+  let applied = { config: JSON.stringify(config), lists: -1 };
+  let next: PolicyNotice | null = null;
+  let applying = false;
+  let stopping = false;
+
+  // Latest notice wins: one that arrives while another is being applied replaces any waiting one.
+  const apply = async (): Promise<void> => {
+    if (applying) return;
+    applying = true;
+    while (next && !stopping) {
+      const n = next;
+      next = null;
+      let error: string | undefined;
+      try {
+        await gateway.policy.load();
+        const json = JSON.stringify(n.config);
+        if (json !== applied.config) {
+          base.level = n.config.log.level;
+          await gateway.reload(n.config);
+        } else if (n.lists !== applied.lists) await gateway.loadLists();
+        else await gateway.recompile();
+        applied = { config: json, lists: n.lists };
+      } catch (e) {
+        error = (e as Error).message;
+        log.error(`policy notice ${n.seq} not applied, the previous policy serves: ${error}`);
+      }
+      send({ t: 'applied', seq: n.seq, policyVersion: gateway.snapshot.policyVersion, listsLoaded: gateway.snapshot.listsLoaded, error });
+    }
+    applying = false;
+  };
+
+  process.on('message', (m: ToWorker) => {
+    switch (m.t) {
+      case 'policy':
+        next = m;
+        void apply();
+        break;
+      case 'admit':
+        admitted = m.ok;
+        break;
+      case 'stop':
+        if (stopping) return;
+        stopping = true;
+        void gateway.stop(m.graceMs).then(() => {
+          relay.close();
+          base.info('proxy worker stopped', { worker: id, pid: process.pid, requests: relay.requests, tunnels: relay.tunnels });
+          // The last events and this line reach the primary before the worker leaves.
+          send({ t: 'stopped', requests: relay.requests, tunnels: relay.tunnels }, () => process.exit(0));
+        });
+        break;
+    }
+  });
+
+  // Listen at once, failing closed (no lists yet); the primary's first notice brings the lists.
+  await gateway.policy.load();
+  await gateway.recompile();
+  let addresses;
+  try {
+    addresses = await gateway.proxy.listen();
+  } catch (e) {
+    send({ t: 'listen-failed', message: (e as Error).message }, () => process.exit(1));
+    return;
+  }
+  gateway.listening.push(...addresses);
+  log.debug('proxy worker listening', { pid: process.pid, addresses: addresses.map((a) => `${a.host}:${a.port}`).join(',') });
+  send({ t: 'listening', addresses });
+}
+
+export const isProxyWorker = (): boolean => cluster.isWorker;
