@@ -6,6 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { configSchema } from '../src/config/schema.js';
 import type { JournalRow } from '../src/journal/types.js';
 import { DEAD_DNS, startOrigin, TEST_LISTS, tmp, writeLists } from './helpers.js';
 
@@ -42,7 +43,12 @@ t.teardown(() => {
 
 const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'journal', ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
 
-t.test('SIGKILL under load: the file survives and every request answered > 1 s before is journaled', async (t) => {
+// With proxy workers (cluster mode, when the config has it) the journal lives in the primary and
+// the workers relay their events: the same guarantee must hold through the relay.
+const hasWorkers = 'workers' in (configSchema.properties as Record<string, unknown>);
+const modes: [string, Record<string, unknown>][] = hasWorkers ? [['one process', { workers: 1 }], ['proxy workers', { workers: 2 }]] : [['one process', {}]];
+
+for (const [mode, extra] of modes) t.test(`SIGKILL under load (${mode}): the file survives and every request answered > 1 s before is journaled`, async (t) => {
   const origin = await startOrigin();
   t.teardown(() => origin.close());
   const port = await freePort();
@@ -60,6 +66,7 @@ t.test('SIGKILL under load: the file survives and every request answered > 1 s b
       supervision: { enabled: false },
       metrics: { enabled: false },
       log: { level: 'info' },
+      ...extra,
     }),
   );
   const gw = await startChild(configFile, dataDir);
