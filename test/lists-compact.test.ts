@@ -156,6 +156,13 @@ t.test('compact engine = reference semantics on a seeded corpus', async (t) => {
     // The compiled file reads back to the same answers.
     const again = CompactIndex.fromBytes(compact.serialize());
     compare(t, map, again, qs.slice(0, 1500), seed * 11);
+    t.ok(compact.parts.setsEmbedded, 'category sets ride in the fingerprint slots');
+    // And the layout with a separate category-set array (too many sets to embed) agrees too.
+    const wide = new CompactIndexBuilder(undefined, false);
+    await loadUt1Dir(dir, wide);
+    const separate = CompactIndex.fromBytes(wide.build(cr.version).serialize());
+    t.notOk(separate.parts.setsEmbedded);
+    compare(t, map, separate, qs.slice(0, 1500), seed * 13);
   }
 });
 

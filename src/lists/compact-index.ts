@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { FLAG_MASK, fin1, fin2 } from './hash.js';
-import { findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY } from './static-table.js';
+import { EMBED_MASK, findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
+
+const SET_LIMIT = (1 << SET_BITS) - 1;
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 /**
@@ -13,7 +15,7 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
  */
 
 const MAGIC = 'VIGIECI1';
-const FORMAT = 2;
+const FORMAT = 3;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
 
@@ -28,6 +30,8 @@ export interface CompactParts {
   domFp: Int32Array;
   /** Category-set id per domain slot. */
   domSet: Uint16Array | Uint32Array;
+  /** The category set id sits in lane 2's bits 2..11 (domSet is then empty). */
+  setsEmbedded: boolean;
   setStart: Uint32Array;
   setMembers: Uint16Array;
   urlCapacity: number;
@@ -54,6 +58,7 @@ interface Header {
   seeds: [number, number];
   domains: number;
   domCapacity: number;
+  setsEmbedded: boolean;
   urlCapacity: number;
   paths: string;
   expressions: string[][];
@@ -72,6 +77,8 @@ export class CompactIndex implements CategoryIndex {
   private readonly domScale: number;
   private readonly urlScale: number;
   private readonly expressionRes: readonly (RegExp | null)[];
+  /** Lane-2 bits that are fingerprint in the domain table. */
+  private readonly mask: number;
 
   constructor(readonly parts: CompactParts) {
     this.categories = parts.categories;
@@ -80,6 +87,7 @@ export class CompactIndex implements CategoryIndex {
     [this.s1, this.s2] = parts.seeds;
     this.domScale = homeScale(parts.domCapacity);
     this.urlScale = homeScale(parts.urlCapacity);
+    this.mask = parts.setsEmbedded ? EMBED_MASK : FLAG_MASK;
     this.expressionRes = parts.expressions.map((list) => (list.length ? new RegExp(list.map((s) => `(?:${s})`).join('|'), 'i') : null));
   }
 
@@ -107,6 +115,7 @@ export class CompactIndex implements CategoryIndex {
     let a = this.s1;
     let b = this.s2;
     let bPos = n;
+    const mask = this.mask;
     let best = -1;
     let bestStart = 0;
     let colon = false;
@@ -124,7 +133,7 @@ export class CompactIndex implements CategoryIndex {
             b ^= b >>> 15;
           }
           const h2 = fin2(b, len);
-          while (slot !== -1 && (fp[(slot << 1) | 1]! & FLAG_MASK) !== h2) slot = findLane1(fp, h1, slot + 1);
+          while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
         }
         if (slot === -1) return best === -1 ? null : this.domainHit(best, want, host, bestStart);
         const flags = fp[(slot << 1) | 1]! & 3;
@@ -149,7 +158,7 @@ export class CompactIndex implements CategoryIndex {
           b ^= b >>> 15;
         }
         const h2 = fin2(b, n);
-        while (slot !== -1 && (fp[(slot << 1) | 1]! & FLAG_MASK) !== h2) slot = findLane1(fp, h1, slot + 1);
+        while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
       }
       if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
     }
@@ -158,26 +167,30 @@ export class CompactIndex implements CategoryIndex {
 
   private exactHost(host: string, want: Uint8Array): ListHit | null {
     this.fingerprintInto(host);
-    const slot = findSlot(this.parts.domFp, this.domScale, PAIR[0]!, PAIR[1]!);
+    const slot = findSlot(this.parts.domFp, this.domScale, PAIR[0]!, PAIR[1]!, this.mask);
     if (slot === -1 || !(this.parts.domFp[(slot << 1) | 1]! & IS_ENTRY)) return null;
     return this.domainHit(slot, want, host, 0);
   }
 
   private wants(slot: number, want: Uint8Array): boolean {
-    const { domSet, setStart, setMembers } = this.parts;
-    const set = domSet[slot]!;
+    const { setStart, setMembers } = this.parts;
+    const set = this.setOf(slot);
     for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
     return false;
   }
 
   private domainHit(slot: number, want: Uint8Array, host: string, start: number): ListHit | null {
-    const { domSet, setStart, setMembers } = this.parts;
-    const set = domSet[slot]!;
+    const { setStart, setMembers } = this.parts;
+    const set = this.setOf(slot);
     for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) {
       const category = setMembers[m]!;
       if (want[category]) return { category, entry: start === 0 ? host : host.slice(start), kind: 'domain' };
     }
     return null;
+  }
+
+  private setOf(slot: number): number {
+    return this.parts.setsEmbedded ? (this.parts.domFp[(slot << 1) | 1]! >>> 2) & SET_LIMIT : this.parts.domSet[slot]!;
   }
 
   private fingerprintInto(s: string): void {
@@ -262,7 +275,7 @@ export class CompactIndex implements CategoryIndex {
     }
     const header: Header = {
       format: FORMAT, version: p.version, categories: p.categories, counts: p.counts, seeds: p.seeds, domains: p.domains,
-      domCapacity: p.domCapacity, urlCapacity: p.urlCapacity, paths: p.paths, expressions: p.expressions, sections,
+      domCapacity: p.domCapacity, setsEmbedded: p.setsEmbedded, urlCapacity: p.urlCapacity, paths: p.paths, expressions: p.expressions, sections,
     };
     const json = Buffer.from(JSON.stringify(header), 'utf8');
     const base = align8(16 + json.length);
@@ -296,7 +309,7 @@ export class CompactIndex implements CategoryIndex {
     }
     return new CompactIndex({
       version: header.version, categories: header.categories, counts: header.counts, seeds: header.seeds, domains: header.domains,
-      domCapacity: header.domCapacity, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
+      domCapacity: header.domCapacity, setsEmbedded: header.setsEmbedded, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
       domFp: arrays.domFp as Int32Array, domSet: arrays.domSet as Uint16Array | Uint32Array, setStart: arrays.setStart as Uint32Array, setMembers: arrays.setMembers as Uint16Array,
       urlFp: arrays.urlFp as Int32Array, urlGroup: arrays.urlGroup as Uint32Array, groupStart: arrays.groupStart as Uint32Array,
       ruleOff: arrays.ruleOff as Uint32Array, ruleLen: arrays.ruleLen as Uint32Array, ruleCat: arrays.ruleCat as Uint16Array,

@@ -21,6 +21,9 @@ export const home = (h1: number, scale: number): number => ((h1 + 2147483648) * 
 /** Lane 2's low bits, free because fingerprints leave them 0 (hash.ts fin2). */
 export const IS_ENTRY = 1; // the slot is a list entry (else only an ancestor of entries)
 export const HAS_CHILDREN = 2; // some entry lies below this name: the label walk goes on
+/** Bits 2..11 of lane 2 can hold the slot's category set (see CompactIndexBuilder.build). */
+export const SET_BITS = 10;
+export const EMBED_MASK = -1 << (2 + SET_BITS);
 
 /** The first slot at or after `from` (a home slot or a later one) whose lane 1 is h1, or -1. */
 export function findLane1(fp: Int32Array, h1: number, from: number): number {
@@ -31,13 +34,14 @@ export function findLane1(fp: Int32Array, h1: number, from: number): number {
   }
 }
 
-/** The slot holding fingerprint (h1, h2), or -1. */
-export function findSlot(fp: Int32Array, scale: number, h1: number, h2: number): number {
+/** The slot holding fingerprint (h1, h2 & mask), or -1 (mask: the lane-2 bits that are fingerprint). */
+export function findSlot(fp: Int32Array, scale: number, h1: number, h2: number, mask = -4): number {
   let i = ((h1 + 2147483648) * scale) | 0;
+  h2 &= mask;
   for (;;) {
     const s = fp[i << 1]!;
     if (s === h1) {
-      if ((fp[(i << 1) | 1]! & -4) === h2) return i;
+      if ((fp[(i << 1) | 1]! & mask) === h2) return i;
     } else if (s > h1) return -1;
     i++;
   }
@@ -51,7 +55,11 @@ export interface PlacedTable {
 }
 
 /** Places `n` entries sorted by (h1, h2) and unique; returns slots and where each entry went. */
-export function placeSorted(h1: Int32Array, h2: Int32Array, n: number, flags?: Uint8Array): PlacedTable {
+/**
+ * `low[j]` goes into the low lane-2 bits that `mask` leaves out (flags, and the category set
+ * when it is embedded); the rest of lane 2 stays fingerprint.
+ */
+export function placeSorted(h1: Int32Array, h2: Int32Array, n: number, low?: Uint16Array | Uint8Array, mask = -4): PlacedTable {
   const capacity = Math.max(1, Math.ceil(n / LOAD_FACTOR));
   const scale = homeScale(capacity);
   // Entries past the last home spill into a tail; measure it first so the arrays are exact.
@@ -68,7 +76,7 @@ export function placeSorted(h1: Int32Array, h2: Int32Array, n: number, flags?: U
     const at = home(h1[j]!, scale);
     last = at > last ? at : last + 1;
     fp[last << 1] = h1[j]!;
-    fp[(last << 1) | 1] = h2[j]! | (flags ? flags[j]! : IS_ENTRY);
+    fp[(last << 1) | 1] = (h2[j]! & mask) | (low ? low[j]! : IS_ENTRY);
     order[last] = j;
   }
   return { capacity, fp, order };
