@@ -60,7 +60,9 @@ export class Journal implements ProxyObserver, JournalHandle {
   private worker: Worker | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly tunnelIds = new WeakMap<ConnectionRecord, number>();
+  /** Rows and tunnel ends committed (what flush() waits for); rowsWritten counts rows only. */
   private written = 0;
+  private rowsWritten = 0;
   private enqueued = 0;
   private lost = 0;
   private lostLogged = 0;
@@ -129,6 +131,7 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.inFlightBatches -= m.batches;
         this.inFlightRows -= m.count;
         this.written += m.count;
+        this.rowsWritten += m.rows;
         if (this.failing) {
           this.failing = false;
           this.opts.log.warn('journal writes again', { queued: this.depth() });
@@ -243,7 +246,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     return {
       writable: this.ready && !this.closed && !this.failing,
       queueDepth: this.depth(),
-      rowsWritten: this.written,
+      rowsWritten: this.rowsWritten,
       rowsLost: this.lost,
       lastError: this.lastError,
     };

@@ -43,7 +43,7 @@ export const CSV_COLUMNS = ['id', 'time', 'client', 'user', 'profile', 'method',
 const csvCell = (v: unknown): string => {
   if (v === null || v === undefined) return '';
   const s = String(v);
-  // Quote anything a spreadsheet could take for a separator, a line or a formula.
+  // RFC 4180 quoting; cells a spreadsheet would read as a formula are quoted too (values stay exact).
   return /[",\r\n]/.test(s) || /^[=+\-@\t]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 

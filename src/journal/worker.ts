@@ -11,7 +11,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; nextId: number; head: { id: number; hash: string } }
-  | { type: 'written'; count: number; batches: number }
+  | { type: 'written'; count: number; rows: number; batches: number }
   | { type: 'error'; message: string }
   | { type: 'purged'; result: unknown }
   | { type: 'closed'; unwritten: number };
@@ -67,7 +67,7 @@ function pump(): void {
       return;
     }
     pending.splice(0, batches);
-    post({ type: 'written', count: b.rows.length + b.ends.length, batches });
+    post({ type: 'written', count: b.rows.length + b.ends.length, rows: b.rows.length, batches });
   }
   if (closing) finish();
 }
