@@ -1,19 +1,21 @@
 import { isIP } from 'node:net';
 import { FLAG_MASK, fin1, fin2 } from './hash.js';
 import { EMBED_MASK, findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
-
-const SET_LIMIT = (1 << SET_BITS) - 1;
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 /**
- * The national-scale index: every UT1 category in one table of 64-bit fingerprints, each entry
- * pointing to an interned set of categories. About 12 bytes per domain, no JS string per entry,
- * one file that loads as a few typed-array views. Same semantics as MapIndex (the reference).
+ * The national-scale index: every UT1 category in one table of fingerprints (static-table.ts),
+ * each entry carrying an interned set of categories; parents of entries are in the table too,
+ * flagged, so the label walk (parents first) stops at the first unknown name. About 12 bytes
+ * per domain, no JS string per entry, one file that loads as a few typed-array views.
+ * Same semantics as MapIndex, the reference it is property-tested against.
  *
- * Names are not kept, only fingerprints: a false match needs two independent 32-bit lanes to
- * collide under a per-build secret seed (odds ~ 1 in 2^64 per probe).
+ * Names are not kept, only fingerprints: a false match needs two independent lanes to collide
+ * under a per-build secret seed: 52 bits when the category set rides in the slot (1 in 2^52 per
+ * compared slot, a few slots per lookup), 62 bits otherwise.
  */
 
+const SET_LIMIT = (1 << SET_BITS) - 1;
 const MAGIC = 'VIGIECI1';
 const FORMAT = 3;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */

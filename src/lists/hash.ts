@@ -1,7 +1,7 @@
 /**
- * 64-bit fingerprints of hostnames, folded from the LAST character to the first: walking a host
- * right to left yields the fingerprint of every parent domain on the way, so the label walk of
- * a lookup hashes each character once and allocates nothing.
+ * Fingerprints of hostnames (two 32-bit lanes), folded from the LAST character to the first:
+ * walking a host right to left yields the fingerprint of every parent domain on the way, so the
+ * label walk of a lookup hashes each character once and allocates nothing.
  *
  * Two independent 32-bit lanes, each seeded per build (the seed is stored in the compiled file):
  * the engine keeps fingerprints, not the names, so a seed nobody outside the box knows keeps
