@@ -56,8 +56,10 @@ export class ClusterPrimary {
       this.listsGen++;
     }
     if (!this.started || this.noticeQueued) return;
-    // A reload swaps twice in a row (lists, then rules): one notice carries both.
+    // A reload swaps twice in a row (lists, then rules): one notice carries both. Its number is
+    // taken now, so settled() called right after the change waits for it.
     this.noticeQueued = true;
+    this.seq++;
     setImmediate(() => {
       this.noticeQueued = false;
       this.broadcastPolicy();
@@ -79,6 +81,7 @@ export class ClusterPrimary {
   /** The gateway serves its full policy: workers get it; resolves once they all apply it. */
   async policyReady(): Promise<void> {
     this.started = true;
+    this.seq++;
     this.broadcastPolicy();
     await this.settled();
   }
@@ -172,7 +175,6 @@ export class ClusterPrimary {
   }
 
   private broadcastPolicy(): void {
-    this.seq++;
     const n = this.notice();
     for (const s of this.slots.values()) if (s.listening) this.post(s, n);
   }
