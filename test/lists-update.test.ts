@@ -4,12 +4,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
 import t from 'tap';
 import { resolveConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { loadCompiledUt1 } from '../src/lists/cache.js';
+import { progressBar } from '../src/lists/progress.js';
 import { ListUpdateScheduler } from '../src/lists/schedule.js';
 import { installedUt1Dir, parseChecksum, readUpdateState, resolveUt1Dir, UpdateRejected, updateUt1 } from '../src/lists/update.js';
 import { silentLogger } from '../src/log.js';
@@ -168,4 +170,27 @@ t.test('checksum files', async (t) => {
   t.same(parseChecksum('d41d8cd98f00b204e9800998ecf8427e\n', 'x'), { algorithm: 'md5', hex: 'd41d8cd98f00b204e9800998ecf8427e' });
   t.same(parseChecksum(`${'a'.repeat(40)}  other.tgz\n${'B'.repeat(64)} *blacklists.tar.gz\n`, 'blacklists.tar.gz'), { algorithm: 'sha256', hex: 'b'.repeat(64) });
   t.throws(() => parseChecksum('<html>not found</html>', 'x'), /no md5\/sha1\/sha256 digest/);
+});
+
+t.test('progress bar: drawn in place on a terminal, only the final line elsewhere', async (t) => {
+  const sink = (tty: boolean) => {
+    const out = new PassThrough() as PassThrough & { isTTY?: boolean };
+    out.isTTY = tty;
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    return { stream: out as unknown as NodeJS.WriteStream, text: () => text };
+  };
+  const tty = sink(true);
+  const bar = progressBar(tty.stream, 'downloading', 10);
+  bar.update(5 * 1048576, 10 * 1048576);
+  bar.finish('done');
+  await new Promise((r) => setImmediate(r));
+  t.match(tty.text(), /^\rdownloading \[#####\.\.\.\.\.\]  50%  5\.0\/10\.0 MiB/);
+  t.match(tty.text(), /\r\x1b\[Kdone\n$/);
+  const pipe = sink(false);
+  const quiet = progressBar(pipe.stream, 'downloading');
+  quiet.update(1, 2);
+  quiet.finish('done');
+  await new Promise((r) => setImmediate(r));
+  t.equal(pipe.text(), 'done\n');
 });
