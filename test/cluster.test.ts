@@ -166,3 +166,35 @@ t.test('a worker that dies is replaced; the primary gone, workers go too', async
   t.notOk(workers.some(alive), 'workers exit when the primary is killed: nothing is served unrecorded');
   await t.rejects(viaProxy(port, site('www.site.test')), { code: 'ECONNREFUSED' }, 'the port is closed');
 });
+
+t.test("workers refuse new work while the primary's journal cannot record it (overflow block)", async (t) => {
+  const origin = await serviceOrigin();
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const dir = tmp();
+  // One row waiting is already too many: each batch of events blocks until the journal wrote it.
+  const file = writeJson(join(dir, 'vigie.json'), config(port, metricsPort, origin.port, { journal: { overflow: 'block', queueMax: 1, flushMs: 250 } }));
+  const cli = startCli(['--config', file, '--data', join(dir, 'data')]);
+  t.teardown(async () => {
+    cli.child.kill('SIGKILL');
+    await origin.close();
+  });
+  await cli.waitLog(/gateway ready/);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const counts = new Map<number, number>();
+  const end = Date.now() + 1500;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (Date.now() < end) {
+        const s = await get(agent, port, `http://www.site.test:${origin.port}/small`);
+        counts.set(s, (counts.get(s) ?? 0) + 1);
+      }
+    }),
+  );
+  t.ok((counts.get(503) ?? 0) > 0, `workers answered 503 while the journal was behind (${JSON.stringify([...counts])})`);
+  t.ok((counts.get(200) ?? 0) > 0, 'and served again once it caught up');
+  t.same([...counts.keys()].filter((s) => s !== 200 && s !== 503), [], 'nothing else');
+  t.match(cli.log(), /cluster: workers refuse new connections while the journal cannot record them/);
+  cli.child.kill('SIGTERM');
+  t.same(await cli.exited, { code: 0, signal: null });
+});

@@ -38,6 +38,7 @@ export class ClusterPrimary {
   private stopping = false;
   private admitState = false;
   private admitTimer: NodeJS.Timeout | null = null;
+  private readonly admitLogged = [0, 0];
   private noticeQueued = false;
   private waiters: { check: () => boolean; resolve: () => void }[] = [];
   private firstListen: { resolve: (a: { host: string; port: number }[]) => void; reject: (e: Error) => void } | null = null;
@@ -122,7 +123,7 @@ export class ClusterPrimary {
   private onMessage(slot: Slot, m: FromWorker): void {
     switch (m.t) {
       case 'hello':
-        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState });
+        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null });
         break;
       case 'ev':
         this.relay.receive(slot.worker.id, m.b);
@@ -130,7 +131,7 @@ export class ClusterPrimary {
         break;
       case 'listening':
         slot.listening = true;
-        if (this.started) this.post(slot, this.notice());
+        if (this.started && slot.appliedSeq < this.seq) this.post(slot, this.notice());
         if (this.firstListen && [...this.slots.values()].every((s) => s.listening)) {
           this.firstListen.resolve(m.addresses);
           this.firstListen = null;
@@ -183,8 +184,13 @@ export class ClusterPrimary {
     const ok = this.gateway ? this.gateway.admit() : false;
     if (ok === this.admitState) return;
     this.admitState = ok;
-    if (!ok) this.log.warn('cluster: workers refuse new connections while the journal cannot record them');
-    else this.log.info('cluster: workers take new connections again');
+    // A journal at its limit flips this at every batch: one line per state and 10 s is enough.
+    const now = Date.now();
+    if (now - this.admitLogged[ok ? 1 : 0] > 10_000) {
+      this.admitLogged[ok ? 1 : 0] = now;
+      if (!ok) this.log.warn('cluster: workers refuse new connections while the journal cannot record them');
+      else this.log.info('cluster: workers take new connections again');
+    }
     for (const s of this.slots.values()) this.post(s, { t: 'admit', ok });
   }
 

@@ -15,7 +15,8 @@ export interface PolicyNotice {
 }
 
 export type ToWorker =
-  | { t: 'init'; id: number; config: VigieConfig; admit: boolean }
+  /** `policy`: what already serves (a replacement worker applies it before it listens). */
+  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null }
   | PolicyNotice
   /** Whether new connections may be taken (the primary's journal can record them). */
   | { t: 'admit'; ok: boolean }

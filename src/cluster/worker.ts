@@ -36,7 +36,7 @@ export function runProxyWorker(): void {
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => undefined);
   process.once('message', (first: ToWorker) => {
     if (first.t !== 'init') throw new Error(`cluster worker: expected init, got ${first.t}`);
-    start(first.id, first.config, first.admit).catch((e: Error) => {
+    start(first.id, first.config, first.admit, first.policy).catch((e: Error) => {
       process.stderr.write(`cluster worker ${first.id}: ${e.stack ?? e.message}\n`);
       process.exit(1);
     });
@@ -45,7 +45,7 @@ export function runProxyWorker(): void {
   send({ t: 'hello' });
 }
 
-async function start(id: number, config: VigieConfig, admit: boolean): Promise<void> {
+async function start(id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null): Promise<void> {
   const base = createLogger(config.log.level);
   const log = workerLogger(base, id);
   let admitted = admit;
@@ -104,9 +104,14 @@ async function start(id: number, config: VigieConfig, admit: boolean): Promise<v
     }
   });
 
-  // Listen at once, failing closed (no lists yet); the primary's first notice brings the lists.
+  // At the gateway's start: listen at once, failing closed (no lists yet), and the primary's
+  // first notice brings the lists. A replacement worker loads them first: they are compiled.
   await gateway.policy.load();
   await gateway.recompile();
+  if (policy) {
+    next = policy;
+    await apply();
+  }
   let addresses;
   try {
     addresses = await gateway.proxy.listen();

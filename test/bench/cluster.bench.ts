@@ -1,0 +1,135 @@
+/**
+ * Cluster mode (issue 7, "use both cores"): small requests/s through the gateway with `workers: 1`
+ * (one process) and `workers: 2` (a primary with the journal + two proxy workers), both gateways
+ * running in the same run, phases alternated, against direct access to the origin. Journal and
+ * metrics on, the full bundled lists. Also the gateway's CPU time per 1,000 requests (all its
+ * processes), steadier than req/s when the machine's cores are shared with other jobs.
+ * Loopback only; every phase is bounded in time.
+ *
+ *   npm run build && node --import tsx test/bench/cluster.bench.ts
+ *   (SECONDS_PER_PHASE=5 ROUNDS=3 CONNECTIONS=50 WORKERS=1,2 to change it)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { tmp } from '../helpers.js';
+import { load, type LoadResult } from './loadgen.js';
+
+const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? 5);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
+const WORKERS = (process.env.WORKERS ?? '1,2').split(',').map(Number);
+const ROOT = new URL('../..', import.meta.url).pathname;
+const TICK = 100; // clock ticks per second on Linux
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+
+const ORIGIN = `
+const http = require('node:http');
+const body = Buffer.alloc(200, 'x');
+http.createServer({ keepAliveTimeout: 60000 }, (req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+  res.end(body);
+}).listen(Number(process.argv[1]), '127.0.0.1', () => process.send && process.send('ready'));
+`;
+
+/** CPU seconds (user + system) a process used so far. */
+const cpuSeconds = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / TICK;
+};
+
+interface Gw {
+  workers: number;
+  port: number;
+  child: ChildProcess;
+  pids: number[];
+  log: () => string;
+}
+
+async function startGateway(workers: number): Promise<Gw> {
+  const dir = tmp('vigie-bench-cluster-');
+  const port = await freePort();
+  const cfgFile = join(dir, 'config.json');
+  writeFileSync(
+    cfgFile,
+    JSON.stringify({
+      workers,
+      listen: [{ host: '127.0.0.1', port }],
+      hosts: { 'origin.test': '127.0.0.1' },
+      dns: { servers: ['127.0.0.1:9'] },
+      metrics: { listen: { host: '127.0.0.1', port: 0 } },
+      supervision: { enabled: false },
+      log: { level: 'info' },
+    }),
+  );
+  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  const end = Date.now() + 120_000;
+  while (!/gateway ready/.test(log)) {
+    if (Date.now() > end || child.exitCode !== null) throw new Error(`gateway (workers ${workers}) did not start:\n${log.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const m = /gateway ready .*workers="?([\d,]+)/.exec(log);
+  const pids = [child.pid!, ...(m ? m[1]!.split(',').map(Number) : [])];
+  return { workers, port, child, pids, log: () => log };
+}
+
+async function main() {
+  const originPort = await freePort();
+  const origin = spawn(process.execPath, ['-e', ORIGIN, String(originPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise((r) => origin.once('message', r));
+  const gateways: Gw[] = [];
+  try {
+    for (const w of WORKERS) gateways.push(await startGateway(w));
+    const direct = `GET /small HTTP/1.1\r\nHost: origin.test:${originPort}\r\n\r\n`;
+    const proxied = `GET http://origin.test:${originPort}/small HTTP/1.1\r\nHost: origin.test:${originPort}\r\n\r\n`;
+    const phase = (port: number, request: string, seconds: number) => load({ port, request, connections: CONNECTIONS, seconds });
+
+    await phase(originPort, direct, 1);
+    for (const g of gateways) await phase(g.port, proxied, 2); // warm-up: JIT, keep-alive pools, decision cache
+    const rows: { name: string; r: LoadResult; cpuPerK: number }[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      rows.push({ name: 'direct', r: await phase(originPort, direct, SECONDS), cpuPerK: NaN });
+      for (const g of gateways) {
+        const before = g.pids.reduce((s, p) => s + cpuSeconds(p), 0);
+        const r = await phase(g.port, proxied, SECONDS);
+        const used = g.pids.reduce((s, p) => s + cpuSeconds(p), 0) - before;
+        rows.push({ name: `workers ${g.workers}`, r, cpuPerK: (used * 1000 * 1000) / Math.max(1, r.requests) });
+      }
+    }
+    const names = ['direct', ...gateways.map((g) => `workers ${g.workers}`)];
+    const best = (n: string) => rows.filter((x) => x.name === n).reduce((a, b) => (b.r.rps > a.r.rps ? b : a));
+    const base = best(`workers ${WORKERS[0]}`).r.rps;
+    const d = best('direct').r.rps;
+    console.log(`\nVigie cluster benchmark — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    console.log(`${CONNECTIONS} keep-alive connections, 200 B responses, ${SECONDS}s phases, best of ${ROUNDS}; origin, load generator and gateway share the machine (not pinned)\n`);
+    console.log('| path | req/s | p50 ms | p99 ms | errors | ×direct | ×workers ' + WORKERS[0] + ' | gateway CPU ms / 1k req (median) |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const n of names) {
+      const b = best(n);
+      const cpu = rows.filter((x) => x.name === n).map((x) => x.cpuPerK).sort((a, c) => a - c);
+      const med = cpu[Math.floor(cpu.length / 2)]!;
+      console.log(`| ${n} | ${b.r.rps.toFixed(0)} | ${b.r.p50ms.toFixed(2)} | ${b.r.p99ms.toFixed(2)} | ${b.r.errors} | ${(b.r.rps / d).toFixed(2)} | ${n === 'direct' ? '' : (b.r.rps / base).toFixed(2)} | ${Number.isNaN(med) ? '' : med.toFixed(0)} |`);
+    }
+    console.log(`\nall phases: ${rows.map((x) => `${x.name} ${x.r.rps.toFixed(0)}`).join(', ')}`);
+  } finally {
+    for (const g of gateways) g.child.kill('SIGTERM');
+    origin.kill();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
