@@ -5,7 +5,7 @@ import { fin1, fin2, fingerprint, randomSeeds, step1, step2 } from './hash.js';
 const ANCESTOR = 0xffff;
 import type { EntryProblem } from './map-index.js';
 import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
-import { EMBED_MASK, HAS_CHILDREN, IS_ENTRY, placeSorted, radixSortByH1, SET_BITS } from './static-table.js';
+import { EMBED_MASK, filterAdd, filterBlocksFor, HAS_CHILDREN, IS_ENTRY, placeSorted, radixSortByH1, SET_BITS } from './static-table.js';
 import type { CategoryCounts } from './types.js';
 import type { ByteListSink } from './ut1.js';
 
@@ -258,6 +258,9 @@ export class CompactIndexBuilder implements ByteListSink {
     // Up to 1024 category sets (UT1 has a few hundred), the set id rides in lane 2 next to the
     // flags: no second array to read on a hit, 2 bytes a slot less. Lane 2 keeps 20 bits, so
     // fingerprints keep 52; if two names would then look alike, keep them apart with 62.
+    const filterBlocks = filterBlocksFor(u);
+    const domFilter = new Int32Array(filterBlocks * 16);
+    for (let k = 0; k < u; k++) filterAdd(domFilter, filterBlocks, u1[k]!);
     let embed = this.embedSets && sets.length <= 1 << SET_BITS;
     for (let k = 1, run = 0; embed && k < u; k++) {
       if (u1[k] !== u1[k - 1]) run = k;
@@ -341,7 +344,7 @@ export class CompactIndexBuilder implements ByteListSink {
     const counts: CategoryCounts[] = this.names.map((name, c) => ({ name, domains: domainCount[c]!, urls: this.urlCount[c]!, expressions: this.expr[c]!.length }));
     return new CompactIndex({
       version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: entries,
-      domCapacity: dom.capacity, domFp: dom.fp, domSet, setsEmbedded: embed, setStart, setMembers,
+      domCapacity: dom.capacity, domFp: dom.fp, domSet, setsEmbedded: embed, setStart, setMembers, filterBlocks, domFilter,
       urlCapacity: url.capacity, urlFp: url.fp, urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths,
       expressions: this.expr.map((e) => e.slice()),
     });

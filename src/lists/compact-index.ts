@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { FLAG_MASK, fin1, fin2 } from './hash.js';
-import { EMBED_MASK, findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
+import { EMBED_MASK, filterHas, findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 /**
@@ -17,7 +17,7 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 const SET_LIMIT = (1 << SET_BITS) - 1;
 const MAGIC = 'VIGIECI1';
-const FORMAT = 3;
+const FORMAT = 4;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
 
@@ -34,6 +34,9 @@ export interface CompactParts {
   domSet: Uint16Array | Uint32Array;
   /** The category set id sits in lane 2's bits 2..11 (domSet is then empty). */
   setsEmbedded: boolean;
+  /** Bloom filter over the domain table's keys (static-table.ts), in 64-byte blocks. */
+  filterBlocks: number;
+  domFilter: Int32Array;
   setStart: Uint32Array;
   setMembers: Uint16Array;
   urlCapacity: number;
@@ -49,8 +52,9 @@ export interface CompactParts {
   expressions: string[][];
 }
 
-type Section = 'domFp' | 'domSet' | 'setStart' | 'setMembers' | 'urlFp' | 'urlGroup' | 'groupStart' | 'ruleOff' | 'ruleLen' | 'ruleCat';
-const SECTIONS: Section[] = ['domFp', 'domSet', 'setStart', 'setMembers', 'urlFp', 'urlGroup', 'groupStart', 'ruleOff', 'ruleLen', 'ruleCat'];
+type Section = 'domFp' | 'domSet' | 'setStart' | 'setMembers' | 'urlFp' | 'urlGroup' | 'groupStart' | 'ruleOff' | 'ruleLen' | 'ruleCat' | 'domFilter';
+const SECTIONS: Section[] = ['domFp', 'domSet', 'setStart', 'setMembers', 'urlFp', 'urlGroup', 'groupStart', 'ruleOff', 'ruleLen', 'ruleCat', 'domFilter'];
+const SIGNED = new Set<Section>(['domFp', 'urlFp', 'domFilter']);
 
 interface Header {
   format: number;
@@ -61,6 +65,7 @@ interface Header {
   domains: number;
   domCapacity: number;
   setsEmbedded: boolean;
+  filterBlocks: number;
   urlCapacity: number;
   paths: string;
   expressions: string[][];
@@ -118,6 +123,8 @@ export class CompactIndex implements CategoryIndex {
     let b = this.s2;
     let bPos = n;
     const mask = this.mask;
+    const filter = this.parts.domFilter;
+    const blocks = this.parts.filterBlocks;
     let best = -1;
     let bestStart = 0;
     let colon = false;
@@ -128,7 +135,7 @@ export class CompactIndex implements CategoryIndex {
       if (c === 46) {
         const len = n - 1 - i;
         const h1 = fin1(a, len);
-        let slot = findLane1(fp, h1, home(h1, scale));
+        let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
         if (slot !== -1) {
           for (; bPos > i + 1; bPos--) {
             b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
@@ -153,7 +160,7 @@ export class CompactIndex implements CategoryIndex {
     }
     if (stop === 0) {
       const h1 = fin1(a, n);
-      let slot = findLane1(fp, h1, home(h1, scale));
+      let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
       if (slot !== -1) {
         for (; bPos > 0; bPos--) {
           b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
@@ -277,7 +284,7 @@ export class CompactIndex implements CategoryIndex {
     }
     const header: Header = {
       format: FORMAT, version: p.version, categories: p.categories, counts: p.counts, seeds: p.seeds, domains: p.domains,
-      domCapacity: p.domCapacity, setsEmbedded: p.setsEmbedded, urlCapacity: p.urlCapacity, paths: p.paths, expressions: p.expressions, sections,
+      domCapacity: p.domCapacity, setsEmbedded: p.setsEmbedded, filterBlocks: p.filterBlocks, urlCapacity: p.urlCapacity, paths: p.paths, expressions: p.expressions, sections,
     };
     const json = Buffer.from(JSON.stringify(header), 'utf8');
     const base = align8(16 + json.length);
@@ -307,11 +314,11 @@ export class CompactIndex implements CategoryIndex {
       const { offset, length, width } = header.sections[s];
       if (base + offset + length * width > bytes.length) throw new Error(`compiled list index is truncated (${s})`);
       const at = bytes.byteOffset + base + offset;
-      arrays[s] = width === 2 ? new Uint16Array(bytes.buffer, at, length) : s === 'domFp' || s === 'urlFp' ? new Int32Array(bytes.buffer, at, length) : new Uint32Array(bytes.buffer, at, length);
+      arrays[s] = width === 2 ? new Uint16Array(bytes.buffer, at, length) : SIGNED.has(s) ? new Int32Array(bytes.buffer, at, length) : new Uint32Array(bytes.buffer, at, length);
     }
     return new CompactIndex({
       version: header.version, categories: header.categories, counts: header.counts, seeds: header.seeds, domains: header.domains,
-      domCapacity: header.domCapacity, setsEmbedded: header.setsEmbedded, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
+      domCapacity: header.domCapacity, setsEmbedded: header.setsEmbedded, filterBlocks: header.filterBlocks, domFilter: arrays.domFilter as Int32Array, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
       domFp: arrays.domFp as Int32Array, domSet: arrays.domSet as Uint16Array | Uint32Array, setStart: arrays.setStart as Uint32Array, setMembers: arrays.setMembers as Uint16Array,
       urlFp: arrays.urlFp as Int32Array, urlGroup: arrays.urlGroup as Uint32Array, groupStart: arrays.groupStart as Uint32Array,
       ruleOff: arrays.ruleOff as Uint32Array, ruleLen: arrays.ruleLen as Uint32Array, ruleCat: arrays.ruleCat as Uint16Array,

@@ -107,3 +107,34 @@ export function radixSortByH1(h1: Int32Array, h2: Int32Array, tag: Uint16Array, 
   }
   return { h1: a1, h2: a2, tag: at };
 }
+
+/**
+ * A blocked Bloom filter over lane 1 of every table key, ~5 bits a key: a few MB that stay in
+ * cache and the TLB where the table (tens of MB) does not, so most misses never touch the
+ * table. One 64-byte block per key, three bits in it; no false negatives.
+ */
+export const FILTER_BITS_PER_KEY = 5;
+
+export const filterBlocksFor = (keys: number): number => Math.max(1, Math.ceil((keys * FILTER_BITS_PER_KEY) / 512));
+
+export function filterAdd(f: Int32Array, blocks: number, h1: number): void {
+  const base = (((Math.imul(h1, 0x9e3779b1) >>> 0) * blocks) / 4294967296) << 4;
+  const g = Math.imul(h1 ^ (h1 >>> 15), 0x2c1b3c6d);
+  let b = g & 511;
+  f[base + (b >>> 5)]! |= 1 << (b & 31);
+  b = (g >>> 9) & 511;
+  f[base + (b >>> 5)]! |= 1 << (b & 31);
+  b = (g >>> 18) & 511;
+  f[base + (b >>> 5)]! |= 1 << (b & 31);
+}
+
+export function filterHas(f: Int32Array, blocks: number, h1: number): boolean {
+  const base = (((Math.imul(h1, 0x9e3779b1) >>> 0) * blocks) / 4294967296) << 4;
+  const g = Math.imul(h1 ^ (h1 >>> 15), 0x2c1b3c6d);
+  let b = g & 511;
+  if (!(f[base + (b >>> 5)]! & (1 << (b & 31)))) return false;
+  b = (g >>> 9) & 511;
+  if (!(f[base + (b >>> 5)]! & (1 << (b & 31)))) return false;
+  b = (g >>> 18) & 511;
+  return (f[base + (b >>> 5)]! & (1 << (b & 31))) !== 0;
+}
