@@ -10,7 +10,8 @@
  * Loopback only, every phase bounded.
  *
  *   npm run bench:journal      (ROWS=1000000 LAG_SECONDS=5 REQ_RATE=500 to change the phases;
- *                               ONLY=lag for the event-loop phase alone)
+ *                               ONLY=lag for the event-loop phase alone; SCALE_ROWS=N for a
+ *                               bigger year, compact schema only)
  */
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
@@ -115,6 +116,7 @@ async function main() {
     return;
   }
   if (process.env.ONLY === 'lag') return lagTable();
+  if (process.env.SCALE_ROWS) return scale(Number(process.env.SCALE_ROWS));
   const dir = tmp('vigie-bench-journal-');
   console.log(`\nVigie journal — ${new Date().toISOString()} — node ${process.version}, ${fmt(ROWS)} rows over one year, batches of ${BATCH}, WAL synchronous=FULL, temp dir ${dir}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} cores`);
 
@@ -256,6 +258,53 @@ async function main() {
 }
 
 /** 4. event-loop lag of a live proxy while recording 20,000 rows/s. */
+/**
+ * A larger year, compact schema only: does the one-client-one-day query stay an index range?
+ *   SCALE_ROWS=20000000 npm run bench:journal
+ */
+async function scale(rows: number) {
+  const dir = tmp('vigie-bench-journal-scale-');
+  console.log(`\nVigie journal at scale — ${fmt(rows)} rows over one year, compact schema only, ${dir}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const file = join(dir, 'journal.db');
+  const w = new JournalWriter(file, { synchronous: 'NORMAL' });
+  let id = w.nextId();
+  const t0 = performance.now();
+  let ends: WireEnd[] = [];
+  for (let done = 0; done < rows; done += BATCH) {
+    const batch: WireRow[] = [];
+    for (let i = 0; i < BATCH && done + i < rows; i++) batch.push(makeRow(id++, START + Math.floor(((done + i) / rows) * YEAR)));
+    w.write(batch, ends, batch[batch.length - 1]![1] + 300);
+    ends = batch.filter((r) => r[6] === 'connect' && r[10] === 200).map((r) => [r[0], r[1], 500 + Math.floor(rnd() * 5000), Math.floor(rnd() * 2e6), Math.floor(rnd() * 60_000)]);
+  }
+  w.close();
+  const tWrite = performance.now() - t0;
+  const q = new JournalQuery(file, { timezone: 'Europe/Paris' });
+  const times: number[] = [];
+  let found = 0;
+  for (let i = 0; i < 25; i++) {
+    const day = START + Math.floor(((i + 0.5) / 25) * YEAR / 86_400_000) * 86_400_000;
+    const s = performance.now();
+    found += q.search({ client: CLIENTS[(i * 37) % CLIENTS.length]!, from: day, to: day + 86_400_000 }, { limit: 10_000 }).rows.length;
+    times.push(performance.now() - s);
+  }
+  times.sort((a, b) => a - b);
+  const day = START + 180 * 86_400_000;
+  let s = performance.now();
+  let dayRows = -1;
+  for await (const c of q.export({ from: day, to: day + 86_400_000 }, 'csv')) for (let i = c.indexOf('\n'); i !== -1; i = c.indexOf('\n', i + 1)) dayRows++;
+  const tDay = performance.now() - s;
+  s = performance.now();
+  const st = q.stats({ from: day, to: day + 86_400_000 }, 'hour');
+  const tStats = performance.now() - s;
+  q.close();
+  console.log(`\n| at scale | |\n|---|---:|`);
+  console.log(`| rows written, rows/s (synchronous=NORMAL) | ${fmt(rows)}, ${fmt(rows / (tWrite / 1000))} |`);
+  console.log(`| bytes/row on disk | ${fmt(statSync(file).size / rows, 1)} |`);
+  console.log(`| one client, one day: median / max ms (25 queries, ${found} rows) | **${times[12]!.toFixed(2)}** / ${times[24]!.toFixed(2)} |`);
+  console.log(`| one whole day exported (${fmt(dayRows)} rows), ms | ${fmt(tDay)} |`);
+  console.log(`| stats of that day per hour, profile, category (${st.length} groups), ms | ${fmt(tStats)} |`);
+}
+
 type LagMode = 'no journal' | 'journal (worker)' | 'naive, in-thread';
 type LagResult = Awaited<ReturnType<typeof lagPhase>>;
 
