@@ -69,7 +69,8 @@ export interface JournalHealth {
 }
 
 export interface JournalReader {
-  search(filter: JournalFilter, page: { limit: number; cursor?: string | null }): SearchPage;
+  /** Rows in recording order (month by month, id within a month); `order: 'desc'` gives the newest first. */
+  search(filter: JournalFilter, page: { limit: number; cursor?: string | null; order?: 'asc' | 'desc' }): SearchPage;
   /** Streams matching rows, oldest first, as CSV (with a header line) or JSON lines. */
   export(filter: JournalFilter, format: 'csv' | 'jsonl'): AsyncIterable<string>;
   stats(filter: JournalFilter, bucket: StatsBucket): StatsRow[];
