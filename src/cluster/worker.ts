@@ -19,6 +19,9 @@ function workerLogger(base: Logger, id: number): Logger {
   };
 }
 
+/** ~64 × 256 events waiting in the pipe to the primary. */
+const MAX_UNSENT_BATCHES = 64;
+
 const send = (m: FromWorker, done?: () => void): void => {
   if (process.connected) process.send!(m, undefined, {}, done);
   else done?.();
@@ -49,8 +52,16 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
   const base = createLogger(config.log.level);
   const log = workerLogger(base, id);
   let admitted = admit;
-  const relay = new RelayObserver((b) => send({ t: 'ev', b }));
-  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected });
+  // Batches the primary has not taken off the pipe yet: when it falls that far behind, a journal
+  // under `block` could not keep up either, so new work is refused as it would be there.
+  let unsent = 0;
+  const sent = () => void unsent--;
+  const relay = new RelayObserver((b) => {
+    unsent++;
+    send({ t: 'ev', b }, sent);
+  });
+  const mayLag = !config.journal.enabled || config.journal.overflow === 'allow';
+  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected && (mayLag || unsent < MAX_UNSENT_BATCHES) });
   let applied = { config: JSON.stringify(config), lists: -1 };
   let next: PolicyNotice | null = null;
   let applying = false;
