@@ -131,8 +131,25 @@ async function fetchText(url: string, timeoutMs: number): Promise<string> {
   } catch (e) {
     throw new UpdateRejected(`${url}: ${(e as Error).message}`);
   }
-  if (res.status !== 200) throw new UpdateRejected(`${url}: HTTP ${res.status}`);
-  return (await res.text()).slice(0, 1 << 20);
+  if (res.status !== 200 || !res.body) {
+    await res.body?.cancel();
+    throw new UpdateRejected(`${url}: HTTP ${res.status}`);
+  }
+  // A checksum file is a few lines: read at most 64 KiB of it.
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+    if (size > 65536) {
+      await reader.cancel();
+      throw new UpdateRejected(`${url}: more than 64 KiB, not a checksum file`);
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Where the category folders sit in an extracted tarball: its root, or its single top folder. */
