@@ -98,14 +98,17 @@ async function main() {
 
     await phase(originPort, direct, 1);
     for (const g of gateways) await phase(g.port, proxied, 2); // warm-up: JIT, keep-alive pools, decision cache
-    const rows: { name: string; r: LoadResult; cpuPerK: number }[] = [];
+    const rows: { name: string; r: LoadResult; cpuPerK: number; primaryPerK: number }[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      rows.push({ name: 'direct', r: await phase(originPort, direct, SECONDS), cpuPerK: NaN });
+      rows.push({ name: 'direct', r: await phase(originPort, direct, SECONDS), cpuPerK: NaN, primaryPerK: NaN });
       for (const g of gateways) {
         const before = g.pids.reduce((s, p) => s + cpuSeconds(p), 0);
+        const primaryBefore = cpuSeconds(g.pids[0]!);
         const r = await phase(g.port, proxied, SECONDS);
         const used = g.pids.reduce((s, p) => s + cpuSeconds(p), 0) - before;
-        rows.push({ name: `workers ${g.workers}`, r, cpuPerK: (used * 1000 * 1000) / Math.max(1, r.requests) });
+        const primary = cpuSeconds(g.pids[0]!) - primaryBefore;
+        const perK = (x: number) => (x * 1000 * 1000) / Math.max(1, r.requests);
+        rows.push({ name: `workers ${g.workers}`, r, cpuPerK: perK(used), primaryPerK: perK(primary) });
       }
     }
     const names = ['direct', ...gateways.map((g) => `workers ${g.workers}`)];
@@ -114,13 +117,14 @@ async function main() {
     const d = best('direct').r.rps;
     console.log(`\nVigie cluster benchmark — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     console.log(`${CONNECTIONS} keep-alive connections, 200 B responses, ${SECONDS}s phases, best of ${ROUNDS}; origin, load generator and gateway share the machine (not pinned)\n`);
-    console.log('| path | req/s | p50 ms | p99 ms | errors | ×direct | ×workers ' + WORKERS[0] + ' | gateway CPU ms / 1k req (median) |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('| path | req/s | p50 ms | p99 ms | errors | ×direct | ×workers ' + WORKERS[0] + ' | gateway CPU ms / 1k req (median) | of which primary |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of names) {
       const b = best(n);
       const cpu = rows.filter((x) => x.name === n).map((x) => x.cpuPerK).sort((a, c) => a - c);
       const med = cpu[Math.floor(cpu.length / 2)]!;
-      console.log(`| ${n} | ${b.r.rps.toFixed(0)} | ${b.r.p50ms.toFixed(2)} | ${b.r.p99ms.toFixed(2)} | ${b.r.errors} | ${(b.r.rps / d).toFixed(2)} | ${n === 'direct' ? '' : (b.r.rps / base).toFixed(2)} | ${Number.isNaN(med) ? '' : med.toFixed(0)} |`);
+      const prim = rows.filter((x) => x.name === n).map((x) => x.primaryPerK).sort((a, c) => a - c)[Math.floor(cpu.length / 2)]!;
+      console.log(`| ${n} | ${b.r.rps.toFixed(0)} | ${b.r.p50ms.toFixed(2)} | ${b.r.p99ms.toFixed(2)} | ${b.r.errors} | ${(b.r.rps / d).toFixed(2)} | ${n === 'direct' ? '' : (b.r.rps / base).toFixed(2)} | ${Number.isNaN(med) ? '' : med.toFixed(0)} | ${Number.isNaN(prim) ? '' : prim.toFixed(0)} |`);
     }
     console.log(`\nall phases: ${rows.map((x) => `${x.name} ${x.r.rps.toFixed(0)}`).join(', ')}`);
   } finally {
