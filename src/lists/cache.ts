@@ -43,21 +43,23 @@ export const cacheDirOf = (dataDir: string): string => join(resolve(dataDir), 'l
 
 /** A cheap fingerprint of a list folder's files: changes when any file is added, removed or rewritten. */
 export async function sourceStamp(dir: string): Promise<{ stamp: string; bytes: number }> {
+  const names = (await listCategories(dir)).flatMap((cat) => LIST_FILES.flatMap((f) => [`${cat}/${f}`, `${cat}/${f}.gz`]));
+  // All stats at once: a restart should not wait on ~400 sequential round trips to the thread pool.
+  const stats = await Promise.all(
+    names.map((n) =>
+      stat(join(dir, n)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return null;
+        throw e;
+      }),
+    ),
+  );
   const hash = createHash('sha256');
   let bytes = 0;
-  for (const cat of await listCategories(dir)) {
-    for (const f of LIST_FILES) {
-      for (const name of [f, `${f}.gz`]) {
-        try {
-          const st = await stat(join(dir, cat, name));
-          hash.update(`${cat}/${name}\0${st.size}\0${st.mtimeMs}\0${st.ino}\n`);
-          bytes += st.size;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        }
-      }
-    }
-  }
+  stats.forEach((st, i) => {
+    if (!st) return;
+    hash.update(`${names[i]}\0${st.size}\0${st.mtimeMs}\0${st.ino}\n`);
+    bytes += st.size;
+  });
   return { stamp: hash.digest('hex'), bytes };
 }
 

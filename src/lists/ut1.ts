@@ -57,14 +57,9 @@ async function readListFile(dir: string, file: string): Promise<Buffer | null> {
 
 /** Lists the category folders of a UT1-layout directory (folders holding at least one list file). */
 export async function listCategories(root: string): Promise<string[]> {
-  const entries = await readdir(root, { withFileTypes: true });
-  const names: string[] = [];
-  for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    const files = await readdir(join(root, e.name));
-    if (files.some((f) => LIST_FILES.some((l) => f === l || f === `${l}.gz`))) names.push(e.name);
-  }
-  return names.sort();
+  const dirs = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  const listed = await Promise.all(dirs.map(async (d) => (await readdir(join(root, d))).some((f) => LIST_FILES.some((l) => f === l || f === `${l}.gz`))));
+  return dirs.filter((_, i) => listed[i]).sort();
 }
 
 /**
