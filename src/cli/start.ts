@@ -1,9 +1,7 @@
-import cluster from 'node:cluster';
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { ClusterPrimary } from '../cluster/primary.js';
-import { runProxyWorker } from '../cluster/worker.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
@@ -20,8 +18,6 @@ export function registerStart(program: Command): void {
     .description('run the gateway (SIGHUP: reload config and lists; SIGTERM: graceful stop)')
     .option('--grace <seconds>', 'on SIGTERM, how long in-flight requests and tunnels may finish before they are cut', '10')
     .action(async (opts: StartOpts) => {
-      // A forked proxy worker (cluster mode) gets its config from the primary.
-      if (cluster.isWorker) return runProxyWorker();
       const config = configFrom(opts);
       const log = createLogger(config.log.level);
       const graceMs = Math.max(0, Number(opts.grace) * 1000 || 0);

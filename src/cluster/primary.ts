@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
 import type { Gateway } from '../gateway.js';
 import type { Logger } from '../log.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
@@ -19,6 +20,8 @@ interface Slot {
   /** Last policy notice this worker applied. */
   appliedSeq: number;
   stopped: boolean;
+  /** Sent its init: later notices may follow. */
+  inited: boolean;
 }
 
 /**
@@ -73,6 +76,9 @@ export class ClusterPrimary {
     this.admitState = gateway.admit();
     this.admitTimer = setInterval(() => this.pushAdmit(), ADMIT_POLL_MS);
     this.admitTimer.unref();
+    // From source (tsx) the entry is .ts; node's flags, the tsx loader among them, are inherited.
+    const here = import.meta.url;
+    cluster.setupPrimary({ exec: fileURLToPath(new URL(here.endsWith('.ts') ? './entry.ts' : './entry.js', here)), args: [] });
     cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
     const listening = new Promise<{ host: string; port: number }[]>((resolve, reject) => (this.firstListen = { resolve, reject }));
     for (let id = 1; id <= this.count; id++) this.fork(id);
@@ -111,7 +117,7 @@ export class ClusterPrimary {
 
   private fork(id: number): void {
     const worker = cluster.fork();
-    const slot: Slot = { id, worker, started: Date.now(), listening: false, appliedSeq: 0, stopped: false };
+    const slot: Slot = { id, worker, started: Date.now(), listening: false, appliedSeq: 0, stopped: false, inited: false };
     this.slots.set(worker.id, slot);
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
   }
@@ -123,6 +129,7 @@ export class ClusterPrimary {
   private onMessage(slot: Slot, m: FromWorker): void {
     switch (m.t) {
       case 'hello':
+        slot.inited = true;
         this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null });
         break;
       case 'ev':
@@ -191,7 +198,7 @@ export class ClusterPrimary {
       if (!ok) this.log.warn('cluster: workers refuse new connections while the journal cannot record them');
       else this.log.info('cluster: workers take new connections again');
     }
-    for (const s of this.slots.values()) this.post(s, { t: 'admit', ok });
+    for (const s of this.slots.values()) if (s.inited) this.post(s, { t: 'admit', ok });
   }
 
   /** Workers stop accepting, finish in flight (cut after `graceMs`), send their last events, exit. */
@@ -200,7 +207,9 @@ export class ClusterPrimary {
     if (this.admitTimer) clearInterval(this.admitTimer);
     const live = [...this.slots.values()];
     const exits = live.map((s) => new Promise<void>((resolve) => (s.worker.isDead() ? resolve() : s.worker.once('exit', () => resolve()))));
-    for (const s of live) this.post(s, { t: 'stop', graceMs });
+    // One still starting serves nothing yet and may not read messages yet.
+    for (const s of live) if (s.inited) this.post(s, { t: 'stop', graceMs });
+    else s.worker.process.kill('SIGKILL');
     // A worker that does not finish well after its grace period is killed: its last events are lost.
     const deadline = setTimeout(() => {
       for (const s of live) if (!s.worker.isDead()) {

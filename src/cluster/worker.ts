@@ -1,4 +1,3 @@
-import cluster from 'node:cluster';
 import type { VigieConfig } from '../config/types.js';
 import { Gateway } from '../gateway.js';
 import { createLogger, type Fields, type Logger } from '../log.js';
@@ -37,13 +36,16 @@ export function runProxyWorker(): void {
   // The primary decides when to stop; a signal sent to the whole group (systemd, Ctrl-C) must not
   // cut this worker's connections before their grace period.
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => undefined);
-  process.once('message', (first: ToWorker) => {
-    if (first.t !== 'init') throw new Error(`cluster worker: expected init, got ${first.t}`);
+  // Before init, other notices are stale: init carries the current admit state and policy.
+  const onFirst = (first: ToWorker) => {
+    if (first.t !== 'init') return;
+    process.off('message', onFirst);
     start(first.id, first.config, first.admit, first.policy).catch((e: Error) => {
       process.stderr.write(`cluster worker ${first.id}: ${e.stack ?? e.message}\n`);
       process.exit(1);
     });
-  });
+  };
+  process.on('message', onFirst);
   // Messages sent before a listener exists are lost: ask for the config once listening for it.
   send({ t: 'hello' });
 }
@@ -135,4 +137,4 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
   send({ t: 'listening', addresses });
 }
 
-export const isProxyWorker = (): boolean => cluster.isWorker;
+
