@@ -173,7 +173,6 @@ export class Gateway {
     // Profiles from the file apply while the policy store has not taken them over (API, fleet).
     this.policy.reconfigure(config);
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
-    this.policy.reconfigure(config);
     const listsLoaded = await this.loadLists();
     // Lists that fail to load keep the previous ones; the new rules still apply over them.
     if (!listsLoaded) await this.recompile();
