@@ -59,7 +59,11 @@ t.test('workers: 2 share the port, one journal records every connection once, a 
   const data = join(dir, 'data');
   const certs = certFiles();
   const file = writeJson(join(dir, 'vigie.json'), config(port, metricsPort, origin.port, { supervision: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, ...certs } }));
+  // Round robin hands connections out in turn, so both workers surely get some; the default (each
+  // worker accepts for itself) is what the other tests run.
+  process.env.NODE_CLUSTER_SCHED_POLICY = 'rr';
   const cli = startCli(['--config', file, '--data', data, '--grace', '1']);
+  delete process.env.NODE_CLUSTER_SCHED_POLICY;
   t.teardown(async () => {
     cli.child.kill('SIGKILL');
     await origin.close();
