@@ -22,7 +22,8 @@ function workerLogger(base: Logger, id: number): Logger {
 const MAX_UNSENT_BATCHES = 64;
 
 const send = (m: FromWorker, done?: () => void): void => {
-  if (process.connected) process.send!(m, undefined, {}, done);
+  // With a callback, a pipe the primary closed is an argument, not an 'error' event that throws.
+  if (process.connected) process.send!(m, undefined, {}, () => done?.());
   else done?.();
 };
 
