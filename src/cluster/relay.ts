@@ -31,17 +31,25 @@ export class RelayObserver implements ProxyObserver {
   private nextTunnel = 0;
   private clientDelta = 0;
   private tunnelDelta = 0;
-  private readonly timer: NodeJS.Timeout;
+  /** Armed by the first event of a batch: an idle worker does not wake up. */
+  private timer: NodeJS.Timeout | null = null;
+  private readonly onTimer = () => {
+    this.timer = null;
+    this.flush();
+  };
   /** Totals since start, for the worker's stop line. */
   requests = 0;
   tunnels = 0;
 
   constructor(
     private readonly send: (batch: EventBatch) => void,
-    flushMs = 20,
+    private readonly flushMs = 20,
     private readonly maxEvents = 256,
-  ) {
-    this.timer = setInterval(() => this.flush(), flushMs);
+  ) {}
+
+  private arm(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(this.onTimer, this.flushMs);
     this.timer.unref();
   }
 
@@ -67,6 +75,7 @@ export class RelayObserver implements ProxyObserver {
 
   private counted(): void {
     if (++this.events >= this.maxEvents) this.flush();
+    else this.arm();
   }
 
   requestDone(rec: ConnectionRecord): void {
@@ -106,6 +115,7 @@ export class RelayObserver implements ProxyObserver {
   connectionsChanged(kind: 'client' | 'tunnel', delta: 1 | -1): void {
     if (kind === 'client') this.clientDelta += delta;
     else this.tunnelDelta += delta;
+    this.arm();
   }
 
   /** Sends what is batched (the gauges' net change goes last). */
@@ -122,7 +132,8 @@ export class RelayObserver implements ProxyObserver {
   }
 
   close(): void {
-    clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.flush();
   }
 }
