@@ -41,7 +41,7 @@ t.teardown(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 
-const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'journal', ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'journal', ...args], { cwd: REPO, encoding: 'utf8', timeout: 60_000, maxBuffer: 256 << 20 });
 
 // With proxy workers (cluster mode, when the config has it) the journal lives in the primary and
 // the workers relay their events: the same guarantee must hold through the relay.
