@@ -129,6 +129,11 @@ function compare(t: Test, ref: CategoryIndex, eng: CategoryIndex, qs: { host: st
     const bare = stripWww(host);
     const a = [ref.matchHost(host, want), ref.hasUrlRules(bare), ref.matchUrl(bare, path, want), ref.matchExpression(host + path, want)];
     const b = [eng.matchHost(host, want), eng.hasUrlRules(bare), eng.matchUrl(bare, path, want), eng.matchExpression(host + path, want)];
+    // The one-call form (what decide() uses) answers as the calls in sequence, with and without a path.
+    a.push(ref.matchHostAndUrl(host, path, want), ref.matchHostAndUrl(host, '', want));
+    b.push(eng.matchHostAndUrl(host, path, want), eng.matchHostAndUrl(host, '', want));
+    const seq = a[0] ?? (path && a[1] ? a[2] : null);
+    if (JSON.stringify(a[4]) !== JSON.stringify(seq) || JSON.stringify(a[5]) !== JSON.stringify(a[0])) mismatches++;
     if (a[0]) hits++;
     if (a[2]) urlHits++;
     if (JSON.stringify(a) !== JSON.stringify(b)) {
@@ -207,4 +212,30 @@ t.test('empty index and odd hosts never throw', async (t) => {
   t.throws(() => CompactIndex.fromBytes(Buffer.from('not an index at all')), /bad magic/);
   const bytes = one.serialize();
   t.throws(() => CompactIndex.fromBytes(bytes.subarray(0, bytes.length - 9)), /truncated/);
+});
+
+t.test('matchHostAndUrl: www forms, domain-before-url order and odd hosts agree with the reference', async (t) => {
+  const dir = writeLists(tmp(), {
+    adult: { domains: ['www.both.test', 'deep.sub.test', '10.0.0.9'], urls: ['site.test/a/', 'www3.site.test/b', 'sub.test/p', 'www.test/w', '10.0.0.7/x', '[::1]/v6', 'www/bare'] },
+    games: { domains: ['both.test'], urls: ['both.test/x', 'www.both.test/y', 'w.site.test/c'] },
+  });
+  const { map, compact } = await buildBoth(dir);
+  const hosts = ['site.test', 'www.site.test', 'www3.site.test', 'www33.site.test', 'wwwx.site.test', 'www.www.site.test', 'x.site.test', 'w.site.test', 'www.w.site.test',
+    'both.test', 'www.both.test', 'a.www.both.test', 'sub.test', 'www.sub.test', 'deep.sub.test', 'www.test', 'www.www.test', 'test', 'www', 'www.', 'www1', 'www1.', '.',
+    '10.0.0.7', '10.0.0.9', '::1', 'www.10.0.0.7', 'a:b.site.test', 'x'.repeat(250) + '.site.test', 'www.' + 'x'.repeat(246) + '.test', ''];
+  const paths = ['', '/', '/a/', '/a/b', '/b', '/c', '/x', '/y', '/p/q', '/w', '/x', '/v6', '/bare'];
+  const all = new Uint8Array(2).fill(1);
+  const wants = [all, Uint8Array.of(1, 0), Uint8Array.of(0, 1)];
+  let urlHits = 0;
+  for (const want of wants) {
+    for (const host of hosts) {
+      for (const path of paths) {
+        const ref = map.matchHost(host, want) ?? (path ? map.matchUrl(stripWww(host), path, want) : null);
+        if (ref?.kind === 'url') urlHits++;
+        t.same(map.matchHostAndUrl(host, path, want), ref, `reference ${host}${path}`);
+        t.same(compact.matchHostAndUrl(host, path, want), ref, `compact ${host}${path}`);
+      }
+    }
+  }
+  t.ok(urlHits > 20, `url entries decide some of them (${urlHits})`);
 });

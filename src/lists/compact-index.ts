@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { FLAG_MASK, fin1, fin2 } from './hash.js';
 import { EMBED_MASK, filterHas, findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
+import { stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 /**
@@ -174,6 +175,125 @@ export class CompactIndex implements CategoryIndex {
     return best === -1 ? null : this.domainHit(best, want, host, bestStart);
   }
 
+  /**
+   * matchHost(host), then (path not empty) the url entries of the www-stripped host: the answer
+   * of the two calls in sequence, from one right-to-left walk. The stripped host and its parents
+   * are suffixes of host, so the url table is probed with the fingerprints the domain walk makes
+   * anyway; the walk ends when neither table knows the name read so far (for most requests,
+   * right after the TLD).
+   */
+  matchHostAndUrl(host: string, path: string, want: Uint8Array): ListHit | null {
+    const n = host.length;
+    if (path.length === 0 || this.parts.groupStart.length <= 1) return this.matchHost(host, want);
+    if (n === 0 || n > MAX_ENTRY) return this.matchHost(host, want) ?? this.matchUrl(stripWww(host), path, want);
+    const last = host.charCodeAt(n - 1);
+    if (last <= 57 && last >= 48 && isIP(host) !== 0) return this.matchHost(host, want) ?? this.matchUrl(host, path, want);
+    // Where stripWww's result starts: after a leading `www.` / `wwwN.`.
+    let k = 0;
+    if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
+      let j = 3;
+      let c = host.charCodeAt(j);
+      while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
+      if (c === 46) k = j + 1;
+    }
+    const fp = this.parts.domFp;
+    const scale = this.domScale;
+    const mask = this.mask;
+    const filter = this.parts.domFilter;
+    const blocks = this.parts.filterBlocks;
+    const ufp = this.parts.urlFp;
+    const uscale = this.urlScale;
+    let a = this.s1;
+    let b = this.s2;
+    let bPos = n;
+    let dom = this.domains !== 0;
+    let url = k < n;
+    let urlHit = -1;
+    let best = -1;
+    let bestStart = 0;
+    let colon = false;
+    let i = n - 1;
+    for (; i >= 0; i--) {
+      const c = host.charCodeAt(i);
+      if (c === 46) {
+        const len = n - 1 - i;
+        const h1 = fin1(a, len);
+        if (dom) {
+          let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
+          if (slot !== -1) {
+            for (; bPos > i + 1; bPos--) {
+              b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+              b ^= b >>> 15;
+            }
+            const h2 = fin2(b, len);
+            while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
+          }
+          if (slot === -1) dom = false;
+          else {
+            const flags = fp[(slot << 1) | 1]! & 3;
+            if (flags & IS_ENTRY && this.wants(slot, want)) {
+              best = slot;
+              bestStart = i + 1;
+            }
+            if (!(flags & HAS_CHILDREN)) dom = false;
+          }
+          if (!dom && best !== -1) return this.domainHit(best, want, host, bestStart);
+        }
+        if (url) {
+          if (i >= k) {
+            // A parent of the stripped host, on lane 1 alone: it only decides whether to go on.
+            if (findLane1(ufp, h1, home(h1, uscale)) === -1) url = false;
+          } else {
+            url = false;
+            for (; bPos > k; bPos--) {
+              b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+              b ^= b >>> 15;
+            }
+            urlHit = this.urlExact(h1, fin2(b, len));
+          }
+        }
+        if (!dom && !url) break;
+      } else if (c === 58 && !colon) {
+        // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
+        colon = true;
+        if (isIP(host) !== 0) return this.matchHost(host, want) ?? this.matchUrl(host, path, want);
+      }
+      a = Math.imul(a ^ c, 0x01000193);
+    }
+    if (i < 0) {
+      // The whole host was read: it is the last name to try in both tables.
+      const h1 = fin1(a, n);
+      if (dom) {
+        let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
+        if (slot !== -1) {
+          for (; bPos > 0; bPos--) {
+            b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+            b ^= b >>> 15;
+          }
+          const h2 = fin2(b, n);
+          while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
+        }
+        if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
+      }
+      if (best !== -1) return this.domainHit(best, want, host, bestStart);
+      if (url) {
+        for (; bPos > 0; bPos--) {
+          b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+          b ^= b >>> 15;
+        }
+        urlHit = this.urlExact(h1, fin2(b, n));
+      }
+    }
+    return urlHit === -1 ? null : this.urlRules(urlHit, k === 0 ? host : host.slice(k), path, want);
+  }
+
+  /** The url table slot holding exactly (h1, h2) as a host with rules, or -1. */
+  private urlExact(h1: number, h2: number): number {
+    const fp = this.parts.urlFp;
+    const slot = findSlot(fp, this.urlScale, h1, h2);
+    return slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY ? slot : -1;
+  }
+
   private exactHost(host: string, want: Uint8Array): ListHit | null {
     this.fingerprintInto(host);
     const slot = findSlot(this.parts.domFp, this.domScale, PAIR[0]!, PAIR[1]!, this.mask);
@@ -225,7 +345,10 @@ export class CompactIndex implements CategoryIndex {
     for (let i = n - 1; i >= 0; i--) {
       const c = host.charCodeAt(i);
       // Parents first, on lane 1 alone: this only decides whether to go on, never a match.
-      if (c === 46 && findLane1(fp, fin1(a, n - 1 - i), home(fin1(a, n - 1 - i), scale)) === -1) return -1;
+      if (c === 46) {
+        const h1 = fin1(a, n - 1 - i);
+        if (findLane1(fp, h1, home(h1, scale)) === -1) return -1;
+      }
       a = Math.imul(a ^ c, 0x01000193);
     }
     this.fingerprintInto(host);
@@ -239,7 +362,11 @@ export class CompactIndex implements CategoryIndex {
 
   matchUrl(host: string, path: string, want: Uint8Array): ListHit | null {
     const slot = this.urlSlot(host);
-    if (slot === -1) return null;
+    return slot === -1 ? null : this.urlRules(slot, host, path, want);
+  }
+
+  /** The first wanted rule of url slot `slot` (host `host`) that prefixes `path`. */
+  private urlRules(slot: number, host: string, path: string, want: Uint8Array): ListHit | null {
     const { urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths } = this.parts;
     const g = urlGroup[slot]!;
     for (let r = groupStart[g]!, end = groupStart[g + 1]!; r < end; r++) {

@@ -1,4 +1,4 @@
-import { isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
+import { isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 interface UrlRule {
@@ -49,6 +49,10 @@ export class MapIndex implements CategoryIndex {
       if (want[category]) return { category, entry: key, kind: 'domain' };
     }
     return null;
+  }
+
+  matchHostAndUrl(host: string, path: string, want: Uint8Array): ListHit | null {
+    return this.matchHost(host, want) ?? (path ? this.matchUrl(stripWww(host), path, want) : null);
   }
 
   hasUrlRules(host: string): boolean {

@@ -30,6 +30,11 @@ export interface CategoryIndex {
   counts(): CategoryCounts[];
   /** Domain entries: `host` itself then each parent domain, most specific first; IP literals match exactly. */
   matchHost(host: string, want: Uint8Array): ListHit | null;
+  /**
+   * matchHost(host, want), then, when `path` is not empty, matchUrl(stripWww(host), path, want):
+   * the domain and url parts of a decision in one call (the compact engine walks the host once).
+   */
+  matchHostAndUrl(host: string, path: string, want: Uint8Array): ListHit | null;
   /** True when some url entry is keyed on this (www-stripped) host, i.e. the path matters. */
   hasUrlRules(host: string): boolean;
   /** Url entries: exact (www-stripped) host and a path prefix. */

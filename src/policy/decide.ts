@@ -9,11 +9,11 @@ interface Found {
 }
 
 /** First entry of the filters matching the request: domains, then url prefixes, then expressions. */
-function find(filters: readonly Filter[], host: string, bareHost: string, path: string, url: string): Found | null {
+function find(filters: readonly Filter[], host: string, path: string, url: string): Found | null {
   for (const filter of filters) {
     const { index, want } = filter;
-    let hit = index.matchHost(host, want);
-    if (!hit && path && index.hasUrlRules(bareHost)) hit = index.matchUrl(bareHost, path, want);
+    // Domain entries, then url entries of the www-stripped host (one walk over host in the compact index).
+    let hit = index.matchHostAndUrl(host, path, want);
     if (!hit && filter.hasExpressions) hit = index.matchExpression(url, want);
     if (hit) return { filter, hit };
   }
@@ -52,16 +52,15 @@ export function rulesAt(snapshot: PolicySnapshot, profileId: string, time: numbe
 
 /** The list part of a decision, for a profile's rules and a normalised host and path. */
 export function evaluate(snapshot: PolicySnapshot, rules: CompiledRules, host: string, path: string): Decision {
-  const bare = stripWww(host);
   const url = host + path;
   const p = rules.profile;
-  let f = find(rules.profileAllow, host, bare, path, url);
+  let f = find(rules.profileAllow, host, path, url);
   if (f) return verdict(snapshot, rules, p, 'allow', 'profile-allow', f, null);
-  if ((f = find(rules.listAllow, host, bare, path, url))) return verdict(snapshot, rules, p, 'allow', 'list-allow', f);
-  if ((f = find(rules.profileDeny, host, bare, path, url))) return verdict(snapshot, rules, p, 'block', 'profile-deny', f, null);
-  if ((f = find(rules.listDeny, host, bare, path, url))) return verdict(snapshot, rules, p, 'block', 'list-deny', f);
+  if ((f = find(rules.listAllow, host, path, url))) return verdict(snapshot, rules, p, 'allow', 'list-allow', f);
+  if ((f = find(rules.profileDeny, host, path, url))) return verdict(snapshot, rules, p, 'block', 'profile-deny', f, null);
+  if ((f = find(rules.listDeny, host, path, url))) return verdict(snapshot, rules, p, 'block', 'list-deny', f);
   if (!snapshot.listsLoaded) return verdict(snapshot, rules, p, 'block', 'fail-closed', null);
-  f = find(rules.categories, host, bare, path, url);
+  f = find(rules.categories, host, path, url);
   if (rules.mode === 'blocklist') return f ? verdict(snapshot, rules, p, 'block', 'category', f) : verdict(snapshot, rules, p, 'allow', 'default', null);
   return f ? verdict(snapshot, rules, p, 'allow', 'allowlist', f) : verdict(snapshot, rules, p, 'block', 'allowlist-only', null);
 }
