@@ -11,10 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { tmp } from '../helpers.js';
+import { freePort, startSmallOrigin } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? 5);
@@ -23,23 +23,6 @@ const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const WORKERS = (process.env.WORKERS ?? '1,2').split(',').map(Number);
 const ROOT = new URL('../..', import.meta.url).pathname;
 const TICK = 100; // clock ticks per second on Linux
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-
-const ORIGIN = `
-const http = require('node:http');
-const body = Buffer.alloc(200, 'x');
-http.createServer({ keepAliveTimeout: 60000 }, (req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(body);
-}).listen(Number(process.argv[1]), '127.0.0.1', () => process.send && process.send('ready'));
-`;
 
 /** CPU seconds (user + system) a process used so far. */
 const cpuSeconds = (pid: number): number => {
@@ -87,8 +70,7 @@ async function startGateway(workers: number): Promise<Gw> {
 
 async function main() {
   const originPort = await freePort();
-  const origin = spawn(process.execPath, ['-e', ORIGIN, String(originPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise((r) => origin.once('message', r));
+  const origin = await startSmallOrigin(originPort);
   const gateways: Gw[] = [];
   try {
     for (const w of WORKERS) gateways.push(await startGateway(w));

@@ -3,13 +3,13 @@
  * after load, and small-response requests/s through the proxy against direct to the origin,
  * measured in the same run. Loopback only; every phase is bounded in time.
  *
- *   npm run bench:core            (SECONDS=5 ROUNDS=2 CONNECTIONS=50 to change the phases)
+ *   npm run bench:core            (SECONDS_PER_PHASE=5 ROUNDS=2 CONNECTIONS=50 WORKERS=n to change them)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp } from '../helpers.js';
+import { freePort, startSmallOrigin, treeRssMiB, waitFor } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 5);
@@ -17,50 +17,10 @@ const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const ROOT = new URL('../..', import.meta.url).pathname;
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-
-const ORIGIN = `
-const http = require('node:http');
-const body = Buffer.alloc(200, 'x');
-http.createServer({ keepAliveTimeout: 60000 }, (req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(body);
-}).listen(Number(process.argv[1]), '127.0.0.1', () => process.send && process.send('ready'));
-`;
-
-function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${pattern}: ${seen.slice(-500)}`)), timeoutMs);
-    const on = (d: Buffer) => {
-      seen += d.toString();
-      const m = pattern.exec(seen);
-      if (m) {
-        clearTimeout(timer);
-        child.stderr?.off('data', on);
-        resolve(m[0]);
-      }
-    };
-    child.stderr?.on('data', on);
-  });
-}
-
-const rssMiB = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-};
-
 async function main() {
   const originPort = await freePort();
   const proxyPort = await freePort();
-  const origin = spawn(process.execPath, ['-e', ORIGIN, String(originPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise((r) => origin.once('message', r));
+  const origin = await startSmallOrigin(originPort);
 
   const dir = tmp('vigie-bench-');
   const cfgFile = join(dir, 'config.json');
@@ -71,6 +31,8 @@ async function main() {
       hosts: { 'origin.test': '127.0.0.1' },
       dns: { servers: ['127.0.0.1:9'] },
       log: { level: 'info' },
+      // WORKERS=1 for one process; by default the gateway runs one proxy worker per core.
+      ...(process.env.WORKERS ? { workers: Number(process.env.WORKERS) } : {}),
     }),
   );
   const t0 = performance.now();
@@ -81,7 +43,7 @@ async function main() {
   const listenMs = performance.now() - t0;
   await waitFor(gw, /gateway ready[^\n]*/, 120_000);
   const readyMs = performance.now() - t0;
-  const rssReady = rssMiB(gw.pid!);
+  const rssReady = treeRssMiB(gw.pid!);
 
   const direct = `GET /small HTTP/1.1\r\nHost: origin.test:${originPort}\r\n\r\n`;
   const viaProxy = `GET http://origin.test:${originPort}/small HTTP/1.1\r\nHost: origin.test:${originPort}\r\n\r\n`;
@@ -94,7 +56,7 @@ async function main() {
     results.push({ name: 'direct', r: await phase(originPort, direct, SECONDS) });
     results.push({ name: 'vigie', r: await phase(proxyPort, viaProxy, SECONDS) });
   }
-  const rssAfter = rssMiB(gw.pid!);
+  const rssAfter = treeRssMiB(gw.pid!);
   gw.kill('SIGTERM');
   origin.kill();
 
@@ -103,8 +65,8 @@ async function main() {
   const v = best('vigie');
   const row = (name: string, r: LoadResult) =>
     `| ${name.padEnd(8)} | ${r.rps.toFixed(0).padStart(8)} | ${r.p50ms.toFixed(2).padStart(6)} | ${r.p99ms.toFixed(2).padStart(6)} | ${String(r.errors).padStart(6)} | ${(r.rps / d.rps).toFixed(2).padStart(5)} |`;
-  console.log(`\nVigie core benchmark — ${new Date().toISOString()} — node ${process.version}, ${CONNECTIONS} keep-alive connections, ${SECONDS}s phases, best of ${ROUNDS}`);
-  console.log(`\n| start: listening (fail closed) | ${listenMs.toFixed(0)} ms |\n| start: full bundled lists serving | ${readyMs.toFixed(0)} ms |\n| RSS after lists loaded | ${rssReady.toFixed(0)} MiB |\n| RSS after load | ${rssAfter.toFixed(0)} MiB |`);
+  console.log(`\nVigie core benchmark — ${new Date().toISOString()} — node ${process.version}, ${CONNECTIONS} keep-alive connections, ${SECONDS}s phases, best of ${ROUNDS}, workers ${process.env.WORKERS ?? 'default (one per core)'}`);
+  console.log(`\n| start: listening (fail closed) | ${listenMs.toFixed(0)} ms |\n| start: full bundled lists serving | ${readyMs.toFixed(0)} ms |\n| RSS after lists loaded (all processes) | ${rssReady.toFixed(0)} MiB |\n| RSS after load (all processes) | ${rssAfter.toFixed(0)} MiB |`);
   console.log(`\n| path     |    req/s |  p50ms |  p99ms | errors | ×direct |\n|----------|---------:|-------:|-------:|-------:|------:|`);
   console.log(row('direct', d));
   console.log(row('vigie', v));

@@ -10,12 +10,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { join } from 'node:path';
 import { MetricsObserver } from '../../src/metrics/observer.js';
 import { createGatewayMetrics } from '../../src/metrics/registry.js';
 import type { ConnectionRecord } from '../../src/proxy/events.js';
 import { tmp } from '../helpers.js';
+import { freePort, startSmallOrigin, waitFor } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 2);
@@ -23,40 +23,6 @@ const ROUNDS = Number(process.env.ROUNDS ?? 12);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
 const SCRAPE_MS = Number(process.env.SCRAPE_MS ?? 1000);
 const ROOT = new URL('../..', import.meta.url).pathname;
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-
-const ORIGIN = `
-const http = require('node:http');
-const body = Buffer.alloc(200, 'x');
-http.createServer({ keepAliveTimeout: 60000 }, (req, res) => {
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-  res.end(body);
-}).listen(Number(process.argv[1]), '127.0.0.1', () => process.send && process.send('ready'));
-`;
-
-function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`timeout waiting for ${pattern}: ${seen.slice(-500)}`)), timeoutMs);
-    const on = (d: Buffer) => {
-      seen += d.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        child.stderr?.off('data', on);
-        resolve();
-      }
-    };
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => reject(new Error(`gateway exited (${code}): ${seen.slice(-500)}`)));
-  });
-}
 
 function scrapeOnce(port: number): Promise<number> {
   const t0 = performance.now();
@@ -134,8 +100,7 @@ async function main() {
   const micro = await observerCost();
   const ports = await Promise.all(Array.from({ length: 7 }, freePort));
   const [originPort, onPort, offPort, off2Port, metricsPort, unused1, unused2] = ports as [number, number, number, number, number, number, number];
-  const origin = spawn(process.execPath, ['-e', ORIGIN, String(originPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  await new Promise((r) => origin.once('message', r));
+  const origin = await startSmallOrigin(originPort);
   const dir = tmp('vigie-bench-metrics-');
   // Two gateways without metrics: the second measures how far apart two identical gateways land
   // on this machine (the noise floor the on/off ratio must be read against).
