@@ -149,6 +149,17 @@ export class CompactIndexBuilder implements ByteListSink {
     if (this.urlSeen.has(key)) return null;
     this.urlSeen.add(key);
     this.urlRules.push({ host: u.host, path: u.path, category });
+    // The host's parents go into the domain table as ancestors: a lookup's domain walk then
+    // reaches a url host only through known names, and probes the url table there alone.
+    let a = this.s1;
+    let b = this.s2;
+    const n = u.host.length;
+    for (let i = n - 1; i > 0; i--) {
+      const c = u.host.charCodeAt(i);
+      if (c === 46) this.ancestor(fin1(a, n - 1 - i), fin2(b, n - 1 - i));
+      a = step1(a, c);
+      b = step2(b, c);
+    }
     this.urlCount[category]!++;
     return null;
   }

@@ -18,7 +18,7 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 const SET_LIMIT = (1 << SET_BITS) - 1;
 const MAGIC = 'VIGIECI1';
-const FORMAT = 4;
+const FORMAT = 5;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
 
@@ -87,6 +87,12 @@ export class CompactIndex implements CategoryIndex {
   private readonly expressionRes: readonly (RegExp | null)[];
   /** Lane-2 bits that are fingerprint in the domain table. */
   private readonly mask: number;
+  /**
+   * Characters 1 and 2 of each url rule's path (after the '/') in one int, and which of them
+   * the rule has: hosts with hundreds of rules are scanned with one compare per rule.
+   */
+  private readonly ruleHead: Int32Array;
+  private readonly ruleMask: Int32Array;
 
   constructor(readonly parts: CompactParts) {
     this.categories = parts.categories;
@@ -96,6 +102,16 @@ export class CompactIndex implements CategoryIndex {
     this.domScale = homeScale(parts.domCapacity);
     this.urlScale = homeScale(parts.urlCapacity);
     this.mask = parts.setsEmbedded ? EMBED_MASK : FLAG_MASK;
+    const rules = parts.ruleOff.length;
+    this.ruleHead = new Int32Array(rules);
+    this.ruleMask = new Int32Array(rules);
+    for (let r = 0; r < rules; r++) {
+      const off = parts.ruleOff[r]!;
+      const len = parts.ruleLen[r]!;
+      const mask = len > 2 ? -1 : len === 2 ? -65536 : 0;
+      this.ruleMask[r] = mask;
+      this.ruleHead[r] = ((parts.paths.charCodeAt(off + 1) << 16) | parts.paths.charCodeAt(off + 2)) & mask;
+    }
     this.expressionRes = parts.expressions.map((list) => (list.length ? new RegExp(list.map((s) => `(?:${s})`).join('|'), 'i') : null));
   }
 
@@ -177,14 +193,13 @@ export class CompactIndex implements CategoryIndex {
 
   /**
    * matchHost(host), then (path not empty) the url entries of the www-stripped host: the answer
-   * of the two calls in sequence, from one right-to-left walk. The stripped host and its parents
-   * are suffixes of host, so the url table is probed with the fingerprints the domain walk makes
-   * anyway; the walk ends when neither table knows the name read so far (for most requests,
-   * right after the TLD).
+   * of the two calls in sequence, from one right-to-left walk. The parents of every url host are
+   * in the domain table too (as ancestors), so the domain walk reaching the stripped host means
+   * its parents are all known, and only then is the url table probed, once, with the
+   * fingerprint the walk has just made. Most requests end right after the TLD.
    */
   matchHostAndUrl(host: string, path: string, want: Uint8Array): ListHit | null {
     const n = host.length;
-    if (path.length === 0 || this.parts.groupStart.length <= 1) return this.matchHost(host, want);
     if (n === 0 || n > MAX_ENTRY) return this.matchHost(host, want) ?? this.matchUrl(stripWww(host), path, want);
     const last = host.charCodeAt(n - 1);
     if (last <= 57 && last >= 48 && isIP(host) !== 0) return this.matchHost(host, want) ?? this.matchUrl(host, path, want);
@@ -194,20 +209,17 @@ export class CompactIndex implements CategoryIndex {
       let j = 3;
       let c = host.charCodeAt(j);
       while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
-      if (c === 46) k = j + 1;
+      if (c === 46 && j < n - 1) k = j + 1;
     }
+    const urls = this.parts.groupStart.length > 1;
     const fp = this.parts.domFp;
     const scale = this.domScale;
     const mask = this.mask;
     const filter = this.parts.domFilter;
     const blocks = this.parts.filterBlocks;
-    const ufp = this.parts.urlFp;
-    const uscale = this.urlScale;
     let a = this.s1;
     let b = this.s2;
     let bPos = n;
-    let dom = this.domains !== 0;
-    let url = k < n;
     let urlHit = -1;
     let best = -1;
     let bestStart = 0;
@@ -218,41 +230,24 @@ export class CompactIndex implements CategoryIndex {
       if (c === 46) {
         const len = n - 1 - i;
         const h1 = fin1(a, len);
-        if (dom) {
-          let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-          if (slot !== -1) {
-            for (; bPos > i + 1; bPos--) {
-              b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-              b ^= b >>> 15;
-            }
-            const h2 = fin2(b, len);
-            while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
+        let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
+        if (slot !== -1 || (i === k - 1 && urls)) {
+          for (; bPos > i + 1; bPos--) {
+            b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
+            b ^= b >>> 15;
           }
-          if (slot === -1) dom = false;
-          else {
-            const flags = fp[(slot << 1) | 1]! & 3;
-            if (flags & IS_ENTRY && this.wants(slot, want)) {
-              best = slot;
-              bestStart = i + 1;
-            }
-            if (!(flags & HAS_CHILDREN)) dom = false;
-          }
-          if (!dom && best !== -1) return this.domainHit(best, want, host, bestStart);
+          const h2 = fin2(b, len);
+          // The stripped host, reached with every parent known: its url rules, if any.
+          if (i === k - 1 && urls) urlHit = this.urlExact(h1, h2);
+          while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
         }
-        if (url) {
-          if (i >= k) {
-            // A parent of the stripped host, on lane 1 alone: it only decides whether to go on.
-            if (findLane1(ufp, h1, home(h1, uscale)) === -1) url = false;
-          } else {
-            url = false;
-            for (; bPos > k; bPos--) {
-              b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-              b ^= b >>> 15;
-            }
-            urlHit = this.urlExact(h1, fin2(b, len));
-          }
+        if (slot === -1) break;
+        const flags = fp[(slot << 1) | 1]! & 3;
+        if (flags & IS_ENTRY && this.wants(slot, want)) {
+          best = slot;
+          bestStart = i + 1;
         }
-        if (!dom && !url) break;
+        if (!(flags & HAS_CHILDREN)) break;
       } else if (c === 58 && !colon) {
         // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
         colon = true;
@@ -261,30 +256,22 @@ export class CompactIndex implements CategoryIndex {
       a = Math.imul(a ^ c, 0x01000193);
     }
     if (i < 0) {
-      // The whole host was read: it is the last name to try in both tables.
+      // The whole host was read, every parent known: it is the last name to try in both tables.
       const h1 = fin1(a, n);
-      if (dom) {
-        let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-        if (slot !== -1) {
-          for (; bPos > 0; bPos--) {
-            b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-            b ^= b >>> 15;
-          }
-          const h2 = fin2(b, n);
-          while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
-        }
-        if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
-      }
-      if (best !== -1) return this.domainHit(best, want, host, bestStart);
-      if (url) {
+      let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
+      if (slot !== -1 || (k === 0 && urls)) {
         for (; bPos > 0; bPos--) {
           b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
           b ^= b >>> 15;
         }
-        urlHit = this.urlExact(h1, fin2(b, n));
+        const h2 = fin2(b, n);
+        if (k === 0 && urls) urlHit = this.urlExact(h1, h2);
+        while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
       }
+      if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
     }
-    return urlHit === -1 ? null : this.urlRules(urlHit, k === 0 ? host : host.slice(k), path, want);
+    if (best !== -1) return this.domainHit(best, want, host, bestStart);
+    return urlHit === -1 || path.length === 0 ? null : this.urlRules(urlHit, k === 0 ? host : host.slice(k), path, want);
   }
 
   /** The url table slot holding exactly (h1, h2) as a host with rules, or -1. */
@@ -368,13 +355,18 @@ export class CompactIndex implements CategoryIndex {
   /** The first wanted rule of url slot `slot` (host `host`) that prefixes `path`. */
   private urlRules(slot: number, host: string, path: string, want: Uint8Array): ListHit | null {
     const { urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths } = this.parts;
+    const heads = this.ruleHead;
+    const masks = this.ruleMask;
     const g = urlGroup[slot]!;
+    const n = path.length;
+    const head = n > 2 ? (path.charCodeAt(1) << 16) | path.charCodeAt(2) : n === 2 ? path.charCodeAt(1) << 16 : 0;
     for (let r = groupStart[g]!, end = groupStart[g + 1]!; r < end; r++) {
+      if ((head & masks[r]!) !== heads[r]) continue;
       const category = ruleCat[r]!;
       if (!want[category]) continue;
       const off = ruleOff[r]!;
       const len = ruleLen[r]!;
-      if (len > path.length) continue;
+      if (len > n) continue;
       let i = 0;
       while (i < len && path.charCodeAt(i) === paths.charCodeAt(off + i)) i++;
       if (i === len) return { category, entry: host + paths.slice(off, off + len), kind: 'url' };
