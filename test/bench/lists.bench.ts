@@ -11,7 +11,7 @@
  *
  *   npm run bench:lists                 (TARGET=2000000 for a quicker run; LOOKUPS=200000)
  */
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -28,6 +28,13 @@ import { createLogger } from '../../src/log.js';
 import { BUNDLED_ACADEMY } from '../../src/paths.js';
 import { buildSnapshot } from '../../src/policy/snapshot.js';
 import { tmp } from '../helpers.js';
+
+const TEMP_DIRS: string[] = [];
+const benchTmp = (prefix: string): string => {
+  const d = tmp(prefix);
+  TEMP_DIRS.push(d);
+  return d;
+};
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const REAL = resolve(ROOT, '..', 'shared', 'lists', 'ut1');
@@ -117,7 +124,7 @@ function shaped(template: string, r: () => number): string {
 
 /** The bench's list folder: the real categories (linked, read-only) plus a synthetic adult/domains. */
 function assemble(real: string[], count: number): { dir: string; sample: string[] } {
-  const dir = tmp('vigie-bench-lists-');
+  const dir = benchTmp('vigie-bench-lists-');
   for (const cat of readdirSync(REAL, { withFileTypes: true })) {
     if (!cat.isDirectory()) continue;
     mkdirSync(join(dir, cat.name));
@@ -263,7 +270,7 @@ async function main() {
   const tBuildWall = ms(t0);
   const domainLines = (await Promise.all(report.categories.map((c) => readFile(join(dir, c, 'domains')).then((b) => b.toString('latin1').split('\n').filter((l) => l.trim() && !l.startsWith('#')).length, () => 0)))).reduce((a, b) => a + b, 0);
   const unique = index.domains;
-  const file = join(tmp('vigie-bench-idx-'), 'ut1.idx');
+  const file = join(benchTmp('vigie-bench-idx-'), 'ut1.idx');
   writeFileSync(file, index.serialize());
   const structural = index.tableBytes;
   index = null;
@@ -327,7 +334,7 @@ async function main() {
   let gwWarm = NaN;
   let gwRecompile = NaN;
   try {
-    const dataDir = tmp('vigie-bench-data-');
+    const dataDir = benchTmp('vigie-bench-data-');
     const cfg = resolveConfig({ listen: [{ host: '127.0.0.1', port: 0 }], dns: { servers: ['127.0.0.1:9'] }, dataDir, lists: { ut1: dir } });
     const errors: string[] = [];
     const log = createLogger('error', (l) => errors.push(l));
@@ -394,4 +401,9 @@ async function main() {
   console.log(`\nTargets: <= 16 B/domain, build >= 1 M entries/s, load <= 300 ms, p50 <= 300 ns, >= 2 M lookups/s.`);
 }
 
-await main();
+try {
+  await main();
+} finally {
+  // The synthetic lists and compiled files take ~100 MB a run.
+  for (const d of TEMP_DIRS) rmSync(d, { recursive: true, force: true });
+}
