@@ -4,7 +4,7 @@ import { fin1, fin2, fingerprint, randomSeeds, step1, step2 } from './hash.js';
 /** Tag of an ancestor record: "some entry lies below this name" (not a category). */
 const ANCESTOR = 0xffff;
 import type { EntryProblem } from './map-index.js';
-import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
+import { expressionProblem, isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
 import { EMBED_MASK, filterAdd, filterBlocksFor, HAS_CHILDREN, IS_ENTRY, placeSorted, radixSortByH1, SET_BITS } from './static-table.js';
 import type { CategoryCounts } from './types.js';
 import type { ByteListSink } from './ut1.js';
@@ -166,13 +166,9 @@ export class CompactIndexBuilder implements ByteListSink {
 
   addExpression(category: number, raw: string): EntryProblem {
     const src = raw.trim();
-    try {
-      new RegExp(src, 'i');
-    } catch (e) {
-      return `invalid regular expression: ${(e as Error).message}`;
-    }
-    this.expr[category]!.push(src);
-    return null;
+    const problem = expressionProblem(src);
+    if (!problem) this.expr[category]!.push(src);
+    return problem;
   }
 
   build(version: string): CompactIndex {

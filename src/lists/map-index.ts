@@ -1,4 +1,4 @@
-import { isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from './normalize.js';
+import { expressionProblem, isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 interface UrlRule {
@@ -137,13 +137,9 @@ export class MapIndexBuilder {
 
   addExpression(category: number, raw: string): EntryProblem {
     const src = raw.trim();
-    try {
-      new RegExp(src, 'i');
-    } catch (e) {
-      return `invalid regular expression: ${(e as Error).message}`;
-    }
-    this.expr[category]!.push(src);
-    return null;
+    const problem = expressionProblem(src);
+    if (!problem) this.expr[category]!.push(src);
+    return problem;
   }
 
   build(version: string): MapIndex {
