@@ -11,6 +11,27 @@ import { Gateway } from '../src/gateway.js';
 import { silentLogger } from '../src/log.js';
 import { selfSignedCertificate } from '../src/tls/selfsigned.js';
 
+/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+
+/** Listens on an ephemeral loopback port; `close` also cuts keep-alive connections. */
+export async function serveLoopback(server: http.Server | https.Server): Promise<{ port: number; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
 export const tmp = (prefix = 'vigie-test-'): string => mkdtempSync(join(tmpdir(), prefix));
 
 /** Writes a UT1-layout folder: { category: { domains: [...], urls: [...], expressions: [...] } }. */
@@ -72,15 +93,7 @@ export async function startOrigin(): Promise<OriginHandle> {
       res.end('hello from origin\n');
     }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    server,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(() => r()));
-    },
-  };
+  return { ...(await serveLoopback(server)), server };
 }
 
 let cachedCert: { key: string; cert: string } | null = null;
@@ -91,14 +104,7 @@ export async function startTlsOrigin(): Promise<{ port: number; close(): Promise
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('hello over tls\n');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(() => r()));
-    },
-  };
+  return serveLoopback(server);
 }
 
 export interface GatewayHandle {

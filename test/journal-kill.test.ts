@@ -8,17 +8,9 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { configSchema } from '../src/config/schema.js';
 import type { JournalRow } from '../src/journal/types.js';
-import { DEAD_DNS, startOrigin, TEST_LISTS, tmp, writeLists } from './helpers.js';
+import { DEAD_DNS, freePort, startOrigin, TEST_LISTS, tmp, writeLists } from './helpers.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 /** `vigie start` as its own process; resolves once it logs that it is ready. */
 async function startChild(configFile: string, dataDir: string) {

@@ -1,21 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import net from 'node:net';
 import t from 'tap';
 import { resolveConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { silentLogger } from '../src/log.js';
 import { createGatewayMetrics } from '../src/metrics/registry.js';
 import { startMetricsServer } from '../src/metrics/server.js';
-import { connectTunnel, DEAD_DNS, rawExchange, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
+import { connectTunnel, DEAD_DNS, freePort, rawExchange, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
 import { scrape, type Scrape } from './metrics-scrape.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 const until = async (what: () => Promise<boolean>, ms = 3000) => {
   const end = Date.now() + ms;

@@ -1,7 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
-import net from 'node:net';
 import t from 'tap';
-import { connectTunnel, rawExchange, startGateway, startOrigin, startTlsOrigin, tlsGet, viaProxy } from './helpers.js';
+import { connectTunnel, freePort, rawExchange, startGateway, startOrigin, startTlsOrigin, tlsGet, viaProxy } from './helpers.js';
 
 // 127.0.0.1 plays cycle3 (blocklist), 127.0.0.2 cycle1 (allowlist only), as in the embedded demo config.
 const clients = [
@@ -18,12 +17,7 @@ const profiles = {
 t.test('proxy on real sockets', async (t) => {
   const origin = await startOrigin();
   const tlsOrigin = await startTlsOrigin();
-  const closedPort = await new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const closedPort = await freePort();
   const hosts = Object.fromEntries(['www.site.test', 'kids.test', 'games.test', 'adult.test', 'secure.test', 'academy-ok.test', 'white.test', 'example.test', 'down.test'].map((h) => [h, '127.0.0.1']));
   const gw = await startGateway({
     clients,

@@ -1,19 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REPO = fileURLToPath(new URL('..', import.meta.url));
+import { serveLoopback } from './helpers.js';
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+export { freePort } from './helpers.js';
+
+export const REPO = fileURLToPath(new URL('..', import.meta.url));
 
 export interface CliHandle {
   child: ChildProcess;
@@ -62,14 +57,7 @@ export async function serviceOrigin(): Promise<{ port: number; close(): Promise<
       res.end('hello world\n');
     }, ms);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(() => r()));
-    },
-  };
+  return serveLoopback(server);
 }
 
 /** Files under `dir`, recursively. */

@@ -1,6 +1,13 @@
 /** JSON schema of the config file. Every key is optional: what is absent comes from the defaults. */
 
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+/** Where a listener binds: the proxy (several), the metrics and the API (one each). */
+const listenAddress = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['host', 'port'],
+  properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+} as const;
 const name = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
 
 const ruleSet = {
@@ -25,12 +32,7 @@ export const configSchema = {
     listen: {
       type: 'array',
       minItems: 1,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['host', 'port'],
-        properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
-      },
+      items: listenAddress,
     },
     clients: {
       type: 'array',
@@ -135,12 +137,7 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         enabled: { type: 'boolean' },
-        listen: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['host', 'port'],
-          properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
-        },
+        listen: listenAddress,
         names: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
         cert: { type: ['string', 'null'] },
         key: { type: ['string', 'null'] },
@@ -166,12 +163,7 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         enabled: { type: 'boolean' },
-        listen: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['host', 'port'],
-          properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
-        },
+        listen: listenAddress,
       },
     },
     journal: {

@@ -1,15 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 
-/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
-export const freePort = (): Promise<number> =>
-  new Promise<number>((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+export { freePort } from '../helpers.js';
 
 /** A keep-alive origin answering 200 B to everything, in its own process so it has its own event loop. */
 const ORIGIN = `
