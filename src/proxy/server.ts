@@ -2,14 +2,15 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { LookupFunction } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
-import { normalizeHost } from '../lists/normalize.js';
 import { decideCached } from '../policy/decide.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
-import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
+import { ClientConnection, type FastContext } from './fast.js';
 import { forwardHeaders } from './headers.js';
-import { blockPage, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
+import { classify, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
+import { UpstreamPool } from './upstream.js';
 
 export interface ProxyDeps {
   config: VigieConfig;
@@ -23,96 +24,31 @@ export interface ProxyDeps {
   admit?: () => boolean;
 }
 
-interface Target {
-  host: string;
-  port: number;
-  path: string;
-  /** The Host header to send: the request-target's authority. */
-  authority: string;
-}
-
-/** Splits `host[:port]` (IPv6 in brackets) as found in a request line. */
-export function splitAuthority(authority: string, defaultPort: number): { host: string; port: number } | null {
-  let host = authority;
-  let port = defaultPort;
-  const at = host.lastIndexOf('@');
-  if (at !== -1) host = host.slice(at + 1);
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end === -1) return null;
-    const rest = host.slice(end + 1);
-    host = host.slice(0, end + 1);
-    if (rest) {
-      if (!rest.startsWith(':')) return null;
-      port = Number(rest.slice(1));
-    }
-  } else {
-    const colon = host.indexOf(':');
-    if (colon !== -1) {
-      port = Number(host.slice(colon + 1));
-      host = host.slice(0, colon);
-    }
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-  const normalized = normalizeHost(host);
-  if (!normalized) return null;
-  return { host: normalized, port };
-}
-
-/** Parses an absolute-form `http://authority/path?query` request target. */
-export function parseAbsoluteUrl(url: string): Target | null {
-  if (url.length < 8 || url.charCodeAt(4) !== 58 /* : */ || url.slice(0, 7).toLowerCase() !== 'http://') return null;
-  let end = url.indexOf('/', 7);
-  const q = url.indexOf('?', 7);
-  if (q !== -1 && (end === -1 || q < end)) end = q;
-  const authority = end === -1 ? url.slice(7) : url.slice(7, end);
-  let path = end === -1 ? '/' : url.slice(end);
-  if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
-  const hash = path.indexOf('#');
-  if (hash !== -1) path = path.slice(0, hash);
-  const hp = splitAuthority(authority, 80);
-  if (!hp) return null;
-  return { host: hp.host, port: hp.port, path, authority: authority.slice(authority.lastIndexOf('@') + 1) };
-}
-
-function classify(err: NodeJS.ErrnoException): UpstreamProblem {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return 'refused';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EADDRNOTAVAIL':
-      return 'unreachable';
-    case 'ETIMEDOUT':
-      return 'connect-timeout';
-    default:
-      return 'reset';
-  }
-}
-
-const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : 502);
+export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
 const HTML = 'text/html; charset=utf-8';
 
-/** Said when new work is refused because it could not be recorded (journal overflow policy `block`). */
-const UNRECORDED =
-  'Vigie : le journal des connexions ne peut pas enregistrer pour le moment ; les nouvelles connexions sont refusées. Réessayez dans un instant.\n' +
-  'Vigie: the connection journal cannot record right now, so new connections are refused. Try again shortly.\n';
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
 /**
- * The data plane: an explicit HTTP proxy. Absolute-form requests are forwarded over keep-alive
- * agents; CONNECT opens a TCP tunnel; both only after the policy allowed them.
+ * The data plane: an explicit HTTP proxy. Each client connection starts on the fast path
+ * (src/proxy/fast.ts: raw sockets, pooled keep-alive origin connections); what it leaves aside
+ * comes here through node's HTTP server (`slow`), which forwards over a keep-alive http.Agent.
+ * CONNECT opens a TCP tunnel. Everything passes the policy first.
  */
-export class ProxyServer {
-  readonly servers: http.Server[] = [];
+export class ProxyServer implements FastContext {
+  readonly servers: net.Server[] = [];
+  readonly via: string;
+  readonly pool: UpstreamPool;
+  /** Node's HTTP server, never listening itself: it gets the connections the fast path hands over. */
+  private readonly slow: http.Server;
   private readonly agent: http.Agent;
-  private readonly via: string;
   private readonly observers: ProxyObserver[];
   private readonly lookup: LookupFunction;
   private readonly tunnels = new Set<Socket>();
   /** Open client connections, so close() can wait until each has ended its request. */
   private readonly sockets = new Set<Socket>();
+  private readonly fast = new Set<ClientConnection>();
   private onDrained: (() => void) | null = null;
 
   constructor(private readonly deps: ProxyDeps) {
@@ -126,6 +62,7 @@ export class ProxyServer {
       scheduling: 'lifo',
       timeout: config.timeouts.idleMs,
     });
+    this.pool = new UpstreamPool({ maxPerOrigin: config.limits.maxSocketsPerOrigin, connectMs: config.timeouts.connectMs, timeoutMs: config.timeouts.upstreamResponseMs });
     // The agent pools sockets per origin name; new sockets resolve through our cache.
     this.lookup = ((hostname: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => {
       deps.resolver.resolve(hostname).then(
@@ -133,6 +70,7 @@ export class ProxyServer {
         (e) => cb(e),
       );
     }) as unknown as LookupFunction;
+    this.slow = this.createSlowServer();
   }
 
   private emit<K extends keyof ProxyObserver>(event: K, ...args: Parameters<NonNullable<ProxyObserver[K]>>): void {
@@ -142,7 +80,45 @@ export class ProxyServer {
     }
   }
 
-  createServer(): http.Server {
+  // FastContext: what a fast-path connection asks of the proxy. Config and resolver are read
+  // through deps: a reload (SIGHUP) replaces them.
+  get config(): VigieConfig {
+    return this.deps.config;
+  }
+
+  get resolver(): HostResolver {
+    return this.deps.resolver;
+  }
+
+  snapshot(): PolicySnapshot {
+    return this.deps.snapshot();
+  }
+
+  admit(): boolean {
+    return this.deps.admit ? this.deps.admit() : true;
+  }
+
+  requestDone(rec: ConnectionRecord): void {
+    this.emit('requestDone', rec);
+  }
+
+  upstreamError(problem: UpstreamProblem): void {
+    this.emit('upstreamError', problem);
+  }
+
+  handoff(socket: Socket, unread: Buffer | null): void {
+    if (unread !== null) socket.unshift(unread);
+    // Bytes the fast path already recorded are not counted again by the slow path's first request.
+    (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead - (unread?.length ?? 0);
+    this.slow.emit('connection', socket);
+    socket.resume();
+  }
+
+  released(conn: ClientConnection): void {
+    this.fast.delete(conn);
+  }
+
+  private createSlowServer(): http.Server {
     const { config } = this.deps;
     const server = http.createServer({
       maxHeaderSize: config.limits.maxHeaderBytes,
@@ -153,16 +129,7 @@ export class ProxyServer {
     });
     server.timeout = config.timeouts.idleMs;
     server.on('request', (req, res) => this.onRequest(req, res));
-    server.on('connect', (req, socket, head) => this.onConnect(req, socket as Socket, head));
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      this.emit('connectionsChanged', 'client', 1);
-      socket.once('close', () => {
-        this.sockets.delete(socket);
-        this.emit('connectionsChanged', 'client', -1);
-        if (!this.sockets.size) this.onDrained?.();
-      });
-    });
+    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => this.tunnel(socket, req.url ?? '', pickLang(req.headers['accept-language']), head));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
@@ -172,6 +139,24 @@ export class ProxyServer {
       const body = `${status} ${http.STATUS_CODES[status]}\n`;
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     });
+    // Starts node's tracking of the connections it is given (headers timeout, closeIdleConnections):
+    // it never listens itself, the front servers below do.
+    server.emit('listening');
+    return server;
+  }
+
+  private createFront(): net.Server {
+    // allowHalfOpen as node's HTTP server has it, so a connection handed over behaves as it expects.
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => {
+      this.sockets.add(socket);
+      this.emit('connectionsChanged', 'client', 1);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.emit('connectionsChanged', 'client', -1);
+        if (!this.sockets.size) this.onDrained?.();
+      });
+      this.fast.add(new ClientConnection(socket, this));
+    });
     this.servers.push(server);
     return server;
   }
@@ -180,10 +165,10 @@ export class ProxyServer {
   async listen(addresses = this.deps.config.listen): Promise<{ host: string; port: number }[]> {
     const bound: { host: string; port: number }[] = [];
     for (const a of addresses) {
-      const server = this.createServer();
+      const server = this.createFront();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: a.host, port: a.port }, () => {
+        server.listen({ host: a.host, port: a.port, backlog: 4096 }, () => {
           server.off('error', reject);
           resolve();
         });
@@ -197,9 +182,10 @@ export class ProxyServer {
   /** Stops accepting; open connections are cut after `graceMs`. */
   async close(graceMs = 0): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of this.servers) s.closeIdleConnections();
+    for (const c of [...this.fast]) c.closeSoon();
+    this.slow.closeIdleConnections();
     const cut = () => {
-      for (const s of this.servers) s.closeAllConnections();
+      for (const s of this.sockets) s.destroy();
       for (const t of this.tunnels) t.destroy();
     };
     const timer = setTimeout(cut, graceMs);
@@ -209,15 +195,14 @@ export class ProxyServer {
     // end and are recorded (journal, metrics): wait for those too.
     if (this.sockets.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearTimeout(timer);
+    // Stops node's connection checks (it reports "not running": it never listened).
+    this.slow.close(() => {});
     this.agent.destroy();
+    this.pool.destroy();
   }
 
   get activeTunnels(): number {
     return this.tunnels.size;
-  }
-
-  private record(kind: ConnectionRecord['kind'], time: number, client: string, method: string, scheme: ConnectionRecord['scheme'], host: string, port: number, path: string, decision: Decision, decisionSeconds: number): ConnectionRecord {
-    return { kind, time, client, user: null, method, scheme, host, port, path, decision, status: 0, bytesIn: 0, bytesOut: 0, durationMs: 0, problem: null, decisionSeconds };
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -244,7 +229,7 @@ export class ProxyServer {
     const client = req.socket.remoteAddress ?? '';
     const snapshot = this.deps.snapshot();
     const decision = decideCached(snapshot, { client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
-    const rec = this.record('request', started, client, req.method ?? 'GET', 'http', target.host, target.port, target.path, decision, Number(process.hrtime.bigint() - t0) / 1e9);
+    const rec = newRecord('request', started, client, req.method ?? 'GET', 'http', target.host, target.port, target.path, decision, Number(process.hrtime.bigint() - t0) / 1e9);
     const socket = req.socket;
     // The parser has already read this request's headers (often its whole body too): count from
     // where the previous request on this connection stopped, so uploads and headers are included.
@@ -334,16 +319,15 @@ export class ProxyServer {
     res.end(body);
   }
 
-  private onConnect(req: IncomingMessage, client: Socket, head: Buffer): void {
+  /** A CONNECT request (from either path): decide, then open the tunnel or answer why not. */
+  tunnel(client: Socket, target: string, lang: Lang, head: Buffer): void {
     const started = Date.now();
     const t0 = process.hrtime.bigint();
-    const lang = pickLang(req.headers['accept-language']);
     client.on('error', () => client.destroy());
-    if (this.deps.admit && !this.deps.admit()) {
+    if (!this.admit()) {
       this.endTunnel(client, 503, UNRECORDED);
       return;
     }
-    const target = req.url ?? '';
     // CONNECT takes authority-form only, port included (RFC 9110 §9.3.6).
     const hp = /:\d+$/.test(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
     if (!hp) {
@@ -352,7 +336,7 @@ export class ProxyServer {
     }
     const clientAddr = client.remoteAddress ?? '';
     const decision = decideCached(this.deps.snapshot(), { client: clientAddr, scheme: 'connect', host: hp.host, port: hp.port, path: '', time: started });
-    const rec = this.record('tunnel', started, clientAddr, 'CONNECT', 'connect', hp.host, hp.port, '', decision, Number(process.hrtime.bigint() - t0) / 1e9);
+    const rec = newRecord('tunnel', started, clientAddr, 'CONNECT', 'connect', hp.host, hp.port, '', decision, Number(process.hrtime.bigint() - t0) / 1e9);
     if (decision.action === 'block') {
       rec.status = 403;
       this.emit('tunnelOpened', rec);

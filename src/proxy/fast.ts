@@ -1,0 +1,546 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { VigieConfig } from '../config/types.js';
+import { decideCached } from '../policy/decide.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { ConnectionRecord } from './events.js';
+import { ChunkedScanner, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
+import { blockPage, errorPage, pickLang, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
+import { ResolveError, type HostResolver, type Resolved } from './resolver.js';
+import { classify, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
+import type { Upstream, UpstreamPool, UpstreamUser } from './upstream.js';
+
+/** What a client connection needs from the proxy around it. */
+export interface FastContext {
+  readonly config: VigieConfig;
+  readonly via: string;
+  readonly pool: UpstreamPool;
+  readonly resolver: HostResolver;
+  snapshot(): PolicySnapshot;
+  admit(): boolean;
+  requestDone(rec: ConnectionRecord): void;
+  upstreamError(problem: UpstreamProblem): void;
+  /** Gives the connection (and the bytes read but not used) to node's HTTP server. */
+  handoff(socket: Socket, unread: Buffer | null): void;
+  /** Opens a CONNECT tunnel on this socket; `head` is what the client sent after the request. */
+  tunnel(socket: Socket, target: string, lang: Lang, head: Buffer): void;
+  /** The connection stopped being a fast-path connection (closed, handed off, tunnelled). */
+  released(conn: ClientConnection): void;
+}
+
+const LFLF = Buffer.from('\n\n');
+const EMPTY = Buffer.alloc(0);
+const HTML = 'text/html; charset=utf-8';
+const TEXT = 'text/plain; charset=utf-8';
+/** Longest response head accepted from an origin. */
+const MAX_RESPONSE_HEAD = 65_536;
+
+const enum S {
+  /** Between requests (possibly with part of the next head buffered). */
+  Idle,
+  /** One exchange in progress; what the client sends meanwhile is buffered (pipelining) or is the request body. */
+  Busy,
+  /** Closed, handed to the slow path, or become a tunnel: no longer ours. */
+  Gone,
+}
+
+/**
+ * The fast path: one client connection speaking plain HTTP/1.1 through the proxy, on raw sockets.
+ * It handles what browsing is made of (requests without a body or with a Content-Length body,
+ * any response framing) and CONNECT; anything else (origin-form requests such as the PAC file,
+ * chunked uploads, Expect, Upgrade, HTTP/1.0, odd heads) goes to node's HTTP server with the bytes
+ * already read, for the rest of the connection. Node's request/response objects cost more than the
+ * filtering itself; here a request is one head string in, one head string out.
+ */
+export class ClientConnection implements UpstreamUser {
+  private buf: Buffer | null = null;
+  private state = S.Idle;
+  private processing = false;
+  private headerTimer: NodeJS.Timeout | null = null;
+  /** Reading from the client is paused: pipelined data piles up, or the origin cannot take the body yet. */
+  private paused = false;
+  private closeAfter = false;
+  private readonly client: string;
+
+  // The exchange in progress (reset by finish()).
+  private rec: ConnectionRecord | null = null;
+  private req: RequestHead | null = null;
+  private target: Target | null = null;
+  private resolved: Resolved | null = null;
+  private out = '';
+  private bodyLeft = 0;
+  private up: Upstream | null = null;
+  private waitingKey: string | null = null;
+  private respBuf: Buffer | null = null;
+  private resp: ResponseHead | null = null;
+  private left = 0;
+  private chunks: ChunkedScanner | null = null;
+  private upPaused = false;
+  private reusable = true;
+  private gotResponseBytes = false;
+  private retried = false;
+  private headSent = false;
+  private sent = 0;
+  private received = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: FastContext,
+  ) {
+    this.client = socket.remoteAddress ?? '';
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.on('drain', this.onDrain);
+    socket.on('timeout', this.onTimeout);
+    socket.setTimeout(ctx.config.timeouts.idleMs);
+  }
+
+  /** The proxy is shutting down: close now if idle, else after the exchange in progress. */
+  closeSoon(): void {
+    if (this.state === S.Idle && this.buf === null) this.socket.destroy();
+    else this.closeAfter = true;
+  }
+
+  private readonly onData = (d: Buffer): void => {
+    if (this.state === S.Busy) {
+      if (this.bodyLeft > 0 && this.up !== null && this.buf === null) {
+        const n = Math.min(this.bodyLeft, d.length);
+        this.bodyLeft -= n;
+        this.received += n;
+        if (!this.up.socket.write(n === d.length ? d : d.subarray(0, n))) this.pause();
+        if (n < d.length) this.append(d.subarray(n));
+      } else this.append(d);
+      if (this.buf !== null && this.buf.length > 4 * this.ctx.config.limits.maxHeaderBytes) this.pause();
+      return;
+    }
+    if (this.state === S.Gone) return;
+    this.append(d);
+    this.process();
+  };
+
+  private append(d: Buffer): void {
+    this.buf = this.buf === null ? d : Buffer.concat([this.buf, d]);
+  }
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  /** Takes the next request heads from the buffer, as long as the connection is between exchanges. */
+  private process(): void {
+    if (this.processing) return;
+    this.processing = true;
+    try {
+      const max = this.ctx.config.limits.maxHeaderBytes;
+      while (this.state === S.Idle && this.buf !== null) {
+        const buf = this.buf;
+        const end = buf.indexOf(CRLF2);
+        if (end === -1) {
+          // Too long, or lines ending in a bare LF: node's parser gives the right answer (431, 400).
+          if (buf.length > max || buf.indexOf(LFLF) !== -1) return this.handoff();
+          this.headerTimer ??= setTimeout(this.onHeadersTimeout, this.ctx.config.timeouts.headersMs);
+          return;
+        }
+        if (end + 4 > max) return this.handoff();
+        if (this.headerTimer) {
+          clearTimeout(this.headerTimer);
+          this.headerTimer = null;
+        }
+        const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via);
+        if (p === null || p.target.charCodeAt(0) === 47 /* / */) return this.handoff();
+        const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
+        if (p.method === 'CONNECT') {
+          this.buf = null;
+          this.detach();
+          this.ctx.tunnel(this.socket, p.target, pickLang(p.acceptLanguage), rest ?? EMPTY);
+          return;
+        }
+        this.buf = rest;
+        this.begin(p, end + 4);
+      }
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private detach(): void {
+    this.state = S.Gone;
+    if (this.headerTimer) clearTimeout(this.headerTimer);
+    this.headerTimer = null;
+    const s = this.socket;
+    // Paused first, so nothing is read with nobody listening.
+    s.pause();
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('error', this.onError);
+    s.off('close', this.onClose);
+    s.off('drain', this.onDrain);
+    s.off('timeout', this.onTimeout);
+    s.setTimeout(0);
+    this.ctx.released(this);
+  }
+
+  private handoff(): void {
+    const unread = this.buf;
+    this.buf = null;
+    this.detach();
+    this.ctx.handoff(this.socket, unread);
+  }
+
+  private begin(p: RequestHead, headBytes: number): void {
+    this.state = S.Busy;
+    this.req = p;
+    this.received = headBytes;
+    this.sent = 0;
+    this.headSent = false;
+    this.bodyLeft = p.contentLength;
+    if (p.close) this.closeAfter = true;
+    // A body we will not read would be taken for the next request: close after answering.
+    const unreadBody = () => {
+      if (this.bodyLeft > 0) this.closeAfter = true;
+    };
+    if (!this.ctx.admit()) {
+      unreadBody();
+      return this.reply(503, TEXT, Buffer.from(UNRECORDED), 'Retry-After: 5\r\n');
+    }
+    const target = parseAbsoluteUrl(p.target);
+    if (!target) {
+      unreadBody();
+      return this.reply(400, HTML, Buffer.from(errorPage(pickLang(p.acceptLanguage), '', 'bad-request')));
+    }
+    const started = Date.now();
+    const t0 = process.hrtime.bigint();
+    const decision = decideCached(this.ctx.snapshot(), { client: this.client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
+    this.rec = newRecord('request', started, this.client, p.method, 'http', target.host, target.port, target.path, decision, Number(process.hrtime.bigint() - t0) / 1e9);
+    if (decision.action === 'block') {
+      unreadBody();
+      const lang = pickLang(p.acceptLanguage);
+      return this.reply(403, HTML, Buffer.from(decision.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, target.host, decision)));
+    }
+    this.target = target;
+    const known = this.ctx.resolver.peek(target.host);
+    if (known === undefined) {
+      this.ctx.resolver.resolve(target.host).then(
+        (r) => this.rec !== null && this.forward(r),
+        (e: unknown) => this.rec !== null && this.fail(e instanceof ResolveError ? 'dns' : 'unreachable'),
+      );
+    } else if (known instanceof ResolveError) this.fail('dns');
+    else this.forward(known);
+  }
+
+  private forward(resolved: Resolved): void {
+    const p = this.req!;
+    const t = this.target!;
+    this.resolved = resolved;
+    this.out = `${p.method} ${t.path} HTTP/1.1\r\n${p.forward}Host: ${t.authority}\r\n\r\n`;
+    this.acquire();
+  }
+
+  private acquire(): void {
+    const t = this.target!;
+    const key = `${t.host}:${t.port}`;
+    this.waitingKey = key;
+    this.ctx.pool.acquire(key, this.resolved!.address, this.resolved!.family, t.port, this);
+  }
+
+  upReady(up: Upstream): void {
+    this.waitingKey = null;
+    if (this.rec === null) {
+      // The client left while this connection was being opened.
+      this.ctx.pool.release(up, true);
+      return;
+    }
+    this.up = up;
+    const s = up.socket;
+    s.cork();
+    s.write(this.out, 'latin1');
+    if (this.bodyLeft > 0 && this.buf !== null) {
+      const buf = this.buf;
+      const n = Math.min(this.bodyLeft, buf.length);
+      this.bodyLeft -= n;
+      this.received += n;
+      this.buf = n < buf.length ? buf.subarray(n) : null;
+      if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) this.pause();
+      else if (this.bodyLeft > 0) this.resume();
+    }
+    s.uncork();
+  }
+
+  upDrain(): void {
+    if (this.bodyLeft > 0) this.resume();
+  }
+
+  private readonly onDrain = (): void => {
+    if (this.upPaused && this.up !== null) {
+      this.upPaused = false;
+      this.up.socket.resume();
+    }
+  };
+
+  upFailed(err: NodeJS.ErrnoException): void {
+    this.waitingKey = null;
+    if (this.rec === null) return;
+    this.fail(classify(err));
+  }
+
+  upData(d: Buffer): void {
+    if (this.rec === null) return;
+    this.gotResponseBytes = true;
+    if (this.resp !== null) return this.body(d);
+    const buf = this.respBuf === null ? d : Buffer.concat([this.respBuf, d]);
+    const end = buf.indexOf(CRLF2);
+    if (end === -1) {
+      if (buf.length > MAX_RESPONSE_HEAD) return this.badUpstream();
+      this.respBuf = buf;
+      return;
+    }
+    this.respBuf = null;
+    const h = parseResponseHead(buf.toString('latin1', 0, end), this.req!.method === 'HEAD', this.ctx.via);
+    if (typeof h === 'string' || h.status === 101) return this.badUpstream();
+    const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
+    if (h.status < 200) {
+      // Interim answer (100, 103): passed on; the final head follows.
+      const interim = `${h.statusLine}\r\n${h.forward}\r\n`;
+      this.sent += interim.length;
+      this.socket.write(interim, 'latin1');
+      if (rest !== null) this.upData(rest);
+      return;
+    }
+    this.resp = h;
+    if (!h.reusable) this.reusable = false;
+    if (h.framing === 'close') this.closeAfter = true;
+    const head = `${h.statusLine}\r\n${h.forward}${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n`;
+    this.rec.status = h.status;
+    this.headSent = true;
+    this.sent += head.length;
+    this.left = h.length;
+    if (h.framing === 'chunked') this.chunks = new ChunkedScanner();
+    const s = this.socket;
+    if (h.framing === 'none' || (h.framing === 'length' && h.length === 0)) {
+      s.write(head, 'latin1');
+      if (rest !== null) this.reusable = false;
+      return this.finish();
+    }
+    if (rest === null) {
+      s.write(head, 'latin1');
+      return;
+    }
+    s.cork();
+    s.write(head, 'latin1');
+    this.body(rest);
+    s.uncork();
+  }
+
+  /** Passes response body bytes on, following the framing to find the end. */
+  private body(d: Buffer): void {
+    let chunk = d;
+    let done = false;
+    const h = this.resp!;
+    if (h.framing === 'length') {
+      if (d.length >= this.left) {
+        if (d.length > this.left) {
+          chunk = d.subarray(0, this.left);
+          this.reusable = false;
+        }
+        this.left = 0;
+        done = true;
+      } else this.left -= d.length;
+    } else if (h.framing === 'chunked') {
+      const end = this.chunks!.scan(d);
+      if (end === -2) {
+        this.rec!.problem = 'reset';
+        this.ctx.upstreamError('reset');
+        this.dropUpstream();
+        this.socket.destroy();
+        return;
+      }
+      if (end >= 0) {
+        done = true;
+        if (end < d.length) {
+          chunk = d.subarray(0, end);
+          this.reusable = false;
+        }
+      }
+    }
+    this.sent += chunk.length;
+    if (!this.socket.write(chunk) && !done && this.up !== null) {
+      this.upPaused = true;
+      this.up.socket.pause();
+    }
+    if (done) this.finish();
+  }
+
+  upClosed(err: NodeJS.ErrnoException | null): void {
+    const up = this.up;
+    this.up = null;
+    if (this.rec === null || this.state !== S.Busy) return;
+    if (this.resp !== null) {
+      // A body that ends with the connection is complete; any other was cut short.
+      if (this.resp.framing === 'close' && err === null) return this.finish();
+      this.rec.problem = 'reset';
+      this.ctx.upstreamError('reset');
+      this.socket.destroy();
+      return;
+    }
+    // A kept-alive connection the origin had just closed: try once more on a fresh one.
+    const m = this.req!.method;
+    if (up !== null && up.reused && !this.gotResponseBytes && !this.retried && this.req!.contentLength === 0 && (m === 'GET' || m === 'HEAD')) {
+      this.retried = true;
+      this.acquire();
+      return;
+    }
+    this.fail(err ? classify(err) : 'reset');
+  }
+
+  upTimeout(): void {
+    if (this.rec === null) return;
+    if (this.resp === null) return this.fail('response-timeout');
+    this.rec.problem = 'response-timeout';
+    this.dropUpstream();
+    this.socket.destroy();
+  }
+
+  private badUpstream(): void {
+    this.fail('reset');
+  }
+
+  private dropUpstream(): void {
+    const up = this.up;
+    if (up === null) return;
+    this.up = null;
+    up.user = null;
+    up.destroy();
+  }
+
+  private fail(problem: UpstreamProblem): void {
+    const rec = this.rec!;
+    rec.problem = problem;
+    this.ctx.upstreamError(problem);
+    this.dropUpstream();
+    if (this.headSent) {
+      this.socket.destroy();
+      return;
+    }
+    if (this.bodyLeft > 0) this.closeAfter = true;
+    this.reply(statusFor(problem), HTML, Buffer.from(errorPage(pickLang(this.req!.acceptLanguage), rec.host, problem)));
+  }
+
+  /** Answers the current request from the proxy itself (block, error and refusal pages). */
+  private reply(status: number, type: string, body: Buffer, extra = ''): void {
+    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nVia: ${this.ctx.via}\r\n${extra}${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n`;
+    if (this.rec !== null) this.rec.status = status;
+    this.headSent = true;
+    const s = this.socket;
+    if (this.req!.method === 'HEAD') {
+      s.write(head, 'latin1');
+      this.sent += head.length;
+    } else {
+      s.cork();
+      s.write(head, 'latin1');
+      s.write(body);
+      s.uncork();
+      this.sent += head.length + body.length;
+    }
+    this.finish();
+  }
+
+  /** The exchange is over: record it, give the origin connection back, go on with the next request. */
+  private finish(): void {
+    const rec = this.rec;
+    const up = this.up;
+    if (this.bodyLeft > 0) {
+      // The answer came before the whole request body: neither connection knows where it stands.
+      this.closeAfter = true;
+      this.reusable = false;
+    }
+    if (up !== null) {
+      this.up = null;
+      if (this.upPaused) up.socket.resume();
+      this.ctx.pool.release(up, this.reusable);
+    }
+    this.reset();
+    if (rec !== null) {
+      rec.durationMs = Date.now() - rec.time;
+      rec.bytesIn = this.received;
+      rec.bytesOut = this.sent;
+      this.ctx.requestDone(rec);
+    }
+    if (this.closeAfter) {
+      this.state = S.Gone;
+      this.buf = null;
+      this.socket.end();
+      return;
+    }
+    this.state = S.Idle;
+    this.resume();
+    if (this.buf !== null) this.process();
+  }
+
+  private reset(): void {
+    this.rec = null;
+    this.req = null;
+    this.target = null;
+    this.resolved = null;
+    this.out = '';
+    this.bodyLeft = 0;
+    this.respBuf = null;
+    this.resp = null;
+    this.left = 0;
+    this.chunks = null;
+    this.upPaused = false;
+    this.reusable = true;
+    this.gotResponseBytes = false;
+    this.retried = false;
+  }
+
+  private readonly onHeadersTimeout = (): void => {
+    this.headerTimer = null;
+    if (this.state !== S.Idle) return;
+    this.state = S.Gone;
+    this.socket.end('HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n');
+  };
+
+  private readonly onEnd = (): void => {
+    // The client will send nothing more: answer what is in progress, then close.
+    if (this.state === S.Busy) this.closeAfter = true;
+    else this.socket.end();
+  };
+
+  private readonly onTimeout = (): void => {
+    // While an exchange runs the origin's own timeout applies.
+    if (this.state !== S.Busy) this.socket.destroy();
+  };
+
+  private readonly onError = (): void => {
+    this.socket.destroy();
+  };
+
+  private readonly onClose = (): void => {
+    if (this.headerTimer) clearTimeout(this.headerTimer);
+    this.headerTimer = null;
+    if (this.waitingKey !== null) this.ctx.pool.cancel(this.waitingKey, this);
+    this.waitingKey = null;
+    this.dropUpstream();
+    const rec = this.rec;
+    this.reset();
+    this.state = S.Gone;
+    this.buf = null;
+    this.ctx.released(this);
+    if (rec !== null) {
+      rec.durationMs = Date.now() - rec.time;
+      rec.bytesIn = this.received;
+      rec.bytesOut = this.sent;
+      this.ctx.requestDone(rec);
+    }
+  };
+}

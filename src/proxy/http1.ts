@@ -1,0 +1,411 @@
+/**
+ * Just enough HTTP/1.1 for the proxy's fast path (src/proxy/fast.ts): the request and response
+ * heads it rewrites, and the chunked framing it must follow to find where a response ends.
+ * Anything these parsers do not fully understand is not guessed at: a request head comes back
+ * null and goes to node's own parser (the slow path), a response head comes back as an error (502).
+ * Pure functions over latin1 strings (one char per byte), testable without sockets.
+ */
+
+export const CRLF2 = Buffer.from('\r\n\r\n');
+
+/** Characters no head may contain: controls other than HT, and CR or LF outside a CRLF pair. */
+const BAD_HEAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+const METHOD = /^[A-Z]{1,20}$/;
+
+/** A request head the fast path can forward as it is (apart from the proxy's own rewriting). */
+export interface RequestHead {
+  method: string;
+  /** The request-target as sent (absolute-form for a proxy, authority-form for CONNECT). */
+  target: string;
+  /** The header lines to forward, each ending in CRLF: hop-by-hop and Host removed, Via added. */
+  forward: string;
+  /** Body length (Content-Length); 0 when none. */
+  contentLength: number;
+  /** The client asked to close the connection after this exchange. */
+  close: boolean;
+  acceptLanguage: string | undefined;
+}
+
+/** A response head, rewritten for the client. */
+export interface ResponseHead {
+  status: number;
+  /** `HTTP/1.1 200 OK`-style status line for the client, without CRLF. */
+  statusLine: string;
+  /** Header lines to send on (CRLF-terminated), hop-by-hop removed except a chunked Transfer-Encoding, Via added. */
+  forward: string;
+  /** How the body ends: a length, the chunked framing, the connection closing, or no body at all. */
+  framing: 'length' | 'chunked' | 'close' | 'none';
+  length: number;
+  /** The origin lets this connection carry another request. */
+  reusable: boolean;
+}
+
+/** Names the fast path looks at, by length first so most lines cost one comparison. */
+const enum H {
+  Other,
+  Connection,
+  ProxyConnection,
+  KeepAlive,
+  ProxyAuthenticate,
+  ProxyAuthorization,
+  TE,
+  Trailer,
+  TransferEncoding,
+  Upgrade,
+  Host,
+  Via,
+  ContentLength,
+  Expect,
+  AcceptLanguage,
+}
+
+function kind(name: string): H {
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === 'te' ? H.TE : H.Other;
+    case 3:
+      return name.toLowerCase() === 'via' ? H.Via : H.Other;
+    case 4:
+      return name.toLowerCase() === 'host' ? H.Host : H.Other;
+    case 6:
+      return name.toLowerCase() === 'expect' ? H.Expect : H.Other;
+    case 7: {
+      const l = name.toLowerCase();
+      return l === 'trailer' ? H.Trailer : l === 'upgrade' ? H.Upgrade : H.Other;
+    }
+    case 10: {
+      const l = name.toLowerCase();
+      return l === 'connection' ? H.Connection : l === 'keep-alive' ? H.KeepAlive : H.Other;
+    }
+    case 14:
+      return name.toLowerCase() === 'content-length' ? H.ContentLength : H.Other;
+    case 15:
+      return name.toLowerCase() === 'accept-language' ? H.AcceptLanguage : H.Other;
+    case 16:
+      return name.toLowerCase() === 'proxy-connection' ? H.ProxyConnection : H.Other;
+    case 17:
+      return name.toLowerCase() === 'transfer-encoding' ? H.TransferEncoding : H.Other;
+    case 18:
+      return name.toLowerCase() === 'proxy-authenticate' ? H.ProxyAuthenticate : H.Other;
+    case 19:
+      return name.toLowerCase() === 'proxy-authorization' ? H.ProxyAuthorization : H.Other;
+    default:
+      return H.Other;
+  }
+}
+
+/** Valid header name: non-empty, no whitespace (a space before the colon is how smuggling starts). */
+function badName(line: string, colon: number): boolean {
+  if (colon <= 0) return true;
+  const c0 = line.charCodeAt(0);
+  if (c0 === 32 || c0 === 9) return true; // obs-fold
+  const lastName = line.charCodeAt(colon - 1);
+  return lastName === 32 || lastName === 9 || line.lastIndexOf(' ', colon) !== -1 || line.lastIndexOf('\t', colon) !== -1;
+}
+
+/** Digits only, at most 15 of them (lengths stay exact integers); -1 otherwise. */
+function parseLength(v: string): number {
+  if (v.length === 0 || v.length > 15) return -1;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+  }
+  return Number(v);
+}
+
+/**
+ * Connection-header tokens other than close/keep-alive name further hop-by-hop headers; returns
+ * null when there are none (the common case, no allocation).
+ */
+function namedTokens(value: string, into: Set<string> | null): Set<string> | null {
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t && t !== 'close' && t !== 'keep-alive') (into ??= new Set()).add(t);
+  }
+  return into;
+}
+
+const hasToken = (value: string, token: string): boolean => {
+  for (const t of value.split(',')) if (t.trim().toLowerCase() === token) return true;
+  return false;
+};
+
+/**
+ * Parses a request head (the text before the blank line). Returns null for whatever the fast path
+ * leaves to node's parser: another HTTP version, a chunked or announced-but-odd body, Expect,
+ * Upgrade, a malformed line. `via` is this proxy's Via entry (`1.1 vigie`).
+ */
+export function parseRequestHead(head: string, via: string): RequestHead | null {
+  if (BAD_HEAD_CHARS.test(head)) return null;
+  let eol = head.indexOf('\r\n');
+  const line = eol === -1 ? head : head.slice(0, eol);
+  const sp1 = line.indexOf(' ');
+  const sp2 = line.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 === -1 || line.length - sp2 !== 9 || !line.endsWith(' HTTP/1.1')) return null;
+  const method = line.slice(0, sp1);
+  const target = line.slice(sp1 + 1, sp2);
+  if (!METHOD.test(method) || target.length === 0) return null;
+  let forward = '';
+  let contentLength = -1;
+  let close = false;
+  let acceptLanguage: string | undefined;
+  let named: Set<string> | null = null;
+  let viaSeen = false;
+  while (eol !== -1) {
+    const start = eol + 2;
+    eol = head.indexOf('\r\n', start);
+    const l = eol === -1 ? head.slice(start) : head.slice(start, eol);
+    const colon = l.indexOf(':');
+    if (badName(l, colon)) return null;
+    const name = l.slice(0, colon);
+    const k = kind(name);
+    switch (k) {
+      case H.Other:
+        forward += l + '\r\n';
+        continue;
+      case H.TransferEncoding:
+      case H.Expect:
+      case H.Upgrade:
+        return null;
+      case H.ContentLength: {
+        const n = parseLength(l.slice(colon + 1).trim());
+        if (n < 0 || (contentLength !== -1 && n !== contentLength)) return null;
+        contentLength = n;
+        forward += l + '\r\n';
+        continue;
+      }
+      case H.Connection:
+      case H.ProxyConnection: {
+        const v = l.slice(colon + 1);
+        if (hasToken(v, 'close')) close = true;
+        named = namedTokens(v, named);
+        continue;
+      }
+      case H.Via:
+        viaSeen = true;
+        forward += `${l}, ${via}\r\n`;
+        continue;
+      case H.AcceptLanguage:
+        acceptLanguage = l.slice(colon + 1).trim();
+        forward += l + '\r\n';
+        continue;
+      case H.Host:
+        continue;
+      default:
+        // the other hop-by-hop headers are dropped
+        continue;
+    }
+  }
+  if (named !== null) forward = dropNamed(forward, named);
+  if (!viaSeen) forward += `Via: ${via}\r\n`;
+  return { method, target, forward, contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage };
+}
+
+/** Removes the lines whose names a Connection header listed (rare: a second pass is fine). */
+function dropNamed(lines: string, named: Set<string>): string {
+  let out = '';
+  for (const l of lines.split('\r\n')) {
+    if (!l) continue;
+    if (named.has(l.slice(0, l.indexOf(':')).trim().toLowerCase())) continue;
+    out += l + '\r\n';
+  }
+  return out;
+}
+
+/**
+ * Parses a response head. `headRequest`: the request was HEAD, so no body follows whatever the
+ * headers say. Returns a string naming the problem when the head is not valid HTTP/1.x.
+ */
+export function parseResponseHead(head: string, headRequest: boolean, via: string): ResponseHead | string {
+  if (BAD_HEAD_CHARS.test(head)) return 'invalid characters in the response head';
+  let eol = head.indexOf('\r\n');
+  const line = eol === -1 ? head : head.slice(0, eol);
+  if (line.length < 12 || !line.startsWith('HTTP/1.') || line.charCodeAt(12) !== 32 && line.length > 12) return 'bad status line';
+  const minor = line.charCodeAt(7);
+  if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return 'bad status line';
+  const status = parseLength(line.slice(9, 12));
+  if (status < 100 || status > 999) return 'bad status code';
+  let forward = '';
+  let length = -1;
+  let chunked = false;
+  let transferEncoding = false;
+  let keepAlive = minor === 49;
+  let named: Set<string> | null = null;
+  let viaSeen = false;
+  let teLine = '';
+  while (eol !== -1) {
+    const start = eol + 2;
+    eol = head.indexOf('\r\n', start);
+    const l = eol === -1 ? head.slice(start) : head.slice(start, eol);
+    const colon = l.indexOf(':');
+    if (badName(l, colon)) return 'bad header line';
+    const k = kind(l.slice(0, colon));
+    switch (k) {
+      case H.Other:
+      case H.Host:
+      case H.Expect:
+      case H.AcceptLanguage:
+        forward += l + '\r\n';
+        continue;
+      case H.ContentLength: {
+        const n = parseLength(l.slice(colon + 1).trim());
+        if (n < 0 || (length !== -1 && n !== length)) return 'bad Content-Length';
+        length = n;
+        continue;
+      }
+      case H.TransferEncoding: {
+        const v = l.slice(colon + 1).trim().toLowerCase();
+        transferEncoding = true;
+        // Only the last coding frames the message (RFC 9112 §6.3).
+        chunked = v === 'chunked' || v.endsWith(',chunked') || v.endsWith(' chunked');
+        teLine = teLine ? `${teLine}, ${l.slice(colon + 1).trim()}` : l.slice(colon + 1).trim();
+        continue;
+      }
+      case H.Connection:
+      case H.ProxyConnection: {
+        const v = l.slice(colon + 1);
+        if (hasToken(v, 'close')) keepAlive = false;
+        else if (hasToken(v, 'keep-alive')) keepAlive = true;
+        named = namedTokens(v, named);
+        continue;
+      }
+      case H.Via:
+        viaSeen = true;
+        forward += `${l}, ${via}\r\n`;
+        continue;
+      default:
+        continue;
+    }
+  }
+  if (named !== null) forward = dropNamed(forward, named);
+  if (!viaSeen) forward += `Via: ${via}\r\n`;
+  let framing: ResponseHead['framing'];
+  if (headRequest || status === 204 || status === 304 || (status >= 100 && status < 200)) framing = 'none';
+  else if (transferEncoding) framing = chunked ? 'chunked' : 'close';
+  else if (length !== -1) framing = 'length';
+  else framing = 'close';
+  // The body's framing headers go on as they came (the client speaks HTTP/1.1 too).
+  if (transferEncoding) forward += `Transfer-Encoding: ${teLine}\r\n`;
+  else if (length !== -1) forward += `Content-Length: ${length}\r\n`;
+  const reason = line.length > 13 ? line.slice(13) : '';
+  return {
+    status,
+    statusLine: `HTTP/1.1 ${line.slice(9, 12)}${reason ? ' ' + reason : ''}`,
+    forward,
+    framing,
+    length: framing === 'length' ? length : 0,
+    reusable: keepAlive && framing !== 'close',
+  };
+}
+
+const enum C {
+  Size,
+  Ext,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  TrailerStart,
+  Trailer,
+  TrailerLf,
+  EndLf,
+  Done,
+}
+
+/**
+ * Follows a chunked body without decoding it (the bytes go on unchanged) to find where it ends.
+ * Chunk sizes are limited to 2^48 - 1 and extensions and trailers to `maxLine` bytes each.
+ */
+export class ChunkedScanner {
+  private state = C.Size;
+  private size = 0;
+  private digits = 0;
+  private line = 0;
+
+  constructor(private readonly maxLine = 16_384) {}
+
+  /** Scans `buf` from `from`; returns the index just past the body's end, -1 if not there yet, -2 on a framing error. */
+  scan(buf: Buffer, from = 0): number {
+    let i = from;
+    const n = buf.length;
+    while (i < n) {
+      switch (this.state) {
+        case C.Data: {
+          const take = Math.min(this.size, n - i);
+          this.size -= take;
+          i += take;
+          if (this.size === 0) this.state = C.DataCr;
+          continue;
+        }
+        case C.Size: {
+          const c = buf[i]!;
+          const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+          if (v !== -1) {
+            if (++this.digits > 12) return -2;
+            this.size = this.size * 16 + v;
+          } else if (this.digits === 0) return -2;
+          else if (c === 13) this.state = C.SizeLf;
+          else if (c === 59 /* ; */ || c === 32 || c === 9) {
+            this.state = C.Ext;
+            this.line = 0;
+          } else return -2;
+          i++;
+          continue;
+        }
+        case C.Ext: {
+          const c = buf[i]!;
+          if (c === 13) this.state = C.SizeLf;
+          else if (c === 10 || ++this.line > this.maxLine) return -2;
+          i++;
+          continue;
+        }
+        case C.SizeLf:
+          if (buf[i] !== 10) return -2;
+          i++;
+          this.digits = 0;
+          if (this.size === 0) {
+            this.state = C.TrailerStart;
+          } else this.state = C.Data;
+          continue;
+        case C.DataCr:
+          if (buf[i] !== 13) return -2;
+          i++;
+          this.state = C.DataLf;
+          continue;
+        case C.DataLf:
+          if (buf[i] !== 10) return -2;
+          i++;
+          this.state = C.Size;
+          continue;
+        case C.TrailerStart:
+          if (buf[i] === 13) this.state = C.EndLf;
+          else if (buf[i] === 10) return -2;
+          else {
+            this.state = C.Trailer;
+            this.line = 0;
+          }
+          i++;
+          continue;
+        case C.Trailer: {
+          const c = buf[i]!;
+          if (c === 13) this.state = C.TrailerLf;
+          else if (c === 10 || ++this.line > this.maxLine) return -2;
+          i++;
+          continue;
+        }
+        case C.TrailerLf:
+          if (buf[i] !== 10) return -2;
+          i++;
+          this.state = C.TrailerStart;
+          continue;
+        case C.EndLf:
+          if (buf[i] !== 10) return -2;
+          this.state = C.Done;
+          return i + 1;
+        case C.Done:
+          return i;
+      }
+    }
+    return this.state === C.Done ? i : -1;
+  }
+}

@@ -1,0 +1,196 @@
+import net, { type Socket } from 'node:net';
+
+/** Who is using an upstream connection right now: one exchange of a client connection. */
+export interface UpstreamUser {
+  /** The connection is ready (new, or reused from the pool). */
+  upReady(up: Upstream): void;
+  /** A new connection could not be opened. */
+  upFailed(err: NodeJS.ErrnoException): void;
+  upData(chunk: Buffer): void;
+  /** The origin closed the connection, or it failed; `err` is null for a clean end. */
+  upClosed(err: NodeJS.ErrnoException | null): void;
+  /** Nothing came from the origin for the response timeout. */
+  upTimeout(): void;
+  /** The origin's socket can take more of the request body. */
+  upDrain(): void;
+}
+
+/**
+ * One keep-alive connection to an origin. Its listeners are attached once and follow whoever uses
+ * it (`user`), so reusing it costs no listener churn; idle in the pool, anything it hears (data,
+ * end) means the origin gave up on it and it is dropped.
+ */
+export class Upstream {
+  user: UpstreamUser | null = null;
+  /** It carried an exchange before: a failure before any response byte may be a stale keep-alive. */
+  reused = false;
+  idle = false;
+  private gone = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly key: string,
+    private readonly pool: UpstreamPool,
+  ) {
+    socket.on('data', (d: Buffer) => {
+      if (this.user) this.user.upData(d);
+      else this.destroy();
+    });
+    socket.on('drain', () => this.user?.upDrain());
+    socket.on('timeout', () => {
+      if (this.user) this.user.upTimeout();
+      else this.destroy();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => this.closed(e));
+    socket.on('close', () => this.closed(null));
+    socket.on('end', () => socket.destroy());
+  }
+
+  private closed(err: NodeJS.ErrnoException | null): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.pool.forget(this);
+    const user = this.user;
+    this.user = null;
+    user?.upClosed(err);
+  }
+
+  get alive(): boolean {
+    return !this.gone && !this.socket.destroyed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+    this.closed(null);
+  }
+}
+
+interface Origin {
+  idle: Upstream[];
+  /** Connections open or opening (idle included), against the per-origin limit. */
+  total: number;
+  waiting: { user: UpstreamUser; address: string; family: number; port: number }[];
+}
+
+export interface PoolOptions {
+  maxPerOrigin: number;
+  connectMs: number;
+  /** Inactivity limit of a connection, in use (response timeout) or idle in the pool. */
+  timeoutMs: number;
+}
+
+/**
+ * Keep-alive connections to origins, by `host:port` name as node's Agent does; last used first,
+ * so a quiet period lets the extra ones time out. Beyond `maxPerOrigin` users wait in order.
+ */
+export class UpstreamPool {
+  private readonly origins = new Map<string, Origin>();
+  private closing = false;
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  private origin(key: string): Origin {
+    let o = this.origins.get(key);
+    if (!o) {
+      o = { idle: [], total: 0, waiting: [] };
+      this.origins.set(key, o);
+    }
+    return o;
+  }
+
+  acquire(key: string, address: string, family: number, port: number, user: UpstreamUser): void {
+    const o = this.origin(key);
+    let up = o.idle.pop();
+    while (up && !up.alive) up = o.idle.pop();
+    if (up) {
+      up.idle = false;
+      up.user = user;
+      user.upReady(up);
+      return;
+    }
+    if (o.total >= this.opts.maxPerOrigin) {
+      o.waiting.push({ user, address, family, port });
+      return;
+    }
+    this.open(o, key, address, family, port, user);
+  }
+
+  private open(o: Origin, key: string, address: string, family: number, port: number, user: UpstreamUser): void {
+    o.total++;
+    const socket = net.connect({ host: address, port, family, noDelay: true });
+    const up = new Upstream(socket, key, this);
+    up.user = null;
+    let timer: NodeJS.Timeout | null = setTimeout(() => {
+      timer = null;
+      socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    }, this.opts.connectMs);
+    // Until it connects, failures belong to the opener; then it behaves like any pooled connection.
+    const opener: UpstreamUser = {
+      upReady() {},
+      upFailed() {},
+      upData() {},
+      upDrain() {},
+      upTimeout() {},
+      upClosed: (err) => {
+        if (timer) clearTimeout(timer);
+        user.upFailed(err ?? Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }));
+      },
+    };
+    up.user = opener;
+    socket.once('connect', () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      socket.setTimeout(this.opts.timeoutMs);
+      up.user = user;
+      user.upReady(up);
+    });
+  }
+
+  /** Gives a connection back after an exchange; a connection that cannot be reused is closed. */
+  release(up: Upstream, reusable: boolean): void {
+    up.user = null;
+    if (!reusable || !up.alive || this.closing) {
+      up.destroy();
+      return;
+    }
+    up.reused = true;
+    const o = this.origin(up.key);
+    const next = o.waiting.shift();
+    if (next) {
+      up.user = next.user;
+      next.user.upReady(up);
+      return;
+    }
+    up.idle = true;
+    o.idle.push(up);
+  }
+
+  /** A waiting user gave up (its client left). */
+  cancel(key: string, user: UpstreamUser): void {
+    const o = this.origins.get(key);
+    if (!o) return;
+    const i = o.waiting.findIndex((w) => w.user === user);
+    if (i !== -1) o.waiting.splice(i, 1);
+  }
+
+  /** Called once per connection when it closes: frees its slot for whoever waits. */
+  forget(up: Upstream): void {
+    const o = this.origins.get(up.key);
+    if (!o) return;
+    o.total--;
+    if (up.idle) {
+      const i = o.idle.indexOf(up);
+      if (i !== -1) o.idle.splice(i, 1);
+    }
+    const next = o.waiting.shift();
+    if (next) this.open(o, up.key, next.address, next.family, next.port, next.user);
+    else if (o.total === 0) this.origins.delete(up.key);
+  }
+
+  destroy(): void {
+    this.closing = true;
+    for (const o of this.origins.values()) {
+      for (const up of o.idle.splice(0)) up.destroy();
+    }
+  }
+}
