@@ -71,11 +71,17 @@ t.test('chunked scanner finds the end however the bytes are split', async (t) =>
       const len = 1 + rnd(12);
       const piece = all.subarray(pos, pos + len);
       const r = sc.scan(piece);
-      if (r === -2) return t.fail(`round ${round}: framing error at ${pos}`);
+      if (r === -2) {
+        t.fail(`round ${round}: framing error at ${pos}`);
+        return;
+      }
       if (r >= 0) end = pos + r;
       pos += piece.length;
     }
-    if (end !== body.length) return t.fail(`round ${round}: end at ${end}, expected ${body.length}`);
+    if (end !== body.length) {
+      t.fail(`round ${round}: end at ${end}, expected ${body.length}`);
+      return;
+    }
   }
   t.pass('300 random splits, end found exactly each time');
   t.equal(new ChunkedScanner().scan(Buffer.from('0\r\n\r\n')), 5, 'empty body');
