@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
+import { BatchEncoder } from './batch.js';
 import { JournalQuery } from './reader.js';
-import type { WireEnd, WireRow } from './row.js';
 import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './worker.js';
 
@@ -26,6 +26,8 @@ export interface JournalOptions {
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
   /** Delay before a failed batch is retried. */
   retryMs?: number;
+  /** Nice value of the writer thread (0 = the process's own); see worker.ts. */
+  writerNice?: number;
 }
 
 export const journalFile = (dir: string): string => join(dir, 'journal.db');
@@ -37,20 +39,19 @@ export interface JournalHandle extends JournalReader {
 }
 
 /**
- * Rows per message to the writer: copying a message is synchronous work on the proxy's thread, so
- * it comes in small pieces (~1 ms each at most); the writer merges what waits into one transaction.
+ * Rows per message to the writer. Messages are transferred buffers (batch.ts), not copies; the
+ * writer merges what waits into one transaction, so a deep queue makes bigger transactions.
  */
 const BATCH_ROWS = 1024;
 const MAX_IN_FLIGHT = 16;
 
 /**
- * The connection journal as the proxy sees it: an observer that only appends a flat tuple to a
- * bounded queue. Batches go to a worker thread that writes them in SQLite transactions; the proxy
+ * The connection journal as the proxy sees it: an observer that only appends a binary record to a
+ * bounded queue (strings by number, batch.ts). Batches go to a worker thread that writes them in SQLite transactions; the proxy
  * thread never touches the disk to record. Reads go through a separate read-only connection.
  */
 export class Journal implements ProxyObserver, JournalHandle {
-  private queue: WireRow[] = [];
-  private ends: WireEnd[] = [];
+  private readonly encoder = new BatchEncoder(BATCH_ROWS);
   private inFlightBatches = 0;
   private inFlightRows = 0;
   private nextId = 0;
@@ -72,6 +73,8 @@ export class Journal implements ProxyObserver, JournalHandle {
   private waiters: { target: number; resolve: () => void }[] = [];
   private closedResolve: ((unwritten: number) => void) | null = null;
   private query: JournalQuery | null = null;
+  /** The writer thread's id (Linux), for CPU accounting in benchmarks; null elsewhere. */
+  writerTid: number | null = null;
 
   constructor(private readonly opts: JournalOptions) {}
 
@@ -81,7 +84,7 @@ export class Journal implements ProxyObserver, JournalHandle {
 
   /** Starts the writer thread; resolves once the journal can record (ids continue the file's). */
   async open(): Promise<void> {
-    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs };
+    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null };
     const here = import.meta.url;
     const worker = here.endsWith('.ts')
       ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
@@ -98,8 +101,9 @@ export class Journal implements ProxyObserver, JournalHandle {
           worker.off('error', onError);
           worker.off('exit', onExit);
           this.nextId = m.nextId;
+          this.writerTid = m.tid;
           this.ready = true;
-          this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}` });
+          this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged' });
           resolve();
         } else if (m.type === 'error' && !this.ready) reject(new Error(m.message));
         else this.onMessage(m);
@@ -137,7 +141,7 @@ export class Journal implements ProxyObserver, JournalHandle {
           this.opts.log.warn('journal writes again', { queued: this.depth() });
         }
         this.waiters = this.waiters.filter((w) => (this.written >= w.target ? (w.resolve(), false) : true));
-        if (this.queue.length || this.ends.length) this.send();
+        if (this.encoder.records) this.send();
         break;
       case 'error':
         if (!this.failing) this.opts.log.error(`journal cannot write: ${m.message}`, { policy: this.opts.overflow });
@@ -156,19 +160,20 @@ export class Journal implements ProxyObserver, JournalHandle {
   }
 
   private depth(): number {
-    return this.queue.length + this.ends.length + this.inFlightRows;
+    return this.encoder.records + this.inFlightRows;
   }
 
   /** Posts the queued rows to the writer (a bounded number of messages in flight: back-pressure shows as depth). */
-  private send(): void {
-    if (!this.worker || this.inFlightBatches >= MAX_IN_FLIGHT || (!this.queue.length && !this.ends.length)) return;
-    const rows = this.queue;
-    const ends = this.ends;
-    this.queue = [];
-    this.ends = [];
-    this.inFlightBatches++;
-    this.inFlightRows += rows.length + ends.length;
-    this.worker.postMessage({ type: 'batch', rows, ends } satisfies ToWorker);
+  private send(all = false): void {
+    const worker = this.worker;
+    if (!worker) return;
+    while (all || this.inFlightBatches < MAX_IN_FLIGHT) {
+      const m = this.encoder.next();
+      if (!m) return;
+      this.inFlightBatches++;
+      this.inFlightRows += m.n;
+      worker.postMessage({ type: 'batch', ...m } satisfies ToWorker, [m.buf]);
+    }
   }
 
   /** The proxy asks before taking new work; false under the `block` policy when rows cannot be recorded. */
@@ -177,7 +182,8 @@ export class Journal implements ProxyObserver, JournalHandle {
     return this.ready && !this.closed && !this.failing && this.depth() < this.opts.queueMax;
   }
 
-  private push(row: WireRow): boolean {
+  /** Whether a row can be queued now; counts it lost when not. */
+  private room(): boolean {
     const full = !this.ready || this.closed || this.depth() >= this.opts.queueMax;
     // Under `block`, connections already admitted are still recorded: the queue's overshoot is
     // bounded by the connections in progress, and admit() refuses new ones meanwhile.
@@ -185,10 +191,12 @@ export class Journal implements ProxyObserver, JournalHandle {
       this.lose(1);
       return false;
     }
-    this.queue.push(row);
-    this.enqueued++;
-    if (this.queue.length >= BATCH_ROWS) this.send();
     return true;
+  }
+
+  private queued(): void {
+    this.enqueued++;
+    if (this.encoder.hasSealed) this.send();
   }
 
   private lose(n: number): void {
@@ -206,8 +214,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     }
   }
 
-  private wire(rec: ConnectionRecord, id: number): WireRow {
-    const d = rec.decision;
+  private record(rec: ConnectionRecord, id: number): void {
     let path: string | null = null;
     if (rec.scheme === 'http') {
       path = rec.path;
@@ -217,19 +224,20 @@ export class Journal implements ProxyObserver, JournalHandle {
       }
     }
     const tunnel = rec.kind === 'tunnel';
-    return [id, rec.time, rec.client, rec.user, d.profile, rec.method, rec.scheme, rec.host, rec.port, path, rec.status, tunnel ? 0 : rec.bytesIn, tunnel ? 0 : rec.bytesOut, tunnel ? 0 : rec.durationMs, d.action, d.category, d.rule, d.policyVersion];
+    this.encoder.row(id, rec.time, rec.scheme === 'connect', rec.client, rec.user, rec.decision, rec.method, rec.host, rec.port, path, rec.status, tunnel ? 0 : rec.bytesIn, tunnel ? 0 : rec.bytesOut, tunnel ? 0 : rec.durationMs);
+    this.queued();
   }
 
   requestDone(rec: ConnectionRecord): void {
-    if (this.push(this.wire(rec, this.nextId))) this.nextId++;
+    if (!this.room()) return;
+    this.record(rec, this.nextId++);
   }
 
   tunnelOpened(rec: ConnectionRecord): void {
-    const id = this.nextId;
-    if (this.push(this.wire(rec, id))) {
-      this.nextId++;
-      if (rec.status === 200) this.tunnelIds.set(rec, id);
-    }
+    if (!this.room()) return;
+    const id = this.nextId++;
+    this.record(rec, id);
+    if (rec.status === 200) this.tunnelIds.set(rec, id);
   }
 
   tunnelClosed(rec: ConnectionRecord): void {
@@ -237,8 +245,8 @@ export class Journal implements ProxyObserver, JournalHandle {
     if (id === undefined) return;
     this.tunnelIds.delete(rec);
     if (this.closed) return this.lose(1);
-    this.ends.push([id, rec.time, rec.bytesIn, rec.bytesOut, rec.durationMs]);
-    this.enqueued++;
+    this.encoder.end(id, rec.time, rec.bytesIn, rec.bytesOut, rec.durationMs);
+    this.queued();
   }
 
   /** Cheap: counters only. */
@@ -280,16 +288,8 @@ export class Journal implements ProxyObserver, JournalHandle {
       worker.ref();
       const unwritten = await new Promise<number>((resolve) => {
         this.closedResolve = resolve;
-        // Everything left goes in one last batch; the worker writes it before closing.
-        const rows = this.queue;
-        const ends = this.ends;
-        this.queue = [];
-        this.ends = [];
-        if (rows.length || ends.length) {
-          this.inFlightBatches++;
-          this.inFlightRows += rows.length + ends.length;
-          worker.postMessage({ type: 'batch', rows, ends } satisfies ToWorker);
-        }
+        // Everything left goes now, whatever is in flight; the worker writes it before closing.
+        this.send(true);
         if (this.lost > this.lostLogged) worker.postMessage({ type: 'lost', count: this.lost - this.lostLogged } satisfies ToWorker);
         worker.postMessage({ type: 'close' } satisfies ToWorker);
       });

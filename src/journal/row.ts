@@ -1,8 +1,9 @@
+import { createHash } from 'node:crypto';
 import type { JournalDecision, JournalRow } from './types.js';
 
 /**
- * A row on its way to the writer, as a flat tuple in JournalRow field order: cheap to build on the
- * proxy's path, cheap to post to the worker, and its JSON is the canonical text the hash chain covers.
+ * A row as a flat tuple in JournalRow field order: what JournalWriter.write() takes in tests and
+ * tools; the proxy's path encodes rows into binary batches instead (batch.ts).
  */
 export type WireRow = [
   id: number,
@@ -28,8 +29,45 @@ export type WireRow = [
 /** The end of a tunnel: [row id, row start time (picks the partition), bytes in, bytes out, duration]. */
 export type WireEnd = [id: number, time: number, bytesIn: number, bytesOut: number, durationMs: number];
 
+/** Chain format 1 (links written before format 2 existed): each row's JSON tuple, then '\n'. Verify only. */
 export const rowLine = (r: WireRow): string => JSON.stringify(r);
 export const endLine = (id: number, bytesIn: number, bytesOut: number, durationMs: number): string => JSON.stringify(['end', id, bytesIn, bytesOut, durationMs]);
+
+/**
+ * Chain format 2: what a link hashes, cheap to build because most of it is the numbers already in
+ * the writer's batch records and the strings are pieces cached per interned value. A link hashes
+ * SHA-256 over, in this order:
+ *   1. the previous link's hash (32 bytes);
+ *   2. two numbers: its row count and its tunnel-end count;
+ *   3. per row, in id order, ROW_NUMBERS numbers: id, time, scheme (1 http, 2 connect), port,
+ *      status, bytesIn, bytesOut, durationMs, decision (0 allow, 1 block), policyVersion;
+ *   4. per tunnel end, in id order, END_NUMBERS numbers: id, bytesIn, bytesOut, durationMs;
+ *   5. per row, in id order, eight strings: client, user, method, host, path, profile, category,
+ *      rule, each as `<UTF-8 byte length>:<text>` or `-` for null, nothing between them; as UTF-8.
+ * Numbers are IEEE-754 binary64, little-endian. Counts first and fixed-size numbers, then
+ * self-delimiting strings: two different sets of rows never give the same bytes.
+ */
+export const CHAIN_FORMAT = 2;
+export const ROW_NUMBERS = 10;
+export const END_NUMBERS = 4;
+
+export const strField = (s: string | null): string => (s === null ? '-' : `${Buffer.byteLength(s)}:${s}`);
+
+/** The strings of a row's decision (its last three), built once per distinct decision. */
+export const decisionStrings = (profile: string | null, category: string | null, rule: string | null): string => strField(profile) + strField(category) + strField(rule);
+
+const bigEndian = new Uint8Array(new Float64Array([1]).buffer)[7] === 0;
+
+/** Hashes a format-2 link; `rows` and `ends` are the number blocks (3 and 4), `text` block 5. */
+export function hashLink2(prev: Buffer, rowCount: number, rows: Float64Array, endCount: number, ends: Float64Array, text: string): Buffer {
+  const head = new Float64Array([rowCount, endCount]);
+  const bytes = (a: Float64Array) => {
+    const b = Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    // Little-endian on every machine: a copy swapped on the rare big-endian one.
+    return bigEndian ? Buffer.from(b).swap64() : b;
+  };
+  return createHash('sha256').update(prev).update(bytes(head)).update(bytes(rows)).update(bytes(ends)).update(text).digest();
+}
 
 export const toWire = (r: JournalRow): WireRow => [r.id, r.time, r.client, r.user, r.profile, r.method, r.scheme, r.host, r.port, r.path, r.status, r.bytesIn, r.bytesOut, r.durationMs, r.decision, r.category, r.rule, r.policyVersion];
 

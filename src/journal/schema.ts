@@ -10,11 +10,13 @@ import type Database from 'better-sqlite3';
  *   integers everywhere else; times stored as signed offsets from
  *   the middle of the month, which fit SQLite's 4-byte integers;
  * - `chain`: one SHA-256 link per written batch and partition, `anchors` keep the links of purged
- *   entries, `events` records purges, starts and losses.
+ *   entries, `events` records purges, starts and losses. A link's `f` names the text it hashes
+ *   (row.ts): NULL for format 1 (JSON tuples, files of schema 1), 2 for the length-prefixed lines.
+ *   A schema-1 file gains the column when a writer opens it; its old links still verify.
  * Purging a month is DROP TABLE, never a large DELETE.
  */
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** `ctx` interns the [profile, category, policyVersion] triple: one column where three would cost a header byte each. */
 export const DICTS = ['client', 'user', 'ctx', 'method', 'host', 'path', 'rule'] as const;
@@ -24,14 +26,19 @@ export function createMeta(db: Database.Database): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS parts (p INTEGER PRIMARY KEY, base INTEGER NOT NULL, lag INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE IF NOT EXISTS chain (id INTEGER PRIMARY KEY AUTOINCREMENT, p INTEGER NOT NULL, lo INTEGER, hi INTEGER, n INTEGER NOT NULL, ne INTEGER NOT NULL, wt INTEGER NOT NULL, h BLOB NOT NULL, ends BLOB);
+    CREATE TABLE IF NOT EXISTS chain (id INTEGER PRIMARY KEY AUTOINCREMENT, p INTEGER NOT NULL, lo INTEGER, hi INTEGER, n INTEGER NOT NULL, ne INTEGER NOT NULL, wt INTEGER NOT NULL, h BLOB NOT NULL, ends BLOB, f INTEGER);
     CREATE INDEX IF NOT EXISTS chain_wt ON chain(wt);
     CREATE TABLE IF NOT EXISTS anchors (id INTEGER PRIMARY KEY, prev BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, time INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
   `);
   for (const d of DICTS) db.exec(`CREATE TABLE IF NOT EXISTS d_${d} (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE)`);
+  if (!hasChainFormat(db)) db.exec('ALTER TABLE chain ADD COLUMN f INTEGER');
   db.prepare(`INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', ?)`).run(SCHEMA_VERSION);
+  db.prepare(`UPDATE meta SET v = ? WHERE k = 'schema' AND v < ?`).run(SCHEMA_VERSION, SCHEMA_VERSION);
 }
+
+/** Whether the chain table names each link's format (schema 2); schema-1 files have format-1 links only. */
+export const hasChainFormat = (db: Database.Database): boolean => (db.pragma('table_info(chain)') as { name: string }[]).some((c) => c.name === 'f');
 
 export function createPartition(db: Database.Database, p: number): void {
   db.exec(`

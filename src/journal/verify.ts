@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { endLine, rowLine, type WireRow } from './row.js';
-import { decodeIds, ENDED_SQL, monthRange, unpackK } from './schema.js';
+import { decisionStrings, END_NUMBERS, endLine, hashLink2, ROW_NUMBERS, rowLine, strField, type WireRow } from './row.js';
+import { decodeIds, ENDED_SQL, hasChainFormat, monthRange, unpackK } from './schema.js';
 import { GENESIS } from './writer.js';
 
 export type ProblemKind = 'changed' | 'removed' | 'added' | 'chain';
@@ -38,6 +38,8 @@ interface Entry {
   wt: number;
   h: Buffer;
   ends: Buffer | null;
+  /** Line format of the link (row.ts): null or 1 = JSON tuples, 2 = length-prefixed lines. */
+  f: number | null;
 }
 
 interface Raw {
@@ -100,6 +102,7 @@ export function verifyJournal(db: Database.Database): VerifyReport {
     return s.get(after, before) as { n: number; lo: number | null; hi: number | null; tlo: number | null; thi: number | null };
   };
 
+  const withFormat = hasChainFormat(db);
   let entries = 0;
   let rows = 0;
   let ends = 0;
@@ -110,7 +113,7 @@ export function verifyJournal(db: Database.Database): VerifyReport {
   try {
     let after = 0;
     for (;;) {
-      const page = db.prepare('SELECT id, p, lo, hi, n, ne, wt, h, ends FROM chain WHERE id > ? ORDER BY id LIMIT 1000').all(after) as Entry[];
+      const page = db.prepare(`SELECT id, p, lo, hi, n, ne, wt, h, ends, ${withFormat ? 'f' : 'NULL AS f'} FROM chain WHERE id > ? ORDER BY id LIMIT 1000`).all(after) as Entry[];
       if (!page.length) break;
       for (const e of page) {
         after = e.id;
@@ -131,13 +134,23 @@ export function verifyJournal(db: Database.Database): VerifyReport {
           add({ kind: 'removed', entry: e.id, ...range, message: `month ${e.p} is missing but its chain links were not purged` });
           continue;
         }
+        if (e.f !== null && e.f !== 1 && e.f !== 2) {
+          add({ kind: 'changed', entry: e.id, ...range, message: `link ${e.id} names an unknown line format (${e.f}): its rows cannot be checked` });
+          continue;
+        }
+        const v2 = e.f === 2;
+        // Format 1 streams into `h`; format 2 gathers its blocks, hashed at the end of the link.
         const h = createHash('sha256').update(prevHash);
+        let text = '';
+        let nums = new Float64Array(0);
+        let nRows = 0;
         let got: Raw[] = [];
         if (e.lo !== null && e.hi !== null) {
           const stray = strayRows(e.p, lastHi.get(e.p) ?? 0, e.lo);
           if (stray.n) add({ kind: 'added', entry: null, firstId: stray.lo, lastId: stray.hi, from: stray.tlo! + base, to: stray.thi! + base, message: `${stray.n} row(s) of month ${e.p} are covered by no chain link` });
           lastHi.set(e.p, e.hi);
           got = rowsOf(e.p).all(e.lo, e.hi) as Raw[];
+          if (v2) nums = new Float64Array(got.length * ROW_NUMBERS);
           for (const r of got) {
             const k = unpackK(r.k);
             const connect = k.connect;
@@ -146,6 +159,12 @@ export function verifyJournal(db: Database.Database): VerifyReport {
               ctx = JSON.parse(r.ctx ?? 'null') ?? ctx;
             } catch {
               // an edited context: the hash tells
+            }
+            if (v2) {
+              nums.set([r.id, r.t + base, connect ? 2 : 1, r.po ?? (connect ? 443 : 80), k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 1 : 0, ctx[2]], nRows++ * ROW_NUMBERS);
+              // A missing dictionary entry reads as null: strings the writer could not have hashed, so the hash tells.
+              text += strField(r.client) + strField(r.user) + strField(r.method) + strField(r.host) + strField(r.path) + decisionStrings(ctx[0], ctx[1], r.rule);
+              continue;
             }
             const w: WireRow = [r.id, r.t + base, r.client ?? '', r.user, ctx[0], r.method ?? '', connect ? 'connect' : 'http', r.host ?? '', r.po ?? (connect ? 443 : 80), r.path, k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 'block' : 'allow', ctx[1], r.rule ?? '', ctx[2]];
             h.update(rowLine(w)).update('\n');
@@ -158,17 +177,20 @@ export function verifyJournal(db: Database.Database): VerifyReport {
         }
         const endIds = decodeIds(e.ends);
         let endsMissing = 0;
+        const endNums: number[] = [];
         for (const id of endIds) {
           const r = endOf(e.p).get(id) as { bi: number; bo: number; du: number; k: number } | undefined;
           if (!r || !unpackK(r.k).ended) {
             endsMissing++;
             continue;
           }
-          h.update(endLine(id, r.bi, r.bo, r.du)).update('\n');
+          if (v2) endNums.push(id, r.bi, r.bo, r.du);
+          else h.update(endLine(id, r.bi, r.bo, r.du)).update('\n');
         }
         ends += endIds.length;
         endsListed.set(e.p, (endsListed.get(e.p) ?? 0) + endIds.length);
-        const ok = h.digest().equals(e.h);
+        const digest = v2 ? hashLink2(prevHash, nRows, nums, endNums.length / END_NUMBERS, new Float64Array(endNums), text) : h.digest();
+        const ok = digest.equals(e.h);
         if (got.length < e.n) add({ kind: 'removed', entry: e.id, ...range, message: `${e.n - got.length} of ${e.n} row(s) removed from link ${e.id} (ids ${e.lo}..${e.hi})` });
         else if (got.length > e.n) add({ kind: 'added', entry: e.id, ...range, message: `${got.length - e.n} row(s) inserted into link ${e.id} (ids ${e.lo}..${e.hi})` });
         else if (endsMissing) add({ kind: 'removed', entry: e.id, ...range, message: `${endsMissing} tunnel end(s) of link ${e.id} are gone` });

@@ -1,16 +1,18 @@
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { WireEnd, WireRow } from './row.js';
+import { BatchDecoder, type BatchMessage, type DecodedBatch } from './batch.js';
 import { JournalWriter } from './writer.js';
 
 /** Messages between the journal (proxy thread) and its writer thread. */
 export type ToWorker =
-  | { type: 'batch'; rows: WireRow[]; ends: WireEnd[] }
+  | ({ type: 'batch' } & BatchMessage)
   | { type: 'lost'; count: number }
   | { type: 'purge' }
   | { type: 'close' };
 
 export type FromWorker =
-  | { type: 'ready'; nextId: number; head: { id: number; hash: string } }
+  | { type: 'ready'; nextId: number; head: { id: number; hash: string }; tid: number | null; nice: number | null }
   | { type: 'written'; count: number; rows: number; batches: number }
   | { type: 'error'; message: string }
   | { type: 'purged'; result: unknown }
@@ -21,6 +23,26 @@ export interface WorkerConfig {
   retentionDays: number;
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
   retryMs?: number;
+  /** Nice value of the writer thread (Linux: per thread); null leaves it as the process's. */
+  nice?: number | null;
+}
+
+/**
+ * On one core the writer's transactions would take the core from the proxy for milliseconds at a
+ * time. A higher nice value for this thread alone lets the scheduler hand the core back to the
+ * proxy as soon as it has work, while the writer still gets its share (at nice 5 about a quarter of
+ * a contended core, several times what it needs). Best effort: no Linux, no change.
+ */
+function lowerPriority(nice: number | null | undefined): { tid: number | null; nice: number | null } {
+  let tid: number | null = null;
+  try {
+    tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid) || tid <= 0) return { tid: null, nice: null };
+    if (nice !== null && nice !== undefined && nice > 0) setPriority(tid, nice);
+    return { tid, nice: nice ?? null };
+  } catch {
+    return { tid, nice: null };
+  }
 }
 
 const cfg = workerData as WorkerConfig;
@@ -35,7 +57,8 @@ try {
   process.exit(1);
 }
 
-const pending: { rows: WireRow[]; ends: WireEnd[] }[] = [];
+const decoder = new BatchDecoder();
+const pending: DecodedBatch[] = [];
 let retryTimer: NodeJS.Timeout | null = null;
 let closing = false;
 
@@ -54,9 +77,14 @@ function purge(): void {
 function pump(): void {
   while (pending.length && !retryTimer) {
     const batches = pending.length;
-    const b = batches === 1 ? pending[0]! : { rows: pending.flatMap((p) => p.rows), ends: pending.flatMap((p) => p.ends) };
+    let count = 0;
+    let rows = 0;
+    for (const b of pending) {
+      count += b.n;
+      rows += b.rows;
+    }
     try {
-      writer.write(b.rows, b.ends);
+      writer.writeBatches(pending);
     } catch (e) {
       post({ type: 'error', message: (e as Error).message });
       if (closing) break;
@@ -67,13 +95,13 @@ function pump(): void {
       return;
     }
     pending.splice(0, batches);
-    post({ type: 'written', count: b.rows.length + b.ends.length, rows: b.rows.length, batches });
+    post({ type: 'written', count, rows, batches });
   }
   if (closing) finish();
 }
 
 function finish(): void {
-  const unwritten = pending.reduce((n, b) => n + b.rows.length + b.ends.length, 0);
+  const unwritten = pending.reduce((n, b) => n + b.n, 0);
   try {
     writer.record('stop', { unwritten, head: writer.head() });
   } catch {
@@ -87,7 +115,7 @@ function finish(): void {
 port.on('message', (m: ToWorker) => {
   switch (m.type) {
     case 'batch':
-      pending.push(m);
+      pending.push(decoder.decode(m));
       // Let the other queued messages arrive first, so they join this transaction.
       if (pending.length === 1) setImmediate(pump);
       break;
@@ -112,8 +140,9 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
+const priority = lowerPriority(cfg.nice);
 writer.record('start', { head: writer.head() });
-post({ type: 'ready', nextId: writer.nextId(), head: writer.head() });
+post({ type: 'ready', nextId: writer.nextId(), head: writer.head(), ...priority });
 purge();
 // Daily purge; the worker lives as long as its port, this timer does not keep it alive.
 setInterval(purge, 86_400_000).unref();

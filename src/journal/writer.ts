@@ -1,9 +1,9 @@
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { endLine, rowLine, type WireEnd, type WireRow } from './row.js';
-import { createMeta, createPartition, defaultPort, DICTS, encodeIds, ENDED, monthOf, monthRange, packK, type DictName } from './schema.js';
+import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
+import { CHAIN_FORMAT, decisionStrings, END_NUMBERS, hashLink2, ROW_NUMBERS, strField, type WireEnd, type WireRow } from './row.js';
+import { createMeta, createPartition, DICTS, encodeIds, ENDED, monthOf, monthRange, packK, type DictName } from './schema.js';
 
 export const GENESIS = Buffer.alloc(32);
 
@@ -46,8 +46,12 @@ interface Group {
   lo: number | null;
   hi: number | null;
   minT: number;
-  lines: string[];
-  ends: { id: number; line: string }[];
+  n: number;
+  /** The link's number block (row.ts, format 2), filled as rows come. */
+  nums: Float64Array;
+  /** The link's string block, joined as rows come: hashed in one call. */
+  text: string;
+  ends: { id: number; bi: number; bo: number; du: number }[];
 }
 
 
@@ -84,6 +88,13 @@ export class JournalWriter {
   private readonly insChain: Database.Statement;
   private readonly setHigh: Database.Statement;
   private readonly setLag: Database.Statement;
+  /** Moves when a transaction rolls back, so the batch tables drop the dictionary ids it made. */
+  private epoch = 0;
+  /** write()'s own encoder: rows given as tuples take the same path as the proxy's batches. */
+  private readonly encoder = new BatchEncoder(4096);
+  private readonly decoder = new BatchDecoder();
+  /** Number block of a transaction's first link, reused from one transaction to the next. */
+  private scratch = new Float64Array(0);
 
   constructor(readonly file: string, opts: { synchronous?: 'FULL' | 'NORMAL' | 'OFF' } = {}) {
     mkdirSync(dirname(file), { recursive: true });
@@ -98,7 +109,7 @@ export class JournalWriter {
     createMeta(this.db);
     this.db.prepare(`INSERT OR IGNORE INTO meta (k, v) VALUES ('high', 0)`).run();
     this.dicts = Object.fromEntries(DICTS.map((d) => [d, new Dict(this.db, d, d === 'host' || d === 'path' ? 100_000 : 65_536)])) as Record<DictName, Dict>;
-    this.insChain = this.db.prepare('INSERT INTO chain (id, p, lo, hi, n, ne, wt, h, ends) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    this.insChain = this.db.prepare('INSERT INTO chain (id, p, lo, hi, n, ne, wt, h, ends, f) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.setHigh = this.db.prepare(`UPDATE meta SET v = ? WHERE k = 'high'`);
     this.setLag = this.db.prepare('UPDATE parts SET lag = ? WHERE p = ? AND lag < ?');
     this.reload();
@@ -106,6 +117,7 @@ export class JournalWriter {
 
   /** Re-reads the chain head and counters (at open, and after a rolled-back write). */
   private reload(): void {
+    this.epoch++;
     for (const d of Object.values(this.dicts)) d.clear();
     this.parts.clear();
     this.lastPart = null;
@@ -160,25 +172,67 @@ export class JournalWriter {
   /** Writes rows (ids increasing) and tunnel ends in one transaction and extends the hash chain. */
   write(rows: readonly WireRow[], ends: readonly WireEnd[] = [], now = Date.now()): WriteResult {
     if (!rows.length && !ends.length) return { rows: 0, ends: 0, skippedEnds: 0 };
+    const e = this.encoder;
+    for (const r of rows) e.rowOfTuple(r[0], r[1], r[6] === 'connect', r[2], r[3], [r[14], r[4], r[15], r[16], r[17]], r[5], r[7], r[8], r[9], r[10], r[11], r[12], r[13]);
+    for (const x of ends) e.end(x[0], x[1], x[2], x[3], x[4]);
+    const batches: DecodedBatch[] = [];
+    for (let m = e.next(); m; m = e.next()) batches.push(this.decoder.decode(m));
+    return this.writeBatches(batches, now);
+  }
+
+  /**
+   * Writes batches from the journal's hand-off (batch.ts) in one transaction: every row first, in
+   * order (ids increasing), then every tunnel end.
+   */
+  writeBatches(batches: readonly DecodedBatch[], now = Date.now()): WriteResult {
     try {
       // IMMEDIATE: take the write lock up front, so a busy database waits (busy_timeout) instead of failing at once.
-      return this.db.transaction(() => this.writeTx(rows, ends, now)).immediate();
+      return this.db.transaction(() => this.writeTx(batches, now)).immediate();
     } catch (e) {
       this.reload();
       throw e;
     }
   }
 
-  private writeTx(rows: readonly WireRow[], ends: readonly WireEnd[], now: number): WriteResult {
+  /** A string field's dictionary id, through the batch tables' cache (a plain array read when known). */
+  private sid(t: WireTables, field: number, dict: Dict, n: number): number {
+    const ids = t.ids[field]!;
+    let id = ids[n];
+    if (id === undefined) ids[n] = id = dict.id(t.values[field]![n]!);
+    return id;
+  }
+
+  /** A string field's chain-line piece, made once per table entry. */
+  private piece(t: WireTables, field: number, n: number): string {
+    if (n < 0) return '-';
+    const pieces = t.pieces[field]!;
+    let p = pieces[n];
+    if (p === undefined) pieces[n] = p = strField(t.values[field]![n]!);
+    return p;
+  }
+
+  private writeTx(batches: readonly DecodedBatch[], now: number): WriteResult {
     const d = this.dicts;
     let wt = Math.max(now, this.lastWt);
-    for (const r of rows) if (r[1] > wt) wt = r[1];
+    let nRows = 0;
+    for (const b of batches) {
+      const f = b.f;
+      for (let o = 0; o < b.n * SLOTS; o += SLOTS) if (f[o] !== K_END && f[o + TIME]! > wt) wt = f[o + TIME]!;
+      nRows += b.rows;
+      if (b.tables.epoch !== this.epoch) b.tables.invalidate(this.epoch);
+    }
     const groups: Group[] = [];
     const byPart = new Map<number, Group>();
     const group = (part: Part): Group => {
       let g = byPart.get(part.p);
       if (!g) {
-        g = { part, id: this.lastChainId + groups.length + 1, lo: null, hi: null, minT: Infinity, lines: [], ends: [] };
+        let nums: Float64Array;
+        if (groups.length) nums = new Float64Array(nRows * ROW_NUMBERS);
+        else {
+          if (this.scratch.length < nRows * ROW_NUMBERS) this.scratch = new Float64Array(nRows * ROW_NUMBERS);
+          nums = this.scratch;
+        }
+        g = { part, id: this.lastChainId + groups.length + 1, lo: null, hi: null, minT: Infinity, n: 0, nums, text: '', ends: [] };
         byPart.set(part.p, g);
         groups.push(g);
       }
@@ -186,56 +240,110 @@ export class JournalWriter {
     };
     let high = this.high;
     let prevId = 0;
-    for (const r of rows) {
-      const id = r[0];
-      if (!(id > prevId)) throw new Error(`journal rows must have increasing ids (row ${id} after ${prevId})`);
-      prevId = id;
-      const time = r[1];
-      const part = this.part(time, true)!;
-      const g = group(part);
-      if (g.lo === null) g.lo = id;
-      g.hi = id;
-      if (time < g.minT) g.minT = time;
-      const scheme = r[6];
-      const k = packK(r[10], scheme === 'connect', r[14] === 'block', d.rule.id(r[16]), d.method.id(r[5]));
-      part.ins.run(
-        id,
-        time - part.base,
-        d.client.id(r[2]),
-        r[3] === null ? null : d.user.id(r[3]),
-        d.ctx.id(JSON.stringify([r[4], r[15], r[17]])),
-        d.host.id(r[7]),
-        r[8] === defaultPort(scheme) ? null : r[8],
-        r[9] === null ? null : d.path.id(r[9]),
-        k,
-        r[11],
-        r[12],
-        r[13],
-      );
-      g.lines.push(rowLine(r));
-      if (id > high) high = id;
+    let g: Group | null = null;
+    for (const b of batches) {
+      const f = b.f;
+      const t = b.tables;
+      const ctxIds = t.ids[5]!;
+      const ruleIds = t.rules;
+      const decPieces = t.pieces[5]!;
+      for (let o = 0; o < b.n * SLOTS; o += SLOTS) {
+        const kind = f[o];
+        if (kind === K_END) continue;
+        const id = f[o + ID]!;
+        if (!(id > prevId)) throw new Error(`journal rows must have increasing ids (row ${id} after ${prevId})`);
+        prevId = id;
+        const time = f[o + TIME]!;
+        const part = this.part(time, true)!;
+        if (g === null || g.part !== part) g = group(part);
+        if (g.lo === null) g.lo = id;
+        g.hi = id;
+        if (time < g.minT) g.minT = time;
+        const connect = kind === K_CONNECT;
+        const dn = f[o + DEC_S]!;
+        let cx = ctxIds[dn];
+        let rule = ruleIds[dn];
+        if (cx === undefined || rule === undefined) {
+          const dt = t.decs[dn]!;
+          ctxIds[dn] = cx = d.ctx.id(JSON.stringify([dt[1], dt[2], dt[4]]));
+          ruleIds[dn] = rule = d.rule.id(dt[3]);
+        }
+        let dp = decPieces[dn];
+        if (dp === undefined) {
+          const dt = t.decs[dn]!;
+          decPieces[dn] = dp = decisionStrings(dt[1], dt[2], dt[3]);
+        }
+        const status = f[o + STATUS]!;
+        const mn = f[o + METHOD_S]!;
+        const un = f[o + USER_S]!;
+        const pn = f[o + PATH_S]!;
+        const port = f[o + PORT]!;
+        const cn = f[o + CLIENT_S]!;
+        const hn = f[o + HOST_S]!;
+        const bi = f[o + BYTES_IN]!;
+        const bo = f[o + BYTES_OUT]!;
+        const du = f[o + DURATION]!;
+        const dt = t.decs[dn]!;
+        const block = dt[0] === 'block';
+        part.ins.run(
+          id,
+          time - part.base,
+          this.sid(t, CLIENT, d.client, cn),
+          un < 0 ? null : this.sid(t, USER, d.user, un),
+          cx,
+          this.sid(t, HOST, d.host, hn),
+          port === (connect ? 443 : 80) ? null : port,
+          pn < 0 ? null : this.sid(t, PATH, d.path, pn),
+          packK(status, connect, block, rule, this.sid(t, METHOD, d.method, mn)),
+          bi,
+          bo,
+          du,
+        );
+        const nums = g.nums;
+        const q = g.n * ROW_NUMBERS;
+        nums[q] = id;
+        nums[q + 1] = time;
+        nums[q + 2] = connect ? 2 : 1;
+        nums[q + 3] = port;
+        nums[q + 4] = status;
+        nums[q + 5] = bi;
+        nums[q + 6] = bo;
+        nums[q + 7] = du;
+        nums[q + 8] = block ? 1 : 0;
+        nums[q + 9] = dt[4];
+        g.text += this.piece(t, CLIENT, cn) + this.piece(t, USER, un) + this.piece(t, METHOD, mn) + this.piece(t, HOST, hn) + this.piece(t, PATH, pn) + dp;
+        g.n++;
+        if (id > high) high = id;
+      }
     }
     let written = 0;
     let skipped = 0;
-    for (const e of ends) {
-      const part = this.part(e[1], false);
-      if (!part) {
-        skipped++;
-        continue;
+    for (const b of batches) {
+      const f = b.f;
+      for (let o = 0; o < b.n * SLOTS; o += SLOTS) {
+        if (f[o] !== K_END) continue;
+        const id = f[o + ID]!;
+        const part = this.part(f[o + TIME]!, false);
+        if (!part) {
+          skipped++;
+          continue;
+        }
+        const bi = f[o + BYTES_IN]!;
+        const bo = f[o + BYTES_OUT]!;
+        const du = f[o + DURATION]!;
+        if (part.endTunnel.run(bi, bo, du, id).changes) {
+          group(part).ends.push({ id, bi, bo, du });
+          written++;
+        } else skipped++;
       }
-      if (part.endTunnel.run(e[2], e[3], e[4], e[0]).changes) {
-        group(part).ends.push({ id: e[0], line: endLine(e[0], e[2], e[3], e[4]) });
-        written++;
-      } else skipped++;
     }
     let prev = this.prevHash;
     for (const g of groups) {
-      const h = createHash('sha256').update(prev);
-      for (const l of g.lines) h.update(l).update('\n');
       g.ends.sort((a, b) => a.id - b.id);
-      for (const e of g.ends) h.update(e.line).update('\n');
-      const digest = h.digest();
-      this.insChain.run(g.id, g.part.p, g.lo, g.hi, g.lines.length, g.ends.length, wt, digest, g.ends.length ? encodeIds(g.ends.map((e) => e.id)) : null);
+      const ends = new Float64Array(g.ends.length * END_NUMBERS);
+      g.ends.forEach((e, i) => ends.set([e.id, e.bi, e.bo, e.du], i * END_NUMBERS));
+      const digest = hashLink2(prev, g.n, g.nums.subarray(0, g.n * ROW_NUMBERS), g.ends.length, ends, g.text);
+      this.insChain.run(g.id, g.part.p, g.lo, g.hi, g.n, g.ends.length, wt, digest, g.ends.length ? encodeIds(g.ends.map((e) => e.id)) : null, CHAIN_FORMAT);
       const lag = g.minT === Infinity ? 0 : wt - g.minT;
       if (lag > g.part.lag) {
         this.setLag.run(lag, g.part.p, lag);
@@ -249,7 +357,7 @@ export class JournalWriter {
     this.lastChainId += groups.length;
     this.lastWt = wt;
     this.high = high;
-    return { rows: rows.length, ends: written, skippedEnds: skipped };
+    return { rows: nRows, ends: written, skippedEnds: skipped };
   }
 
   /** Drops every month that ended more than `retentionDays` ago; records the purge. */
