@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadCompiledUt1 } from '../src/lists/cache.js';
@@ -42,6 +42,26 @@ t.test('a damaged compiled file is rebuilt, with a warning', async (t) => {
   t.equal(again.source, 'built');
   t.match(lines.join(''), /compiled file unusable, rebuilding/);
   t.ok(again.index.matchHost('malware.test', all(again.index.categories.length)));
+});
+
+t.test('a compiled file of an older format is rebuilt, not misread', async (t) => {
+  const dir = writeLists(tmp(), TEST_LISTS);
+  const dataDir = tmp();
+  const first = await loadCompiledUt1(dir, { dataDir, worker: false });
+  const file = join(dataDir, 'lists', `ut1-${first.report.version}.idx`);
+  // The same bytes under the previous format number: its slots would be read with other flags.
+  const bytes = readFileSync(file);
+  const header = bytes.toString('latin1', 16, 16 + bytes.readUInt32LE(8));
+  t.match(header, /"format":6,/);
+  bytes.write(header.replace('"format":6,', '"format":5,'), 16, 'latin1');
+  writeFileSync(file, bytes);
+  const lines: string[] = [];
+  const again = await loadCompiledUt1(dir, { dataDir, log: createLogger('warn', (l) => lines.push(l)) });
+  t.equal(again.source, 'built', 'rebuilt from the sources');
+  t.match(lines.join(''), /compiled file unusable, rebuilding.*format 5, expected 6/);
+  t.ok(again.index.matchHost('x.adult.test', all(again.index.categories.length)));
+  const third = await loadCompiledUt1(dir, { dataDir });
+  t.equal(third.source, 'cache', 'and the rewritten file is read next time');
 });
 
 t.test('an unwritable data dir only costs the cache', async (t) => {

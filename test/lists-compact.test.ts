@@ -4,6 +4,7 @@ import { gzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { CompactIndexBuilder } from '../src/lists/compact-builder.js';
 import { CompactIndex } from '../src/lists/compact-index.js';
+import { fingerprint } from '../src/lists/hash.js';
 import { MapIndexBuilder } from '../src/lists/map-index.js';
 import { normalizeHost, stripWww } from '../src/lists/normalize.js';
 import type { CategoryIndex } from '../src/lists/types.js';
@@ -61,6 +62,8 @@ function corpus(seed: number) {
   // Lines both engines must refuse the same way, plus comments and blanks.
   const junk = ['-bad.test', 'bad-.test', 'a..b.test', '.lead.test', 'x'.repeat(64) + '.test', 'sp ace.test', 'ex!cl.test', '# comment', '', '   ', 'a.' + 'b'.repeat(60) + '.' + 'c'.repeat(60) + '.' + 'd'.repeat(60) + '.' + 'e'.repeat(60) + '.test', '\u00a0nbsp.test', 'ok_under.test'];
   for (const j of junk) files[pick(CATS)]!.domains.push(j);
+  // A single-label entry (a whole TLD) makes lookups probe TLDs too: one corpus in three has one.
+  if (seed % 3 === 0) files['games']!.domains.push('io');
   const urlHosts: string[] = [];
   for (let i = 0; i < 400; i++) {
     const host = r() < 0.5 ? pick(listed.filter((h) => !h.includes(':'))) : domain();
@@ -162,6 +165,7 @@ t.test('compact engine = reference semantics on a seeded corpus', async (t) => {
     const again = CompactIndex.fromBytes(compact.serialize());
     compare(t, map, again, qs.slice(0, 1500), seed * 11);
     t.ok(compact.parts.setsEmbedded, 'category sets ride in the fingerprint slots');
+    t.equal(compact.parts.topLevel, seed % 3 === 0, 'TLDs are probed only when a TLD is listed');
     // And the layout with a separate category-set array (too many sets to embed) agrees too.
     const wide = new CompactIndexBuilder(undefined, false);
     await loadUt1Dir(dir, wide);
@@ -238,4 +242,54 @@ t.test('matchHostAndUrl: www forms, domain-before-url order and odd hosts agree 
     }
   }
   t.ok(urlHits > 20, `url entries decide some of them (${urlHits})`);
+});
+
+t.test('lane-1 collisions (forced) are told apart by lane 2, on the fast walk and the exact one', async (t) => {
+  // The fast walk decides on lane 1 alone and checks lane 2 only for its final candidate. With
+  // known seeds, lane 1 collides for some pairs among a few hundred thousand names: find such
+  // pairs, list some of them, and check every answer against the reference.
+  const seeds: [number, number] = [0x1234567, 0x89abc];
+  const r = rng(5);
+  const seen = new Map<number, string>();
+  const pairs: [string, string][] = [];
+  const out = new Int32Array(2);
+  for (let i = 0; i < 400_000 && pairs.length < 12; i++) {
+    let name = '';
+    for (let k = 0; k < 9; k++) name += ALNUM[Math.floor(r() * 26)];
+    name += '.test';
+    fingerprint(name, seeds[0], seeds[1], out);
+    const other = seen.get(out[0]!);
+    if (other !== undefined && other !== name) pairs.push([other, name]);
+    else seen.set(out[0]!, name);
+  }
+  t.ok(pairs.length >= 6, `found ${pairs.length} colliding pairs`);
+  // Pair kinds: one listed and its twin queried; both listed (two slots share lane 1); one is
+  // only a parent of a listed name (an ancestor slot); a url host and its twin.
+  const files: Record<string, { domains: string[]; urls: string[] }> = { adult: { domains: [], urls: [] }, games: { domains: [], urls: [] } };
+  const names: string[] = [];
+  pairs.forEach(([x, y], i) => {
+    names.push(x, y, `sub.${x}`, `sub.${y}`, `www.${x}`, `deep.sub.${y}`);
+    if (i % 4 === 0) files.adult!.domains.push(x);
+    else if (i % 4 === 1) files.adult!.domains.push(x), files.games!.domains.push(y);
+    else if (i % 4 === 2) files.games!.domains.push(`sub.${x}`);
+    else files.adult!.urls.push(`${x}/p/`);
+  });
+  const dir = writeLists(tmp(), files);
+  const mb = new MapIndexBuilder();
+  const map = mb.build((await loadUt1Dir(dir, mb)).version);
+  const cb = new CompactIndexBuilder(seeds);
+  const compact = CompactIndex.fromBytes(cb.build((await loadUt1Dir(dir, cb)).version).serialize());
+  const wants = [Uint8Array.of(1, 1), Uint8Array.of(1, 0), Uint8Array.of(0, 1)];
+  let hits = 0;
+  for (const want of wants) {
+    for (const host of names) {
+      for (const path of ['', '/p/q', '/x']) {
+        const ref = map.matchHostAndUrl(host, path, want);
+        if (ref) hits++;
+        t.same(compact.matchHostAndUrl(host, path, want), ref, `${host}${path}`);
+      }
+      t.same(compact.matchHost(host, want), map.matchHost(host, want), host);
+    }
+  }
+  t.ok(hits > 20, `some of them are hits (${hits})`);
 });

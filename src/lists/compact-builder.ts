@@ -3,9 +3,11 @@ import { fin1, fin2, fingerprint, randomSeeds, step1, step2 } from './hash.js';
 
 /** Tag of an ancestor record: "some entry lies below this name" (not a category). */
 const ANCESTOR = 0xffff;
+/** Tag of a url host record: "url rules are keyed by this name" (not a category). */
+const URL_HOST = 0xfffe;
 import type { EntryProblem } from './map-index.js';
-import { expressionProblem, isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
-import { EMBED_MASK, filterAdd, filterBlocksFor, HAS_CHILDREN, IS_ENTRY, placeSorted, radixSortByH1, SET_BITS } from './static-table.js';
+import { expressionProblem, isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry } from './normalize.js';
+import { EMBED_MASK, filterAdd, filterBlocksFor, FLAG_BITS, HAS_CHILDREN, HAS_URLS, IS_ENTRY, placeSorted, radixSortByH1, SET_BITS } from './static-table.js';
 import type { CategoryCounts } from './types.js';
 import type { ByteListSink } from './ut1.js';
 
@@ -26,6 +28,8 @@ export class CompactIndexBuilder implements ByteListSink {
   private h2 = new Int32Array(1 << 16);
   private cat = new Uint16Array(1 << 16);
   private n = 0;
+  /** Some entry or url host is a single label (a TLD): lookups must then probe TLDs too. */
+  private topLevel = false;
   private readonly urlRules: { host: string; path: string; category: number }[] = [];
   private readonly urlSeen = new Set<string>();
   private readonly s1: number;
@@ -60,7 +64,7 @@ export class CompactIndexBuilder implements ByteListSink {
     let id = this.byName.get(name);
     if (id === undefined) {
       id = this.names.length;
-      if (id >= ANCESTOR) throw new Error('too many categories');
+      if (id >= URL_HOST) throw new Error('too many categories');
       this.names.push(name);
       this.byName.set(name, id);
       this.expr.push([]);
@@ -98,6 +102,7 @@ export class CompactIndexBuilder implements ByteListSink {
       b = step2(b, c);
     }
     this.push(category, fin1(a, n), fin2(b, n));
+    if (host.indexOf('.') === -1 && !isIpLiteral(host)) this.topLevel = true;
     return null;
   }
 
@@ -139,6 +144,7 @@ export class CompactIndexBuilder implements ByteListSink {
     if (bad || end - start > 253) return NOT_A_HOST;
     for (let j = 0; j < k; j += 2) this.ancestor(found[j]!, found[j + 1]!);
     this.push(category, fin1(a, end - start), fin2(b, end - start));
+    if (k === 0) this.topLevel = true;
     return null;
   }
 
@@ -149,17 +155,20 @@ export class CompactIndexBuilder implements ByteListSink {
     if (this.urlSeen.has(key)) return null;
     this.urlSeen.add(key);
     this.urlRules.push({ host: u.host, path: u.path, category });
-    // The host's parents go into the domain table as ancestors: a lookup's domain walk then
-    // reaches a url host only through known names, and probes the url table there alone.
+    // The host's parents go into the domain table as ancestors, and the host flagged as having
+    // url rules: a lookup's domain walk reaches a url host only through known names, and reads
+    // the url table only for a host so flagged.
     let a = this.s1;
     let b = this.s2;
     const n = u.host.length;
-    for (let i = n - 1; i > 0; i--) {
+    for (let i = n - 1; i >= 0; i--) {
       const c = u.host.charCodeAt(i);
       if (c === 46) this.ancestor(fin1(a, n - 1 - i), fin2(b, n - 1 - i));
       a = step1(a, c);
       b = step2(b, c);
     }
+    this.push(URL_HOST, fin1(a, n), fin2(b, n));
+    if (u.host.indexOf('.') === -1 && !isIpLiteral(u.host)) this.topLevel = true;
     this.urlCount[category]!++;
     return null;
   }
@@ -210,10 +219,10 @@ export class CompactIndexBuilder implements ByteListSink {
     };
     let u = 0;
     let entries = 0;
-    const emit = (a: number, b: number, cats: number[], ancestor: boolean) => {
+    const emit = (a: number, b: number, cats: number[], marks: number) => {
       u1[u] = a;
       u2[u] = b;
-      uFlags[u] = (cats.length ? IS_ENTRY : 0) | (ancestor ? HAS_CHILDREN : 0);
+      uFlags[u] = (cats.length ? IS_ENTRY : 0) | marks;
       uSet[u] = intern(cats);
       if (cats.length) entries++;
       u++;
@@ -229,6 +238,7 @@ export class CompactIndexBuilder implements ByteListSink {
         u1[u] = a;
         u2[u] = h2[i]!;
         if (c === ANCESTOR) uFlags[u] = HAS_CHILDREN;
+        else if (c === URL_HOST) uFlags[u] = HAS_URLS;
         else {
           domainCount[c]!++;
           uFlags[u] = IS_ENTRY;
@@ -246,25 +256,26 @@ export class CompactIndexBuilder implements ByteListSink {
         for (let x = i; x < j; x++) {
           if (done[x - i]) continue;
           const cats: number[] = [];
-          let ancestor = false;
+          let marks = 0;
           for (let y = x; y < j; y++) {
             if (h2[y] !== h2[x]) continue;
             done[y - i] = 1;
             const c = tag[y]!;
-            if (c === ANCESTOR) ancestor = true;
+            if (c === ANCESTOR) marks |= HAS_CHILDREN;
+            else if (c === URL_HOST) marks |= HAS_URLS;
             else if (!cats.includes(c)) {
               cats.push(c);
               domainCount[c]!++;
             }
           }
-          emit(a, h2[x]!, cats, ancestor);
+          emit(a, h2[x]!, cats, marks);
         }
       }
       i = j;
     }
     // Up to 1024 category sets (UT1 has a few hundred), the set id rides in lane 2 next to the
-    // flags: no second array to read on a hit, 2 bytes a slot less. Lane 2 keeps 20 bits, so
-    // fingerprints keep 52; if two names would then look alike, keep them apart with 62.
+    // flags: no second array to read on a hit, 2 bytes a slot less. Lane 2 keeps 19 bits, so
+    // fingerprints keep 51; if two names would then look alike, keep them apart with 61.
     const filterBlocks = filterBlocksFor(u);
     const domFilter = new Int32Array(filterBlocks * 16);
     for (let k = 0; k < u; k++) filterAdd(domFilter, filterBlocks, u1[k]!);
@@ -277,7 +288,7 @@ export class CompactIndexBuilder implements ByteListSink {
     let domSet: Uint16Array | Uint32Array;
     if (embed) {
       const low = new Uint16Array(u);
-      for (let k = 0; k < u; k++) low[k] = uFlags[k]! | (uSet[k]! << 2);
+      for (let k = 0; k < u; k++) low[k] = uFlags[k]! | (uSet[k]! << FLAG_BITS);
       dom = placeSorted(u1, u2, u, low, EMBED_MASK);
       domSet = new Uint16Array(0);
     } else {
@@ -350,7 +361,7 @@ export class CompactIndexBuilder implements ByteListSink {
 
     const counts: CategoryCounts[] = this.names.map((name, c) => ({ name, domains: domainCount[c]!, urls: this.urlCount[c]!, expressions: this.expr[c]!.length }));
     return new CompactIndex({
-      version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: entries,
+      version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: entries, topLevel: this.topLevel,
       domCapacity: dom.capacity, domFp: dom.fp, domSet, setsEmbedded: embed, setStart, setMembers, filterBlocks, domFilter,
       urlCapacity: url.capacity, urlFp: url.fp, urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths,
       expressions: this.expr.map((e) => e.slice()),

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import { FLAG_MASK, fin1, fin2 } from './hash.js';
-import { EMBED_MASK, filterHas, findLane1, findSlot, HAS_CHILDREN, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
+import { FLAG_MASK, fin1, fin2, step1, step2 } from './hash.js';
+import { EMBED_MASK, filterHas, FLAG_BITS, findLane1, findSlot, HAS_CHILDREN, HAS_URLS, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
 import { stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
@@ -12,13 +12,14 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
  * Same semantics as MapIndex, the reference it is property-tested against.
  *
  * Names are not kept, only fingerprints: a false match needs two independent lanes to collide
- * under a per-build secret seed: 52 bits when the category set rides in the slot (1 in 2^52 per
- * compared slot, a few slots per lookup), 62 bits otherwise.
+ * under a per-build secret seed: 51 bits when the category set rides in the slot (1 in 2^51 per
+ * candidate, at most one or two per lookup), 61 bits otherwise.
  */
 
 const SET_LIMIT = (1 << SET_BITS) - 1;
 const MAGIC = 'VIGIECI1';
-const FORMAT = 5;
+/** 6: three flag bits per slot (HAS_URLS), url hosts in the domain table, `topLevel`. */
+const FORMAT = 6;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
 
@@ -29,6 +30,8 @@ export interface CompactParts {
   seeds: [number, number];
   /** Unique domain entries. */
   domains: number;
+  /** Some entry or url host is a single label: only then does a lookup probe the TLD. */
+  topLevel: boolean;
   domCapacity: number;
   domFp: Int32Array;
   /** Category-set id per domain slot. */
@@ -64,6 +67,7 @@ interface Header {
   counts: CategoryCounts[];
   seeds: [number, number];
   domains: number;
+  topLevel: boolean;
   domCapacity: number;
   setsEmbedded: boolean;
   filterBlocks: number;
@@ -126,83 +130,26 @@ export class CompactIndex implements CategoryIndex {
   }
 
   matchHost(host: string, want: Uint8Array): ListHit | null {
-    const n = host.length;
-    if (n === 0 || this.domains === 0) return null;
-    const last = host.charCodeAt(n - 1);
-    if (last <= 57 && last >= 48 && isIP(host) !== 0) return this.exactHost(host, want);
-    // Right to left: the state just before a dot is the fingerprint of the name after it, so
-    // parents come first. The walk stops at the first name that is neither an entry nor above
-    // one (nothing deeper can match), usually right after the TLD; the deepest wanted entry wins.
-    // Lane 2 is only computed up to a name whose lane 1 is in the table (rare for a miss).
-    const fp = this.parts.domFp;
-    const scale = this.domScale;
-    let a = this.s1;
-    let b = this.s2;
-    let bPos = n;
-    const mask = this.mask;
-    const filter = this.parts.domFilter;
-    const blocks = this.parts.filterBlocks;
-    let best = -1;
-    let bestStart = 0;
-    let colon = false;
-    // Names longer than any entry are never probed; a dot just past that limit still counts.
-    const stop = n > MAX_ENTRY ? n - MAX_ENTRY - 1 : 0;
-    for (let i = n - 1; i >= stop; i--) {
-      const c = host.charCodeAt(i);
-      if (c === 46) {
-        const len = n - 1 - i;
-        const h1 = fin1(a, len);
-        let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-        if (slot !== -1) {
-          for (; bPos > i + 1; bPos--) {
-            b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-            b ^= b >>> 15;
-          }
-          const h2 = fin2(b, len);
-          while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
-        }
-        if (slot === -1) return best === -1 ? null : this.domainHit(best, want, host, bestStart);
-        const flags = fp[(slot << 1) | 1]! & 3;
-        if (flags & IS_ENTRY && this.wants(slot, want)) {
-          best = slot;
-          bestStart = i + 1;
-        }
-        if (!(flags & HAS_CHILDREN)) return best === -1 ? null : this.domainHit(best, want, host, bestStart);
-      } else if (c === 58 && !colon) {
-        // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
-        colon = true;
-        if (isIP(host) !== 0) return this.exactHost(host, want);
-      }
-      a = Math.imul(a ^ c, 0x01000193);
-    }
-    if (stop === 0) {
-      const h1 = fin1(a, n);
-      let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-      if (slot !== -1) {
-        for (; bPos > 0; bPos--) {
-          b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-          b ^= b >>> 15;
-        }
-        const h2 = fin2(b, n);
-        while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
-      }
-      if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
-    }
-    return best === -1 ? null : this.domainHit(best, want, host, bestStart);
+    return this.matchHostAndUrl(host, '', want);
   }
 
   /**
    * matchHost(host), then (path not empty) the url entries of the www-stripped host: the answer
-   * of the two calls in sequence, from one right-to-left walk. The parents of every url host are
-   * in the domain table too (as ancestors), so the domain walk reaching the stripped host means
-   * its parents are all known, and only then is the url table probed, once, with the
-   * fingerprint the walk has just made. Most requests end right after the TLD.
+   * of the two calls in sequence, from one right-to-left walk that computes lane 1 only.
+   *
+   * Right to left, the lane-1 sum just before a dot is the fingerprint of the name after it, so
+   * parents come first. Every parent of an entry or of a url host is in the table (flagged), so
+   * the walk stops at the first name the Bloom filter or the table does not know, usually right
+   * after the TLD. A name whose lane 1 is held by one slot only is that slot's name or absent
+   * (and then nothing below it is listed), so going on or stopping needs no lane 2; lane 2 is
+   * computed once, at the end, to confirm the deepest wanted entry (or the url host). A lane-1
+   * value held by two slots, or a candidate lane 2 disowns, takes the exact walk instead.
    */
   matchHostAndUrl(host: string, path: string, want: Uint8Array): ListHit | null {
     const n = host.length;
-    if (n === 0 || n > MAX_ENTRY) return this.matchHost(host, want) ?? this.matchUrl(stripWww(host), path, want);
+    if (n === 0) return null;
     const last = host.charCodeAt(n - 1);
-    if (last <= 57 && last >= 48 && isIP(host) !== 0) return this.matchHost(host, want) ?? this.matchUrl(host, path, want);
+    if (last <= 57 && last >= 48 && isIP(host) !== 0) return this.exactHost(host, want) ?? (path.length === 0 ? null : this.matchUrl(host, path, want));
     // Where stripWww's result starts: after a leading `www.` / `wwwN.`.
     let k = 0;
     if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
@@ -211,67 +158,119 @@ export class CompactIndex implements CategoryIndex {
       while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
       if (c === 46 && j < n - 1) k = j + 1;
     }
-    const urls = this.parts.groupStart.length > 1;
     const fp = this.parts.domFp;
     const scale = this.domScale;
-    const mask = this.mask;
     const filter = this.parts.domFilter;
     const blocks = this.parts.filterBlocks;
     let a = this.s1;
-    let b = this.s2;
-    let bPos = n;
-    let urlHit = -1;
-    let best = -1;
-    let bestStart = 0;
+    let cand = -1;
+    let candStart = 0;
+    let urlH1 = 0;
+    let urlAt = false;
     let colon = false;
+    // The TLD itself is only probed when some entry is a single label: it is always an ancestor.
+    let probe = this.parts.topLevel;
+    // Names longer than any entry are never probed; a dot just past that limit still counts.
+    const stop = n > MAX_ENTRY ? n - MAX_ENTRY - 1 : 0;
     let i = n - 1;
-    for (; i >= 0; i--) {
+    for (; i >= stop; i--) {
       const c = host.charCodeAt(i);
-      if (c === 46) {
-        const len = n - 1 - i;
-        const h1 = fin1(a, len);
-        let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-        if (slot !== -1 || (i === k - 1 && urls)) {
-          for (; bPos > i + 1; bPos--) {
-            b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-            b ^= b >>> 15;
-          }
-          const h2 = fin2(b, len);
-          // The stripped host, reached with every parent known: its url rules, if any.
-          if (i === k - 1 && urls) urlHit = this.urlExact(h1, h2);
-          while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
-        }
+      if (c === 46 && !probe) probe = true;
+      else if (c === 46) {
+        const h1 = fin1(a, n - 1 - i);
+        if (!filterHas(filter, blocks, h1)) break;
+        const slot = findLane1(fp, h1, home(h1, scale));
         if (slot === -1) break;
-        const flags = fp[(slot << 1) | 1]! & 3;
-        if (flags & IS_ENTRY && this.wants(slot, want)) {
-          best = slot;
-          bestStart = i + 1;
+        if (fp[(slot + 1) << 1] === h1) return this.exactMatch(host, path, want);
+        const low = fp[(slot << 1) | 1]!;
+        if (low & IS_ENTRY && this.wants(slot, want)) {
+          cand = slot;
+          candStart = i + 1;
         }
-        if (!(flags & HAS_CHILDREN)) break;
+        if (low & HAS_URLS && i === k - 1) {
+          urlAt = true;
+          urlH1 = h1;
+        }
+        if (!(low & HAS_CHILDREN)) break;
       } else if (c === 58 && !colon) {
         // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
         colon = true;
-        if (isIP(host) !== 0) return this.matchHost(host, want) ?? this.matchUrl(host, path, want);
+        if (isIP(host) !== 0) return this.exactMatch(host, path, want);
       }
       a = Math.imul(a ^ c, 0x01000193);
     }
-    if (i < 0) {
-      // The whole host was read, every parent known: it is the last name to try in both tables.
+    if (i < 0 && probe) {
+      // The whole host was read, every parent known: the last name to try.
       const h1 = fin1(a, n);
-      let slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-      if (slot !== -1 || (k === 0 && urls)) {
-        for (; bPos > 0; bPos--) {
-          b = Math.imul(b + host.charCodeAt(bPos - 1), 0x85ebca77);
-          b ^= b >>> 15;
+      const slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
+      if (slot !== -1) {
+        if (fp[(slot + 1) << 1] === h1) return this.exactMatch(host, path, want);
+        const low = fp[(slot << 1) | 1]!;
+        if (low & IS_ENTRY && this.wants(slot, want)) {
+          cand = slot;
+          candStart = 0;
         }
-        const h2 = fin2(b, n);
-        if (k === 0 && urls) urlHit = this.urlExact(h1, h2);
-        while (slot !== -1 && (fp[(slot << 1) | 1]! & mask) !== (h2 & mask)) slot = findLane1(fp, h1, slot + 1);
+        if (low & HAS_URLS && k === 0) {
+          urlAt = true;
+          urlH1 = h1;
+        }
       }
-      if (slot !== -1 && fp[(slot << 1) | 1]! & IS_ENTRY && this.wants(slot, want)) return this.domainHit(slot, want, host, 0);
     }
-    if (best !== -1) return this.domainHit(best, want, host, bestStart);
-    return urlHit === -1 || path.length === 0 ? null : this.urlRules(urlHit, k === 0 ? host : host.slice(k), path, want);
+    if (cand !== -1) {
+      if (((fp[(cand << 1) | 1]! ^ this.lane2(host, candStart)) & this.mask) === 0) return this.domainHit(cand, want, host, candStart);
+      return this.exactMatch(host, path, want);
+    }
+    if (!urlAt || path.length === 0) return null;
+    const slot = this.urlExact(urlH1, this.lane2(host, k));
+    return slot === -1 ? null : this.urlRules(slot, k === 0 ? host : host.slice(k), path, want);
+  }
+
+  /** Lane 2 of host.slice(start), without the slice. */
+  private lane2(host: string, start: number): number {
+    let b = this.s2;
+    for (let i = host.length - 1; i >= start; i--) {
+      b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
+      b ^= b >>> 15;
+    }
+    return fin2(b, host.length - start);
+  }
+
+  /** The answer the slow way: both lanes checked at every name (IP literals, lane-1 collisions). */
+  private exactMatch(host: string, path: string, want: Uint8Array): ListHit | null {
+    return this.exactMatchHost(host, want) ?? (path.length === 0 ? null : this.matchUrl(stripWww(host), path, want));
+  }
+
+  private exactMatchHost(host: string, want: Uint8Array): ListHit | null {
+    const n = host.length;
+    if (n === 0) return null;
+    if (isIP(host) !== 0) return this.exactHost(host, want);
+    const fp = this.parts.domFp;
+    const scale = this.domScale;
+    const mask = this.mask;
+    let a = this.s1;
+    let b = this.s2;
+    let best = -1;
+    let bestStart = 0;
+    const stop = n > MAX_ENTRY ? n - MAX_ENTRY - 1 : 0;
+    for (let i = n - 1; i >= stop - 1; i--) {
+      const c = i >= 0 ? host.charCodeAt(i) : 46;
+      if (c === 46) {
+        const len = n - 1 - i;
+        if (len > MAX_ENTRY) break;
+        const slot = findSlot(fp, scale, fin1(a, len), fin2(b, len), mask);
+        if (slot === -1) break;
+        const low = fp[(slot << 1) | 1]!;
+        if (low & IS_ENTRY && this.wants(slot, want)) {
+          best = slot;
+          bestStart = i + 1;
+        }
+        if (!(low & HAS_CHILDREN)) break;
+      }
+      if (i < 0) break;
+      a = step1(a, c);
+      b = step2(b, c);
+    }
+    return best === -1 ? null : this.domainHit(best, want, host, bestStart);
   }
 
   /** The url table slot holding exactly (h1, h2) as a host with rules, or -1. */
@@ -306,17 +305,17 @@ export class CompactIndex implements CategoryIndex {
   }
 
   private setOf(slot: number): number {
-    return this.parts.setsEmbedded ? (this.parts.domFp[(slot << 1) | 1]! >>> 2) & SET_LIMIT : this.parts.domSet[slot]!;
+    return this.parts.setsEmbedded ? (this.parts.domFp[(slot << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : this.parts.domSet[slot]!;
   }
 
   private fingerprintInto(s: string): void {
     let a = this.s1;
     let b = this.s2;
-    for (let i = s.length - 1; i >= 0; i--) {
+    const n = s.length;
+    for (let i = n - 1; i >= 0; i--) {
       const c = s.charCodeAt(i);
-      a = Math.imul(a ^ c, 0x01000193);
-      b = Math.imul(b + c, 0x85ebca77);
-      b ^= b >>> 15;
+      a = step1(a, c);
+      b = step2(b, c);
     }
     PAIR[0] = fin1(a, s.length);
     PAIR[1] = fin2(b, s.length);
@@ -402,7 +401,7 @@ export class CompactIndex implements CategoryIndex {
       offset += align8(arr.byteLength);
     }
     const header: Header = {
-      format: FORMAT, version: p.version, categories: p.categories, counts: p.counts, seeds: p.seeds, domains: p.domains,
+      format: FORMAT, version: p.version, categories: p.categories, counts: p.counts, seeds: p.seeds, domains: p.domains, topLevel: p.topLevel,
       domCapacity: p.domCapacity, setsEmbedded: p.setsEmbedded, filterBlocks: p.filterBlocks, urlCapacity: p.urlCapacity, paths: p.paths, expressions: p.expressions, sections,
     };
     const json = Buffer.from(JSON.stringify(header), 'utf8');
@@ -436,7 +435,7 @@ export class CompactIndex implements CategoryIndex {
       arrays[s] = width === 2 ? new Uint16Array(bytes.buffer, at, length) : SIGNED.has(s) ? new Int32Array(bytes.buffer, at, length) : new Uint32Array(bytes.buffer, at, length);
     }
     return new CompactIndex({
-      version: header.version, categories: header.categories, counts: header.counts, seeds: header.seeds, domains: header.domains,
+      version: header.version, categories: header.categories, counts: header.counts, seeds: header.seeds, domains: header.domains, topLevel: header.topLevel === true,
       domCapacity: header.domCapacity, setsEmbedded: header.setsEmbedded, filterBlocks: header.filterBlocks, domFilter: arrays.domFilter as Int32Array, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
       domFp: arrays.domFp as Int32Array, domSet: arrays.domSet as Uint16Array | Uint32Array, setStart: arrays.setStart as Uint32Array, setMembers: arrays.setMembers as Uint16Array,
       urlFp: arrays.urlFp as Int32Array, urlGroup: arrays.urlGroup as Uint32Array, groupStart: arrays.groupStart as Uint32Array,

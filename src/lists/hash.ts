@@ -36,11 +36,11 @@ export function fin2(h: number, len: number): number {
   x ^= x >>> 12;
   x = Math.imul(x, 0x297a2d39);
   x ^= x >>> 15;
-  // The two low bits are the table's per-slot flags (see static-table.ts): 62 fingerprint bits.
+  // The three low bits are the table's per-slot flags (see static-table.ts): 61 fingerprint bits.
   return x & FLAG_MASK;
 }
 
-export const FLAG_MASK = -4;
+export const FLAG_MASK = -8;
 
 /** Fingerprint of a whole string, into out[0], out[1]. */
 export function fingerprint(s: string, seed1: number, seed2: number, out: Int32Array | number[]): void {

@@ -21,9 +21,11 @@ export const home = (h1: number, scale: number): number => ((h1 + 2147483648) * 
 /** Lane 2's low bits, free because fingerprints leave them 0 (hash.ts fin2). */
 export const IS_ENTRY = 1; // the slot is a list entry (else only an ancestor of entries)
 export const HAS_CHILDREN = 2; // some entry lies below this name: the label walk goes on
-/** Bits 2..11 of lane 2 can hold the slot's category set (see CompactIndexBuilder.build). */
+export const HAS_URLS = 4; // url rules are keyed by this name: only then is the url table read
+export const FLAG_BITS = 3;
+/** Bits 3..12 of lane 2 can hold the slot's category set (see CompactIndexBuilder.build). */
 export const SET_BITS = 10;
-export const EMBED_MASK = -1 << (2 + SET_BITS);
+export const EMBED_MASK = -1 << (FLAG_BITS + SET_BITS);
 
 /** The first slot at or after `from` (a home slot or a later one) whose lane 1 is h1, or -1. */
 export function findLane1(fp: Int32Array, h1: number, from: number): number {
@@ -35,7 +37,7 @@ export function findLane1(fp: Int32Array, h1: number, from: number): number {
 }
 
 /** The slot holding fingerprint (h1, h2 & mask), or -1 (mask: the lane-2 bits that are fingerprint). */
-export function findSlot(fp: Int32Array, scale: number, h1: number, h2: number, mask = -4): number {
+export function findSlot(fp: Int32Array, scale: number, h1: number, h2: number, mask = -8): number {
   let i = ((h1 + 2147483648) * scale) | 0;
   h2 &= mask;
   for (;;) {
@@ -59,7 +61,7 @@ export interface PlacedTable {
  * `low[j]` goes into the low lane-2 bits that `mask` leaves out (flags, and the category set
  * when it is embedded); the rest of lane 2 stays fingerprint.
  */
-export function placeSorted(h1: Int32Array, h2: Int32Array, n: number, low?: Uint16Array | Uint8Array, mask = -4): PlacedTable {
+export function placeSorted(h1: Int32Array, h2: Int32Array, n: number, low?: Uint16Array | Uint8Array, mask = -8): PlacedTable {
   const capacity = Math.max(1, Math.ceil(n / LOAD_FACTOR));
   const scale = homeScale(capacity);
   // Entries past the last home spill into a tail; measure it first so the arrays are exact.
