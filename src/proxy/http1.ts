@@ -8,8 +8,12 @@
 
 export const CRLF2 = Buffer.from('\r\n\r\n');
 
-/** Characters no head may contain: controls other than HT, and CR or LF outside a CRLF pair. */
-const BAD_HEAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
+/**
+ * Characters no line of a head may contain: controls other than HT, CR and LF included (lines are
+ * cut at CRLF, so any CR or LF left is a bare one). Tested line by line: a plain character class
+ * runs about twice as fast as one pattern over the whole head with lookarounds.
+ */
+const BAD_LINE_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/;
 const METHOD = /^[A-Z]{1,20}$/;
 
 /** A request head the fast path can forward as it is (apart from the proxy's own rewriting). */
@@ -113,22 +117,26 @@ function parseLength(v: string): number {
   return Number(v);
 }
 
-/**
- * Connection-header tokens other than close/keep-alive name further hop-by-hop headers; returns
- * null when there are none (the common case, no allocation).
- */
-function namedTokens(value: string, into: Set<string> | null): Set<string> | null {
-  for (const token of value.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t && t !== 'close' && t !== 'keep-alive') (into ??= new Set()).add(t);
-  }
-  return into;
-}
+const CLOSE = 1;
+const KEEP_ALIVE = 2;
 
-const hasToken = (value: string, token: string): boolean => {
-  for (const t of value.split(',')) if (t.trim().toLowerCase() === token) return true;
-  return false;
-};
+/**
+ * Reads a Connection header: returns CLOSE and/or KEEP_ALIVE bits; other tokens name further
+ * hop-by-hop headers and are added to `named`. The usual single token costs no split.
+ */
+function connectionTokens(value: string, named: { set: Set<string> | null }): number {
+  const v = value.trim().toLowerCase();
+  if (v === 'keep-alive') return KEEP_ALIVE;
+  if (v === 'close') return CLOSE;
+  let bits = 0;
+  for (const token of v.split(',')) {
+    const t = token.trim();
+    if (t === 'close') bits |= CLOSE;
+    else if (t === 'keep-alive') bits |= KEEP_ALIVE;
+    else if (t) (named.set ??= new Set()).add(t);
+  }
+  return bits;
+}
 
 /**
  * Parses a request head (the text before the blank line). Returns null for whatever the fast path
@@ -136,9 +144,9 @@ const hasToken = (value: string, token: string): boolean => {
  * Upgrade, a malformed line. `via` is this proxy's Via entry (`1.1 vigie`).
  */
 export function parseRequestHead(head: string, via: string): RequestHead | null {
-  if (BAD_HEAD_CHARS.test(head)) return null;
   let eol = head.indexOf('\r\n');
   const line = eol === -1 ? head : head.slice(0, eol);
+  if (BAD_LINE_CHARS.test(line)) return null;
   const sp1 = line.indexOf(' ');
   const sp2 = line.indexOf(' ', sp1 + 1);
   if (sp1 <= 0 || sp2 === -1 || line.length - sp2 !== 9 || !line.endsWith(' HTTP/1.1')) return null;
@@ -149,14 +157,14 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
   let contentLength = -1;
   let close = false;
   let acceptLanguage: string | undefined;
-  let named: Set<string> | null = null;
+  const named: { set: Set<string> | null } = { set: null };
   let viaSeen = false;
   while (eol !== -1) {
     const start = eol + 2;
     eol = head.indexOf('\r\n', start);
     const l = eol === -1 ? head.slice(start) : head.slice(start, eol);
     const colon = l.indexOf(':');
-    if (badName(l, colon)) return null;
+    if (badName(l, colon) || BAD_LINE_CHARS.test(l)) return null;
     const name = l.slice(0, colon);
     const k = kind(name);
     switch (k) {
@@ -175,12 +183,9 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
         continue;
       }
       case H.Connection:
-      case H.ProxyConnection: {
-        const v = l.slice(colon + 1);
-        if (hasToken(v, 'close')) close = true;
-        named = namedTokens(v, named);
+      case H.ProxyConnection:
+        if (connectionTokens(l.slice(colon + 1), named) & CLOSE) close = true;
         continue;
-      }
       case H.Via:
         viaSeen = true;
         forward += `${l}, ${via}\r\n`;
@@ -196,7 +201,7 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
         continue;
     }
   }
-  if (named !== null) forward = dropNamed(forward, named);
+  if (named.set !== null) forward = dropNamed(forward, named.set);
   if (!viaSeen) forward += `Via: ${via}\r\n`;
   return { method, target, forward, contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage };
 }
@@ -217,9 +222,9 @@ function dropNamed(lines: string, named: Set<string>): string {
  * headers say. Returns a string naming the problem when the head is not valid HTTP/1.x.
  */
 export function parseResponseHead(head: string, headRequest: boolean, via: string): ResponseHead | string {
-  if (BAD_HEAD_CHARS.test(head)) return 'invalid characters in the response head';
   let eol = head.indexOf('\r\n');
   const line = eol === -1 ? head : head.slice(0, eol);
+  if (BAD_LINE_CHARS.test(line)) return 'invalid characters in the status line';
   if (line.length < 12 || !line.startsWith('HTTP/1.') || line.charCodeAt(12) !== 32 && line.length > 12) return 'bad status line';
   const minor = line.charCodeAt(7);
   if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return 'bad status line';
@@ -230,7 +235,7 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
   let chunked = false;
   let transferEncoding = false;
   let keepAlive = minor === 49;
-  let named: Set<string> | null = null;
+  const named: { set: Set<string> | null } = { set: null };
   let viaSeen = false;
   let teLine = '';
   while (eol !== -1) {
@@ -239,6 +244,7 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
     const l = eol === -1 ? head.slice(start) : head.slice(start, eol);
     const colon = l.indexOf(':');
     if (badName(l, colon)) return 'bad header line';
+    if (BAD_LINE_CHARS.test(l)) return 'invalid characters in a header line';
     const k = kind(l.slice(0, colon));
     switch (k) {
       case H.Other:
@@ -263,10 +269,9 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
       }
       case H.Connection:
       case H.ProxyConnection: {
-        const v = l.slice(colon + 1);
-        if (hasToken(v, 'close')) keepAlive = false;
-        else if (hasToken(v, 'keep-alive')) keepAlive = true;
-        named = namedTokens(v, named);
+        const bits = connectionTokens(l.slice(colon + 1), named);
+        if (bits & CLOSE) keepAlive = false;
+        else if (bits & KEEP_ALIVE) keepAlive = true;
         continue;
       }
       case H.Via:
@@ -277,7 +282,7 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
         continue;
     }
   }
-  if (named !== null) forward = dropNamed(forward, named);
+  if (named.set !== null) forward = dropNamed(forward, named.set);
   if (!viaSeen) forward += `Via: ${via}\r\n`;
   let framing: ResponseHead['framing'];
   if (headRequest || status === 204 || status === 304 || (status >= 100 && status < 200)) framing = 'none';

@@ -10,6 +10,7 @@ import { forwardHeaders } from './headers.js';
 import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
 import { classify, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
+import { splice } from './splice.js';
 import { UpstreamPool } from './upstream.js';
 
 export interface ProxyDeps {
@@ -27,6 +28,7 @@ export interface ProxyDeps {
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
 const HTML = 'text/html; charset=utf-8';
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
@@ -363,6 +365,8 @@ export class ProxyServer implements FastContext {
     const { timeouts } = this.deps.config;
     const upstream = net.connect({ host: target.address, port: rec.port, family: target.family, noDelay: true });
     let opened = false;
+    // Nothing the client sends goes anywhere before the tunnel is open.
+    client.pause();
     const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), timeouts.connectMs);
     upstream.once('connect', () => {
       clearTimeout(connectTimer);
@@ -371,23 +375,20 @@ export class ProxyServer implements FastContext {
       this.tunnels.add(client);
       this.emit('tunnelOpened', rec);
       this.emit('connectionsChanged', 'tunnel', 1);
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.off('close', beforeOpen);
+      client.off('close', beforeOpen);
+      client.write(ESTABLISHED);
       if (head.length) upstream.write(head);
-      upstream.setTimeout(timeouts.idleMs, () => upstream.destroy());
-      client.setTimeout(timeouts.idleMs, () => client.destroy());
-      upstream.pipe(client);
-      client.pipe(upstream);
+      splice(client, upstream, timeouts.idleMs, () => {
+        this.tunnels.delete(client);
+        rec.durationMs = Date.now() - rec.time;
+        rec.bytesIn = upstream.bytesWritten;
+        rec.bytesOut = upstream.bytesRead;
+        this.emit('connectionsChanged', 'tunnel', -1);
+        this.emit('tunnelClosed', rec);
+      });
+      client.resume();
     });
-    const close = () => {
-      if (!opened) return;
-      opened = false;
-      this.tunnels.delete(client);
-      rec.durationMs = Date.now() - rec.time;
-      rec.bytesIn = upstream.bytesWritten;
-      rec.bytesOut = upstream.bytesRead;
-      this.emit('connectionsChanged', 'tunnel', -1);
-      this.emit('tunnelClosed', rec);
-    };
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       if (!opened && !rec.status) {
@@ -399,18 +400,21 @@ export class ProxyServer implements FastContext {
         this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
       } else client.destroy();
     });
-    upstream.on('close', () => {
-      client.destroy();
-      close();
-    });
-    client.on('close', () => {
+    // Until the tunnel opens, either side closing ends the attempt.
+    const beforeOpen = () => {
+      clearTimeout(connectTimer);
+      // An error answer (rec.status set) is on its way: endTunnel closes the client after it.
+      if (!rec.status) client.destroy();
       upstream.destroy();
-      close();
-    });
+    };
+    upstream.once('close', beforeOpen);
+    client.once('close', beforeOpen);
   }
 
   private endTunnel(client: Socket, status: number, text: string): void {
     if (client.destroyed) return;
+    // Read (and drop) what the client still sends, so its close is seen and the socket freed.
+    client.resume();
     const body = Buffer.from(text);
     client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\nVia: ${this.via}\r\n\r\n${text}`);
   }
