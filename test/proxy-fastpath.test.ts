@@ -92,15 +92,19 @@ t.test('chunked scanner finds the end however the bytes are split', async (t) =>
  * An origin that answers in exact bytes: each request's path names a canned response, so the
  * test sees framing the way a real server would send it.
  */
-async function scriptedOrigin(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+async function scriptedOrigin(): Promise<{ port: number; connections: () => number; closed: () => number; close(): Promise<void> }> {
   let connections = 0;
+  let closed = 0;
   const socks = new Set<net.Socket>();
   const big = randomBytes(300_000);
   const chunkedBody = '4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\nX-Trailer: t\r\n\r\n';
   const server = net.createServer((s) => {
     connections++;
     socks.add(s);
-    s.on('close', () => socks.delete(s));
+    s.on('close', () => {
+      socks.delete(s);
+      closed++;
+    });
     s.on('error', () => {});
     let buf = '';
     let served = 0;
@@ -141,6 +145,9 @@ async function scriptedOrigin(): Promise<{ port: number; connections: () => numb
             s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\nX-Sha: ${createHash('sha256').update(big).digest('hex')}\r\n\r\n`);
             s.write(big);
             break;
+          case '/slow':
+            setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow'), 100);
+            break;
           case '/once':
             // Answers one request per connection, then drops the next without a word: what a
             // keep-alive origin does when its idle timer fires just as the proxy reuses it.
@@ -160,6 +167,7 @@ async function scriptedOrigin(): Promise<{ port: number; connections: () => numb
   return {
     port: (server.address() as net.AddressInfo).port,
     connections: () => connections,
+    closed: () => closed,
     close: () => {
       for (const s of socks) s.destroy();
       return new Promise((r) => server.close(() => r()));
@@ -339,5 +347,34 @@ t.test('fast path on real sockets', async (t) => {
     }
     t.ok(origin.connections() - before <= 1, `20 requests over ${origin.connections() - before} new origin connection(s)`);
     c.socket.destroy();
+  });
+
+  t.test('beyond the per-origin limit, requests wait their turn', async (t) => {
+    const gw1 = await startGateway({
+      clients: [{ network: '127.0.0.1/32', profile: 'cycle3' }],
+      profiles: { cycle3: { mode: 'blocklist', categories: ['adult'] } },
+      hosts: { 'o.test': '127.0.0.1' },
+      limits: { maxSocketsPerOrigin: 1 },
+    });
+    t.teardown(() => gw1.close());
+    const before = origin.connections();
+    const t0 = Date.now();
+    const replies = await Promise.all([1, 2, 3].map(() => viaProxy(gw1.port, `http://${o}/slow`)));
+    t.same(replies.map((r) => r.body.toString()), ['slow', 'slow', 'slow']);
+    t.equal(origin.connections() - before, 1, 'one origin connection, used in turn');
+    t.ok(Date.now() - t0 >= 290, 'served one after the other');
+  });
+
+  t.test('a client leaving mid-response takes the origin connection with it', async (t) => {
+    const closedBefore = origin.closed();
+    const c = client(gw.port);
+    c.socket.write(get('/big'));
+    await c.until((s) => s.length > 1000);
+    c.socket.destroy();
+    const end = Date.now() + 2000;
+    while (origin.closed() === closedBefore && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    t.equal(origin.closed() - closedBefore, 1, 'the half-sent origin connection was closed, not pooled');
+    const r = await viaProxy(gw.port, `http://${o}/after-cut`);
+    t.equal(r.body.toString(), '/after-cut', 'the proxy goes on');
   });
 });
