@@ -225,10 +225,13 @@ export class BatchEncoder {
 export class WireTables {
   readonly values: string[][] = [[], [], [], [], []];
   readonly decs: DecTuple[] = [];
-  /** Writer caches, per field: dictionary ids (valid for `epoch`) and chain-line pieces. */
+  /** Writer caches, per field (DEC: the decision's ctx): dictionary ids, valid for `epoch`. */
   readonly ids: number[][] = [[], [], [], [], [], []];
   readonly rules: number[] = [];
-  readonly pieces: string[][] = [[], [], [], [], [], []];
+  /** The ctx dictionary text of each decision. */
+  readonly ctx: string[] = [];
+  /** Per field, the last chain link that listed each entry's string (row.ts, section 5). */
+  readonly seen: number[][] = [[], [], [], [], [], []];
   epoch = -1;
 
   apply(news: readonly unknown[]): void {

@@ -34,31 +34,33 @@ export const rowLine = (r: WireRow): string => JSON.stringify(r);
 export const endLine = (id: number, bytesIn: number, bytesOut: number, durationMs: number): string => JSON.stringify(['end', id, bytesIn, bytesOut, durationMs]);
 
 /**
- * Chain format 2: what a link hashes, cheap to build because most of it is the numbers already in
- * the writer's batch records and the strings are pieces cached per interned value. A link hashes
- * SHA-256 over, in this order:
+ * Chain format 2: what a link hashes, cheap to build because it is mostly the numbers the writer
+ * stores anyway; each string is hashed once per link, not once per row. A link hashes SHA-256 over:
  *   1. the previous link's hash (32 bytes);
  *   2. two numbers: its row count and its tunnel-end count;
  *   3. per row, in id order, ROW_NUMBERS numbers: id, time, scheme (1 http, 2 connect), port,
- *      status, bytesIn, bytesOut, durationMs, decision (0 allow, 1 block), policyVersion;
+ *      status, bytesIn, bytesOut, durationMs, decision (0 allow, 1 block), then the dictionary ids
+ *      of client, user, ctx, method, host, path and rule (-1 for a null user or path);
  *   4. per tunnel end, in id order, END_NUMBERS numbers: id, bytesIn, bytesOut, durationMs;
- *   5. per row, in id order, eight strings: client, user, method, host, path, profile, category,
- *      rule, each as `<UTF-8 byte length>:<text>` or `-` for null, nothing between them; as UTF-8.
- * Numbers are IEEE-754 binary64, little-endian. Counts first and fixed-size numbers, then
- * self-delimiting strings: two different sets of rows never give the same bytes.
+ *   5. the strings behind those ids: walking the rows in id order and each row's ids in the order
+ *      above, every (dictionary, id) seen for the first time in the link adds
+ *      `<letter><id>=<UTF-8 byte length>:<text>` (letters DICT_LETTERS), nothing in between, as UTF-8.
+ * Numbers are IEEE-754 binary64, little-endian. Counts first, fixed-size numbers, then
+ * self-delimiting strings: two different sets of rows never give the same bytes. An edited
+ * dictionary entry changes every link that uses it; an id pointed elsewhere changes its row.
  */
 export const CHAIN_FORMAT = 2;
-export const ROW_NUMBERS = 10;
+export const ROW_NUMBERS = 16;
 export const END_NUMBERS = 4;
+/** Section 5 letters, in row order: client, user, ctx, method, host, path, rule. */
+export const DICT_LETTERS = 'cuxmhpr';
 
-export const strField = (s: string | null): string => (s === null ? '-' : `${Buffer.byteLength(s)}:${s}`);
-
-/** The strings of a row's decision (its last three), built once per distinct decision. */
-export const decisionStrings = (profile: string | null, category: string | null, rule: string | null): string => strField(profile) + strField(category) + strField(rule);
+/** One section-5 entry. */
+export const dictEntry = (letter: string, id: number, v: string): string => `${letter}${id}=${Buffer.byteLength(v)}:${v}`;
 
 const bigEndian = new Uint8Array(new Float64Array([1]).buffer)[7] === 0;
 
-/** Hashes a format-2 link; `rows` and `ends` are the number blocks (3 and 4), `text` block 5. */
+/** Hashes a format-2 link; `rows` and `ends` are the number blocks (3 and 4), `text` section 5. */
 export function hashLink2(prev: Buffer, rowCount: number, rows: Float64Array, endCount: number, ends: Float64Array, text: string): Buffer {
   const head = new Float64Array([rowCount, endCount]);
   const bytes = (a: Float64Array) => {

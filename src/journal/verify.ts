@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { decisionStrings, END_NUMBERS, endLine, hashLink2, ROW_NUMBERS, rowLine, strField, type WireRow } from './row.js';
+import { DICT_LETTERS, dictEntry, END_NUMBERS, endLine, hashLink2, ROW_NUMBERS, rowLine, type WireRow } from './row.js';
 import { decodeIds, ENDED_SQL, hasChainFormat, monthRange, unpackK } from './schema.js';
 import { GENESIS } from './writer.js';
 
@@ -38,7 +38,7 @@ interface Entry {
   wt: number;
   h: Buffer;
   ends: Buffer | null;
-  /** Line format of the link (row.ts): null or 1 = JSON tuples, 2 = length-prefixed lines. */
+  /** What the link hashes (row.ts): null or 1 = JSON lines, 2 = numbers and strings once per link. */
   f: number | null;
 }
 
@@ -57,6 +57,14 @@ interface Raw {
   bo: number;
   du: number;
   rule: string | null;
+  /** Dictionary ids (format 2 hashes them with their strings). */
+  cl: number;
+  us: number | null;
+  cx: number;
+  mi: number;
+  ho: number;
+  pa: number | null;
+  ri: number;
 }
 
 const MAX_PROBLEMS = 1000;
@@ -79,7 +87,8 @@ export function verifyJournal(db: Database.Database): VerifyReport {
     let s = rowsStmt.get(p);
     if (!s) {
       s = db.prepare(
-        `SELECT c.id, c.t, cl.v AS client, us.v AS user, cx.v AS ctx, me.v AS method, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du, ru.v AS rule
+        `SELECT c.id, c.t, cl.v AS client, us.v AS user, cx.v AS ctx, me.v AS method, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du, ru.v AS rule,
+           c.cl, c.us, c.cx, (c.k >> 21) AS mi, c.ho, c.pa, ((c.k >> 13) & 255) AS ri
          FROM c_${p} c LEFT JOIN d_client cl ON cl.id = c.cl LEFT JOIN d_user us ON us.id = c.us LEFT JOIN d_ctx cx ON cx.id = c.cx
          LEFT JOIN d_method me ON me.id = (c.k >> 21) LEFT JOIN d_host ho ON ho.id = c.ho LEFT JOIN d_path pa ON pa.id = c.pa
          LEFT JOIN d_rule ru ON ru.id = ((c.k >> 13) & 255)
@@ -144,6 +153,13 @@ export function verifyJournal(db: Database.Database): VerifyReport {
         let text = '';
         let nums = new Float64Array(0);
         let nRows = 0;
+        const listed = Array.from({ length: DICT_LETTERS.length }, () => new Set<number>());
+        const list = (pos: number, id: number, v: string | null) => {
+          if (listed[pos]!.has(id)) return;
+          listed[pos]!.add(id);
+          // A missing dictionary entry gives a form the writer never makes: the hash tells.
+          text += v === null ? `${DICT_LETTERS[pos]}${id}=-` : dictEntry(DICT_LETTERS[pos]!, id, v);
+        };
         let got: Raw[] = [];
         if (e.lo !== null && e.hi !== null) {
           const stray = strayRows(e.p, lastHi.get(e.p) ?? 0, e.lo);
@@ -154,17 +170,22 @@ export function verifyJournal(db: Database.Database): VerifyReport {
           for (const r of got) {
             const k = unpackK(r.k);
             const connect = k.connect;
+            if (v2) {
+              nums.set([r.id, r.t + base, connect ? 2 : 1, r.po ?? (connect ? 443 : 80), k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 1 : 0, r.cl, r.us ?? -1, r.cx, r.mi, r.ho, r.pa ?? -1, r.ri], nRows++ * ROW_NUMBERS);
+              list(0, r.cl, r.client);
+              if (r.us !== null) list(1, r.us, r.user);
+              list(2, r.cx, r.ctx);
+              list(3, r.mi, r.method);
+              list(4, r.ho, r.host);
+              if (r.pa !== null) list(5, r.pa, r.path);
+              list(6, r.ri, r.rule);
+              continue;
+            }
             let ctx: [string | null, string | null, number] = [null, null, -1];
             try {
               ctx = JSON.parse(r.ctx ?? 'null') ?? ctx;
             } catch {
               // an edited context: the hash tells
-            }
-            if (v2) {
-              nums.set([r.id, r.t + base, connect ? 2 : 1, r.po ?? (connect ? 443 : 80), k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 1 : 0, ctx[2]], nRows++ * ROW_NUMBERS);
-              // A missing dictionary entry reads as null: strings the writer could not have hashed, so the hash tells.
-              text += strField(r.client) + strField(r.user) + strField(r.method) + strField(r.host) + strField(r.path) + decisionStrings(ctx[0], ctx[1], r.rule);
-              continue;
             }
             const w: WireRow = [r.id, r.t + base, r.client ?? '', r.user, ctx[0], r.method ?? '', connect ? 'connect' : 'http', r.host ?? '', r.po ?? (connect ? 443 : 80), r.path, k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 'block' : 'allow', ctx[1], r.rule ?? '', ctx[2]];
             h.update(rowLine(w)).update('\n');

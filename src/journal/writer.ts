@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
-import { CHAIN_FORMAT, decisionStrings, END_NUMBERS, hashLink2, ROW_NUMBERS, strField, type WireEnd, type WireRow } from './row.js';
+import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, DEC, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
+import { CHAIN_FORMAT, DICT_LETTERS as LETTERS, dictEntry, END_NUMBERS, hashLink2, ROW_NUMBERS, type WireEnd, type WireRow } from './row.js';
 import { createMeta, createPartition, DICTS, encodeIds, ENDED, monthOf, monthRange, packK, type DictName } from './schema.js';
 
 export const GENESIS = Buffer.alloc(32);
@@ -14,13 +14,14 @@ class Dict {
   private readonly ins: Database.Statement;
   constructor(db: Database.Database, name: DictName, private readonly max = 65_536) {
     this.sel = db.prepare(`SELECT id FROM d_${name} WHERE v = ?`).pluck();
-    this.ins = db.prepare(`INSERT INTO d_${name} (v) VALUES (?)`);
+    this.ins = db.prepare(`INSERT OR IGNORE INTO d_${name} (v) VALUES (?)`);
   }
   id(v: string): number {
     let id = this.cache.get(v);
     if (id !== undefined) return id;
-    id = this.sel.get(v) as number | undefined;
-    if (id === undefined) id = Number(this.ins.run(v).lastInsertRowid);
+    // Insert first: a string missing from the cache is mostly new (unique paths), one statement then.
+    const r = this.ins.run(v);
+    id = r.changes ? Number(r.lastInsertRowid) : (this.sel.get(v) as number);
     if (this.cache.size >= this.max) this.cache.clear();
     this.cache.set(v, id);
     return id;
@@ -49,7 +50,11 @@ interface Group {
   n: number;
   /** The link's number block (row.ts, format 2), filled as rows come. */
   nums: Float64Array;
-  /** The link's string block, joined as rows come: hashed in one call. */
+  /** Marks the batch tables' entries already listed in this link (WireTables.seen). */
+  stamp: number;
+  /** Dictionary ids listed in section 5 so far, per DICT_LETTERS position. */
+  listed: Set<number>[];
+  /** Section 5 (row.ts), joined as strings first appear: hashed in one call. */
   text: string;
   ends: { id: number; bi: number; bo: number; du: number }[];
 }
@@ -95,6 +100,7 @@ export class JournalWriter {
   private readonly decoder = new BatchDecoder();
   /** Number block of a transaction's first link, reused from one transaction to the next. */
   private scratch = new Float64Array(0);
+  private stamps = 0;
 
   constructor(readonly file: string, opts: { synchronous?: 'FULL' | 'NORMAL' | 'OFF' } = {}) {
     mkdirSync(dirname(file), { recursive: true });
@@ -202,13 +208,20 @@ export class JournalWriter {
     return id;
   }
 
-  /** A string field's chain-line piece, made once per table entry. */
-  private piece(t: WireTables, field: number, n: number): string {
-    if (n < 0) return '-';
-    const pieces = t.pieces[field]!;
-    let p = pieces[n];
-    if (p === undefined) pieces[n] = p = strField(t.values[field]![n]!);
-    return p;
+  /** Lists a string in the link's section 5 the first time the link uses it. */
+  private list(g: Group, pos: number, id: number, v: string): void {
+    const set = g.listed[pos]!;
+    if (set.has(id)) return;
+    set.add(id);
+    g.text += dictEntry(LETTERS[pos]!, id, v);
+  }
+
+  /** Lists a batch-table string unless this link already did (one array read when it did). */
+  private listField(g: Group, t: WireTables, field: number, pos: number, n: number, id: number): void {
+    const seen = t.seen[field]!;
+    if (seen[n] === g.stamp) return;
+    seen[n] = g.stamp;
+    this.list(g, pos, id, t.values[field]![n]!);
   }
 
   private writeTx(batches: readonly DecodedBatch[], now: number): WriteResult {
@@ -232,7 +245,8 @@ export class JournalWriter {
           if (this.scratch.length < nRows * ROW_NUMBERS) this.scratch = new Float64Array(nRows * ROW_NUMBERS);
           nums = this.scratch;
         }
-        g = { part, id: this.lastChainId + groups.length + 1, lo: null, hi: null, minT: Infinity, n: 0, nums, text: '', ends: [] };
+        const listed = Array.from({ length: LETTERS.length }, () => new Set<number>());
+        g = { part, id: this.lastChainId + groups.length + 1, lo: null, hi: null, minT: Infinity, n: 0, nums, stamp: ++this.stamps, listed, text: '', ends: [] };
         byPart.set(part.p, g);
         groups.push(g);
       }
@@ -244,9 +258,10 @@ export class JournalWriter {
     for (const b of batches) {
       const f = b.f;
       const t = b.tables;
-      const ctxIds = t.ids[5]!;
+      const ctxIds = t.ids[DEC]!;
       const ruleIds = t.rules;
-      const decPieces = t.pieces[5]!;
+      const ctxTexts = t.ctx;
+      const decSeen = t.seen[DEC]!;
       for (let o = 0; o < b.n * SLOTS; o += SLOTS) {
         const kind = f[o];
         if (kind === K_END) continue;
@@ -261,44 +276,31 @@ export class JournalWriter {
         if (time < g.minT) g.minT = time;
         const connect = kind === K_CONNECT;
         const dn = f[o + DEC_S]!;
+        const dt = t.decs[dn]!;
         let cx = ctxIds[dn];
         let rule = ruleIds[dn];
         if (cx === undefined || rule === undefined) {
-          const dt = t.decs[dn]!;
-          ctxIds[dn] = cx = d.ctx.id(JSON.stringify([dt[1], dt[2], dt[4]]));
+          const text = (ctxTexts[dn] ??= JSON.stringify([dt[1], dt[2], dt[4]]));
+          ctxIds[dn] = cx = d.ctx.id(text);
           ruleIds[dn] = rule = d.rule.id(dt[3]);
         }
-        let dp = decPieces[dn];
-        if (dp === undefined) {
-          const dt = t.decs[dn]!;
-          decPieces[dn] = dp = decisionStrings(dt[1], dt[2], dt[3]);
-        }
         const status = f[o + STATUS]!;
-        const mn = f[o + METHOD_S]!;
-        const un = f[o + USER_S]!;
-        const pn = f[o + PATH_S]!;
         const port = f[o + PORT]!;
-        const cn = f[o + CLIENT_S]!;
-        const hn = f[o + HOST_S]!;
         const bi = f[o + BYTES_IN]!;
         const bo = f[o + BYTES_OUT]!;
         const du = f[o + DURATION]!;
-        const dt = t.decs[dn]!;
         const block = dt[0] === 'block';
-        part.ins.run(
-          id,
-          time - part.base,
-          this.sid(t, CLIENT, d.client, cn),
-          un < 0 ? null : this.sid(t, USER, d.user, un),
-          cx,
-          this.sid(t, HOST, d.host, hn),
-          port === (connect ? 443 : 80) ? null : port,
-          pn < 0 ? null : this.sid(t, PATH, d.path, pn),
-          packK(status, connect, block, rule, this.sid(t, METHOD, d.method, mn)),
-          bi,
-          bo,
-          du,
-        );
+        const cn = f[o + CLIENT_S]!;
+        const un = f[o + USER_S]!;
+        const mn = f[o + METHOD_S]!;
+        const hn = f[o + HOST_S]!;
+        const pn = f[o + PATH_S]!;
+        const cl = this.sid(t, CLIENT, d.client, cn);
+        const us = un < 0 ? -1 : this.sid(t, USER, d.user, un);
+        const me = this.sid(t, METHOD, d.method, mn);
+        const ho = this.sid(t, HOST, d.host, hn);
+        const pa = pn < 0 ? -1 : this.sid(t, PATH, d.path, pn);
+        part.ins.run(id, time - part.base, cl, us < 0 ? null : us, cx, ho, port === (connect ? 443 : 80) ? null : port, pa < 0 ? null : pa, packK(status, connect, block, rule, me), bi, bo, du);
         const nums = g.nums;
         const q = g.n * ROW_NUMBERS;
         nums[q] = id;
@@ -310,8 +312,25 @@ export class JournalWriter {
         nums[q + 6] = bo;
         nums[q + 7] = du;
         nums[q + 8] = block ? 1 : 0;
-        nums[q + 9] = dt[4];
-        g.text += this.piece(t, CLIENT, cn) + this.piece(t, USER, un) + this.piece(t, METHOD, mn) + this.piece(t, HOST, hn) + this.piece(t, PATH, pn) + dp;
+        nums[q + 9] = cl;
+        nums[q + 10] = us;
+        nums[q + 11] = cx;
+        nums[q + 12] = me;
+        nums[q + 13] = ho;
+        nums[q + 14] = pa;
+        nums[q + 15] = rule;
+        // Section 5, in DICT_LETTERS order; a decision brings its ctx and its rule.
+        this.listField(g, t, CLIENT, 0, cn, cl);
+        if (un >= 0) this.listField(g, t, USER, 1, un, us);
+        const newDec = decSeen[dn] !== g.stamp;
+        if (newDec) {
+          decSeen[dn] = g.stamp;
+          this.list(g, 2, cx, ctxTexts[dn] ??= JSON.stringify([dt[1], dt[2], dt[4]]));
+        }
+        this.listField(g, t, METHOD, 3, mn, me);
+        this.listField(g, t, HOST, 4, hn, ho);
+        if (pn >= 0) this.listField(g, t, PATH, 5, pn, pa);
+        if (newDec) this.list(g, 6, rule, dt[3]);
         g.n++;
         if (id > high) high = id;
       }
