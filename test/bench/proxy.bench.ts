@@ -191,6 +191,8 @@ async function main() {
     });
   };
   const pidOf = (s: Setup) => procs[s]?.pid ?? null;
+  /** CPU microseconds per operation, from the proxy's CPU % of one core and the rate it served. */
+  const cpuPerOp = (cpuPercent: number, perSecond: number) => (perSecond > 0 ? (cpuPercent / 100) * 1e6 / perSecond : NaN);
   const measures: Record<string, Measure> = {};
   const measure = (key: string, label: string, unit: string, higherIsBetter: boolean) =>
     (measures[key] ??= { key, label, unit, higherIsBetter, samples: {} });
@@ -216,7 +218,9 @@ async function main() {
   measure('small_p99', 'small p99 at 50 conns', 'ms', false);
   measure('mib_rate', '1 MiB transfers', 'MiB/s', true);
   measure('bulk', 'CONNECT bulk, 1 tunnel', 'MiB/s', true);
+  measure('small_cpu', 'proxy CPU per small request', 'µs', false);
   measure('setup', 'tunnel setup', 'tunnels/s', true);
+  measure('setup_cpu', 'proxy CPU per tunnel setup', 'µs', false);
   measure('fixed_p99', 'p99 at ½ Vigie max', 'ms', false);
   measure('fixed_rate', 'rate achieved at ½ Vigie max', 'req/s', true);
   measure('peak_rss', 'peak RSS after load phases', 'MiB', false);
@@ -237,6 +241,8 @@ async function main() {
       record('small_rps', s, sampleOf(r.value.rps, r.value.errors + r.value.badStatus, r));
       record('small_p50', s, sampleOf(r.value.p50ms, 0, r));
       record('small_p99', s, sampleOf(r.value.p99ms, 0, r));
+      // What each proxy spends per request, whoever limited the rate (load side or proxy).
+      if (r.proxyCpu !== null) record('small_cpu', s, sampleOf(cpuPerOp(r.proxyCpu, r.value.rps), 0, r));
       raw.push({ run, phase: 'small', setup: s, ...r });
       // wrk counts each connection the server closes as a read error: one per request means no keep-alive.
       const note = `${s} closes the client connection after every response: its wrk rows are one connection per request (wrk counts each close as an error)`;
@@ -259,6 +265,7 @@ async function main() {
     for (const s of setups) {
       const r = await phase(s, () => tunnelSetupRate(targets[s]!, TUNNEL_LOOPS, PHASE));
       record('setup', s, sampleOf(r.value.perSecond, r.value.errors, r));
+      if (r.proxyCpu !== null) record('setup_cpu', s, sampleOf(cpuPerOp(r.proxyCpu, r.value.perSecond), 0, r));
       raw.push({ run, phase: 'setup', setup: s, ...r });
     }
     // Half of Vigie's closed-loop maximum of this run, offered at a fixed rate to each setup.
