@@ -66,7 +66,7 @@ export class Gateway {
     this.policy = new PolicyStore(opts.config, opts.log);
     const jc = opts.config.journal;
     const journal = jc.enabled && opts.journal !== false
-      ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, log: opts.log, timezone: opts.config.timezone })
+      ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
     this.proxyDeps = {

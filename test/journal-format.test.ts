@@ -1,14 +1,17 @@
 import Database from 'better-sqlite3';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { BatchDecoder, BatchEncoder } from '../src/journal/batch.js';
+import { Journal } from '../src/journal/journal.js';
 import { JournalQuery } from '../src/journal/reader.js';
 import { fromWire, type WireRow } from '../src/journal/row.js';
 import { monthOf } from '../src/journal/schema.js';
 import type { JournalRow } from '../src/journal/types.js';
 import { verifyJournal } from '../src/journal/verify.js';
 import { JournalWriter } from '../src/journal/writer.js';
+import { silentLogger } from '../src/log.js';
 import { tmp } from './helpers.js';
 import { LegacyJournalWriter } from './journal-legacy.js';
 
@@ -175,4 +178,15 @@ t.test('a failed transaction is retried with the tables its batches were sent ag
   const got = await exported(file);
   t.same(got.filter((r) => r.id < 100), good.map(fromWire), 'the retried rows name their own strings, not stale ids');
   t.same(got.filter((r) => r.id >= 100), other.map(fromWire));
+});
+
+t.test('the writer thread runs at its own nice value, the proxy thread keeps the process one', { skip: process.platform !== 'linux' && 'per-thread nice is Linux only' }, async (t) => {
+  const j = new Journal({ dir: tmp(), retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 1000, flushMs: 50, log: silentLogger, writerNice: 7 });
+  await j.open();
+  t.teardown(() => j.close());
+  const nice = (tid: number) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  t.ok(j.writerTid && j.writerTid !== process.pid, 'the writer reports its thread id');
+  if (getPriority(0) <= 7) t.equal(nice(j.writerTid!), 7, 'writer thread at nice 7');
+  else t.equal(nice(j.writerTid!), getPriority(0), 'a process already nicer is left as it is');
+  t.equal(nice(process.pid), getPriority(0), 'main thread unchanged');
 });

@@ -176,6 +176,7 @@ export const configSchema = {
         overflow: { enum: ['block', 'allow'] },
         queueMax: { type: 'integer', minimum: 1, maximum: 10_000_000 },
         flushMs: { type: 'integer', minimum: 10, maximum: 250 },
+        writerNice: { type: 'integer', minimum: 0, maximum: 19 },
       },
     },
   },

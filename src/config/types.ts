@@ -119,6 +119,8 @@ export interface JournalConfig {
   queueMax: number;
   /** Longest wait before queued rows go to the writer. */
   flushMs: number;
+  /** Nice value of the journal's writer thread (Linux), so its transactions yield the core to the proxy; 0 = unchanged. */
+  writerNice: number;
 }
 
 export interface SupervisionConfig {

@@ -1,5 +1,5 @@
 import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BatchDecoder, type BatchMessage, type DecodedBatch } from './batch.js';
 import { JournalWriter } from './writer.js';
@@ -38,8 +38,9 @@ function lowerPriority(nice: number | null | undefined): { tid: number | null; n
   try {
     tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid) || tid <= 0) return { tid: null, nice: null };
-    if (nice !== null && nice !== undefined && nice > 0) setPriority(tid, nice);
-    return { tid, nice: nice ?? null };
+    // Only ever nicer: a process started at a higher nice value stays there.
+    if (nice !== null && nice !== undefined && nice > getPriority(tid)) setPriority(tid, nice);
+    return { tid, nice: getPriority(tid) };
   } catch {
     return { tid, nice: null };
   }
