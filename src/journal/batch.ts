@@ -164,7 +164,8 @@ export class BatchEncoder {
   }
 
   private decOfTuple(t: DecTuple): number {
-    const key = JSON.stringify(t);
+    // Length-prefixed: no two tuples share a key, and cheaper than JSON.
+    const key = `${t[0]}${t[4]}|${t[1] === null ? '-' : `${t[1].length}:${t[1]}`}${t[2] === null ? '-' : `${t[2].length}:${t[2]}`}${t[3]}`;
     let id = this.decKeys.get(key);
     if (id === undefined) {
       id = this.newDec([t[0], t[1], t[2], t[3], t[4]]);

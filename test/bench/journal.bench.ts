@@ -2,19 +2,24 @@
  * Connection journal figures (issue 4), each against a naive schema measured in the same run
  * (one table, text columns, one (client, time) index, same batches, same WAL + synchronous=FULL):
  * - storage: rows/s written in batches of 5,000 (20,000 rows/s flushed every 250 ms), bytes/row on
- *   disk (indexes, dictionaries and chain included);
- * - end to end: rows/s through the Journal observer, its worker thread and back-pressure;
+ *   disk (indexes, dictionaries and chain included); the schema-1 writer (test/journal-legacy.ts:
+ *   JSON per row for the chain and the context key) on the same batches as the "before";
+ * - end to end: rows/s through the Journal observer, its worker thread and back-pressure, with the
+ *   CPU of each thread per row (issue 7): the proxy thread's hand-off and the writer thread, now
+ *   (binary batches, chain format 2) and before (tuples by structured clone, schema-1 writer);
  * - event-loop lag p99 of a live proxy (real requests on loopback) while 20,000 rows/s are recorded,
  *   against the same proxy and feed with no journal, and with the naive schema written in-thread;
  * - export (CSV) rows/s, and one client over one day on a year of data.
  * Loopback only, every phase bounded.
  *
  *   npm run bench:journal      (ROWS=1000000 LAG_SECONDS=5 REQ_RATE=500 to change the phases;
- *                               ONLY=lag for the event-loop phase alone; SCALE_ROWS=N for a
+ *                               ONLY=lag for the event-loop phase alone, ONLY=handoff for the
+ *                               end-to-end and per-thread CPU phase alone, ONLY=nice for the
+ *                               writer-priority phase alone; SCALE_ROWS=N for a
  *                               bigger year, compact schema only)
  */
 import Database from 'better-sqlite3';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -26,13 +31,16 @@ import { csvLine, JournalQuery } from '../../src/journal/reader.js';
 import type { WireEnd, WireRow } from '../../src/journal/row.js';
 import { JournalWriter } from '../../src/journal/writer.js';
 import { silentLogger } from '../../src/log.js';
+import { LegacyJournalWriter } from '../journal-legacy.js';
+import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
 import type { ConnectionRecord, ProxyObserver } from '../../src/proxy/events.js';
 import { DEAD_DNS, TEST_LISTS, tmp, writeLists } from '../helpers.js';
 
 const ROWS = Number(process.env.ROWS ?? 1_000_000);
 const BATCH = 5000;
 const LAG_SECONDS = Number(process.env.LAG_SECONDS ?? 5);
-const RATE = 20_000;
+const RATE = Number(process.env.FEED_RATE ?? 20_000);
 const REQ_RATE = Number(process.env.REQ_RATE ?? 500);
 const YEAR = 365 * 86_400_000;
 const START = Date.UTC(2025, 10, 1);
@@ -116,6 +124,8 @@ async function main() {
     return;
   }
   if (process.env.ONLY === 'lag') return lagTable();
+  if (process.env.ONLY === 'handoff') return handoffTable(tmp('vigie-bench-journal-'));
+  if (process.env.ONLY === 'nice') return niceTable();
   if (process.env.SCALE_ROWS) return scale(Number(process.env.SCALE_ROWS));
   const dir = tmp('vigie-bench-journal-');
   console.log(`\nVigie journal — ${new Date().toISOString()} — node ${process.version}, ${fmt(ROWS)} rows over one year, batches of ${BATCH}, WAL synchronous=FULL, temp dir ${dir}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} cores`);
@@ -124,10 +134,13 @@ async function main() {
   const compactFile = join(dir, 'compact', 'journal.db');
   const writer = new JournalWriter(compactFile);
   const naive = new NaiveStore(join(dir, 'naive.db'));
+  const legacy = new LegacyJournalWriter(join(dir, 'legacy', 'journal.db'));
   let tCompact = 0;
   let tNaive = 0;
+  let tLegacy = 0;
   let cCompact = 0;
   let cNaive = 0;
+  let cLegacy = 0;
   const cpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
@@ -149,6 +162,11 @@ async function main() {
     naive.write(rows, pendingEnds);
     tNaive += performance.now() - t0;
     cNaive += cpu() - c0;
+    t0 = performance.now();
+    c0 = cpu();
+    legacy.write(rows, pendingEnds, now);
+    tLegacy += performance.now() - t0;
+    cLegacy += cpu() - c0;
     // Tunnels of this batch close and are ended with the next one.
     pendingEnds = rows.filter((r) => r[6] === 'connect' && r[10] === 200).map((r) => [r[0], r[1], 500 + Math.floor(rnd() * 5000), Math.floor(rnd() * 2e6), Math.floor(rnd() * 60_000)]);
   }
@@ -158,14 +176,17 @@ async function main() {
   const closeCompact = performance.now() - tc;
   naive.write([], pendingEnds);
   naive.close();
+  legacy.write([], pendingEnds, START + YEAR + 1000);
+  legacy.close();
   const size = (f: string) => statSync(f).size;
   const bCompact = size(compactFile);
   const bNaive = size(naive.file);
 
-  console.log(`\n| storage (same batches) | compact (this journal) | naive | compact/naive |`);
-  console.log(`|---|---:|---:|---:|`);
-  console.log(`| rows/s written | **${fmt(ROWS / (tCompact / 1000))}** | ${fmt(ROWS / (tNaive / 1000))} | ${ratio(tNaive, tCompact)} faster |`);
-  console.log(`| rows per CPU-second (insensitive to other load on the machine) | ${fmt(ROWS / (cCompact / 1000))} | ${fmt(ROWS / (cNaive / 1000))} | ${ratio(cNaive, cCompact)} less CPU |`);
+  console.log(`\n| storage (same batches) | compact (this journal) | naive | compact/naive | schema-1 writer (before) | before/now |`);
+  console.log(`|---|---:|---:|---:|---:|---:|`);
+  console.log(`| rows/s written | **${fmt(ROWS / (tCompact / 1000))}** | ${fmt(ROWS / (tNaive / 1000))} | ${ratio(tNaive, tCompact)} faster | ${fmt(ROWS / (tLegacy / 1000))} | ${ratio(tLegacy, tCompact)} |`);
+  console.log(`| rows per CPU-second (less sensitive to other load on the machine) | ${fmt(ROWS / (cCompact / 1000))} | ${fmt(ROWS / (cNaive / 1000))} | ${ratio(cNaive, cCompact)} less CPU | ${fmt(ROWS / (cLegacy / 1000))} | ${ratio(cLegacy, cCompact)} |`);
+  console.log(`| CPU µs per row, in-thread write of tuples | **${((cCompact * 1000) / ROWS).toFixed(2)}** | ${((cNaive * 1000) / ROWS).toFixed(2)} | | ${((cLegacy * 1000) / ROWS).toFixed(2)} | |`);
   console.log(`| bytes/row on disk (indexes, dictionaries, chain included) | **${fmt(bCompact / ROWS, 1)}** | ${fmt(bNaive / ROWS, 1)} | ${ratio(bCompact, bNaive)} |`);
   console.log(`| MiB per million rows | ${fmt(bCompact / 1048576 / (ROWS / 1e6), 1)} | ${fmt(bNaive / 1048576 / (ROWS / 1e6), 1)} | |`);
   console.log(`(compact close with checkpoint: ${fmt(closeCompact)} ms)`);
@@ -226,35 +247,29 @@ async function main() {
   console.log(`| one client, one day, over a year: median ms (25 queries, ${found} rows) | **${clientQ[12]!.toFixed(2)}** | ${naiveQ[12]!.toFixed(2)} | |`);
   console.log(`| same, max ms | ${clientQ[24]!.toFixed(2)} | ${naiveQ[24]!.toFixed(2)} | |`);
 
-  // ---- 3. end to end through the observer and the worker thread -----------------------------
-  const j = new Journal({ dir: join(dir, 'e2e'), retentionDays: 3650, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 250, log: silentLogger });
-  await j.open();
-  const recs = poolOfRecords(4096);
-  const E2E = Math.min(ROWS, 500_000);
-  t0 = performance.now();
-  let pushed = 0;
-  let waits = 0;
-  while (pushed < E2E) {
-    if (!j.admit()) {
-      waits++;
-      await new Promise((r) => setTimeout(r, 1));
-      continue;
-    }
-    const n = Math.min(2000, E2E - pushed);
-    for (let i = 0; i < n; i++) j.requestDone(recs[(pushed + i) & 4095]!);
-    pushed += n;
-    await new Promise((r) => setImmediate(r));
-  }
-  await j.flush();
-  const tE2E = performance.now() - t0;
-  const h = j.health();
-  await j.close();
-  console.log(`\n| end to end (observer → bounded queue → worker thread → SQLite) | |`);
-  console.log(`|---|---:|`);
-  console.log(`| rows/s sustained, ${fmt(E2E)} rows, back-pressure by admit() (${waits} waits) | **${fmt(E2E / (tE2E / 1000))}** |`);
-  console.log(`| rows written / lost | ${fmt(h.rowsWritten)} / ${h.rowsLost} |`);
-
+  await handoffTable(dir);
   await lagTable();
+  await niceTable();
+}
+
+/** 3. end to end through the observer and the worker thread, now and before. */
+async function handoffTable(dir: string) {
+  const E2E = Math.min(ROWS, 500_000);
+  const pool = e2eRecords(65_536);
+  const handoffs: HandoffResult[] = [];
+  // Interleaved, twice each: other jobs on the machine come and go.
+  for (let round = 0; round < 2; round++) {
+    handoffs.push(await handoff('now', join(dir, `e2e-now-${round}`), pool, E2E));
+    handoffs.push(await handoff('before', join(dir, `e2e-before-${round}`), pool, E2E));
+  }
+  const best = (k: 'now' | 'before', f: (h: HandoffResult) => number) => Math.min(...handoffs.filter((h) => h.kind === k).map(f));
+  console.log(`\n| end to end (observer → bounded queue → worker thread → SQLite), ${fmt(E2E)} rows, back-pressure by admit() | rows/s | writer thread CPU µs/row | proxy thread: in requestDone µs/row | proxy thread: all µs/row | rows written / lost | admit waits |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|`);
+  for (const h of handoffs) {
+    const label = h.kind === 'now' ? 'now: binary batches transferred, chain format 2' : 'before: tuples by structured clone, schema-1 writer';
+    console.log(`| ${label} | ${h.kind === 'now' ? `**${fmt(h.rowsPerS)}**` : fmt(h.rowsPerS)} | ${h.kind === 'now' ? `**${h.writerUs.toFixed(2)}**` : h.writerUs.toFixed(2)} | ${h.handoffUs.toFixed(2)} | ${h.mainUs.toFixed(2)} | ${fmt(h.written)} / ${h.lost} | ${h.waits} |`);
+  }
+  console.log(`best of each: writer thread ${best('now', (h) => h.writerUs).toFixed(2)} µs/row now, ${best('before', (h) => h.writerUs).toFixed(2)} before (${ratio(best('before', (h) => h.writerUs), best('now', (h) => h.writerUs))} less); proxy thread in requestDone ${best('now', (h) => h.handoffUs).toFixed(2)} now, ${best('before', (h) => h.handoffUs).toFixed(2)} before; all of the proxy thread ${best('now', (h) => h.mainUs).toFixed(2)} now, ${best('before', (h) => h.mainUs).toFixed(2)} before (thread CPU from /proc/self/task/<tid>/schedstat)`);
 }
 
 /** 4. event-loop lag of a live proxy while recording 20,000 rows/s. */
@@ -305,13 +320,15 @@ async function scale(rows: number) {
   console.log(`| stats of that day per hour, profile, category (${st.length} groups), ms | ${fmt(tStats)} |`);
 }
 
-type LagMode = 'no journal' | 'journal (worker)' | 'naive, in-thread';
+type LagMode = 'no journal' | 'journal (worker)' | 'naive, in-thread' | 'journal, writer nice 0' | 'journal, writer nice 5';
 type LagResult = Awaited<ReturnType<typeof lagPhase>>;
 
 /** One lag phase in a fresh process, so no phase inherits another's heap or threads. */
-function lagInChild(mode: LagMode): Promise<LagResult> {
+function lagInChild(mode: LagMode, env: Record<string, string> = {}): Promise<LagResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname], { env: { ...process.env, LAG_MODE: mode }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = ['--import', 'tsx', new URL(import.meta.url).pathname];
+    // Pinned: the gateway (proxy and writer threads) on CPU 0, its load on CPU 1 (see lagPhase).
+    const child = env.LAG_PIN ? spawn('taskset', ['-c', '0', process.execPath, ...args], { env: { ...process.env, ...env, LAG_MODE: mode }, stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { env: { ...process.env, ...env, LAG_MODE: mode }, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.on('exit', (code) => {
@@ -333,6 +350,209 @@ async function lagTable() {
   for (const l of lag) console.log(`| ${l.mode} | ${l.p50.toFixed(2)} | ${l.mode === 'journal (worker)' ? `**${l.p99.toFixed(2)}**` : l.p99.toFixed(2)} | ${l.max.toFixed(1)} | ${fmt(l.rps)} | ${l.reqP99.toFixed(2)} | ${(l.cpu * 100).toFixed(0)} % | ${fmt(l.rows)} |`);
   const best = (m: LagMode) => Math.min(...lag.filter((l) => l.mode === m).map((l) => l.p99));
   console.log(`best-round p99 lag: journal ${best('journal (worker)').toFixed(2)} ms, no journal ${best('no journal').toFixed(2)} ms (${ratio(best('journal (worker)'), best('no journal'))}), naive in-thread ${best('naive, in-thread').toFixed(2)} ms (${ratio(best('naive, in-thread'), best('no journal'))})`);
+}
+
+/**
+ * Writer thread priority on one core (issue 7): the gateway pinned to CPU 0 with its writer thread
+ * at nice 0 or 5, the load generator and origin on CPU 1; the proxy thread both proxies and feeds
+ * the journal. Request latency shows whether the writer's transactions take the core from it.
+ *   ONLY=nice npm run bench:journal   (NICE_FEED_RATE, NICE_REQ_RATE, NICE_ROUNDS)
+ */
+async function niceTable() {
+  if (availableParallelism() < 2 || spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
+    console.log('\n(writer priority phase skipped: needs taskset and 2 CPUs)');
+    return;
+  }
+  const env = { LAG_PIN: '1', FEED_RATE: process.env.NICE_FEED_RATE ?? '40000', REQ_RATE: process.env.NICE_REQ_RATE ?? '2000' };
+  const modes: LagMode[] = ['journal, writer nice 0', 'journal, writer nice 5'];
+  const res: LagResult[] = [];
+  for (let round = 0; round < Number(process.env.NICE_ROUNDS ?? 3); round++) for (const mode of modes) res.push(await lagInChild(mode, env));
+  console.log(`\n| gateway pinned to CPU 0 (load on CPU 1): ${env.REQ_RATE} req/s proxied + ${fmt(Number(env.FEED_RATE))} rows/s fed to the journal, ${LAG_SECONDS}s | request p50 ms | request p99 ms | loop lag p99 ms | max ms | proxied req/s | process CPU | rows recorded |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|`);
+  for (const l of res) console.log(`| ${l.mode} | ${l.reqP50.toFixed(2)} | ${l.reqP99.toFixed(2)} | ${l.p99.toFixed(2)} | ${l.max.toFixed(1)} | ${fmt(l.rps)} | ${(l.cpu * 100).toFixed(0)} % | ${fmt(l.rows)} |`);
+  const med = (m: LagMode, f: (l: LagResult) => number) => {
+    const v = res.filter((l) => l.mode === m).map(f).sort((a, b) => a - b);
+    return v[Math.floor(v.length / 2)]!;
+  };
+  console.log(`median request p99: nice 0 ${med('journal, writer nice 0', (l) => l.reqP99).toFixed(2)} ms, nice 5 ${med('journal, writer nice 5', (l) => l.reqP99).toFixed(2)} ms; median loop lag p99: nice 0 ${med('journal, writer nice 0', (l) => l.p99).toFixed(2)} ms, nice 5 ${med('journal, writer nice 5', (l) => l.p99).toFixed(2)} ms`);
+}
+
+/** CPU time of one thread of this process, ns (schedstat; the coarser stat ticks where it is missing). */
+function threadCpuNs(tid: number): number {
+  try {
+    return Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    const f = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) * 1e7;
+  }
+}
+
+/**
+ * Records as the proxy hands them over: the makeRow mix (unique search paths included, queries
+ * dropped by the journal), decisions shared per outcome as the proxy's decision cache shares them.
+ */
+function e2eRecords(n: number): ConnectionRecord[] {
+  const decisions = new Map<string, ConnectionRecord['decision']>();
+  return Array.from({ length: n }, () => {
+    const w = makeRow(0, Date.now());
+    const key = `${w[14]}|${w[4]}|${w[15]}|${w[16]}`;
+    let decision = decisions.get(key);
+    if (!decision) decisions.set(key, (decision = { action: w[14], profile: w[4], category: w[15], rule: w[16] as 'default', entry: null, matchKind: null, period: 'always', listVersion: 'x', policyVersion: 7 }));
+    const tunnel = w[6] === 'connect';
+    return {
+      kind: tunnel ? 'tunnel' : 'request',
+      time: Date.now(),
+      client: w[2],
+      user: null,
+      method: w[5],
+      scheme: w[6],
+      host: w[7],
+      port: w[8],
+      path: tunnel ? '' : (w[9] ?? '/') + '?utm=1',
+      decision,
+      status: w[10],
+      bytesIn: w[11],
+      bytesOut: w[12],
+      durationMs: w[13],
+      problem: null,
+      decisionSeconds: 0,
+    } satisfies ConnectionRecord;
+  });
+}
+
+/** The schema-1 writer in a worker thread, fed the way the journal fed it before: tuples by postMessage. */
+const LEGACY_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+import('tsx/esm/api').then((m) => { m.register(); return import(workerData.module); }).then(({ LegacyJournalWriter }) => {
+  const w = new LegacyJournalWriter(workerData.file);
+  const pending = [];
+  const pump = () => {
+    if (!pending.length) return;
+    const batches = pending.length;
+    const rows = batches === 1 ? pending[0] : pending.flat();
+    pending.length = 0;
+    w.write(rows, []);
+    parentPort.postMessage({ type: 'written', count: rows.length, batches });
+  };
+  parentPort.on('message', (m) => {
+    if (m.type === 'close') { pump(); w.close(); parentPort.postMessage({ type: 'closed' }); return; }
+    pending.push(m.rows);
+    if (pending.length === 1) setImmediate(pump);
+  });
+  parentPort.postMessage({ type: 'ready', tid: Number(fs.readlinkSync('/proc/thread-self').split('/').pop()) });
+});
+`;
+
+/** The proxy side of the journal as it was: a tuple per row, arrays of tuples posted (structured clone). */
+class LegacyFeed {
+  private queue: WireRow[] = [];
+  private inFlight = 0;
+  private inFlightRows = 0;
+  private nextId = 1;
+  written = 0;
+  tid = 0;
+  private waiters: (() => void)[] = [];
+  private readonly worker: Worker;
+  private readonly timer: NodeJS.Timeout;
+  constructor(file: string) {
+    this.worker = new Worker(LEGACY_WORKER, { eval: true, workerData: { file, module: new URL('../journal-legacy.ts', import.meta.url).href } });
+    this.worker.on('message', (m: { type: string; count: number; batches: number; tid: number }) => {
+      if (m.type === 'ready') this.tid = m.tid;
+      if (m.type === 'written') {
+        this.inFlight -= m.batches;
+        this.inFlightRows -= m.count;
+        this.written += m.count;
+        if (this.queue.length) this.send();
+      }
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.timer = setInterval(() => this.send(), 250);
+  }
+  async open(): Promise<void> {
+    while (!this.tid) await new Promise<void>((r) => this.waiters.push(r));
+  }
+  admit(): boolean {
+    return this.queue.length + this.inFlightRows < 100_000;
+  }
+  private send(): void {
+    if (this.inFlight >= 16 || !this.queue.length) return;
+    const rows = this.queue;
+    this.queue = [];
+    this.inFlight++;
+    this.inFlightRows += rows.length;
+    this.worker.postMessage({ rows });
+  }
+  requestDone(rec: ConnectionRecord): void {
+    const d = rec.decision;
+    let path: string | null = null;
+    if (rec.scheme === 'http') {
+      path = rec.path;
+      const q = path.indexOf('?');
+      if (q !== -1) path = path.slice(0, q);
+    }
+    const tunnel = rec.kind === 'tunnel';
+    this.queue.push([this.nextId++, rec.time, rec.client, rec.user, d.profile, rec.method, rec.scheme, rec.host, rec.port, path, rec.status, tunnel ? 0 : rec.bytesIn, tunnel ? 0 : rec.bytesOut, tunnel ? 0 : rec.durationMs, d.action, d.category, d.rule, d.policyVersion]);
+    if (this.queue.length >= 1024) this.send();
+  }
+  async flush(total: number): Promise<void> {
+    this.send();
+    while (this.written < total) await new Promise<void>((r) => this.waiters.push(r));
+  }
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.worker.postMessage({ type: 'close' });
+    await new Promise<void>((r) => this.waiters.push(r));
+    await this.worker.terminate();
+  }
+}
+
+interface HandoffResult {
+  kind: 'now' | 'before';
+  rowsPerS: number;
+  writerUs: number;
+  handoffUs: number;
+  mainUs: number;
+  written: number;
+  lost: number;
+  waits: number;
+}
+
+/** Feeds `total` records through one journal path as the proxy would, and takes each thread's CPU. */
+async function handoff(kind: 'now' | 'before', dir: string, pool: ConnectionRecord[], total: number): Promise<HandoffResult> {
+  const j = kind === 'now' ? new Journal({ dir, retentionDays: 3650, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 250, log: silentLogger }) : null;
+  const old = kind === 'before' ? new LegacyFeed(join(dir, 'journal.db')) : null;
+  await (j ? j.open() : old!.open());
+  const sink = (j ?? old)!;
+  const wtid = j ? j.writerTid! : old!.tid;
+  const w0 = threadCpuNs(wtid);
+  const m0 = threadCpuNs(process.pid);
+  const t0 = performance.now();
+  let pushed = 0;
+  let waits = 0;
+  let sync = 0;
+  while (pushed < total) {
+    if (!sink.admit()) {
+      waits++;
+      await new Promise((r) => setTimeout(r, 1));
+      continue;
+    }
+    const n = Math.min(2000, total - pushed);
+    const c0 = threadCpuNs(process.pid);
+    for (let i = 0; i < n; i++) sink.requestDone(pool[(pushed + i) & (pool.length - 1)]!);
+    sync += threadCpuNs(process.pid) - c0;
+    pushed += n;
+    await new Promise((r) => setImmediate(r));
+  }
+  if (j) await j.flush();
+  else await old!.flush(total);
+  const wall = performance.now() - t0;
+  const writerUs = (threadCpuNs(wtid) - w0) / 1000 / total;
+  const mainUs = (threadCpuNs(process.pid) - m0) / 1000 / total;
+  const h = j?.health();
+  const written = h ? h.rowsWritten : old!.written;
+  await (j ? j.close() : old!.close());
+  return { kind, rowsPerS: total / (wall / 1000), writerUs, handoffUs: sync / 1000 / total, mainUs, written, lost: h?.rowsLost ?? 0, waits };
 }
 
 function poolOfRecords(n: number): ConnectionRecord[] {
@@ -426,7 +646,8 @@ process.on('message', ({ proxy, rate, seconds }) => {
 `;
 
 async function lagPhase(mode: LagMode) {
-  const child = spawn(process.execPath, ['-e', LOAD_CHILD], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const load = ['-e', LOAD_CHILD];
+  const child = process.env.LAG_PIN ? spawn('taskset', ['-c', '1', process.execPath, ...load], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }) : spawn(process.execPath, load, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   await new Promise((r) => child.once('message', r));
   const config = resolveConfig({
     listen: [{ host: '127.0.0.1', port: 0 }],
@@ -434,7 +655,7 @@ async function lagPhase(mode: LagMode) {
     dataDir: tmp('vigie-bench-journal-lag-'),
     hosts: { 'site.test': '127.0.0.1' },
     lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
-    journal: { enabled: mode === 'journal (worker)' },
+    journal: { enabled: mode.startsWith('journal'), ...(mode === 'journal, writer nice 0' ? { writerNice: 0 } : mode === 'journal, writer nice 5' ? { writerNice: 5 } : {}) },
     supervision: { enabled: false },
     metrics: { enabled: false },
   });
@@ -442,7 +663,7 @@ async function lagPhase(mode: LagMode) {
   await gw.start();
   const port = gw.listening[0]!.port;
   const naive = mode === 'naive, in-thread' ? naiveObserver(join(config.dataDir, 'naive.db')) : null;
-  const sink: ProxyObserver = mode === 'journal (worker)' ? (gw.journal as unknown as Journal) : (naive ?? { requestDone() {} });
+  const sink: ProxyObserver = mode.startsWith('journal') ? (gw.journal as unknown as Journal) : (naive ?? { requestDone() {} });
   const recs = poolOfRecords(4096);
   const h = monitorEventLoopDelay({ resolution: 1 });
   let sent = 0;
@@ -463,7 +684,7 @@ async function lagPhase(mode: LagMode) {
   clearInterval(feed);
   child.kill();
   let rows = sent;
-  if (mode === 'journal (worker)') {
+  if (mode.startsWith('journal')) {
     await gw.journal!.flush();
     rows = gw.journal!.health().rowsWritten - r.sent;
   } else if (naive) {
@@ -472,7 +693,7 @@ async function lagPhase(mode: LagMode) {
   }
   await gw.stop();
   if (r.errors) console.log(`(${mode}: ${r.errors} of ${r.sent} requests failed)`);
-  return { mode, p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, rps: r.ok / LAG_SECONDS, reqP99: r.p99, rows, fed: sent, cpu: (cpu.user + cpu.system) / 1e6 / LAG_SECONDS };
+  return { mode, p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, rps: r.ok / LAG_SECONDS, reqP50: r.p50, reqP99: r.p99, rows, fed: sent, cpu: (cpu.user + cpu.system) / 1e6 / LAG_SECONDS };
 }
 
 main().catch((e) => {
