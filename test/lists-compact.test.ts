@@ -293,3 +293,40 @@ t.test('lane-1 collisions (forced) are told apart by lane 2, on the fast walk an
   }
   t.ok(hits > 20, `some of them are hits (${hits})`);
 });
+
+t.test('a host with hundreds of url rules (searched by length, not scanned) answers as the reference', async (t) => {
+  const r = rng(21);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const seg = () => Array.from({ length: 1 + Math.floor(r() * 6) }, () => pick([...'abcde0'])).join('');
+  // Long shared prefixes, many lengths, the same path in several categories, nested paths.
+  const paths: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const base = r() < 0.5 && paths.length ? pick(paths) : pick(['/forms/d/e/', '/document/d/', '/a', '/']);
+    paths.push(base + seg() + (r() < 0.3 ? '/' : ''));
+  }
+  const files: Record<string, { domains: string[]; urls: string[] }> = { adult: { domains: [], urls: [] }, games: { domains: [], urls: [] }, press: { domains: [], urls: [] } };
+  for (const p of paths) {
+    files[pick(['adult', 'games', 'press'])]!.urls.push(`docs.big.test${p}`);
+    if (r() < 0.2) files[pick(['adult', 'games', 'press'])]!.urls.push(`docs.big.test${p}`);
+  }
+  files.games!.urls.push('small.test/forms/', 'small.test/forms/d/');
+  const dir = writeLists(tmp(), files);
+  const { map, compact } = await buildBoth(dir);
+  const wants = [Uint8Array.of(1, 1, 1), Uint8Array.of(1, 0, 0), Uint8Array.of(0, 1, 1), Uint8Array.of(0, 0, 1)];
+  let urlHits = 0;
+  let checked = 0;
+  for (let i = 0; i < 3000; i++) {
+    const p = pick(paths);
+    const roll = r();
+    const path = roll < 0.4 ? p + seg() : roll < 0.6 ? p : roll < 0.8 ? p.slice(0, Math.max(1, Math.floor(r() * p.length))) : '/' + seg() + p;
+    const host = pick(['docs.big.test', 'www.docs.big.test', 'small.test']);
+    const want = pick(wants);
+    const ref = map.matchHostAndUrl(host, path, want);
+    if (ref?.kind === 'url') urlHits++;
+    const got = compact.matchHostAndUrl(host, path, want);
+    if (JSON.stringify(got) !== JSON.stringify(ref)) t.fail(`${host}${path}: reference ${JSON.stringify(ref)} engine ${JSON.stringify(got)}`);
+    else checked++;
+  }
+  t.equal(checked, 3000, 'every answer agrees');
+  t.ok(urlHits > 1000, `most of them are url hits (${urlHits})`);
+});
