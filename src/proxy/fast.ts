@@ -23,7 +23,7 @@ export interface FastContext {
   /** Gives the connection (and the bytes read but not used) to node's HTTP server. */
   handoff(socket: Socket, unread: Buffer | null): void;
   /** Opens a CONNECT tunnel on this socket; `head` is what the client sent after the request. */
-  tunnel(socket: Socket, target: string, lang: Lang, head: Buffer): void;
+  tunnel(socket: Socket, target: string, lang: Lang, head: Buffer, clientAddr?: string): void;
   /** The connection stopped being a fast-path connection (closed, handed off, tunnelled). */
   released(conn: ClientConnection): void;
 }
@@ -164,7 +164,7 @@ export class ClientConnection implements UpstreamUser {
         if (p.method === 'CONNECT') {
           this.buf = null;
           this.detach();
-          this.ctx.tunnel(this.socket, p.target, pickLang(p.acceptLanguage), rest ?? EMPTY);
+          this.ctx.tunnel(this.socket, p.target, pickLang(p.acceptLanguage), rest ?? EMPTY, this.client);
           return;
         }
         this.buf = rest;

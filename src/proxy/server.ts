@@ -322,7 +322,7 @@ export class ProxyServer implements FastContext {
   }
 
   /** A CONNECT request (from either path): decide, then open the tunnel or answer why not. */
-  tunnel(client: Socket, target: string, lang: Lang, head: Buffer): void {
+  tunnel(client: Socket, target: string, lang: Lang, head: Buffer, clientAddr = client.remoteAddress ?? ''): void {
     const started = Date.now();
     const t0 = process.hrtime.bigint();
     client.on('error', () => client.destroy());
@@ -336,7 +336,6 @@ export class ProxyServer implements FastContext {
       this.endTunnel(client, 400, problemText(lang, 'bad-request'));
       return;
     }
-    const clientAddr = client.remoteAddress ?? '';
     const decision = decideCached(this.deps.snapshot(), { client: clientAddr, scheme: 'connect', host: hp.host, port: hp.port, path: '', time: started });
     const rec = newRecord('tunnel', started, clientAddr, 'CONNECT', 'connect', hp.host, hp.port, '', decision, Number(process.hrtime.bigint() - t0) / 1e9);
     if (decision.action === 'block') {
