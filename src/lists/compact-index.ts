@@ -154,10 +154,19 @@ export class CompactIndex implements CategoryIndex {
     const topLevel = parts.topLevel;
     const mask = self.mask;
     const { setStart, setMembers, domSet, setsEmbedded } = parts;
+    const s2 = self.s2;
     const wants = (slot: number, want: Uint8Array): boolean => {
       const set = setsEmbedded ? (fp[(slot << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[slot]!;
       for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
       return false;
+    };
+    const lane2 = (host: string, start: number): number => {
+      let b = s2;
+      for (let i = host.length - 1; i >= start; i--) {
+        b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
+        b ^= b >>> 15;
+      }
+      return fin2(b, host.length - start);
     };
     return (host: string, path: string, want: Uint8Array): ListHit | null => {
       const n = host.length;
@@ -227,23 +236,19 @@ export class CompactIndex implements CategoryIndex {
         }
       }
       if (cand !== -1) {
-        if (((fp[(cand << 1) | 1]! ^ self.lane2(host, candStart)) & mask) === 0) return self.domainHit(cand, want, host, candStart);
+        if (((fp[(cand << 1) | 1]! ^ lane2(host, candStart)) & mask) === 0) {
+          const set = setsEmbedded ? (fp[(cand << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[cand]!;
+          for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) {
+            const category = setMembers[m]!;
+            if (want[category]) return { category, entry: candStart === 0 ? host : host.slice(candStart), kind: 'domain' };
+          }
+        }
         return self.exactMatch(host, path, want);
       }
       if (!urlAt || path.length === 0) return null;
-      const slot = self.urlExact(urlH1, self.lane2(host, k));
+      const slot = self.urlExact(urlH1, lane2(host, k));
       return slot === -1 ? null : self.urlRules(slot, k === 0 ? host : host.slice(k), path, want);
     };
-  }
-
-  /** Lane 2 of host.slice(start), without the slice. */
-  private lane2(host: string, start: number): number {
-    let b = this.s2;
-    for (let i = host.length - 1; i >= start; i--) {
-      b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
-      b ^= b >>> 15;
-    }
-    return fin2(b, host.length - start);
   }
 
   /** The answer the slow way: both lanes checked at every name (IP literals, lane-1 collisions). */
