@@ -12,7 +12,7 @@
  * stopped at the end, on error and on SIGINT/SIGTERM.
  *
  * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), MIB_CONNECTIONS (10),
- * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,squid,tinyproxy),
+ * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,node-floor,squid,tinyproxy),
  * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir,
  * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time.
  */
@@ -135,7 +135,7 @@ async function main() {
   tmpDir = mkdtempSync(join(os.tmpdir(), 'vigie-proxy-bench-'));
   // Squid and tinyproxy drop to unprivileged users and must reach their files in here.
   chmodSync(tmpDir, 0o755);
-  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort() };
+  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort() };
 
   const nginxConf = writeOrigin(tmpDir, ports, BIG_MIB);
   const nginx = startPinned('nginx', LOAD_CPU, ['nginx', '-e', join(tmpDir, 'nginx-error.log'), '-p', tmpDir, '-c', nginxConf]);
@@ -151,6 +151,10 @@ async function main() {
     procs.tinyproxy = startPinned('tinyproxy', PROXY_CPU, ['tinyproxy', '-d', '-c', writeTinyproxy(tmpDir, ports)]);
     await waitForPort(procs.tinyproxy, ports.tinyproxy, 15_000);
   }
+  if (WANTED.includes('node-floor')) {
+    procs['node-floor'] = startPinned('node-floor', PROXY_CPU, [process.execPath, '--import', 'tsx', join(ROOT, 'test/bench/proxy/node-floor.ts'), String(ports.floor), String(ports.plain)], { cwd: ROOT });
+    await waitForPort(procs['node-floor'], ports.floor, 30_000);
+  }
   if (WANTED.includes('vigie')) {
     procs.vigie = await startVigie(tmpDir, ports);
     const r = await fetch(`http://127.0.0.1:${ports.vigieMetrics}/metrics`).catch((e: Error) => e);
@@ -162,6 +166,8 @@ async function main() {
   const targets: Partial<Record<Setup, ClientTarget>> = {
     direct: { port: ports.plain, viaProxy: false, originHost: ORIGIN_HOST, originPort: ports.plain },
     vigie: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
+    // It has no hosts table and no resolver: every request goes to the one origin.
+    'node-floor': { port: ports.floor, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     squid: { port: ports.squid, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     tinyproxy: { port: ports.tinyproxy, viaProxy: true, originHost: '127.0.0.1', originPort: ports.plain },
   };

@@ -1,6 +1,6 @@
 /** Spread over runs, ratios to direct and to Squid, the targets, and the markdown table. */
 
-export const SETUPS = ['direct', 'vigie', 'squid', 'tinyproxy'] as const;
+export const SETUPS = ['direct', 'vigie', 'node-floor', 'squid', 'tinyproxy'] as const;
 export type Setup = (typeof SETUPS)[number];
 
 export interface Sample {

@@ -59,6 +59,8 @@ export interface Ports {
   vigieMetrics: number;
   squid: number;
   tinyproxy: number;
+  /** The Node floor peer (test/bench/proxy/node-floor.ts). */
+  floor: number;
 }
 
 /** Origin content and TLS certificate; `bigMiB` is a sparse file, so no disk is written. */
