@@ -81,16 +81,18 @@ t.test('a schema-1 file (JSON-line links) still verifies, and takes format-2 lin
   t.equal(w.nextId(), 25, 'ids continue');
   const new1 = rows(25, 12, T0 + 120_000);
   w.write(new1, [[old2[0]![0], old2[0]![1], 10, 11, 12]], T0 + 140_000);
-  w.write(rows(37, 5, T0 + 180_000), [[new1[3]![0], new1[3]![1], 1, 2, 3]], T0 + 200_000);
+  // Ends out of id order: the link lists them sorted.
+  w.write(rows(37, 5, T0 + 180_000), [[new1[3]![0], new1[3]![1], 1, 2, 3], [new1[0]![0], new1[0]![1], 4, 5, 6]], T0 + 200_000);
   t.same(w.db.prepare('SELECT f FROM chain ORDER BY id').pluck().all(), [null, null, 2, 2], 'old links keep format 1, new ones are format 2');
   t.equal(w.db.prepare(`SELECT v FROM meta WHERE k = 'schema'`).pluck().get(), 2);
-  t.match(verifyJournal(w.db), { ok: true, entries: 4, rows: 41, ends: 3, problems: [] }, 'mixed formats verify');
+  t.match(verifyJournal(w.db), { ok: true, entries: 4, rows: 41, ends: 4, problems: [] }, 'mixed formats verify');
   w.close();
 
   const got = await exported(file);
   t.equal(got.length, 41);
   t.same(got.find((r) => r.id === 3), fromWire(old1[2]!), 'a schema-1 row reads back unchanged');
   t.same(got.find((r) => r.id === 27), fromWire(new1[2]!), 'a format-2 row with awkward strings reads back unchanged');
+  t.match(got.find((r) => r.id === 25), { bytesIn: 4, bytesOut: 5, durationMs: 6 }, 'a tunnel end');
 
   const p = monthOf(T0);
   t.match(tampered(file, 'v1-row', `UPDATE c_${p} SET bo = bo + 1 WHERE id = 5`).problems, [{ kind: 'changed', entry: 1 }], 'a changed row under a format-1 link');

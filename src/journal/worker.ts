@@ -31,7 +31,8 @@ export interface WorkerConfig {
  * On one core the writer's transactions would take the core from the proxy for milliseconds at a
  * time. A higher nice value for this thread alone lets the scheduler hand the core back to the
  * proxy as soon as it has work, while the writer still gets its share (at nice 5 about a quarter of
- * a contended core, several times what it needs). Best effort: no Linux, no change.
+ * a contended core: CFS weights 335 against 1024; 50,000 rows/s at ~3.5 µs a row need 18 %).
+ * Best effort: no Linux, no change.
  */
 function lowerPriority(nice: number | null | undefined): { tid: number | null; nice: number | null } {
   let tid: number | null = null;

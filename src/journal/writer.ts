@@ -56,9 +56,21 @@ interface Group {
   listed: Set<number>[];
   /** Section 5 (row.ts), joined as strings first appear: hashed in one call. */
   text: string;
-  ends: { id: number; bi: number; bo: number; du: number }[];
+  /** Tunnel ends written with the link: id, bytesIn, bytesOut, duration, flat (row.ts section 4 once sorted). */
+  ends: number[];
 }
 
+
+/** Tunnel ends (flat quadruples) by id: they mostly come in order already, so check before sorting. */
+function sortedEnds(flat: number[]): Float64Array {
+  const out = new Float64Array(flat);
+  let ordered = true;
+  for (let i = END_NUMBERS; i < flat.length && ordered; i += END_NUMBERS) ordered = flat[i]! > flat[i - END_NUMBERS]!;
+  if (ordered) return out;
+  const order = Array.from({ length: flat.length / END_NUMBERS }, (_, i) => i * END_NUMBERS).sort((a, b) => flat[a]! - flat[b]!);
+  order.forEach((from, i) => out.set(flat.slice(from, from + END_NUMBERS), i * END_NUMBERS));
+  return out;
+}
 
 export interface PurgeResult {
   time: number;
@@ -351,18 +363,20 @@ export class JournalWriter {
         const bo = f[o + BYTES_OUT]!;
         const du = f[o + DURATION]!;
         if (part.endTunnel.run(bi, bo, du, id).changes) {
-          group(part).ends.push({ id, bi, bo, du });
+          if (g === null || g.part !== part) g = group(part);
+          g.ends.push(id, bi, bo, du);
           written++;
         } else skipped++;
       }
     }
     let prev = this.prevHash;
     for (const g of groups) {
-      g.ends.sort((a, b) => a.id - b.id);
-      const ends = new Float64Array(g.ends.length * END_NUMBERS);
-      g.ends.forEach((e, i) => ends.set([e.id, e.bi, e.bo, e.du], i * END_NUMBERS));
-      const digest = hashLink2(prev, g.n, g.nums.subarray(0, g.n * ROW_NUMBERS), g.ends.length, ends, g.text);
-      this.insChain.run(g.id, g.part.p, g.lo, g.hi, g.n, g.ends.length, wt, digest, g.ends.length ? encodeIds(g.ends.map((e) => e.id)) : null, CHAIN_FORMAT);
+      const ends = sortedEnds(g.ends);
+      const ne = ends.length / END_NUMBERS;
+      const endIds: number[] = [];
+      for (let i = 0; i < ends.length; i += END_NUMBERS) endIds.push(ends[i]!);
+      const digest = hashLink2(prev, g.n, g.nums.subarray(0, g.n * ROW_NUMBERS), ne, ends, g.text);
+      this.insChain.run(g.id, g.part.p, g.lo, g.hi, g.n, ne, wt, digest, ne ? encodeIds(endIds) : null, CHAIN_FORMAT);
       const lag = g.minT === Infinity ? 0 : wt - g.minT;
       if (lag > g.part.lag) {
         this.setLag.run(lag, g.part.p, lag);
