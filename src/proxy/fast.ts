@@ -42,7 +42,7 @@ const enum S {
   Idle,
   /** One exchange in progress; what the client sends meanwhile is buffered (pipelining) or is the request body. */
   Busy,
-  /** Closed, handed to the slow path, or become a tunnel: no longer ours. */
+  /** Closed, handed to node's HTTP server, or become a tunnel: no longer ours. */
   Gone,
 }
 

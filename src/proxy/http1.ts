@@ -2,7 +2,7 @@
  * Just enough HTTP/1.1 for the proxy's fast path (src/proxy/fast.ts): the request and response
  * heads it rewrites, and the chunked framing it must follow to find where a response ends.
  * Anything these parsers do not fully understand is not guessed at: a request head comes back
- * null and goes to node's own parser (the slow path), a response head comes back as an error (502).
+ * null and goes to node's own parser (the general path), a response head comes back as an error (502).
  * Pure functions over latin1 strings (one char per byte), testable without sockets.
  */
 

@@ -35,7 +35,7 @@ const READ_MARK = Symbol('vigie.bytesReadAccounted');
 /**
  * The data plane: an explicit HTTP proxy. Each client connection starts on the fast path
  * (src/proxy/fast.ts: raw sockets, pooled keep-alive origin connections); what it leaves aside
- * comes here through node's HTTP server (`slow`), which forwards over a keep-alive http.Agent.
+ * comes here through node's HTTP server (`general`), which forwards over a keep-alive http.Agent.
  * CONNECT opens a TCP tunnel. Everything passes the policy first.
  */
 export class ProxyServer implements FastContext {
@@ -43,7 +43,7 @@ export class ProxyServer implements FastContext {
   readonly via: string;
   readonly pool: UpstreamPool;
   /** Node's HTTP server, never listening itself: it gets the connections the fast path hands over. */
-  private readonly slow: http.Server;
+  private readonly general: http.Server;
   private readonly agent: http.Agent;
   private readonly observers: ProxyObserver[];
   private readonly lookup: LookupFunction;
@@ -72,7 +72,7 @@ export class ProxyServer implements FastContext {
         (e) => cb(e),
       );
     }) as unknown as LookupFunction;
-    this.slow = this.createSlowServer();
+    this.general = this.createGeneralServer();
   }
 
   private emit<K extends keyof ProxyObserver>(event: K, ...args: Parameters<NonNullable<ProxyObserver[K]>>): void {
@@ -110,9 +110,9 @@ export class ProxyServer implements FastContext {
 
   handoff(socket: Socket, unread: Buffer | null): void {
     if (unread !== null) socket.unshift(unread);
-    // Bytes the fast path already recorded are not counted again by the slow path's first request.
+    // Bytes the fast path already recorded are not counted again by the general path's first request.
     (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead - (unread?.length ?? 0);
-    this.slow.emit('connection', socket);
+    this.general.emit('connection', socket);
     socket.resume();
   }
 
@@ -120,7 +120,7 @@ export class ProxyServer implements FastContext {
     this.fast.delete(conn);
   }
 
-  private createSlowServer(): http.Server {
+  private createGeneralServer(): http.Server {
     const { config } = this.deps;
     const server = http.createServer({
       maxHeaderSize: config.limits.maxHeaderBytes,
@@ -185,7 +185,7 @@ export class ProxyServer implements FastContext {
   async close(graceMs = 0): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const c of [...this.fast]) c.closeSoon();
-    this.slow.closeIdleConnections();
+    this.general.closeIdleConnections();
     const cut = () => {
       for (const s of this.sockets) s.destroy();
       for (const t of this.tunnels) t.destroy();
@@ -198,7 +198,7 @@ export class ProxyServer implements FastContext {
     if (this.sockets.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearTimeout(timer);
     // Stops node's connection checks (it reports "not running": it never listened).
-    this.slow.close(() => {});
+    this.general.close(() => {});
     this.agent.destroy();
     this.pool.destroy();
   }
