@@ -29,6 +29,8 @@ t.test('request heads: what the fast path forwards, and what it leaves to node',
     ['folded line', 'GET http://a.test/ HTTP/1.1\r\nX-A: 1\r\n 2'],
     ['bare CR', 'GET http://a.test/ HTTP/1.1\r\nX-A: 1\r2'],
     ['NUL', 'GET http://a.test/ HTTP/1.1\r\nX-A: \x00'],
+    ['bare LF', 'GET http://a.test/ HTTP/1.1\r\nX-A: 1\nContent-Length: 5'],
+    ['bare CR in the target', 'GET http://a.test/\rx HTTP/1.1'],
     ['no colon', 'GET http://a.test/ HTTP/1.1\r\nnonsense'],
     ['lowercase method', 'get http://a.test/ HTTP/1.1'],
     ['extra space', 'GET  http://a.test/ HTTP/1.1'],
@@ -53,7 +55,7 @@ t.test('response heads: framing and reuse', async (t) => {
   t.match(r('HTTP/1.1 304 Not Modified\r\nContent-Length: 10'), { framing: 'none' });
   t.match(r('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload'), { status: 103, framing: 'none' });
   t.match(r('HTTP/1.1 200'), { statusLine: 'HTTP/1.1 200' }, 'no reason phrase');
-  for (const bad of ['HTTP/2 200 OK', 'HTTP/1.1 2000 OK', 'HTTP/1.1 20 OK', 'ICY 200 OK', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2', 'HTTP/1.1 200 OK\r\nContent-Length: -1', 'HTTP/1.1 200 OK\r\nBad Name: 1', 'HTTP/1.1 200 OK\r\nX: \x01'])
+  for (const bad of ['HTTP/2 200 OK', 'HTTP/1.1 2000 OK', 'HTTP/1.1 20 OK', 'ICY 200 OK', 'HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2', 'HTTP/1.1 200 OK\r\nContent-Length: -1', 'HTTP/1.1 200 OK\r\nBad Name: 1', 'HTTP/1.1 200 OK\r\nX: \x00', 'HTTP/1.1 200 OK\r\nX: a\rb', 'HTTP/1.1 200 OK\r\nX: a\nContent-Length: 0'])
     t.type(r(bad), 'string', JSON.stringify(bad));
 });
 
