@@ -47,8 +47,9 @@ const MAX_IN_FLIGHT = 16;
 
 /**
  * The connection journal as the proxy sees it: an observer that only appends a binary record to a
- * bounded queue (strings by number, batch.ts). Batches go to a worker thread that writes them in SQLite transactions; the proxy
- * thread never touches the disk to record. Reads go through a separate read-only connection.
+ * bounded queue (strings by number, batch.ts). Batches go to a worker thread that writes them in
+ * SQLite transactions; the proxy thread never touches the disk to record. Reads go through a
+ * separate read-only connection.
  */
 export class Journal implements ProxyObserver, JournalHandle {
   private readonly encoder = new BatchEncoder(BATCH_ROWS);
