@@ -264,17 +264,20 @@ export class ClientConnection implements UpstreamUser {
     }
     this.up = up;
     const s = up.socket;
+    if (this.bodyLeft === 0 || this.buf === null) {
+      s.write(this.out, 'latin1');
+      return;
+    }
+    // The head and what already came of the body, in one writev.
     s.cork();
     s.write(this.out, 'latin1');
-    if (this.bodyLeft > 0 && this.buf !== null) {
-      const buf = this.buf;
-      const n = Math.min(this.bodyLeft, buf.length);
-      this.bodyLeft -= n;
-      this.received += n;
-      this.buf = n < buf.length ? buf.subarray(n) : null;
-      if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) this.pause();
-      else if (this.bodyLeft > 0) this.resume();
-    }
+    const buf = this.buf;
+    const n = Math.min(this.bodyLeft, buf.length);
+    this.bodyLeft -= n;
+    this.received += n;
+    this.buf = n < buf.length ? buf.subarray(n) : null;
+    if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) this.pause();
+    else if (this.bodyLeft > 0) this.resume();
     s.uncork();
   }
 
