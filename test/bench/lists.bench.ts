@@ -301,6 +301,37 @@ function measure(check: (q: Query) => unknown, qs: Query[]): Figures {
   };
 }
 
+/**
+ * Nanoseconds of one dependent random read (pointer chase, one per 64-byte line) in a `mib` MiB
+ * array: what a lookup pays for each table or filter line that is not in the CPU caches.
+ */
+function memoryLatency(mib: number): number {
+  const n = (mib * 1048576) / 4;
+  const a = new Int32Array(n);
+  const lines = n / 16;
+  const order = new Int32Array(lines);
+  for (let i = 0; i < lines; i++) order[i] = i;
+  const r = rng(3);
+  for (let i = lines - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  for (let i = 0; i < lines; i++) a[order[i]! * 16] = order[(i + 1) % lines]! * 16;
+  // Warmed up until optimised, or the interpreter's cost would be measured instead.
+  let x = 0;
+  for (let k = 0; k < 20; k++) x = chase(a, x, 50_000);
+  const t0 = process.hrtime.bigint();
+  x = chase(a, x, 1_000_000);
+  return Number(process.hrtime.bigint() - t0) / 1_000_000 + (x === -1 ? 1 : 0);
+}
+
+function chase(a: Int32Array, x: number, steps: number): number {
+  for (let i = 0; i < steps; i++) x = a[x]!;
+  return x;
+}
+
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const spreadNs = (f: Figures) => `${fmt(f.p50Min)}-${fmt(f.p50Max)}`;
 const spreadM = (f: Figures) => `${fmt(f.perSecMin / 1e6, 2)}-${fmt(f.perSecMax / 1e6, 2)}`;
@@ -465,7 +496,8 @@ async function main() {
   console.log(`\nCold mix: ${fmt(qs.length)} distinct hosts, each looked up once a round: every lookup misses the CPU caches (the worst case).`);
   console.log(`Working set: ${fmt(ws.length)} lookups over ${fmt(WORKING_SET)} hosts of the same kinds, Zipf(1) popularity, as a proxy sees them`);
   console.log(`(a page pulls many resources from the same hosts). Both: ${ROUNDS} rounds, median (p50, lookups/s) and min-max.`);
-  console.log(`\nMachine check (same run): reading each query host's characters once costs ${fmt(1e9 / calib.perSec)} ns per host (CPU time).`);
+  console.log(`\nMachine check (same run): reading each query host's characters once costs ${fmt(1e9 / calib.perSec)} ns per host (CPU time);`);
+  console.log(`one dependent random read costs ${fmt(memoryLatency(1), 1)} ns in 1 MiB, ${fmt(memoryLatency(4), 1)} ns in 4 MiB (the Bloom filter's size), ${fmt(memoryLatency(64), 1)} ns in 64 MiB (the table's).`);
   console.log(`\nPolicy recompile with the full index loaded (academy/profile entries, no UT1 rebuild):`);
   console.log(`  loadAcademyLists + buildSnapshot: median ${fmt(median(recompiles), 1)} ms (15 runs)`);
   console.log(`  Gateway.recompile():              median ${fmt(gwRecompile, 1)} ms (15 runs)`);
