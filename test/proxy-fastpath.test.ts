@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import { ChunkedScanner, parseRequestHead, parseResponseHead } from '../src/proxy/http1.js';
-import { rawExchange, startGateway, startOrigin, viaProxy } from './helpers.js';
+import { connectTunnel, rawExchange, startGateway, startOrigin, viaProxy } from './helpers.js';
 
 const VIA = '1.1 vigie';
 
@@ -378,5 +378,37 @@ t.test('fast path on real sockets', async (t) => {
     t.equal(origin.closed() - closedBefore, 1, 'the half-sent origin connection was closed, not pooled');
     const r = await viaProxy(gw.port, `http://${o}/after-cut`);
     t.equal(r.body.toString(), '/after-cut', 'the proxy goes on');
+  });
+
+  t.test('tunnels: half-close passes through; an idle tunnel is closed after idleMs', async (t) => {
+    const gw2 = await startGateway({
+      clients: [{ network: '127.0.0.1/32', profile: 'cycle3' }],
+      profiles: { cycle3: { mode: 'blocklist', categories: ['adult'] } },
+      hosts: { 'o.test': '127.0.0.1' },
+      connectPorts: [origin.port],
+      timeouts: { idleMs: 400 },
+    });
+    t.teardown(() => gw2.close());
+    // Half-close: the client sends its request and shuts its side; the answer still arrives.
+    const half = await connectTunnel(gw2.port, o);
+    t.equal(half.status, 200);
+    let got = '';
+    half.socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    half.socket.end(`GET /through HTTP/1.1\r\nHost: ${o}\r\n\r\n`);
+    await new Promise<void>((r) => {
+      const end = Date.now() + 3000;
+      const check = () => (got.endsWith('/through') || Date.now() > end ? r() : setTimeout(check, 20));
+      check();
+    });
+    t.match(got, /200 OK[\s\S]*\/through$/, 'answer received after the client shut its side');
+    half.socket.destroy();
+    // Idle: nothing either way for idleMs closes the tunnel.
+    const idle = await connectTunnel(gw2.port, o);
+    const t0 = Date.now();
+    await new Promise<void>((r) => idle.socket.once('close', () => r()));
+    t.ok(Date.now() - t0 >= 300, `closed after ${Date.now() - t0} ms of silence`);
+    const end = Date.now() + 2000;
+    while (gw2.gateway.proxy.activeTunnels > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    t.equal(gw2.gateway.proxy.activeTunnels, 0, 'and counted closed');
   });
 });
