@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import { ChunkedScanner, parseRequestHead, parseResponseHead } from '../src/proxy/http1.js';
-import { connectTunnel, rawExchange, startGateway, startOrigin, viaProxy } from './helpers.js';
+import { connectTunnel, freePort, rawExchange, startGateway, startOrigin, viaProxy } from './helpers.js';
 
 const VIA = '1.1 vigie';
 
@@ -410,5 +410,28 @@ t.test('fast path on real sockets', async (t) => {
     const end = Date.now() + 2000;
     while (gw2.gateway.proxy.activeTunnels > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     t.equal(gw2.gateway.proxy.activeTunnels, 0, 'and counted closed');
+  });
+
+  t.test('a request for the proxy itself is refused (508), on either path and through CONNECT', async (t) => {
+    const self = `127.0.0.1:${gw.port}`;
+    const fast = await viaProxy(gw.port, `http://${self}/`, { headers: { 'accept-language': 'en' } });
+    t.equal(fast.status, 508);
+    t.match(fast.body.toString(), /loop/);
+    const general = await rawExchange(gw.port, `POST http://${self}/ HTTP/1.1\r\nHost: ${self}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`);
+    t.match(general, /^HTTP\/1\.1 508/, 'general path (chunked upload)');
+    const p3 = await freePort();
+    const gw3 = await startGateway({
+      clients: [{ network: '127.0.0.1/32', profile: 'cycle3' }],
+      profiles: { cycle3: { mode: 'blocklist', categories: ['adult'] } },
+      hosts: { 'me.test': '127.0.0.1' },
+      listen: [{ host: '127.0.0.1', port: p3 }],
+      connectPorts: [p3],
+    });
+    t.teardown(() => gw3.close());
+    const viaName = await viaProxy(gw3.port, `http://me.test:${p3}/x`);
+    t.equal(viaName.status, 508, 'a name that resolves to the proxy');
+    const tunnel = await connectTunnel(gw3.port, `me.test:${p3}`);
+    t.equal(tunnel.status, 508, 'CONNECT to itself');
+    t.equal((await viaProxy(gw.port, `http://${o}/still-fine`)).status, 200, 'others pass');
   });
 });

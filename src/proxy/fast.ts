@@ -24,6 +24,8 @@ export interface FastContext {
   handoff(socket: Socket, unread: Buffer | null): void;
   /** Opens a CONNECT tunnel on this socket; `head` is what the client sent after the request. */
   tunnel(socket: Socket, target: string, lang: Lang, head: Buffer, clientAddr?: string): void;
+  /** Is address:port one of this proxy's own listeners (a request there would loop)? */
+  isSelf(address: string, port: number): boolean;
   /** The connection stopped being a fast-path connection (closed, handed off, tunnelled). */
   released(conn: ClientConnection): void;
 }
@@ -243,6 +245,7 @@ export class ClientConnection implements UpstreamUser {
   private forward(resolved: Resolved): void {
     const p = this.req!;
     const t = this.target!;
+    if (this.ctx.isSelf(resolved.address, t.port)) return this.fail('loop');
     this.resolved = resolved;
     this.out = `${p.method} ${t.path} HTTP/1.1\r\n${p.forward}Host: ${t.authority}\r\n\r\n`;
     this.acquire();

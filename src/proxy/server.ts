@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
+import os from 'node:os';
 import type { LookupFunction } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import { decideCached } from '../policy/decide.js';
@@ -51,6 +52,8 @@ export class ProxyServer implements FastContext {
   /** Open client connections, so close() can wait until each has ended its request. */
   private readonly sockets = new Set<Socket>();
   private readonly fast = new Set<ClientConnection>();
+  /** Addresses this proxy answers on, by port: forwarding there would loop back into it. */
+  private readonly self = new Map<number, Set<string>>();
   private onDrained: (() => void) | null = null;
 
   constructor(private readonly deps: ProxyDeps) {
@@ -116,6 +119,11 @@ export class ProxyServer implements FastContext {
     socket.resume();
   }
 
+  isSelf(address: string, port: number): boolean {
+    const addrs = this.self.get(port);
+    return addrs !== undefined && (addrs.has(address) || (address.startsWith('::ffff:') && addrs.has(address.slice(7))));
+  }
+
   released(conn: ClientConnection): void {
     this.fast.delete(conn);
   }
@@ -177,8 +185,22 @@ export class ProxyServer implements FastContext {
       });
       const addr = server.address() as net.AddressInfo;
       bound.push({ host: addr.address, port: addr.port });
+      this.addSelf(addr.address, addr.port);
     }
     return bound;
+  }
+
+  private addSelf(address: string, port: number): void {
+    let set = this.self.get(port);
+    if (!set) this.self.set(port, (set = new Set()));
+    const wildcard = address === '0.0.0.0' || address === '::';
+    if (!wildcard) {
+      set.add(address);
+      return;
+    }
+    // A wildcard listener answers on every local address (and '::' on IPv4 ones too, dual-stack).
+    set.add('127.0.0.1').add('::1').add('0.0.0.0').add('::');
+    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) if (address === '::' || i.family === 'IPv4') set.add(i.address);
   }
 
   /** Stops accepting; open connections are cut after `graceMs`. */
@@ -261,9 +283,10 @@ export class ProxyServer implements FastContext {
     else this.forward(req, res, target, known, rec);
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, target: Target, _resolved: Resolved, rec: ConnectionRecord): void {
+  private forward(req: IncomingMessage, res: ServerResponse, target: Target, resolved: Resolved, rec: ConnectionRecord): void {
     const { timeouts } = this.deps.config;
     if (res.destroyed) return;
+    if (this.isSelf(resolved.address, target.port)) return this.fail(req, res, rec, target.host, 'loop');
     const upstream = http.request({
       host: target.host,
       port: target.port,
@@ -361,6 +384,14 @@ export class ProxyServer implements FastContext {
 
   private openTunnel(client: Socket, head: Buffer, target: Resolved, rec: ConnectionRecord, lang: ReturnType<typeof pickLang>): void {
     if (client.destroyed) return;
+    if (this.isSelf(target.address, rec.port)) {
+      rec.problem = 'loop';
+      rec.status = statusFor('loop');
+      this.emit('upstreamError', 'loop');
+      this.emit('tunnelOpened', rec);
+      this.endTunnel(client, rec.status, problemText(lang, 'loop') + '\n');
+      return;
+    }
     const { timeouts } = this.deps.config;
     const upstream = net.connect({ host: target.address, port: rec.port, family: target.family, noDelay: true });
     let opened = false;
