@@ -1,9 +1,19 @@
 import { domainToASCII } from 'node:url';
 import { isIP } from 'node:net';
 
-/** Characters a normalised hostname may hold without going through the IDN converter. */
-const PLAIN_HOST = /^[a-z0-9._-]+$/;
 const NUMERIC_TLD = /(^|\.)[0-9]+$/;
+
+/**
+ * Lower-case letters, digits, '.', '_' and '-' only: what a normalised hostname may hold without
+ * going through the IDN converter. A loop, not a regex: this runs for every request.
+ */
+function isPlainHost(h: string): boolean {
+  for (let i = 0; i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 45)) return false;
+  }
+  return true;
+}
 
 /**
  * Normalises a hostname the way the lists are written: lower case, no trailing dot,
@@ -21,7 +31,7 @@ export function normalizeHost(raw: string): string {
   while (host.endsWith('.')) host = host.slice(0, -1);
   if (host.length === 0) return '';
   host = host.toLowerCase();
-  if (PLAIN_HOST.test(host)) {
+  if (isPlainHost(host)) {
     if (host.includes('..') || host.startsWith('.')) return '';
     // As in browsers (WHATWG URL), a name ending in a number must be a whole IPv4 address.
     const last = host.charCodeAt(host.length - 1);
@@ -37,11 +47,12 @@ export function isIpLiteral(host: string): boolean {
   return isIP(host) !== 0;
 }
 
-const WWW_PREFIX = /^www[0-9]*\./;
-
 /** squidGuard strips a leading `www.` / `wwwN.` from url entries and from the request alike. */
 export function stripWww(host: string): string {
-  return host.startsWith('www') ? host.replace(WWW_PREFIX, '') : host;
+  if (!host.startsWith('www')) return host;
+  let i = 3;
+  while (i < host.length && host.charCodeAt(i) >= 48 && host.charCodeAt(i) <= 57) i++;
+  return host.charCodeAt(i) === 46 /* . */ ? host.slice(i + 1) : host;
 }
 
 /**

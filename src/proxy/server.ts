@@ -29,6 +29,13 @@ export interface ProxyDeps {
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
 const HTML = 'text/html; charset=utf-8';
+
+/** `...:digits` at the end (a CONNECT target must name its port). */
+function endsWithPort(target: string): boolean {
+  let i = target.length - 1;
+  while (i >= 0 && target.charCodeAt(i) >= 48 && target.charCodeAt(i) <= 57) i--;
+  return i < target.length - 1 && i >= 0 && target.charCodeAt(i) === 58;
+}
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
@@ -354,7 +361,7 @@ export class ProxyServer implements FastContext {
       return;
     }
     // CONNECT takes authority-form only, port included (RFC 9110 §9.3.6).
-    const hp = /:\d+$/.test(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
+    const hp = endsWithPort(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
     if (!hp) {
       this.endTunnel(client, 400, problemText(lang, 'bad-request'));
       return;
