@@ -61,20 +61,9 @@ type Section = 'domFp' | 'domSet' | 'setStart' | 'setMembers' | 'urlFp' | 'urlGr
 const SECTIONS: Section[] = ['domFp', 'domSet', 'setStart', 'setMembers', 'urlFp', 'urlGroup', 'groupStart', 'ruleOff', 'ruleLen', 'ruleCat', 'domFilter'];
 const SIGNED = new Set<Section>(['domFp', 'urlFp', 'domFilter']);
 
-interface Header {
+/** The file's JSON header: every part but the typed arrays, which are sections after it. */
+interface Header extends Omit<CompactParts, Section> {
   format: number;
-  version: string;
-  categories: string[];
-  counts: CategoryCounts[];
-  seeds: [number, number];
-  domains: number;
-  topLevel: boolean;
-  domCapacity: number;
-  setsEmbedded: boolean;
-  filterBlocks: number;
-  urlCapacity: number;
-  paths: string;
-  expressions: string[][];
   sections: Record<Section, { offset: number; length: number; width: 2 | 4 }>;
 }
 

@@ -6,7 +6,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord } from './events.js';
 import { ChunkedScanner, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
 import { blockPage, errorPage, pickLang, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
-import { ResolveError, type HostResolver, type Resolved } from './resolver.js';
+import type { Resolved } from './resolver.js';
 import { classify, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
 import type { Upstream, UpstreamPool, UpstreamUser } from './upstream.js';
 
@@ -15,7 +15,6 @@ export interface FastContext {
   readonly config: VigieConfig;
   readonly via: string;
   readonly pool: UpstreamPool;
-  readonly resolver: HostResolver;
   snapshot(): PolicySnapshot;
   admit(): boolean;
   requestDone(rec: ConnectionRecord): void;
@@ -24,8 +23,8 @@ export interface FastContext {
   handoff(socket: Socket, unread: Buffer | null): void;
   /** Opens a CONNECT tunnel on this socket; `head` is what the client sent after the request. */
   tunnel(socket: Socket, target: string, lang: Lang, head: Buffer, clientAddr?: string): void;
-  /** Is address:port one of this proxy's own listeners (a request there would loop)? */
-  isSelf(address: string, port: number): boolean;
+  /** Where to connect for host:port, or why not ('dns', 'loop'...); synchronous when cached. */
+  locate(host: string, port: number, found: (r: Resolved) => void, failed: (p: UpstreamProblem) => void): void;
   /** The connection stopped being a fast-path connection (closed, handed off, tunnelled). */
   released(conn: ClientConnection): void;
 }
@@ -65,6 +64,8 @@ export class ClientConnection implements UpstreamUser {
   private paused = false;
   private closeAfter = false;
   private readonly client: string;
+  /** Attached at the start, all taken off when the connection leaves the fast path. */
+  private readonly listeners: [string, (d: Buffer) => void][];
 
   // The exchange in progress (reset by finish()).
   private rec: ConnectionRecord | null = null;
@@ -92,12 +93,8 @@ export class ClientConnection implements UpstreamUser {
     private readonly ctx: FastContext,
   ) {
     this.client = socket.remoteAddress ?? '';
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
-    socket.on('drain', this.onDrain);
-    socket.on('timeout', this.onTimeout);
+    this.listeners = [['data', this.onData], ['end', this.onEnd], ['error', this.onError], ['close', this.onClose], ['drain', this.onDrain], ['timeout', this.onTimeout]];
+    for (const [event, fn] of this.listeners) socket.on(event, fn);
     socket.setTimeout(ctx.config.timeouts.idleMs);
   }
 
@@ -184,12 +181,7 @@ export class ClientConnection implements UpstreamUser {
     const s = this.socket;
     // Paused first, so nothing is read with nobody listening.
     s.pause();
-    s.off('data', this.onData);
-    s.off('end', this.onEnd);
-    s.off('error', this.onError);
-    s.off('close', this.onClose);
-    s.off('drain', this.onDrain);
-    s.off('timeout', this.onTimeout);
+    for (const [event, fn] of this.listeners) s.off(event, fn);
     s.setTimeout(0);
     this.ctx.released(this);
   }
@@ -232,20 +224,21 @@ export class ClientConnection implements UpstreamUser {
       return this.reply(403, HTML, Buffer.from(decision.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, target.host, decision)));
     }
     this.target = target;
-    const known = this.ctx.resolver.peek(target.host);
-    if (known === undefined) {
-      this.ctx.resolver.resolve(target.host).then(
-        (r) => this.rec !== null && this.forward(r),
-        (e: unknown) => this.rec !== null && this.fail(e instanceof ResolveError ? 'dns' : 'unreachable'),
-      );
-    } else if (known instanceof ResolveError) this.fail('dns');
-    else this.forward(known);
+    this.ctx.locate(target.host, target.port, this.onLocated, this.onUnlocated);
   }
+
+  // Bound once per connection (no closure per request); a late DNS answer finds the client gone.
+  private readonly onLocated = (r: Resolved): void => {
+    if (this.rec !== null) this.forward(r);
+  };
+
+  private readonly onUnlocated = (problem: UpstreamProblem): void => {
+    if (this.rec !== null) this.fail(problem);
+  };
 
   private forward(resolved: Resolved): void {
     const p = this.req!;
     const t = this.target!;
-    if (this.ctx.isSelf(resolved.address, t.port)) return this.fail('loop');
     this.resolved = resolved;
     this.out = `${p.method} ${t.path} HTTP/1.1\r\n${p.forward}Host: ${t.authority}\r\n\r\n`;
     this.acquire();
@@ -308,13 +301,13 @@ export class ClientConnection implements UpstreamUser {
     const buf = this.respBuf === null ? d : Buffer.concat([this.respBuf, d]);
     const end = buf.indexOf(CRLF2);
     if (end === -1) {
-      if (buf.length > MAX_RESPONSE_HEAD) return this.badUpstream();
+      if (buf.length > MAX_RESPONSE_HEAD) return this.fail('reset');
       this.respBuf = buf;
       return;
     }
     this.respBuf = null;
     const h = parseResponseHead(buf.toString('latin1', 0, end), this.req!.method === 'HEAD', this.ctx.via);
-    if (typeof h === 'string' || h.status === 101) return this.badUpstream();
+    if (typeof h === 'string' || h.status === 101) return this.fail('reset');
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
     if (h.status < 200) {
       // Interim answer (100, 103): passed on; the final head follows.
@@ -372,13 +365,8 @@ export class ClientConnection implements UpstreamUser {
       } else this.left -= d.length;
     } else if (h.framing === 'chunked') {
       const end = this.chunks!.scan(d);
-      if (end === -2) {
-        this.rec!.problem = 'reset';
-        this.ctx.upstreamError('reset');
-        this.dropUpstream();
-        this.socket.destroy();
-        return;
-      }
+      // Broken framing: the head is out, so fail() cuts both connections.
+      if (end === -2) return this.fail('reset');
       if (end >= 0) {
         done = true;
         if (end < d.length) {
@@ -402,10 +390,7 @@ export class ClientConnection implements UpstreamUser {
     if (this.resp !== null) {
       // A body that ends with the connection is complete; any other was cut short.
       if (this.resp.framing === 'close' && err === null) return this.finish();
-      this.rec.problem = 'reset';
-      this.ctx.upstreamError('reset');
-      this.socket.destroy();
-      return;
+      return this.fail('reset');
     }
     // A kept-alive connection the origin had just closed: try once more on a fresh one.
     const m = this.req!.method;
@@ -423,10 +408,6 @@ export class ClientConnection implements UpstreamUser {
     this.rec.problem = 'response-timeout';
     this.dropUpstream();
     this.socket.destroy();
-  }
-
-  private badUpstream(): void {
-    this.fail('reset');
   }
 
   private dropUpstream(): void {
@@ -484,12 +465,7 @@ export class ClientConnection implements UpstreamUser {
       this.ctx.pool.release(up, this.reusable);
     }
     this.reset();
-    if (rec !== null) {
-      rec.durationMs = Date.now() - rec.time;
-      rec.bytesIn = this.received;
-      rec.bytesOut = this.sent;
-      this.ctx.requestDone(rec);
-    }
+    if (rec !== null) this.recordDone(rec);
     if (this.closeAfter) {
       this.state = S.Gone;
       this.buf = null;
@@ -551,11 +527,14 @@ export class ClientConnection implements UpstreamUser {
     this.state = S.Gone;
     this.buf = null;
     this.ctx.released(this);
-    if (rec !== null) {
-      rec.durationMs = Date.now() - rec.time;
-      rec.bytesIn = this.received;
-      rec.bytesOut = this.sent;
-      this.ctx.requestDone(rec);
-    }
+    if (rec !== null) this.recordDone(rec);
   };
+
+  /** The exchange's figures, for the journal and the metrics: once, whether it ended or was cut. */
+  private recordDone(rec: ConnectionRecord): void {
+    rec.durationMs = Date.now() - rec.time;
+    rec.bytesIn = this.received;
+    rec.bytesOut = this.sent;
+    this.ctx.requestDone(rec);
+  }
 }

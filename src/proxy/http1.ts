@@ -153,9 +153,9 @@ const KEEP_ALIVE = 2;
 
 /**
  * Reads a Connection header: returns CLOSE and/or KEEP_ALIVE bits; other tokens name further
- * hop-by-hop headers and are added to `named`. The usual single token costs no split.
+ * hop-by-hop headers and are added to `into.named`. The usual single token costs no split.
  */
-function connectionTokens(value: string, named: { set: Set<string> | null }): number {
+function connectionTokens(value: string, into: Forwarded): number {
   const v = value.trim().toLowerCase();
   if (v === 'keep-alive') return KEEP_ALIVE;
   if (v === 'close') return CLOSE;
@@ -164,9 +164,47 @@ function connectionTokens(value: string, named: { set: Set<string> | null }): nu
     const t = token.trim();
     if (t === 'close') bits |= CLOSE;
     else if (t === 'keep-alive') bits |= KEEP_ALIVE;
-    else if (t) (named.set ??= new Set()).add(t);
+    else if (t) (into.named ??= new Set()).add(t);
   }
   return bits;
+}
+
+/**
+ * The header lines a head passes on, for requests and responses alike. Kept lines are copied as
+ * runs of the head (a dropped line ends a run); the Via entries are gathered into one line with
+ * this proxy's own added; lines named by a Connection header are dropped at the end.
+ */
+class Forwarded {
+  private text = '';
+  private run: number;
+  private via = '';
+  /** Header names a Connection header listed (rare), lower case. */
+  named: Set<string> | null = null;
+
+  constructor(
+    private readonly head: string,
+    firstHeader: number,
+  ) {
+    this.run = firstHeader;
+  }
+
+  /** Leaves out the line head[s, e). */
+  drop(s: number, e: number): void {
+    if (s > this.run) this.text += this.head.slice(this.run, s);
+    this.run = e + 2;
+  }
+
+  addVia(value: string): void {
+    this.via = this.via ? `${this.via}, ${value}` : value;
+  }
+
+  /** The lines to send on, CRLF-terminated, ending with the Via line. */
+  finish(ownVia: string): string {
+    let out = this.text;
+    if (this.run < this.head.length) out += this.head.slice(this.run) + '\r\n';
+    if (this.named !== null) out = dropNamed(out, this.named);
+    return out + (this.via ? `Via: ${this.via}, ${ownVia}\r\n` : `Via: ${ownVia}\r\n`);
+  }
 }
 
 /**
@@ -183,14 +221,10 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
   const method = head.slice(0, sp1);
   const target = head.slice(sp1 + 1, sp2);
   if (!isMethod(method) || target.length === 0 || target.includes('\r') || target.includes('\n')) return null;
-  // Kept lines are copied as runs: a dropped line ends the current run.
-  let forward = '';
-  let run = first + 2;
+  const fwd = new Forwarded(head, first + 2);
   let contentLength = -1;
   let close = false;
   let acceptLanguage: string | undefined;
-  const named: { set: Set<string> | null } = { set: null };
-  let viaLine = '';
   for (let s = first + 2; s < head.length; ) {
     const e = lineEnd(head, s);
     const colon = headerColon(head, s, e);
@@ -213,10 +247,10 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
       }
       case H.Connection:
       case H.ProxyConnection:
-        if (connectionTokens(head.slice(colon + 1, e), named) & CLOSE) close = true;
+        if (connectionTokens(head.slice(colon + 1, e), fwd) & CLOSE) close = true;
         break;
       case H.Via:
-        viaLine = viaLine ? `${viaLine}, ${head.slice(colon + 1, e).trim()}` : head.slice(colon + 1, e).trim();
+        fwd.addVia(head.slice(colon + 1, e).trim());
         break;
       case H.AcceptLanguage:
         acceptLanguage = head.slice(colon + 1, e).trim();
@@ -226,16 +260,10 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
         // Host (replaced from the target) and the other hop-by-hop headers are dropped.
         break;
     }
-    if (!keep) {
-      if (s > run) forward += head.slice(run, s);
-      run = e + 2;
-    }
+    if (!keep) fwd.drop(s, e);
     s = e + 2;
   }
-  if (run < head.length) forward += head.slice(run) + '\r\n';
-  if (named.set !== null) forward = dropNamed(forward, named.set);
-  forward += viaLine ? `Via: ${viaLine}, ${via}\r\n` : `Via: ${via}\r\n`;
-  return { method, target, forward, contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage };
+  return { method, target, forward: fwd.finish(via), contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage };
 }
 
 /** Removes the lines whose names a Connection header listed (rare: a second pass is fine). */
@@ -263,14 +291,11 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
   if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return 'bad status line';
   const status = parseLength(line.slice(9, 12));
   if (status < 100 || status > 999) return 'bad status code';
-  let forward = '';
-  let run = first + 2;
+  const fwd = new Forwarded(head, first + 2);
   let length = -1;
   let chunked = false;
   let transferEncoding = false;
   let keepAlive = minor === 49;
-  const named: { set: Set<string> | null } = { set: null };
-  let viaLine = '';
   let teLine = '';
   for (let s = first + 2; s < head.length; ) {
     const e = lineEnd(head, s);
@@ -302,26 +327,21 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
       }
       case H.Connection:
       case H.ProxyConnection: {
-        const bits = connectionTokens(head.slice(colon + 1, e), named);
+        const bits = connectionTokens(head.slice(colon + 1, e), fwd);
         if (bits & CLOSE) keepAlive = false;
         else if (bits & KEEP_ALIVE) keepAlive = true;
         break;
       }
       case H.Via:
-        viaLine = viaLine ? `${viaLine}, ${head.slice(colon + 1, e).trim()}` : head.slice(colon + 1, e).trim();
+        fwd.addVia(head.slice(colon + 1, e).trim());
         break;
       default:
         break;
     }
-    if (!keep) {
-      if (s > run) forward += head.slice(run, s);
-      run = e + 2;
-    }
+    if (!keep) fwd.drop(s, e);
     s = e + 2;
   }
-  if (run < head.length) forward += head.slice(run) + '\r\n';
-  if (named.set !== null) forward = dropNamed(forward, named.set);
-  forward += viaLine ? `Via: ${viaLine}, ${via}\r\n` : `Via: ${via}\r\n`;
+  let forward = fwd.finish(via);
   let framing: ResponseHead['framing'];
   if (headRequest || status === 204 || status === 304 || (status >= 100 && status < 200)) framing = 'none';
   else if (transferEncoding) framing = chunked ? 'chunked' : 'close';

@@ -98,8 +98,20 @@ export class ProxyServer implements FastContext {
     return this.deps.config;
   }
 
-  get resolver(): HostResolver {
-    return this.deps.resolver;
+  /**
+   * Where to connect for host:port, for either path and for tunnels: the address (synchronously
+   * when it is cached), or why not: 'dns', or 'loop' when it is one of this proxy's own listeners.
+   */
+  locate(host: string, port: number, found: (r: Resolved) => void, failed: (p: UpstreamProblem) => void): void {
+    const known = this.deps.resolver.peek(host);
+    if (known === undefined) {
+      this.deps.resolver.resolve(host).then(
+        (r) => (this.isSelf(r.address, port) ? failed('loop') : found(r)),
+        (e: unknown) => failed(e instanceof ResolveError ? 'dns' : 'unreachable'),
+      );
+    } else if (known instanceof ResolveError) failed('dns');
+    else if (this.isSelf(known.address, port)) failed('loop');
+    else found(known);
   }
 
   snapshot(): PolicySnapshot {
@@ -126,7 +138,7 @@ export class ProxyServer implements FastContext {
     socket.resume();
   }
 
-  isSelf(address: string, port: number): boolean {
+  private isSelf(address: string, port: number): boolean {
     const addrs = this.self.get(port);
     return addrs !== undefined && (addrs.has(address) || (address.startsWith('::ffff:') && addrs.has(address.slice(7))));
   }
@@ -280,20 +292,17 @@ export class ProxyServer implements FastContext {
       req.resume();
       return;
     }
-    const known = this.deps.resolver.peek(target.host);
-    if (known === undefined) {
-      this.deps.resolver.resolve(target.host).then(
-        (r) => this.forward(req, res, target, r, rec),
-        (e: unknown) => this.fail(req, res, rec, target.host, e instanceof ResolveError ? 'dns' : 'unreachable'),
-      );
-    } else if (known instanceof ResolveError) this.fail(req, res, rec, target.host, 'dns');
-    else this.forward(req, res, target, known, rec);
+    this.locate(
+      target.host,
+      target.port,
+      (r) => this.forward(req, res, target, r, rec),
+      (problem) => this.fail(req, res, rec, target.host, problem),
+    );
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, target: Target, resolved: Resolved, rec: ConnectionRecord): void {
+  private forward(req: IncomingMessage, res: ServerResponse, target: Target, _resolved: Resolved, rec: ConnectionRecord): void {
     const { timeouts } = this.deps.config;
     if (res.destroyed) return;
-    if (this.isSelf(resolved.address, target.port)) return this.fail(req, res, rec, target.host, 'loop');
     const upstream = http.request({
       host: target.host,
       port: target.port,
@@ -375,30 +384,25 @@ export class ProxyServer implements FastContext {
       this.endTunnel(client, 403, `Vigie: ${why}\n`);
       return;
     }
-    const open = (r: Resolved) => this.openTunnel(client, head, r, rec, lang);
-    const failed = (problem: UpstreamProblem) => {
-      rec.problem = problem;
-      rec.status = statusFor(problem);
-      this.emit('upstreamError', problem);
-      this.emit('tunnelOpened', rec);
-      this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
-    };
-    const known = this.deps.resolver.peek(hp.host);
-    if (known === undefined) this.deps.resolver.resolve(hp.host).then(open, () => failed('dns'));
-    else if (known instanceof ResolveError) failed('dns');
-    else open(known);
+    this.locate(
+      hp.host,
+      hp.port,
+      (r) => this.openTunnel(client, head, r, rec, lang),
+      (problem) => this.refuseTunnel(client, rec, lang, problem),
+    );
   }
 
-  private openTunnel(client: Socket, head: Buffer, target: Resolved, rec: ConnectionRecord, lang: ReturnType<typeof pickLang>): void {
+  /** A tunnel that cannot be opened: recorded with its cause, and the client told why. */
+  private refuseTunnel(client: Socket, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
+    rec.problem = problem;
+    rec.status = statusFor(problem);
+    this.emit('upstreamError', problem);
+    this.emit('tunnelOpened', rec);
+    this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
+  }
+
+  private openTunnel(client: Socket, head: Buffer, target: Resolved, rec: ConnectionRecord, lang: Lang): void {
     if (client.destroyed) return;
-    if (this.isSelf(target.address, rec.port)) {
-      rec.problem = 'loop';
-      rec.status = statusFor('loop');
-      this.emit('upstreamError', 'loop');
-      this.emit('tunnelOpened', rec);
-      this.endTunnel(client, rec.status, problemText(lang, 'loop') + '\n');
-      return;
-    }
     const { timeouts } = this.deps.config;
     const upstream = net.connect({ host: target.address, port: rec.port, family: target.family, noDelay: true });
     let opened = false;
@@ -428,14 +432,8 @@ export class ProxyServer implements FastContext {
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
-      if (!opened && !rec.status) {
-        const problem = classify(err);
-        rec.problem = problem;
-        rec.status = statusFor(problem);
-        this.emit('upstreamError', problem);
-        this.emit('tunnelOpened', rec);
-        this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
-      } else client.destroy();
+      if (!opened && !rec.status) this.refuseTunnel(client, rec, lang, classify(err));
+      else client.destroy();
     });
     // Until the tunnel opens, either side closing ends the attempt.
     const beforeOpen = () => {
