@@ -148,10 +148,15 @@ function assemble(real: string[], count: number): { dir: string; sample: string[
   return { dir, sample };
 }
 
+/** The mix's kinds of lookup, in makeQueries' order (the per-kind breakdown's rows). */
+const KINDS = ['miss, 3+ labels', 'deep subdomain of an entry', 'exact entry', 'host with url rules'] as const;
+
 interface Query {
   host: string;
   bare: string;
   path: string;
+  /** Index in KINDS. */
+  kind: number;
 }
 
 /** Realistic traffic: mostly misses, deep subdomains of listed names, some hits, url-keyed hosts. */
@@ -163,6 +168,7 @@ function makeQueries(listed: string[], urlHosts: string[], real: string[], n: nu
   for (let i = 0; i < n; i++) {
     const roll = r();
     let host: string;
+    const kind = roll < 0.6 ? 0 : roll < 0.8 ? 1 : roll < 0.9 ? 2 : 3;
     let path = pick(['/', '/index.html', '/api/v1/items?id=42', '/static/app.js', '/search?q=cours']);
     if (roll < 0.6) host = `${label()}.${label()}.${shaped(pick(real), r)}`; // miss, 3+ labels
     else if (roll < 0.8) host = `${label()}.${label()}.${label()}.${pick(listed)}`; // deep subdomain of an entry
@@ -174,7 +180,7 @@ function makeQueries(listed: string[], urlHosts: string[], real: string[], n: nu
     }
     // Flat strings, as the proxy's parser hands them over (template literals make cons strings).
     const flat = Buffer.from(host, 'latin1').toString('latin1');
-    out.push({ host: flat, bare: stripWww(flat), path: Buffer.from(path, 'latin1').toString('latin1') });
+    out.push({ host: flat, bare: stripWww(flat), path: Buffer.from(path, 'latin1').toString('latin1'), kind });
   }
   return out;
 }
@@ -255,6 +261,9 @@ interface Figures {
   perSecMin: number;
   perSecMax: number;
   hits: number;
+  /** Per kind (KINDS): share of the lookups, and p50 (median over the rounds). */
+  kindShare: number[];
+  kindP50: number[];
 }
 
 const ROUNDS = 5;
@@ -276,6 +285,10 @@ function measure(check: (q: Query) => unknown, qs: Query[]): Figures {
   }
   const base = median(overhead);
   const lat = new Float64Array(qs.length);
+  // Where the overall p50 sits: each kind's own p50 (computed outside the timed loop).
+  const kindCount = KINDS.map((_, k) => qs.reduce((n, q) => n + (q.kind === k ? 1 : 0), 0));
+  const kindLat = kindCount.map((n) => new Float64Array(n));
+  const kindP50s: number[][] = KINDS.map(() => []);
   const p50s: number[] = [];
   const p99s: number[] = [];
   const rates: number[] = [];
@@ -286,6 +299,15 @@ function measure(check: (q: Query) => unknown, qs: Query[]): Figures {
       check(q);
       lat[i] = Number(process.hrtime.bigint() - a) - base;
     }
+    const fill = KINDS.map(() => 0);
+    for (let i = 0; i < qs.length; i++) {
+      const kind = qs[i]!.kind;
+      kindLat[kind]![fill[kind]!++] = lat[i]!;
+    }
+    kindLat.forEach((l, kind) => {
+      l.sort();
+      if (l.length) kindP50s[kind]!.push(Math.max(0, l[Math.floor(l.length * 0.5)]!));
+    });
     lat.sort();
     p50s.push(Math.max(0, lat[Math.floor(lat.length * 0.5)]!));
     p99s.push(Math.max(0, lat[Math.floor(lat.length * 0.99)]!));
@@ -298,6 +320,7 @@ function measure(check: (q: Query) => unknown, qs: Query[]): Figures {
   return {
     p50: median(p50s), p50Min: Math.min(...p50s), p50Max: Math.max(...p50s), p99: median(p99s),
     perSec: median(rates), perSecMin: Math.min(...rates), perSecMax: Math.max(...rates), hits,
+    kindShare: kindCount.map((n) => n / qs.length), kindP50: kindP50s.map((xs) => (xs.length ? median(xs) : NaN)),
   };
 }
 
@@ -335,6 +358,14 @@ function chase(a: Int32Array, x: number, steps: number): number {
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const spreadNs = (f: Figures) => `${fmt(f.p50Min)}-${fmt(f.p50Max)}`;
 const spreadM = (f: Figures) => `${fmt(f.perSecMin / 1e6, 2)}-${fmt(f.perSecMax / 1e6, 2)}`;
+
+/** Table rows: each kind's share of the mix and p50, to see which kinds sit around the overall p50. */
+const byKind = (set: Figures, compact: Figures): [string, string, string, string][] => [
+  ['  p50 by kind, ns (share of the mix):', '', '', ''],
+  ...KINDS.map((name, k): [string, string, string, string] => [
+    `    ${name} (${fmt(compact.kindShare[k]! * 100)} %)`, fmt(set.kindP50[k]!), fmt(compact.kindP50[k]!), `${(set.kindP50[k]! / Math.max(1, compact.kindP50[k]!)).toFixed(1)}x`,
+  ]),
+];
 
 const loadStart = loadavg().map((x) => x.toFixed(1)).join(' ');
 
@@ -480,6 +511,7 @@ async function main() {
     ['  lookups per CPU second, one thread', fmt(ln.perSec), fmt(lc.perSec), `${(lc.perSec / ln.perSec).toFixed(1)}x`],
     ['    rounds min-max, M/s', spreadM(ln), spreadM(lc), ''],
     ['  hits in the mix', fmt(ln.hits), fmt(lc.hits), `of ${fmt(qs.length)}`],
+    ...byKind(ln, lc),
     [`working set (${fmt(WORKING_SET)} hosts, Zipf):`, '', '', ''],
     ['  lookup p50, ns (walk + url check)', fmt(wn.p50), fmt(wc.p50), `${(wn.p50 / Math.max(1, wc.p50)).toFixed(1)}x`],
     ['    rounds min-max', spreadNs(wn), spreadNs(wc), ''],
@@ -487,6 +519,7 @@ async function main() {
     ['  lookups per CPU second, one thread', fmt(wn.perSec), fmt(wc.perSec), `${(wc.perSec / wn.perSec).toFixed(1)}x`],
     ['    rounds min-max, M/s', spreadM(wn), spreadM(wc), ''],
     ['  hits in the mix', fmt(wn.hits), fmt(wc.hits), `of ${fmt(ws.length)}`],
+    ...byKind(wn, wc),
   ];
   const w = [50, 16, 18, 30];
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
