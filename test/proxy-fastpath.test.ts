@@ -394,13 +394,21 @@ t.test('fast path on real sockets', async (t) => {
     t.equal(half.status, 200);
     let got = '';
     half.socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
-    half.socket.end(`GET /through HTTP/1.1\r\nHost: ${o}\r\n\r\n`);
+    let ended = false;
+    let reset = false;
+    half.socket.on('end', () => (ended = true));
+    half.socket.on('error', () => (reset = true));
+    half.socket.end(`GET /through HTTP/1.1\r\nHost: ${o}\r\nConnection: close\r\n\r\n`);
     await new Promise<void>((r) => {
       const end = Date.now() + 3000;
       const check = () => (got.endsWith('/through') || Date.now() > end ? r() : setTimeout(check, 20));
       check();
     });
     t.match(got, /200 OK[\s\S]*\/through$/, 'answer received after the client shut its side');
+    // The origin closes after its answer: the client then gets a clean end of stream, not a reset.
+    const until = Date.now() + 3000;
+    while (!ended && !reset && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    t.ok(ended && !reset, 'the tunnel ends with a FIN to the client once both sides are done');
     half.socket.destroy();
     // Idle: nothing either way for idleMs closes the tunnel.
     const idle = await connectTunnel(gw2.port, o);
