@@ -188,7 +188,39 @@ t.test('the writer thread runs at its own nice value, the proxy thread keeps the
   t.teardown(() => j.close());
   const nice = (tid: number) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
   t.ok(j.writerTid && j.writerTid !== process.pid, 'the writer reports its thread id');
-  if (getPriority(0) <= 7) t.equal(nice(j.writerTid!), 7, 'writer thread at nice 7');
+  // A writer that could not be given its priority back is never set above nice 5.
+  const want = j.writerPriority!.canBoost ? 7 : 5;
+  if (getPriority(0) <= want) t.equal(nice(j.writerTid!), want, `writer thread at nice ${want} (boost ${j.writerPriority!.canBoost ? 'possible' : 'not possible'})`);
   else t.equal(nice(j.writerTid!), getPriority(0), 'a process already nicer is left as it is');
   t.equal(nice(process.pid), getPriority(0), 'main thread unchanged');
+});
+
+t.test('a nice writer gets the process priority while records pile up, and its own back once they are written', { skip: process.platform !== 'linux' && 'per-thread nice is Linux only' }, async (t) => {
+  const j = new Journal({ dir: tmp(), retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 50, log: silentLogger, writerNice: 19 });
+  await j.open();
+  t.teardown(() => j.close());
+  const nice = (tid: number) => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const p = j.writerPriority!;
+  const base = getPriority(0);
+  const decision = { action: 'allow', profile: 'cycle3', category: null, rule: 'default', entry: null, matchKind: null, period: 'always', listVersion: 'v', policyVersion: 1 } as const;
+  const record = (i: number) => j.requestDone({ kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: `h${i % 50}.test`, port: 80, path: '/', decision, status: 200, bytesIn: 10, bytesOut: 20, durationMs: 1, problem: null, decisionSeconds: 0 });
+  if (!p.canBoost) {
+    // Without the right to lower a nice value again, the writer stays at 5 and is never boosted.
+    t.equal(nice(j.writerTid!), Math.max(5, base));
+    for (let i = 0; i < 5000; i++) record(i);
+    await j.flush();
+    t.equal(j.health().writerBoosts, 0);
+    return;
+  }
+  t.equal(nice(j.writerTid!), Math.max(19, base), 'writer at nice 19 while it keeps up');
+  // 5,000 records in one turn of the loop: more than the 4,096 that call for a boost.
+  for (let i = 0; i < 5000; i++) record(i);
+  t.equal(nice(j.writerTid!), base, 'boosted to the process priority');
+  t.equal(j.health().writerBoosts, 1);
+  await j.flush();
+  t.equal(nice(j.writerTid!), Math.max(19, base), 'back to nice 19 once written');
+  for (let i = 0; i < 100; i++) record(i);
+  await j.flush();
+  t.equal(j.health().writerBoosts, 1, 'a trickle does not boost');
+  t.equal(j.health().rowsWritten, 5100);
 });

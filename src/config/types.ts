@@ -119,7 +119,11 @@ export interface JournalConfig {
   queueMax: number;
   /** Longest wait before queued rows go to the writer. */
   flushMs: number;
-  /** Nice value of the journal's writer thread (Linux), so its transactions yield the core to the proxy; 0 = unchanged. */
+  /**
+   * Nice value of the journal's writer thread (Linux) while it keeps up, so its transactions yield
+   * the core to the proxy; 0 = unchanged. Above 5 only when the process may boost it back (see
+   * src/journal/worker.ts).
+   */
   writerNice: number;
 }
 

@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setPriority } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
 import { JournalQuery } from './reader.js';
 import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
-import type { FromWorker, ToWorker, WorkerConfig } from './worker.js';
+import type { FromWorker, ToWorker, WorkerConfig, WriterPriority } from './worker.js';
 
 export type OverflowPolicy = 'block' | 'allow';
 
@@ -46,6 +47,13 @@ const BATCH_ROWS = 1024;
 /** Records waiting that are worth a transaction of their own as soon as the writer is free. */
 const SEND_AFTER_COMMIT = 256;
 const MAX_IN_FLIGHT = 16;
+/**
+ * Records waiting beyond which a writer running nicer than the proxy is given the proxy's priority
+ * (worker.ts), and below which it goes back: at nice 19 it only keeps up while the proxy leaves it
+ * idle time. 4,096 records are ~0.1 s of a saturated core's traffic, far below queueMax.
+ */
+const BOOST_AT = 4096;
+const UNBOOST_AT = 512;
 
 /**
  * The connection journal as the proxy sees it: an observer that only appends a binary record to a
@@ -78,8 +86,18 @@ export class Journal implements ProxyObserver, JournalHandle {
   private query: JournalQuery | null = null;
   /** The writer thread's id (Linux), for CPU accounting in benchmarks; null elsewhere. */
   writerTid: number | null = null;
+  private priority: WriterPriority | null = null;
+  /** Set while a boost is possible and not in force: the one check on the recording path. */
+  private boostable = false;
+  private boosted = false;
+  private boosts = 0;
 
   constructor(private readonly opts: JournalOptions) {}
+
+  /** The writer thread's priority as set at open (worker.ts); null before. */
+  get writerPriority(): WriterPriority | null {
+    return this.priority;
+  }
 
   get file(): string {
     return journalFile(this.opts.dir);
@@ -105,8 +123,14 @@ export class Journal implements ProxyObserver, JournalHandle {
           worker.off('exit', onExit);
           this.nextId = m.nextId;
           this.writerTid = m.tid;
+          this.priority = { tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost };
+          this.boostable = m.canBoost && m.nice !== null && m.base !== null && m.nice > m.base;
           this.ready = true;
-          this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged' });
+          this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged', boost: m.canBoost ? 'yes' : 'no' });
+          const asked = this.opts.writerNice ?? 0;
+          if (m.nice !== null && asked > m.nice && !m.canBoost) {
+            this.opts.log.warn(`journal writer at nice ${m.nice}, not ${asked}: this process may not raise its priority back when records pile up (give it CAP_SYS_NICE or LimitNICE=+0)`);
+          }
           resolve();
         } else if (m.type === 'error' && !this.ready) reject(new Error(m.message));
         else this.onMessage(m);
@@ -144,6 +168,7 @@ export class Journal implements ProxyObserver, JournalHandle {
           this.opts.log.warn('journal writes again', { queued: this.depth() });
         }
         this.waiters = this.waiters.filter((w) => (this.written >= w.target ? (w.resolve(), false) : true));
+        if (this.boosted && this.depth() <= UNBOOST_AT) this.boost(false);
         // What waits goes on when there is enough of it to amortise a commit (and its fsync), else
         // at the flush timer or a flush(). Sending whatever trickled in after each commit made
         // many tiny transactions: a tunnel cost the writer ~38 µs a row that way, against ~5.
@@ -204,6 +229,22 @@ export class Journal implements ProxyObserver, JournalHandle {
   private queued(): void {
     this.enqueued++;
     if (this.encoder.hasSealed) this.send();
+    if (this.boostable && this.depth() >= BOOST_AT) this.boost(true);
+  }
+
+  /** Gives the writer the process's priority while records pile up, and its own nice back after. */
+  private boost(on: boolean): void {
+    const p = this.priority!;
+    try {
+      setPriority(p.tid!, on ? p.base! : p.nice!);
+      this.boosted = on;
+      this.boostable = !on;
+      if (on) this.boosts++;
+    } catch (e) {
+      // Lost the right to lower it (or the thread is gone): stay where it is and stop trying.
+      this.boostable = false;
+      this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
+    }
   }
 
   private lose(n: number): void {
@@ -263,6 +304,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       queueDepth: this.depth(),
       rowsWritten: this.rowsWritten,
       rowsLost: this.lost,
+      writerBoosts: this.boosts,
       lastError: this.lastError,
     };
   }

@@ -65,6 +65,8 @@ export interface JournalHealth {
   queueDepth: number;
   rowsWritten: number;
   rowsLost: number;
+  /** Times the writer was given the proxy's priority because records piled up (journal.ts). */
+  writerBoosts: number;
   lastError: string | null;
 }
 

@@ -12,7 +12,7 @@ export type ToWorker =
   | { type: 'close' };
 
 export type FromWorker =
-  | { type: 'ready'; nextId: number; head: { id: number; hash: string }; tid: number | null; nice: number | null }
+  | ({ type: 'ready'; nextId: number; head: { id: number; hash: string } } & WriterPriority)
   | { type: 'written'; count: number; rows: number; batches: number }
   | { type: 'error'; message: string }
   | { type: 'purged'; result: unknown }
@@ -27,23 +27,55 @@ export interface WorkerConfig {
   nice?: number | null;
 }
 
+/** The highest nice a writer that cannot be boosted back is given: it must keep up unaided. */
+export const UNBOOSTED_NICE_MAX = 5;
+
+export interface WriterPriority {
+  /** The writer thread's id (Linux), null elsewhere. */
+  tid: number | null;
+  /** Its nice value now, null when unknown. */
+  nice: number | null;
+  /** The process's own nice: what a boost gives the writer. */
+  base: number | null;
+  /** Whether this process may lower the writer's nice again (root, CAP_SYS_NICE, RLIMIT_NICE). */
+  canBoost: boolean;
+}
+
 /**
  * On one core the writer's transactions would take the core from the proxy for milliseconds at a
- * time. A higher nice value for this thread alone lets the scheduler hand the core back to the
- * proxy as soon as it has work, while the writer still gets its share (at nice 5 about a quarter of
- * a contended core: CFS weights 335 against 1024; 50,000 rows/s at ~3.5 µs a row need 18 %).
+ * time (the scheduler runs a woken thread for a whole slice, ~1.5 ms here). A higher nice value
+ * for this thread alone lets the scheduler hand the core back to the proxy as soon as it has work.
+ * At nice 19 the writer runs almost only when the proxy waits, which is what keeps the proxy's
+ * latency tail clean; but on a saturated core it would then get ~1.5 % and fall behind, so nice 19
+ * is only used when the journal can boost it back to the process's priority when records pile up
+ * (journal.ts). A process that may not lower a nice value again (no root, CAP_SYS_NICE or
+ * RLIMIT_NICE: systemd `LimitNICE=+0`) caps the writer at nice 5: about a quarter of a contended
+ * core (weights 335 against 1024), above the ~18 % that 50,000 rows/s at ~3.5 µs need.
  * Best effort: no Linux, no change.
  */
-function lowerPriority(nice: number | null | undefined): { tid: number | null; nice: number | null } {
+function setWriterPriority(nice: number | null | undefined): WriterPriority {
   let tid: number | null = null;
   try {
     tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (!Number.isInteger(tid) || tid <= 0) return { tid: null, nice: null };
-    // Only ever nicer: a process started at a higher nice value stays there.
-    if (nice !== null && nice !== undefined && nice > getPriority(tid)) setPriority(tid, nice);
-    return { tid, nice: getPriority(tid) };
+    if (!Number.isInteger(tid) || tid <= 0) return { tid: null, nice: null, base: null, canBoost: false };
+    const base = getPriority(tid);
+    let canBoost = false;
+    if (nice !== null && nice !== undefined && nice > base) {
+      // The probe: one step nicer, then back. Failing leaves the thread one step nicer, harmless.
+      try {
+        setPriority(tid, base + 1);
+        setPriority(tid, base);
+        canBoost = true;
+      } catch {
+        canBoost = false;
+      }
+      const target = canBoost ? nice : Math.min(nice, UNBOOSTED_NICE_MAX);
+      // Only ever nicer: a process started at a higher nice value stays there.
+      if (target > getPriority(tid)) setPriority(tid, target);
+    }
+    return { tid, nice: getPriority(tid), base, canBoost };
   } catch {
-    return { tid, nice: null };
+    return { tid, nice: null, base: null, canBoost: false };
   }
 }
 
@@ -142,7 +174,7 @@ port.on('message', (m: ToWorker) => {
   }
 });
 
-const priority = lowerPriority(cfg.nice);
+const priority = setWriterPriority(cfg.nice);
 writer.record('start', { head: writer.head() });
 post({ type: 'ready', nextId: writer.nextId(), head: writer.head(), ...priority });
 purge();
