@@ -69,6 +69,23 @@ interface Header extends Omit<CompactParts, Section> {
 
 const PAIR = new Int32Array(2);
 
+/** Does the category set of `slot` hold a wanted category? (module-level: its tables come as arguments) */
+function wantsSet(fp: Int32Array, setsEmbedded: boolean, domSet: Uint16Array | Uint32Array, setStart: Uint32Array, setMembers: Uint16Array, slot: number, want: Uint8Array): boolean {
+  const set = setsEmbedded ? (fp[(slot << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[slot]!;
+  for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
+  return false;
+}
+
+/** Lane 2 of host[start..]: computed once per lookup, for the name lane 1 found (see walk). */
+function lane2(s2: number, host: string, start: number): number {
+  let b = s2;
+  for (let i = host.length - 1; i >= start; i--) {
+    b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
+    b ^= b >>> 15;
+  }
+  return fin2(b, host.length - start);
+}
+
 export class CompactIndex implements CategoryIndex {
   readonly categories: readonly string[];
   readonly version: string;
@@ -82,7 +99,15 @@ export class CompactIndex implements CategoryIndex {
   /** Lane-2 bits that are fingerprint in the domain table. */
   private readonly mask: number;
   private readonly urlIndex: UrlRuleIndex;
-  private readonly walk: (host: string, path: string, want: Uint8Array) => ListHit | null;
+  // What the walk reads, one property load each (parts.x would be two).
+  private readonly fp: Int32Array;
+  private readonly filter: Int32Array;
+  private readonly blocks: number;
+  private readonly topLevel: boolean;
+  private readonly setStart: Uint32Array;
+  private readonly setMembers: Uint16Array;
+  private readonly domSet: Uint16Array | Uint32Array;
+  private readonly setsEmbedded: boolean;
 
   constructor(readonly parts: CompactParts) {
     this.categories = parts.categories;
@@ -93,7 +118,14 @@ export class CompactIndex implements CategoryIndex {
     this.urlScale = homeScale(parts.urlCapacity);
     this.mask = parts.setsEmbedded ? EMBED_MASK : FLAG_MASK;
     this.urlIndex = new UrlRuleIndex(parts.groupStart, parts.ruleOff, parts.ruleLen, parts.ruleCat, parts.paths);
-    this.walk = CompactIndex.walker(this);
+    this.fp = parts.domFp;
+    this.filter = parts.domFilter;
+    this.blocks = parts.filterBlocks;
+    this.topLevel = parts.topLevel;
+    this.setStart = parts.setStart;
+    this.setMembers = parts.setMembers;
+    this.domSet = parts.domSet;
+    this.setsEmbedded = parts.setsEmbedded;
     this.expressionRes = parts.expressions.map((list) => (list.length ? new RegExp(list.map((s) => `(?:${s})`).join('|'), 'i') : null));
   }
 
@@ -113,7 +145,7 @@ export class CompactIndex implements CategoryIndex {
 
   /**
    * matchHost(host), then (path not empty) the url entries of the www-stripped host: the answer
-   * of the two calls in sequence, from one right-to-left walk (see walker).
+   * of the two calls in sequence, from one right-to-left walk (see walk).
    */
   matchHostAndUrl(host: string, path: string, want: Uint8Array): ListHit | null {
     return this.walk(host, path, want);
@@ -130,114 +162,105 @@ export class CompactIndex implements CategoryIndex {
    * computed once, at the end, to confirm the deepest wanted entry (or the url host). A lane-1
    * value held by two slots, or a candidate lane 2 disowns, takes the exact walk instead.
    *
-   * A closure over the tables rather than a method: V8 then keeps them in registers instead of
-   * reloading and re-checking them through `this` (a third of a cached miss's time).
+   * A method that copies the tables into locals first (V8 keeps them in registers), not a
+   * closure over them: with several indexes alive (each reload makes one; bench:lists loads six)
+   * V8 compiles the closures generically and a cold lookup measured 15-20 ns slower.
    */
-  private static walker(self: CompactIndex): (host: string, path: string, want: Uint8Array) => ListHit | null {
-    const parts = self.parts;
-    const fp = parts.domFp;
-    const scale = self.domScale;
-    const filter = parts.domFilter;
-    const blocks = parts.filterBlocks;
-    const s1 = self.s1;
-    const topLevel = parts.topLevel;
-    const mask = self.mask;
-    const { setStart, setMembers, domSet, setsEmbedded } = parts;
-    const s2 = self.s2;
-    const wants = (slot: number, want: Uint8Array): boolean => {
-      const set = setsEmbedded ? (fp[(slot << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[slot]!;
-      for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
-      return false;
-    };
-    const lane2 = (host: string, start: number): number => {
-      let b = s2;
-      for (let i = host.length - 1; i >= start; i--) {
-        b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
-        b ^= b >>> 15;
-      }
-      return fin2(b, host.length - start);
-    };
-    return (host: string, path: string, want: Uint8Array): ListHit | null => {
-      const n = host.length;
-      if (n === 0) return null;
-      const last = host.charCodeAt(n - 1);
-      if (last <= 57 && last >= 48 && isIP(host) !== 0) return self.exactHost(host, want) ?? (path.length === 0 ? null : self.matchUrl(host, path, want));
-      // Where stripWww's result starts: after a leading `www.` / `wwwN.`.
-      let k = 0;
-      if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
-        let j = 3;
-        let c = host.charCodeAt(j);
-        while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
-        if (c === 46 && j < n - 1) k = j + 1;
-      }
-      let a = s1;
-      let cand = -1;
-      let candStart = 0;
-      let urlH1 = 0;
-      let urlAt = false;
-      let colon = false;
-      // The TLD itself is only probed when some entry is a single label: it is always an ancestor.
-      let probe = topLevel;
-      // Names longer than any entry are never probed; a dot just past that limit still counts.
-      const stop = n > MAX_ENTRY ? n - MAX_ENTRY - 1 : 0;
-      let i = n - 1;
-      for (; i >= stop; i--) {
-        const c = host.charCodeAt(i);
-        if (c === 46 && !probe) probe = true;
-        else if (c === 46) {
-          const h1 = fin1(a, n - 1 - i);
-          if (!filterHas(filter, blocks, h1)) break;
-          const slot = findLane1(fp, h1, home(h1, scale));
-          if (slot === -1) break;
-          if (fp[(slot + 1) << 1] === h1) return self.exactMatch(host, path, want);
-          const low = fp[(slot << 1) | 1]!;
-          if (low & IS_ENTRY && wants(slot, want)) {
-            cand = slot;
-            candStart = i + 1;
-          }
-          if (low & HAS_URLS && i === k - 1) {
-            urlAt = true;
-            urlH1 = h1;
-          }
-          if (!(low & HAS_CHILDREN)) break;
-        } else if (c === 58 && !colon) {
-          // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
-          colon = true;
-          if (isIP(host) !== 0) return self.exactMatch(host, path, want);
+  private walk(host: string, path: string, want: Uint8Array): ListHit | null {
+    // `| 0`, `+` and `=== true` give V8 each value's representation: a property read is a tagged
+    // value it would otherwise box, re-check and convert at every character (the lane-1 state
+    // became a float add per character, `probe` a generic truth test).
+    const fp = this.fp;
+    const scale = +this.domScale;
+    const filter = this.filter;
+    const blocks = this.blocks | 0;
+    const s1 = this.s1 | 0;
+    const topLevel = this.topLevel === true;
+    const mask = this.mask | 0;
+    const setStart = this.setStart;
+    const setMembers = this.setMembers;
+    const domSet = this.domSet;
+    const setsEmbedded = this.setsEmbedded;
+    const self = this;
+    const n = host.length;
+    if (n === 0) return null;
+    const last = host.charCodeAt(n - 1);
+    if (last <= 57 && last >= 48 && isIP(host) !== 0) return self.exactHost(host, want) ?? (path.length === 0 ? null : self.matchUrl(host, path, want));
+    // Where stripWww's result starts: after a leading `www.` / `wwwN.`.
+    let k = 0;
+    if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
+      let j = 3;
+      let c = host.charCodeAt(j);
+      while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
+      if (c === 46 && j < n - 1) k = j + 1;
+    }
+    let a = s1;
+    let cand = -1;
+    let candStart = 0;
+    let urlH1 = 0;
+    let urlAt = false;
+    let colon = false;
+    // The TLD itself is only probed when some entry is a single label: it is always an ancestor.
+    let probe = topLevel;
+    // Names longer than any entry are never probed; a dot just past that limit still counts.
+    const stop = n > MAX_ENTRY ? n - MAX_ENTRY - 1 : 0;
+    let i = n - 1;
+    for (; i >= stop; i--) {
+      const c = host.charCodeAt(i);
+      if (c === 46 && !probe) probe = true;
+      else if (c === 46) {
+        const h1 = fin1(a, n - 1 - i);
+        if (!filterHas(filter, blocks, h1)) break;
+        const slot = findLane1(fp, h1, home(h1, scale));
+        if (slot === -1) break;
+        if (fp[(slot + 1) << 1] === h1) return self.exactMatch(host, path, want);
+        const low = fp[(slot << 1) | 1]!;
+        if (low & IS_ENTRY && wantsSet(fp, setsEmbedded, domSet, setStart, setMembers, slot, want)) {
+          cand = slot;
+          candStart = i + 1;
         }
-        a = Math.imul(a ^ c, 0x01000193);
+        if (low & HAS_URLS && i === k - 1) {
+          urlAt = true;
+          urlH1 = h1;
+        }
+        if (!(low & HAS_CHILDREN)) break;
+      } else if (c === 58 && !colon) {
+        // IPv6 literals match exactly (checked once; other names with ':' walk like any name).
+        colon = true;
+        if (isIP(host) !== 0) return self.exactMatch(host, path, want);
       }
-      if (i < 0 && probe) {
-        // The whole host was read, every parent known: the last name to try.
-        const h1 = fin1(a, n);
-        const slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
-        if (slot !== -1) {
-          if (fp[(slot + 1) << 1] === h1) return self.exactMatch(host, path, want);
-          const low = fp[(slot << 1) | 1]!;
-          if (low & IS_ENTRY && wants(slot, want)) {
-            cand = slot;
-            candStart = 0;
-          }
-          if (low & HAS_URLS && k === 0) {
-            urlAt = true;
-            urlH1 = h1;
-          }
+      a = Math.imul(a ^ c, 0x01000193);
+    }
+    if (i < 0 && probe) {
+      // The whole host was read, every parent known: the last name to try.
+      const h1 = fin1(a, n);
+      const slot = filterHas(filter, blocks, h1) ? findLane1(fp, h1, home(h1, scale)) : -1;
+      if (slot !== -1) {
+        if (fp[(slot + 1) << 1] === h1) return self.exactMatch(host, path, want);
+        const low = fp[(slot << 1) | 1]!;
+        if (low & IS_ENTRY && wantsSet(fp, setsEmbedded, domSet, setStart, setMembers, slot, want)) {
+          cand = slot;
+          candStart = 0;
+        }
+        if (low & HAS_URLS && k === 0) {
+          urlAt = true;
+          urlH1 = h1;
         }
       }
-      if (cand !== -1) {
-        if (((fp[(cand << 1) | 1]! ^ lane2(host, candStart)) & mask) === 0) {
-          const set = setsEmbedded ? (fp[(cand << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[cand]!;
-          for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) {
-            const category = setMembers[m]!;
-            if (want[category]) return { category, entry: candStart === 0 ? host : host.slice(candStart), kind: 'domain' };
-          }
+    }
+    if (cand !== -1) {
+      if (((fp[(cand << 1) | 1]! ^ lane2(this.s2 | 0, host, candStart)) & mask) === 0) {
+        const set = setsEmbedded ? (fp[(cand << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[cand]!;
+        for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) {
+          const category = setMembers[m]!;
+          if (want[category]) return { category, entry: candStart === 0 ? host : host.slice(candStart), kind: 'domain' };
         }
-        return self.exactMatch(host, path, want);
       }
-      if (!urlAt || path.length === 0) return null;
-      const slot = self.urlExact(urlH1, lane2(host, k));
-      return slot === -1 ? null : self.urlRules(slot, k === 0 ? host : host.slice(k), path, want);
-    };
+      return self.exactMatch(host, path, want);
+    }
+    if (!urlAt || path.length === 0) return null;
+    const slot = self.urlExact(urlH1, lane2(this.s2 | 0, host, k));
+    return slot === -1 ? null : self.urlRules(slot, k === 0 ? host : host.slice(k), path, want);
   }
 
   /** The answer the slow way: both lanes checked at every name (IP literals, lane-1 collisions). */
