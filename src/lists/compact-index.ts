@@ -76,6 +76,18 @@ function wantsSet(fp: Int32Array, setsEmbedded: boolean, domSet: Uint16Array | U
   return false;
 }
 
+/** Where stripWww's result starts: after a leading `www.` / `wwwN.`, else 0. */
+function wwwEnd(host: string): number {
+  const n = host.length;
+  if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
+    let j = 3;
+    let c = host.charCodeAt(j);
+    while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
+    if (c === 46 && j < n - 1) return j + 1;
+  }
+  return 0;
+}
+
 /** Lane 2 of host[start..]: computed once per lookup, for the name lane 1 found (see walk). */
 function lane2(s2: number, host: string, start: number): number {
   let b = s2;
@@ -180,25 +192,19 @@ export class CompactIndex implements CategoryIndex {
     const setStart = this.setStart;
     const setMembers = this.setMembers;
     const domSet = this.domSet;
-    const setsEmbedded = this.setsEmbedded;
+    const setsEmbedded = this.setsEmbedded === true;
     const self = this;
     const n = host.length;
     if (n === 0) return null;
     const last = host.charCodeAt(n - 1);
     if (last <= 57 && last >= 48 && isIP(host) !== 0) return self.exactHost(host, want) ?? (path.length === 0 ? null : self.matchUrl(host, path, want));
-    // Where stripWww's result starts: after a leading `www.` / `wwwN.`.
-    let k = 0;
-    if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
-      let j = 3;
-      let c = host.charCodeAt(j);
-      while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
-      if (c === 46 && j < n - 1) k = j + 1;
-    }
     let a = s1;
     let cand = -1;
     let candStart = 0;
     let urlH1 = 0;
     let urlAt = false;
+    // Where the www-stripped host starts (url entries are keyed by it), once one is flagged.
+    let urlStart = 0;
     let colon = false;
     // The TLD itself is only probed when some entry is a single label: it is always an ancestor.
     let probe = topLevel;
@@ -219,9 +225,10 @@ export class CompactIndex implements CategoryIndex {
           cand = slot;
           candStart = i + 1;
         }
-        if (low & HAS_URLS && i === k - 1) {
+        if (low & HAS_URLS && i === wwwEnd(host) - 1) {
           urlAt = true;
           urlH1 = h1;
+          urlStart = i + 1;
         }
         if (!(low & HAS_CHILDREN)) break;
       } else if (c === 58 && !colon) {
@@ -242,7 +249,7 @@ export class CompactIndex implements CategoryIndex {
           cand = slot;
           candStart = 0;
         }
-        if (low & HAS_URLS && k === 0) {
+        if (low & HAS_URLS && wwwEnd(host) === 0) {
           urlAt = true;
           urlH1 = h1;
         }
@@ -259,8 +266,8 @@ export class CompactIndex implements CategoryIndex {
       return self.exactMatch(host, path, want);
     }
     if (!urlAt || path.length === 0) return null;
-    const slot = self.urlExact(urlH1, lane2(this.s2 | 0, host, k));
-    return slot === -1 ? null : self.urlRules(slot, k === 0 ? host : host.slice(k), path, want);
+    const slot = self.urlExact(urlH1, lane2(this.s2 | 0, host, urlStart));
+    return slot === -1 ? null : self.urlRules(slot, urlStart === 0 ? host : host.slice(urlStart), path, want);
   }
 
   /** The answer the slow way: both lanes checked at every name (IP literals, lane-1 collisions). */
