@@ -175,6 +175,32 @@ t.test('compact engine = reference semantics on a seeded corpus', async (t) => {
   }
 });
 
+t.test('several live indexes, looked up in turn, each answer as their own reference', async (t) => {
+  // A gateway holds more than one index across a reload; the lookup keeps no state between
+  // calls or between indexes (its tables are read from the instance at every call).
+  const built = [];
+  for (const seed of [4, 5]) {
+    const c = corpus(seed);
+    const { map, compact } = await buildBoth(writeLists(tmp(), c.files));
+    built.push({ map, compact, qs: queries(c, 1500) });
+  }
+  const want = new Uint8Array(CATS.length).fill(1);
+  let mismatches = 0;
+  let hits = 0;
+  for (let i = 0; i < 1500; i++) {
+    for (const b of built) {
+      const { host, path } = b.qs[i]!;
+      for (const q of [b, ...built]) {
+        const ref = q.map.matchHostAndUrl(host, path, want);
+        if (ref) hits++;
+        if (JSON.stringify(q.compact.matchHostAndUrl(host, path, want)) !== JSON.stringify(ref) && mismatches++ < 5) t.fail(`${host}${path}`);
+      }
+    }
+  }
+  t.equal(mismatches, 0, 'interleaved lookups agree with the reference');
+  t.ok(hits > 500, `with hits (${hits})`);
+});
+
 t.test('domains fed as strings (ListSink path) and as bytes give the same index', async (t) => {
   const c = corpus(9);
   const byBytes = new CompactIndexBuilder([5, 7]);
