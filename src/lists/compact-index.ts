@@ -186,7 +186,8 @@ export class CompactIndex implements CategoryIndex {
   }
 
   /**
-   * The lookup of matchHostAndUrl, computing lane 1 only.
+   * The lookup of matchHostAndUrl, computing lane 1 only, on from position `from` (lane-1 state
+   * `a1` of host[from + 1..], `probed`: the next dot is a name to probe).
    *
    * Right to left, the lane-1 state just before a dot is the fingerprint of the name after it, so
    * parents come first. Every parent of an entry or of a url host is in the table (flagged), so
@@ -201,7 +202,6 @@ export class CompactIndex implements CategoryIndex {
    * closure generically, the lane-1 state boxed with a float add per character; a cold lookup
    * measured 25-30 ns slower.
    */
-  /** The walk on from position `from` (lane-1 state `a1` of host[from + 1..]); see matchHostAndUrl. */
   private walk(host: string, path: string, want: Uint8Array, from: number, a1: number, probed: boolean): ListHit | null {
     // `| 0`, `+` and `=== true` give V8 each value's representation: a property read is a tagged
     // value it would otherwise box, re-check and convert at every character (the lane-1 state
