@@ -6,7 +6,7 @@ import t from 'tap';
 import { BatchDecoder, BatchEncoder } from '../src/journal/batch.js';
 import { Journal } from '../src/journal/journal.js';
 import { JournalQuery } from '../src/journal/reader.js';
-import { fromWire, type WireRow } from '../src/journal/row.js';
+import { fromWire, type WireEnd, type WireRow } from '../src/journal/row.js';
 import { monthOf } from '../src/journal/schema.js';
 import type { JournalRow } from '../src/journal/types.js';
 import { verifyJournal } from '../src/journal/verify.js';
@@ -180,6 +180,26 @@ t.test('a failed transaction is retried with the tables its batches were sent ag
   const got = await exported(file);
   t.same(got.filter((r) => r.id < 100), good.map(fromWire), 'the retried rows name their own strings, not stale ids');
   t.same(got.filter((r) => r.id >= 100), other.map(fromWire));
+});
+
+t.test('one transaction across a month boundary, with tunnel ends of both months: every row exact', async (t) => {
+  const file = join(tmp(), 'journal.db');
+  const w = new JournalWriter(file);
+  // 37 rows in November, 21 in December, and the ends of three November tunnels and one December
+  // tunnel written in the same transaction as their rows.
+  const nov = rows(1, 37, T0);
+  const dec = rows(38, 21, Date.UTC(2026, 11, 3, 9));
+  const ends: WireEnd[] = [nov[0]!, nov[33]!, dec[0]!, nov[18]!].map((r, k) => [r[0], r[1], 500 + k, 600 + k, 70 + k]);
+  t.ok(ends.every((e) => [...nov, ...dec].find((r) => r[0] === e[0])![6] === 'connect'), 'the ended rows are tunnels');
+  t.match(w.write([...nov, ...dec], ends, T0 + 60 * 86_400_000), { rows: 58, ends: 4, skippedEnds: 0 });
+  t.match(verifyJournal(w.db), { ok: true, rows: 58 });
+  w.close();
+  const got = await exported(file);
+  const want = [...nov, ...dec].map((r) => {
+    const e = ends.find((x) => x[0] === r[0]);
+    return e ? fromWire([...r.slice(0, 11), e[2], e[3], e[4], ...r.slice(14)] as WireRow) : fromWire(r);
+  });
+  t.same(got, want, 'every row exact, ended tunnels with their figures');
 });
 
 t.test('the writer thread runs at its own nice value, the proxy thread keeps the process one', { skip: process.platform !== 'linux' && 'per-thread nice is Linux only' }, async (t) => {
