@@ -243,6 +243,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     } catch (e) {
       // Lost the right to lower it (or the thread is gone): stay where it is and stop trying.
       this.boostable = false;
+      this.boosted = false;
       this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
     }
   }
