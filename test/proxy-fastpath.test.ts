@@ -2,7 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import { ChunkedScanner, parseRequestHead, parseResponseHead } from '../src/proxy/http1.js';
-import { connectTunnel, freePort, rawExchange, startGateway, startOrigin, viaProxy } from './helpers.js';
+import { resolveConfig } from '../src/config/load.js';
+import { Gateway } from '../src/gateway.js';
+import { silentLogger } from '../src/log.js';
+import { connectTunnel, DEAD_DNS, freePort, rawExchange, startGateway, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
 
 const VIA = '1.1 vigie';
 
@@ -442,4 +445,38 @@ t.test('fast path on real sockets', async (t) => {
     t.equal(tunnel.status, 508, 'CONNECT to itself');
     t.equal((await viaProxy(gw.port, `http://${o}/still-fine`)).status, 200, 'others pass');
   });
+});
+
+t.test('an origin that stalls after its head: cut and counted as a response timeout, on either path', async (t) => {
+  // Sends a head announcing 100 bytes, 10 of them, then nothing.
+  const stalled = net.createServer((s) => {
+    s.once('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789'));
+    s.on('error', () => s.destroy());
+  });
+  await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', r));
+  const port = (stalled.address() as net.AddressInfo).port;
+  const problems: string[] = [];
+  const config = resolveConfig({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    dns: { servers: DEAD_DNS, timeoutMs: 500 },
+    dataDir: tmp(),
+    hosts: { 's.test': '127.0.0.1' },
+    timeouts: { connectMs: 1000, upstreamResponseMs: 300, headersMs: 2000, idleMs: 5000 },
+    lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
+    journal: { enabled: false },
+  });
+  const gateway = new Gateway({ config, log: silentLogger, observers: [{ upstreamError: (p) => problems.push(p) }] });
+  await gateway.start();
+  t.teardown(async () => {
+    await gateway.stop();
+    await new Promise<void>((r) => stalled.close(() => r()));
+  });
+  const target = `s.test:${port}`;
+  // HTTP/1.1 takes the fast path; HTTP/1.0 is handed to node's server (the general path).
+  for (const [name, version] of [['fast path', '1.1'], ['general path', '1.0']] as const) {
+    problems.length = 0;
+    const reply = await rawExchange(gateway.listening[0]!.port, `GET http://${target}/ HTTP/${version}\r\nHost: ${target}\r\n\r\n`);
+    t.match(reply, /^HTTP\/1\.1 200[\s\S]*0123456789$/, `${name}: the head and the first bytes came through, then the connection was cut`);
+    t.same(problems, ['response-timeout'], `${name}: one upstream error, a response timeout`);
+  }
 });

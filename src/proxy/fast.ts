@@ -403,11 +403,9 @@ export class ClientConnection implements UpstreamUser {
   }
 
   upTimeout(): void {
-    if (this.rec === null) return;
-    if (this.resp === null) return this.fail('response-timeout');
-    this.rec.problem = 'response-timeout';
-    this.dropUpstream();
-    this.socket.destroy();
+    // Before the head: a 504 page; after it: the connection is cut. Counted either way, as the
+    // general path does.
+    if (this.rec !== null) this.fail('response-timeout');
   }
 
   private dropUpstream(): void {
