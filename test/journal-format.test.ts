@@ -202,6 +202,22 @@ t.test('one transaction across a month boundary, with tunnel ends of both months
   t.same(got, want, 'every row exact, ended tunnels with their figures');
 });
 
+t.test('figures that are not counts (NaN, negative) are written as 0, not retried forever', async (t) => {
+  const dir = tmp();
+  const j = new Journal({ dir, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 1000, flushMs: 20, retryMs: 50, log: silentLogger });
+  await j.open();
+  t.teardown(() => j.close());
+  const decision = { action: 'allow', profile: 'cycle3', category: null, rule: 'default', entry: null, matchKind: null, period: 'always', listVersion: 'v', policyVersion: 1 } as const;
+  const base = { kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: 'odd.test', port: 80, path: '/', decision, status: 200, problem: null, decisionSeconds: 0 } as const;
+  j.requestDone({ ...base, bytesIn: NaN, bytesOut: -5, durationMs: -3 });
+  j.requestDone({ ...base, bytesIn: 7, bytesOut: 8, durationMs: 9 });
+  const done = await Promise.race([j.flush().then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]);
+  t.ok(done, 'both rows committed');
+  t.match(j.health(), { rowsWritten: 2, lastError: null });
+  const got = await exported(join(dir, 'journal.db'));
+  t.same(got.map((r) => [r.bytesIn, r.bytesOut, r.durationMs]), [[0, 0, 0], [7, 8, 9]]);
+});
+
 t.test('the writer thread runs at its own nice value, the proxy thread keeps the process one', { skip: process.platform !== 'linux' && 'per-thread nice is Linux only' }, async (t) => {
   const j = new Journal({ dir: tmp(), retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 1000, flushMs: 50, log: silentLogger, writerNice: 7 });
   await j.open();

@@ -67,6 +67,14 @@ export interface BatchMessage {
   news: unknown[];
 }
 
+/**
+ * A figure as the journal stores it: a count, never NaN or negative. SQLite turns NaN into NULL,
+ * which the NOT NULL columns refuse: one such row failed its whole transaction at every retry and
+ * stalled the journal (and, under overflow "block", the proxy). A clock stepping back can make a
+ * duration negative.
+ */
+const count = (x: number): number => (x >= 0 ? x : 0);
+
 /** Builds batches on the sending side. Not thread-safe; one per journal. */
 export class BatchEncoder {
   private f: Float64Array;
@@ -199,9 +207,9 @@ export class BatchEncoder {
     f[o + PORT] = port;
     f[o + PATH_S] = path === null ? -1 : this.sid(PATH, path);
     f[o + STATUS] = status;
-    f[o + BYTES_IN] = bytesIn;
-    f[o + BYTES_OUT] = bytesOut;
-    f[o + DURATION] = durationMs;
+    f[o + BYTES_IN] = count(bytesIn);
+    f[o + BYTES_OUT] = count(bytesOut);
+    f[o + DURATION] = count(durationMs);
     this.rows++;
   }
 
@@ -212,9 +220,9 @@ export class BatchEncoder {
     f[o] = K_END;
     f[o + ID] = id;
     f[o + TIME] = time;
-    f[o + BYTES_IN] = bytesIn;
-    f[o + BYTES_OUT] = bytesOut;
-    f[o + DURATION] = durationMs;
+    f[o + BYTES_IN] = count(bytesIn);
+    f[o + BYTES_OUT] = count(bytesOut);
+    f[o + DURATION] = count(durationMs);
   }
 }
 
