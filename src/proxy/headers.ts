@@ -1,5 +1,9 @@
-/** Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set([
+/**
+ * Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
+ * The fast path (http1.ts) matches the same names by length, without slicing them; a test
+ * (proxy-fastpath.test.ts) checks both paths drop every name listed here.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
   'te', 'trailer', 'transfer-encoding', 'upgrade',
 ]);
