@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 import { Command } from 'commander';
 import { registerCheck } from './cli/check.js';
 import { registerJournal } from './cli/journal.js';
