@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCheck } from './cli/check.js';
 import { registerJournal } from './cli/journal.js';

@@ -8,7 +8,6 @@ import { createGatewayMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { startSupervision, type SupervisionServer } from '../supervision/server.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
-import { hasGatewayFlags } from '../runtime.js';
 
 interface StartOpts extends CommonOpts {
   grace: string;
@@ -102,6 +101,6 @@ export function registerStart(program: Command): void {
       }
       // Filtering goes on without the API: a port conflict must not take the school offline.
       if (config.supervision.enabled) supervision = await startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
-      log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), gc: hasGatewayFlags() ? 'single-threaded' : 'default (start with node --single-threaded-gc, see README)', ...(clustered ? { workers: clustered.workerPids.join(',') } : {}) });
+      log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), ...(clustered ? { workers: clustered.workerPids.join(',') } : {}) });
     });
 }

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { tmp } from '../helpers.js';
 import { freePort, startSmallOrigin } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
-import { GATEWAY_NODE_FLAGS } from '../../src/runtime.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? 5);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -56,7 +55,7 @@ async function startGateway(workers: number): Promise<Gw> {
       log: { level: 'info' },
     }),
   );
-  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const end = Date.now() + 120_000;

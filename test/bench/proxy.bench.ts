@@ -27,7 +27,6 @@ import { topFrames, type Frame } from './proxy/profile.js';
 import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup, type Target } from './proxy/report.js';
 import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, writeSquid, writeTinyproxy, type Ports, type VigieOptions } from './proxy/setup.js';
 import { wrk, writeWrkScript } from './proxy/wrk.js';
-import { GATEWAY_NODE_FLAGS } from '../../src/runtime.js';
 
 const num = (name: string, dflt: number) => {
   const v = process.env[name];
@@ -98,7 +97,7 @@ async function startVigie(dir: string, ports: Ports): Promise<Proc> {
     loadConfig(file);
   }
   const prof = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const p = startPinned('vigie', PROXY_CPU, [process.execPath, ...GATEWAY_NODE_FLAGS, ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, 'vigie-data')]);
+  const p = startPinned('vigie', PROXY_CPU, [process.execPath, ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, 'vigie-data')]);
   const t0 = performance.now();
   await waitForOutput(p, /gateway ready/, 180_000);
   log(`vigie ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (full bundled lists)`);
