@@ -359,6 +359,20 @@ const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDig
 const spreadNs = (f: Figures) => `${fmt(f.p50Min)}-${fmt(f.p50Max)}`;
 const spreadM = (f: Figures) => `${fmt(f.perSecMin / 1e6, 2)}-${fmt(f.perSecMax / 1e6, 2)}`;
 
+/** The table rows of one query stream: the Set baseline against the compact engine. */
+function streamRows(title: string, n: Figures, c: Figures, lookups: number): [string, string, string, string][] {
+  return [
+    [title, '', '', ''],
+    ['  lookup p50, ns (walk + url check)', fmt(n.p50), fmt(c.p50), `${(n.p50 / Math.max(1, c.p50)).toFixed(1)}x`],
+    ['    rounds min-max', spreadNs(n), spreadNs(c), ''],
+    ['  lookup p99, ns', fmt(n.p99), fmt(c.p99), `${(n.p99 / Math.max(1, c.p99)).toFixed(1)}x`],
+    ['  lookups per CPU second, one thread', fmt(n.perSec), fmt(c.perSec), `${(c.perSec / n.perSec).toFixed(1)}x`],
+    ['    rounds min-max, M/s', spreadM(n), spreadM(c), ''],
+    ['  hits in the mix', fmt(n.hits), fmt(c.hits), `of ${fmt(lookups)}`],
+    ...byKind(n, c),
+  ];
+}
+
 /** Table rows: each kind's share of the mix and p50, to see which kinds sit around the overall p50. */
 const byKind = (set: Figures, compact: Figures): [string, string, string, string][] => [
   ['  p50 by kind, ns (share of the mix):', '', '', ''],
@@ -504,22 +518,8 @@ async function main() {
     ['build from text, CPU s (wall s)', `${fmt(tNaive / 1000, 2)} (${fmt(tNaiveWall / 1000, 1)})`, `${fmt(tBuild / 1000, 2)} (${fmt(tBuildWall / 1000, 1)})`, `${(tNaive / tBuild).toFixed(1)}x faster`],
     ['build rate, domain lines per CPU s', fmt(domainLines / (tNaive / 1000)), fmt(domainLines / (tBuild / 1000)), `(parse ${fmt(tParse)} + layout ${fmt(tBuild - tParse)} ms)`],
     ['compiled file load, wall ms (CPU ms), median of 5', 'n/a (rebuild)', `${fmt(median(loads), 1)} (${fmt(median(loadsCpu), 1)})`, `file ${fmt(structural / 1048576, 1)} MiB`],
-    ['cold mix (every lookup a new host):', '', '', ''],
-    ['  lookup p50, ns (walk + url check)', fmt(ln.p50), fmt(lc.p50), `${(ln.p50 / Math.max(1, lc.p50)).toFixed(1)}x`],
-    ['    rounds min-max', spreadNs(ln), spreadNs(lc), ''],
-    ['  lookup p99, ns', fmt(ln.p99), fmt(lc.p99), `${(ln.p99 / Math.max(1, lc.p99)).toFixed(1)}x`],
-    ['  lookups per CPU second, one thread', fmt(ln.perSec), fmt(lc.perSec), `${(lc.perSec / ln.perSec).toFixed(1)}x`],
-    ['    rounds min-max, M/s', spreadM(ln), spreadM(lc), ''],
-    ['  hits in the mix', fmt(ln.hits), fmt(lc.hits), `of ${fmt(qs.length)}`],
-    ...byKind(ln, lc),
-    [`working set (${fmt(WORKING_SET)} hosts, Zipf):`, '', '', ''],
-    ['  lookup p50, ns (walk + url check)', fmt(wn.p50), fmt(wc.p50), `${(wn.p50 / Math.max(1, wc.p50)).toFixed(1)}x`],
-    ['    rounds min-max', spreadNs(wn), spreadNs(wc), ''],
-    ['  lookup p99, ns', fmt(wn.p99), fmt(wc.p99), `${(wn.p99 / Math.max(1, wc.p99)).toFixed(1)}x`],
-    ['  lookups per CPU second, one thread', fmt(wn.perSec), fmt(wc.perSec), `${(wc.perSec / wn.perSec).toFixed(1)}x`],
-    ['    rounds min-max, M/s', spreadM(wn), spreadM(wc), ''],
-    ['  hits in the mix', fmt(wn.hits), fmt(wc.hits), `of ${fmt(ws.length)}`],
-    ...byKind(wn, wc),
+    ...streamRows('cold mix (every lookup a new host):', ln, lc, qs.length),
+    ...streamRows(`working set (${fmt(WORKING_SET)} hosts, Zipf):`, wn, wc, ws.length),
   ];
   const w = [50, 16, 18, 30];
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
