@@ -91,5 +91,7 @@ t.test('load clients against a real origin and a minimal CONNECT relay', async (
 
   const fixed = await fixedRate(direct, 200, 5, 0.5);
   t.equal(fixed.errors, 0, 'every due request answered');
+  t.equal(fixed.measured, 100, 'only the requests due inside the window are measured (lead-in and lead-out are not)');
+  t.ok(fixed.achieved > 150 && fixed.achieved <= 202, `the window was served at the rate (${fixed.achieved.toFixed(0)}/s)`);
   t.ok(Number.isFinite(fixed.p99ms) && fixed.p99ms >= fixed.p50ms, 'percentiles ordered');
 });
