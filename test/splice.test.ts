@@ -1,6 +1,7 @@
 import net from 'node:net';
 import t from 'tap';
-import { splice } from '../src/proxy/splice.js';
+import { IdleSweeper } from '../src/proxy/idle.js';
+import { splice, TunnelIdle } from '../src/proxy/splice.js';
 
 /** Two connected loopback socket pairs: [outside, inside] each, as a client and an origin would be. */
 async function pair(): Promise<[net.Socket, net.Socket, () => Promise<void>]> {
@@ -21,7 +22,11 @@ t.test('splice relays both ways, passes a half-close on, and unhooks both socket
     await closeB();
   });
   let closed = 0;
-  splice(a, b, 5000, () => closed++);
+  const idle = new IdleSweeper(() => 20);
+  t.teardown(() => idle.stop());
+  const watch = new TunnelIdle(a, b);
+  idle.add(watch, 5000);
+  splice(a, b, idle, watch, () => closed++);
   let atOrigin = '';
   origin.on('data', (d: Buffer) => (atOrigin += d.toString()));
   let atClient = '';
@@ -36,9 +41,42 @@ t.test('splice relays both ways, passes a half-close on, and unhooks both socket
   t.equal(atClient, 'pong', 'the answer reached the client after its half-close, then a FIN');
   await new Promise<void>((r) => (a.destroyed && b.destroyed && closed ? r() : b.once('close', () => setImmediate(r))));
   t.equal(closed, 1, 'closed once');
+  t.equal(idle.size, 0, 'the tunnel is no longer watched for inactivity');
   for (const [name, s] of [['client side', a], ['origin side', b]] as const) {
     // A closed socket stays reachable until a full GC: it must not keep the tunnel's closures.
     t.same(s.eventNames(), ['error'], `${name}: only the listener that swallows a late error is left`);
     t.doesNotThrow(() => s.emit('error', new Error('late')), `${name}: a late error is ignored`);
   }
+});
+
+t.test('a quiet tunnel is closed at its idle limit, and traffic in either direction keeps it open', async (t) => {
+  const [client, a, closeA] = await pair();
+  const [b, origin, closeB] = await pair();
+  t.teardown(async () => {
+    client.destroy();
+    origin.destroy();
+    await closeA();
+    await closeB();
+  });
+  const idle = new IdleSweeper(() => 10);
+  t.teardown(() => idle.stop());
+  const watch = new TunnelIdle(a, b);
+  idle.add(watch, 150);
+  let closedAt = 0;
+  const start = performance.now();
+  const closed = new Promise<void>((r) => splice(a, b, idle, watch, () => ((closedAt = performance.now()), r())));
+  // Traffic every 50 ms for 400 ms, alternately from each end: longer than the limit in all.
+  origin.resume();
+  client.resume();
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    t.notOk(a.destroyed || b.destroyed, `open at ${i * 50 + 50} ms while traffic flows`);
+    (i % 2 ? origin : client).write('x');
+  }
+  const lastTraffic = performance.now();
+  await closed;
+  t.ok(closedAt - lastTraffic >= 150, `closed no sooner than the limit after the last byte (${(closedAt - lastTraffic).toFixed(0)} ms)`);
+  t.ok(closedAt - lastTraffic < 150 + 200, 'and not much later');
+  t.ok(closedAt - start > 400, 'traffic had kept it open');
+  t.equal(idle.size, 0);
 });

@@ -6,6 +6,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord } from './events.js';
 import { ChunkedScanner, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
 import { blockPage, errorPage, pickLang, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
+import type { IdleMember, IdleSweeper } from './idle.js';
 import type { Resolved } from './resolver.js';
 import { classify, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
 import type { Upstream, UpstreamPool, UpstreamUser } from './upstream.js';
@@ -15,6 +16,8 @@ export interface FastContext {
   readonly config: VigieConfig;
   readonly via: string;
   readonly pool: UpstreamPool;
+  /** Inactivity limits of client connections, origin connections and tunnels. */
+  readonly idle: IdleSweeper;
   snapshot(): PolicySnapshot;
   admit(): boolean;
   requestDone(rec: ConnectionRecord): void;
@@ -55,7 +58,9 @@ const enum S {
  * already read, for the rest of the connection. Node's request/response objects cost more than the
  * filtering itself; here a request is one head string in, one head string out.
  */
-export class ClientConnection implements UpstreamUser {
+export class ClientConnection implements UpstreamUser, IdleMember {
+  idleSince = 0;
+  idleLimit = 0;
   private buf: Buffer | null = null;
   private state = S.Idle;
   private processing = false;
@@ -93,9 +98,9 @@ export class ClientConnection implements UpstreamUser {
     private readonly ctx: FastContext,
   ) {
     this.client = socket.remoteAddress ?? '';
-    this.listeners = [['data', this.onData], ['end', this.onEnd], ['error', this.onError], ['close', this.onClose], ['drain', this.onDrain], ['timeout', this.onTimeout]];
+    this.listeners = [['data', this.onData], ['end', this.onEnd], ['error', this.onError], ['close', this.onClose], ['drain', this.onDrain]];
     for (const [event, fn] of this.listeners) socket.on(event, fn);
-    socket.setTimeout(ctx.config.timeouts.idleMs);
+    ctx.idle.add(this, ctx.config.timeouts.idleMs);
   }
 
   /** The proxy is shutting down: close now if idle, else after the exchange in progress. */
@@ -105,11 +110,13 @@ export class ClientConnection implements UpstreamUser {
   }
 
   private readonly onData = (d: Buffer): void => {
+    this.idleSince = this.ctx.idle.now;
     if (this.state === S.Busy) {
       if (this.bodyLeft > 0 && this.up !== null && this.buf === null) {
         const n = Math.min(this.bodyLeft, d.length);
         this.bodyLeft -= n;
         this.received += n;
+        this.up.idleSince = this.ctx.idle.now;
         if (!this.up.socket.write(n === d.length ? d : d.subarray(0, n))) this.pause();
         if (n < d.length) this.append(d.subarray(n));
       } else this.append(d);
@@ -182,7 +189,7 @@ export class ClientConnection implements UpstreamUser {
     // Paused first, so nothing is read with nobody listening.
     s.pause();
     for (const [event, fn] of this.listeners) s.off(event, fn);
-    s.setTimeout(0);
+    this.ctx.idle.delete(this);
     this.ctx.released(this);
   }
 
@@ -471,6 +478,8 @@ export class ClientConnection implements UpstreamUser {
       return;
     }
     this.state = S.Idle;
+    // The quiet time between requests counts from the end of this answer.
+    this.idleSince = this.ctx.idle.now;
     this.resume();
     if (this.buf !== null) this.process();
   }
@@ -505,16 +514,19 @@ export class ClientConnection implements UpstreamUser {
     else this.socket.end();
   };
 
-  private readonly onTimeout = (): void => {
-    // While an exchange runs the origin's own timeout applies.
-    if (this.state !== S.Busy) this.socket.destroy();
-  };
+  /** Quiet for the idle limit: closed, unless an exchange runs (the origin's own limit applies to it). */
+  onIdle(): boolean {
+    if (this.state === S.Busy) return false;
+    this.socket.destroy();
+    return true;
+  }
 
   private readonly onError = (): void => {
     this.socket.destroy();
   };
 
   private readonly onClose = (): void => {
+    this.ctx.idle.delete(this);
     if (this.headerTimer) clearTimeout(this.headerTimer);
     this.headerTimer = null;
     if (this.waitingKey !== null) this.ctx.pool.cancel(this.waitingKey, this);

@@ -8,10 +8,11 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
 import { ClientConnection, type FastContext } from './fast.js';
 import { forwardHeaders } from './headers.js';
+import { IdleSweeper, tickFor } from './idle.js';
 import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
 import { classify, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
-import { splice } from './splice.js';
+import { splice, TunnelIdle } from './splice.js';
 import { UpstreamPool } from './upstream.js';
 
 export interface ProxyDeps {
@@ -50,6 +51,7 @@ export class ProxyServer implements FastContext {
   readonly servers: net.Server[] = [];
   readonly via: string;
   readonly pool: UpstreamPool;
+  readonly idle: IdleSweeper;
   /** Node's HTTP server, never listening itself: it gets the connections the fast path hands over. */
   private readonly general: http.Server;
   private readonly agent: http.Agent;
@@ -74,7 +76,12 @@ export class ProxyServer implements FastContext {
       scheduling: 'lifo',
       timeout: config.timeouts.idleMs,
     });
-    this.pool = new UpstreamPool({ maxPerOrigin: config.limits.maxSocketsPerOrigin, connectMs: config.timeouts.connectMs, timeoutMs: config.timeouts.upstreamResponseMs });
+    // Ticks follow the configuration in force (a reload may shorten the limits).
+    this.idle = new IdleSweeper(() => {
+      const t = this.deps.config.timeouts;
+      return tickFor(t.connectMs, t.idleMs, t.upstreamResponseMs);
+    });
+    this.pool = new UpstreamPool({ maxPerOrigin: config.limits.maxSocketsPerOrigin, connectMs: config.timeouts.connectMs, timeoutMs: config.timeouts.upstreamResponseMs, idle: this.idle });
     // The agent pools sockets per origin name; new sockets resolve through our cache.
     this.lookup = ((hostname: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => {
       deps.resolver.resolve(hostname).then(
@@ -242,6 +249,7 @@ export class ProxyServer implements FastContext {
     this.general.close(() => {});
     this.agent.destroy();
     this.pool.destroy();
+    this.idle.stop();
   }
 
   get activeTunnels(): number {
@@ -408,9 +416,12 @@ export class ProxyServer implements FastContext {
     let opened = false;
     // Nothing the client sends goes anywhere before the tunnel is open.
     client.pause();
-    const connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), timeouts.connectMs);
+    // One watch for the tunnel's life: the connect limit first, then the idle limit.
+    const watch = new TunnelIdle(client, upstream);
+    this.idle.add(watch, timeouts.connectMs);
     upstream.once('connect', () => {
-      clearTimeout(connectTimer);
+      watch.idleLimit = timeouts.idleMs;
+      watch.idleSince = this.idle.now;
       opened = true;
       rec.status = 200;
       this.tunnels.add(client);
@@ -420,7 +431,7 @@ export class ProxyServer implements FastContext {
       client.off('close', beforeOpen);
       client.write(ESTABLISHED);
       if (head.length) upstream.write(head);
-      splice(client, upstream, timeouts.idleMs, () => {
+      splice(client, upstream, this.idle, watch, () => {
         this.tunnels.delete(client);
         rec.durationMs = Date.now() - rec.time;
         rec.bytesIn = upstream.bytesWritten;
@@ -431,13 +442,13 @@ export class ProxyServer implements FastContext {
       client.resume();
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(connectTimer);
+      if (!opened) this.idle.delete(watch);
       if (!opened && !rec.status) this.refuseTunnel(client, rec, lang, classify(err));
       else client.destroy();
     });
     // Until the tunnel opens, either side closing ends the attempt.
     const beforeOpen = () => {
-      clearTimeout(connectTimer);
+      this.idle.delete(watch);
       // An error answer (rec.status set) is on its way: endTunnel closes the client after it.
       if (!rec.status) client.destroy();
       upstream.destroy();

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { IdleMember, IdleSweeper } from './idle.js';
 
 const ignore = (): void => {};
 
@@ -11,12 +12,14 @@ function unhook(s: Socket): void {
 /**
  * Joins two sockets both ways, with back-pressure and half-close, and calls `closed` once when
  * both are gone. Lighter than two `pipe()`s (a tunnel is set up thousands of times a second, and
- * each pipe adds seven listeners); one idle timer, on `b`, sees the traffic of both directions.
+ * each pipe adds seven listeners). `member` (already watched by `idle`) sees the traffic of both
+ * directions; quiet past its limit, it closes both sockets.
  */
-export function splice(a: Socket, b: Socket, idleMs: number, closed: () => void): void {
+export function splice(a: Socket, b: Socket, idle: IdleSweeper, member: IdleMember, closed: () => void): void {
   let open = 2;
   const gone = () => {
     if (--open > 0) return;
+    idle.delete(member);
     // A closed socket outlives its close: its native handle (a modified API object) stays a root
     // for the young-generation GC until a full GC, and keeps the socket reachable. With our
     // listeners on it, the tunnel's closures, its record and the other socket came along and were
@@ -27,6 +30,7 @@ export function splice(a: Socket, b: Socket, idleMs: number, closed: () => void)
   };
   const forward = (from: Socket, to: Socket) => {
     from.on('data', (d: Buffer) => {
+      member.idleSince = idle.now;
       if (!to.write(d)) from.pause();
     });
     to.on('drain', () => from.resume());
@@ -43,8 +47,24 @@ export function splice(a: Socket, b: Socket, idleMs: number, closed: () => void)
   };
   forward(a, b);
   forward(b, a);
-  b.setTimeout(idleMs, () => {
-    a.destroy();
-    b.destroy();
-  });
+}
+
+/** An idle member that closes a tunnel's two sockets, and its upstream alone while it connects. */
+export class TunnelIdle implements IdleMember {
+  idleSince = 0;
+  idleLimit = 0;
+  constructor(
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+  ) {}
+
+  onIdle(): boolean {
+    if (this.upstream.connecting) {
+      this.upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+      return true;
+    }
+    this.client.destroy();
+    this.upstream.destroy();
+    return true;
+  }
 }

@@ -1,4 +1,5 @@
 import net, { type Socket } from 'node:net';
+import type { IdleMember, IdleSweeper } from './idle.js';
 
 /** Who is using an upstream connection right now: one exchange of a client connection. */
 export interface UpstreamUser {
@@ -20,8 +21,10 @@ export interface UpstreamUser {
  * it (`user`), so reusing it costs no listener churn; idle in the pool, anything it hears (data,
  * end) means the origin gave up on it and it is dropped.
  */
-export class Upstream {
+export class Upstream implements IdleMember {
   user: UpstreamUser | null = null;
+  idleSince = 0;
+  idleLimit = 0;
   /** It carried an exchange before: a failure before any response byte may be a stale keep-alive. */
   reused = false;
   idle = false;
@@ -33,22 +36,34 @@ export class Upstream {
     private readonly pool: UpstreamPool,
   ) {
     socket.on('data', (d: Buffer) => {
+      this.idleSince = pool.idle.now;
       if (this.user) this.user.upData(d);
       else this.destroy();
     });
-    socket.on('drain', () => this.user?.upDrain());
-    socket.on('timeout', () => {
-      if (this.user) this.user.upTimeout();
-      else this.destroy();
+    socket.on('drain', () => {
+      this.idleSince = pool.idle.now;
+      this.user?.upDrain();
     });
     socket.on('error', (e: NodeJS.ErrnoException) => this.closed(e));
     socket.on('close', () => this.closed(null));
     socket.on('end', () => socket.destroy());
   }
 
+  /**
+   * Quiet past its limit: still connecting (connect timeout), waiting for the origin (response
+   * timeout, its user decides), or idle in the pool (dropped).
+   */
+  onIdle(): boolean {
+    if (this.socket.connecting) this.socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    else if (this.user) this.user.upTimeout();
+    else this.destroy();
+    return this.gone || this.socket.destroyed;
+  }
+
   private closed(err: NodeJS.ErrnoException | null): void {
     if (this.gone) return;
     this.gone = true;
+    this.pool.idle.delete(this);
     this.pool.forget(this);
     const user = this.user;
     this.user = null;
@@ -77,6 +92,8 @@ export interface PoolOptions {
   connectMs: number;
   /** Inactivity limit of a connection, in use (response timeout) or idle in the pool. */
   timeoutMs: number;
+  /** Where the connect and inactivity limits are watched. */
+  idle: IdleSweeper;
 }
 
 /**
@@ -88,6 +105,10 @@ export class UpstreamPool {
   private closing = false;
 
   constructor(private readonly opts: PoolOptions) {}
+
+  get idle(): IdleSweeper {
+    return this.opts.idle;
+  }
 
   private origin(key: string): Origin {
     let o = this.origins.get(key);
@@ -105,6 +126,7 @@ export class UpstreamPool {
     if (up) {
       up.idle = false;
       up.user = user;
+      up.idleSince = this.opts.idle.now;
       user.upReady(up);
       return;
     }
@@ -119,11 +141,7 @@ export class UpstreamPool {
     o.total++;
     const socket = net.connect({ host: address, port, family, noDelay: true });
     const up = new Upstream(socket, key, this);
-    up.user = null;
-    let timer: NodeJS.Timeout | null = setTimeout(() => {
-      timer = null;
-      socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-    }, this.opts.connectMs);
+    this.opts.idle.add(up, this.opts.connectMs);
     // Until it connects, failures belong to the opener; then it behaves like any pooled connection.
     const opener: UpstreamUser = {
       upReady() {},
@@ -132,15 +150,13 @@ export class UpstreamPool {
       upDrain() {},
       upTimeout() {},
       upClosed: (err) => {
-        if (timer) clearTimeout(timer);
         user.upFailed(err ?? Object.assign(new Error('connection closed'), { code: 'ECONNRESET' }));
       },
     };
     up.user = opener;
     socket.once('connect', () => {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      socket.setTimeout(this.opts.timeoutMs);
+      up.idleLimit = this.opts.timeoutMs;
+      up.idleSince = this.opts.idle.now;
       up.user = user;
       user.upReady(up);
     });
@@ -154,6 +170,7 @@ export class UpstreamPool {
       return;
     }
     up.reused = true;
+    up.idleSince = this.opts.idle.now;
     const o = this.origin(up.key);
     const next = o.waiting.shift();
     if (next) {
