@@ -222,9 +222,9 @@ export class ClientConnection implements UpstreamUser, IdleMember {
       return this.reply(400, HTML, Buffer.from(errorPage(pickLang(p.acceptLanguage), '', 'bad-request')));
     }
     const started = Date.now();
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     const decision = decideCached(this.ctx.snapshot(), { client: this.client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
-    this.rec = newRecord('request', started, this.client, p.method, 'http', target.host, target.port, target.path, decision, Number(process.hrtime.bigint() - t0) / 1e9);
+    this.rec = newRecord('request', started, this.client, p.method, 'http', target.host, target.port, target.path, decision, (performance.now() - t0) / 1000);
     if (decision.action === 'block') {
       unreadBody();
       const lang = pickLang(p.acceptLanguage);

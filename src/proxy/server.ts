@@ -31,6 +31,10 @@ export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
 const HTML = 'text/html; charset=utf-8';
 
+function destroySelf(this: Socket): void {
+  this.destroy();
+}
+
 /** `...:digits` at the end (a CONNECT target must name its port). */
 function endsWithPort(target: string): boolean {
   let i = target.length - 1;
@@ -276,11 +280,11 @@ export class ProxyServer implements FastContext {
       return;
     }
     const started = Date.now();
-    const t0 = process.hrtime.bigint();
+    const t0 = performance.now();
     const client = req.socket.remoteAddress ?? '';
     const snapshot = this.deps.snapshot();
     const decision = decideCached(snapshot, { client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
-    const rec = newRecord('request', started, client, req.method ?? 'GET', 'http', target.host, target.port, target.path, decision, Number(process.hrtime.bigint() - t0) / 1e9);
+    const rec = newRecord('request', started, client, req.method ?? 'GET', 'http', target.host, target.port, target.path, decision, (performance.now() - t0) / 1000);
     const socket = req.socket;
     // The parser has already read this request's headers (often its whole body too): count from
     // where the previous request on this connection stopped, so uploads and headers are included.
@@ -371,8 +375,8 @@ export class ProxyServer implements FastContext {
   /** A CONNECT request (from either path): decide, then open the tunnel or answer why not. */
   tunnel(client: Socket, target: string, lang: Lang, head: Buffer, clientAddr = client.remoteAddress ?? ''): void {
     const started = Date.now();
-    const t0 = process.hrtime.bigint();
-    client.on('error', () => client.destroy());
+    const t0 = performance.now();
+    client.on('error', destroySelf);
     if (!this.admit()) {
       this.endTunnel(client, 503, UNRECORDED);
       return;
@@ -384,7 +388,7 @@ export class ProxyServer implements FastContext {
       return;
     }
     const decision = decideCached(this.deps.snapshot(), { client: clientAddr, scheme: 'connect', host: hp.host, port: hp.port, path: '', time: started });
-    const rec = newRecord('tunnel', started, clientAddr, 'CONNECT', 'connect', hp.host, hp.port, '', decision, Number(process.hrtime.bigint() - t0) / 1e9);
+    const rec = newRecord('tunnel', started, clientAddr, 'CONNECT', 'connect', hp.host, hp.port, '', decision, (performance.now() - t0) / 1000);
     if (decision.action === 'block') {
       rec.status = 403;
       this.emit('tunnelOpened', rec);
@@ -419,7 +423,8 @@ export class ProxyServer implements FastContext {
     // One watch for the tunnel's life: the connect limit first, then the idle limit.
     const watch = new TunnelIdle(client, upstream);
     this.idle.add(watch, timeouts.connectMs);
-    upstream.once('connect', () => {
+    // 'connect' and 'close' come once each: plain listeners, no once() wrappers to build and search.
+    upstream.on('connect', () => {
       watch.idleLimit = timeouts.idleMs;
       watch.idleSince = this.idle.now;
       opened = true;
@@ -453,8 +458,8 @@ export class ProxyServer implements FastContext {
       if (!rec.status) client.destroy();
       upstream.destroy();
     };
-    upstream.once('close', beforeOpen);
-    client.once('close', beforeOpen);
+    upstream.on('close', beforeOpen);
+    client.on('close', beforeOpen);
   }
 
   private endTunnel(client: Socket, status: number, text: string): void {
