@@ -130,6 +130,8 @@ export interface FixedRateResult {
   achieved: number;
   /** Requests due inside the window that were answered 200 (their latencies make the percentiles). */
   measured: number;
+  /** Every request answered or failed, lead-in and lead-out included (for CPU per request). */
+  answered: number;
   p50ms: number;
   p99ms: number;
   errors: number;
@@ -247,7 +249,7 @@ export async function fixedRate(t: Target, rate: number, connections: number, se
   const sorted = latencies.subarray(0, measured).sort();
   const pct = (p: number) => (measured ? sorted[Math.min(measured - 1, Math.floor((p / 100) * measured))]! : NaN);
   // Answers received during the window, over its length: a server that falls behind shows here.
-  return { rate, achieved: servedInWindow / seconds, measured, p50ms: pct(50), p99ms: pct(99), errors: errors + lost };
+  return { rate, achieved: servedInWindow / seconds, measured, answered, p50ms: pct(50), p99ms: pct(99), errors: errors + lost };
 }
 
 export interface IdleTunnels {

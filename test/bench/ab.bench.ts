@@ -1,0 +1,171 @@
+/**
+ * Two builds of Vigie side by side, at the same time, on the same core (`npm run bench:ab`).
+ *
+ * This machine's speed drifts by up to 2× between runs, so a build measured after another differs
+ * from it by more than most changes do. Here both gateways run at once, pinned to CPU 0, each
+ * with its own identical load from this process on CPU 1 (nginx as the origin there too): both
+ * see the same host. Two runs of the same build agree within ~1 % this way. It reports each
+ * gateway's CPU per request (fixed rate) and per tunnel setup, which is what a change to the data
+ * path moves; latency and rates are printed too, but two gateways sharing a core disturb each
+ * other's.
+ *
+ *   npm run bench:ab                       # A = HEAD, B = the working tree
+ *   A=main~3 B=main ROUNDS=5 npm run bench:ab
+ *
+ * Knobs: A, B (git revisions, or "worktree"), ROUNDS (3), SECONDS (8, per phase), RATE (8000
+ * requests/s to each gateway), MODES (fixed,tunnel). Each revision is built once into
+ * .bench-ab/<commit>/ (git archive + tsc) and kept for the next run.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixedRate, tunnelSetupRate, type Target } from './proxy/clients.js';
+import { cpuTicks, freePort, startPinned, stopAll, killAllNow, waitForOutput, waitForPort, type Proc } from './proxy/procs.js';
+import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, type Ports } from './proxy/setup.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+const env = (name: string, dflt: string) => process.env[name] || dflt;
+const num = (name: string, dflt: number) => {
+  const n = Number(env(name, String(dflt)));
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number`);
+  return n;
+};
+const REVS = { A: env('A', 'HEAD'), B: env('B', 'worktree') };
+const ROUNDS = Math.floor(num('ROUNDS', 3));
+const SECONDS = num('SECONDS', 8);
+const RATE = num('RATE', 8000);
+const MODES = env('MODES', 'fixed,tunnel').split(',').map((m) => m.trim());
+for (const m of MODES) if (m !== 'fixed' && m !== 'tunnel') throw new Error(`MODES: unknown mode ${m} (fixed, tunnel)`);
+const log = (s: string) => process.stderr.write(`[bench:ab ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+
+/** The dist/ directory of a revision: the working tree's own, or a cached build of a commit. */
+function build(rev: string): { dist: string; label: string } {
+  if (rev === 'worktree') {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim() !== '';
+    const head = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    return { dist: join(ROOT, 'dist'), label: `worktree (${head}${dirty ? '+changes' : ''})` };
+  }
+  const sha = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', `${rev}^{commit}`], { encoding: 'utf8' }).trim();
+  // Under the package, so that node_modules resolves from it; lists/ is shared (PACKAGE_ROOT).
+  const dir = join(ROOT, '.bench-ab', sha);
+  if (!existsSync(join(dir, 'dist', 'cli.js'))) {
+    log(`building ${rev} (${sha}) into .bench-ab/${sha}`);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    execFileSync('/bin/sh', ['-c', `git -C '${ROOT}' archive ${sha} src tsconfig.json tsconfig.build.json package.json | tar -x -C '${dir}'`]);
+    symlinkSync(join(ROOT, 'lists'), join(dir, 'lists'));
+    execFileSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(dir, 'tsconfig.build.json')], { stdio: 'inherit' });
+  }
+  return { dist: join(dir, 'dist'), label: `${rev} (${sha})` };
+}
+
+interface Row {
+  mode: string;
+  measure: string;
+  unit: string;
+  a: number[];
+  b: number[];
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+const fmt = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2)) : '–');
+
+async function main(): Promise<void> {
+  ensureTools(log);
+  const builds = { A: build(REVS.A), B: build(REVS.B) };
+  const tmp = mkdtempSync(join(tmpdir(), 'vigie-ab-'));
+  const cleanup = async () => {
+    await stopAll();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  process.on('exit', killAllNow);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().finally(() => process.exit(130)));
+  try {
+    const base: Ports = { plain: await freePort(), tls: await freePort(), vigie: 0, vigieMetrics: 0, squid: 0, tinyproxy: 0, floor: 0 };
+    const nginx = startPinned('nginx', 1, ['nginx', '-e', join(tmp, 'nginx-error.log'), '-p', tmp, '-c', writeOrigin(tmp, base, 16)]);
+    await waitForPort(nginx, base.plain, 10_000);
+
+    const gateways: Record<'A' | 'B', { proc: Proc; target: Target }> = {} as never;
+    for (const side of ['A', 'B'] as const) {
+      const ports = { ...base, vigie: await freePort(), vigieMetrics: await freePort() };
+      const dir = join(tmp, side);
+      mkdirSync(dir);
+      const file = join(dir, 'vigie.json');
+      writeFileSync(file, JSON.stringify(vigieConfig(ports, { journal: true, workers: 1 }), null, 2));
+      const proc = startPinned(`vigie ${side}`, 0, [process.execPath, join(builds[side].dist, 'cli.js'), 'start', '--config', file, '--data', join(dir, 'data')], { cwd: dir });
+      await waitForOutput(proc, /gateway ready/, 180_000);
+      gateways[side] = { proc, target: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: base.plain } };
+    }
+    log(`A = ${builds.A.label}, B = ${builds.B.label}; both pinned to CPU 0, loads on CPU 1`);
+
+    const rows: Row[] = [];
+    const row = (mode: string, measure: string, unit: string) => {
+      let r = rows.find((x) => x.mode === mode && x.measure === measure);
+      if (!r) rows.push((r = { mode, measure, unit, a: [], b: [] }));
+      return r;
+    };
+    /** Runs `load` against both gateways at once; CPU per operation of each over the same span. */
+    const both = async <T>(load: (t: Target) => Promise<T>, ops: (r: T) => number) => {
+      const pids = [gateways.A.proc.pid, gateways.B.proc.pid];
+      const before = pids.map(cpuTicks);
+      const [ra, rb] = await Promise.all([load(gateways.A.target), load(gateways.B.target)]);
+      const after = pids.map(cpuTicks);
+      const us = (i: number, r: T) => ((after[i]! - before[i]!) / CLK_TCK / Math.max(1, ops(r))) * 1e6;
+      return { ra: ra!, rb: rb!, usA: us(0, ra!), usB: us(1, rb!) };
+    };
+
+    log('warm-up');
+    await both((t) => fixedRate(t, RATE, 50, 2), (r) => r.answered);
+    await both((t) => tunnelSetupRate(t, 20, 2), (r) => r.ok);
+    for (let round = 1; round <= ROUNDS; round++) {
+      if (MODES.includes('fixed')) {
+        log(`round ${round}/${ROUNDS}: fixed ${RATE} req/s to each, ${SECONDS} s`);
+        const r = await both((t) => fixedRate(t, RATE, 50, SECONDS), (x) => x.answered);
+        row('fixed', 'CPU per request', 'µs').a.push(r.usA);
+        row('fixed', 'CPU per request', 'µs').b.push(r.usB);
+        row('fixed', 'p99 (cores shared)', 'ms').a.push(r.ra.p99ms);
+        row('fixed', 'p99 (cores shared)', 'ms').b.push(r.rb.p99ms);
+        row('fixed', 'errors', '').a.push(r.ra.errors);
+        row('fixed', 'errors', '').b.push(r.rb.errors);
+      }
+      if (MODES.includes('tunnel')) {
+        log(`round ${round}/${ROUNDS}: tunnel setups, 50 loops each, ${SECONDS} s`);
+        const r = await both((t) => tunnelSetupRate(t, 50, SECONDS), (x) => x.ok);
+        row('tunnel', 'CPU per setup', 'µs').a.push(r.usA);
+        row('tunnel', 'CPU per setup', 'µs').b.push(r.usB);
+        row('tunnel', 'setups/s (core shared)', '/s').a.push(r.ra.perSecond);
+        row('tunnel', 'setups/s (core shared)', '/s').b.push(r.rb.perSecond);
+        row('tunnel', 'errors', '').a.push(r.ra.errors);
+        row('tunnel', 'errors', '').b.push(r.rb.errors);
+      }
+    }
+
+    const lines = [
+      `A = ${builds.A.label}, B = ${builds.B.label}; ${ROUNDS} rounds, median [min–max]`,
+      '',
+      '| mode | measure | A | B | B/A |',
+      '|---|---|---:|---:|---:|',
+      ...rows.map((r) => {
+        const span = (xs: number[]) => `${fmt(median(xs))} [${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}]`;
+        const ratio = median(r.b) / median(r.a);
+        return `| ${r.mode} | ${r.measure}${r.unit ? ` (${r.unit})` : ''} | ${span(r.a)} | ${span(r.b)} | ${Number.isFinite(ratio) ? ratio.toFixed(3) : '–'} |`;
+      }),
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    const out = join(ROOT, 'bench-results');
+    mkdirSync(out, { recursive: true });
+    const file = join(out, `ab-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, JSON.stringify({ a: builds.A.label, b: builds.B.label, rounds: ROUNDS, seconds: SECONDS, rate: RATE, rows }, null, 2));
+    log(`wrote ${file}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+await main();
