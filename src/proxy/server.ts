@@ -11,7 +11,7 @@ import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
 import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
-import { classify, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
+import { classify, connectTimeout, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
 import { splice, TunnelIdle } from './splice.js';
 import { UpstreamPool } from './upstream.js';
 
@@ -329,7 +329,7 @@ export class ProxyServer implements FastContext {
     let connectTimer: NodeJS.Timeout | null = null;
     upstream.once('socket', (s: Socket) => {
       if (!s.connecting) return;
-      connectTimer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), timeouts.connectMs);
+      connectTimer = setTimeout(() => upstream.destroy(connectTimeout()), timeouts.connectMs);
       s.once('connect', () => {
         if (connectTimer) clearTimeout(connectTimer);
         connectTimer = null;
@@ -447,7 +447,6 @@ export class ProxyServer implements FastContext {
       client.resume();
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (!opened) this.idle.delete(watch);
       if (!opened && !rec.status) this.refuseTunnel(client, rec, lang, classify(err));
       else client.destroy();
     });

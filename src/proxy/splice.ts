@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { IdleMember, IdleSweeper } from './idle.js';
+import { connectTimeout } from './target.js';
 
 const ignore = (): void => {};
 
@@ -60,7 +61,7 @@ export class TunnelIdle implements IdleMember {
 
   onIdle(): boolean {
     if (this.upstream.connecting) {
-      this.upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+      this.upstream.destroy(connectTimeout());
       return true;
     }
     this.client.destroy();

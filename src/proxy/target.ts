@@ -55,6 +55,9 @@ export function parseAbsoluteUrl(url: string): Target | null {
   return { host: hp.host, port: hp.port, path, authority: authority.slice(authority.lastIndexOf('@') + 1) };
 }
 
+/** The error a connection attempt is destroyed with at the connect limit (classified 'connect-timeout'). */
+export const connectTimeout = (): NodeJS.ErrnoException => Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' });
+
 export function classify(err: NodeJS.ErrnoException): UpstreamProblem {
   switch (err.code) {
     case 'ECONNREFUSED':

@@ -1,5 +1,6 @@
 import net, { type Socket } from 'node:net';
 import type { IdleMember, IdleSweeper } from './idle.js';
+import { connectTimeout } from './target.js';
 
 /** Who is using an upstream connection right now: one exchange of a client connection. */
 export interface UpstreamUser {
@@ -54,7 +55,7 @@ export class Upstream implements IdleMember {
    * timeout, its user decides), or idle in the pool (dropped).
    */
   onIdle(): boolean {
-    if (this.socket.connecting) this.socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
+    if (this.socket.connecting) this.socket.destroy(connectTimeout());
     else if (this.user) this.user.upTimeout();
     else this.destroy();
     return this.gone || this.socket.destroyed;

@@ -105,10 +105,12 @@ async function main(): Promise<void> {
     log(`A = ${builds.A.label}, B = ${builds.B.label}; both pinned to CPU 0, loads on CPU 1`);
 
     const rows: Row[] = [];
-    const row = (mode: string, measure: string, unit: string) => {
+    /** One round's value of a measure for each build. */
+    const add = (mode: string, measure: string, unit: string, a: number, b: number) => {
       let r = rows.find((x) => x.mode === mode && x.measure === measure);
       if (!r) rows.push((r = { mode, measure, unit, a: [], b: [] }));
-      return r;
+      r.a.push(a);
+      r.b.push(b);
     };
     /** Runs `load` against both gateways at once; CPU per operation of each over the same span. */
     const both = async <T>(load: (t: Target) => Promise<T>, ops: (r: T) => number) => {
@@ -127,22 +129,16 @@ async function main(): Promise<void> {
       if (MODES.includes('fixed')) {
         log(`round ${round}/${ROUNDS}: fixed ${RATE} req/s to each, ${SECONDS} s`);
         const r = await both((t) => fixedRate(t, RATE, 50, SECONDS), (x) => x.answered);
-        row('fixed', 'CPU per request', 'µs').a.push(r.usA);
-        row('fixed', 'CPU per request', 'µs').b.push(r.usB);
-        row('fixed', 'p99 (cores shared)', 'ms').a.push(r.ra.p99ms);
-        row('fixed', 'p99 (cores shared)', 'ms').b.push(r.rb.p99ms);
-        row('fixed', 'errors', '').a.push(r.ra.errors);
-        row('fixed', 'errors', '').b.push(r.rb.errors);
+        add('fixed', 'CPU per request', 'µs', r.usA, r.usB);
+        add('fixed', 'p99 (cores shared)', 'ms', r.ra.p99ms, r.rb.p99ms);
+        add('fixed', 'errors', '', r.ra.errors, r.rb.errors);
       }
       if (MODES.includes('tunnel')) {
         log(`round ${round}/${ROUNDS}: tunnel setups, 50 loops each, ${SECONDS} s`);
         const r = await both((t) => tunnelSetupRate(t, 50, SECONDS), (x) => x.ok);
-        row('tunnel', 'CPU per setup', 'µs').a.push(r.usA);
-        row('tunnel', 'CPU per setup', 'µs').b.push(r.usB);
-        row('tunnel', 'setups/s (core shared)', '/s').a.push(r.ra.perSecond);
-        row('tunnel', 'setups/s (core shared)', '/s').b.push(r.rb.perSecond);
-        row('tunnel', 'errors', '').a.push(r.ra.errors);
-        row('tunnel', 'errors', '').b.push(r.rb.errors);
+        add('tunnel', 'CPU per setup', 'µs', r.usA, r.usB);
+        add('tunnel', 'setups/s (core shared)', '/s', r.ra.perSecond, r.rb.perSecond);
+        add('tunnel', 'errors', '', r.ra.errors, r.rb.errors);
       }
     }
 
