@@ -103,6 +103,8 @@ async function scriptedOrigin(): Promise<{ port: number; connections: () => numb
   let closed = 0;
   const socks = new Set<net.Socket>();
   const big = randomBytes(300_000);
+  const huge = randomBytes(4 * 1024 * 1024 + 123);
+  const hugeSha = createHash('sha256').update(huge).digest('hex');
   const chunkedBody = '4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\nX-Trailer: t\r\n\r\n';
   const server = net.createServer((s) => {
     connections++;
@@ -151,6 +153,16 @@ async function scriptedOrigin(): Promise<{ port: number; connections: () => numb
             s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\nX-Sha: ${createHash('sha256').update(big).digest('hex')}\r\n\r\n`);
             s.write(big);
             break;
+          case '/huge-split': {
+            // The head in two writes apart (so it spans two reads), then the body in odd-sized pieces.
+            const head = `HTTP/1.1 200 OK\r\nContent-Length: ${huge.length}\r\nX-Sha: ${hugeSha}\r\n\r\n`;
+            s.write(head.slice(0, 20));
+            setTimeout(() => {
+              s.write(head.slice(20));
+              for (let i = 0; i < huge.length; i += 50_001) s.write(huge.subarray(i, i + 50_001));
+            }, 30);
+            break;
+          }
           case '/slow':
             setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow'), 100);
             break;
@@ -354,6 +366,30 @@ t.test('fast path on real sockets', async (t) => {
     const r = await viaProxy(gw.port, `http://${o}/big`);
     t.equal(r.status, 200);
     t.equal(createHash('sha256').update(r.body).digest('hex'), r.headers['x-sha']);
+  });
+
+  t.test('a reader slower than the origin gets every byte: read buffers still queued are not reused', async (t) => {
+    const c = client(gw.port);
+    c.socket.pause();
+    c.socket.write(get('/huge-split'));
+    // Let the proxy's writes to us queue up (and hold the origin connection's buffers) first.
+    await new Promise((r) => setTimeout(r, 300));
+    c.socket.resume();
+    const done = (s: string) => {
+      const end = s.indexOf('\r\n\r\n');
+      const len = /Content-Length: (\d+)/.exec(s);
+      return end !== -1 && len !== null && s.length >= end + 4 + Number(len[1]);
+    };
+    const r = await c.until(done, 20_000);
+    const end = r.indexOf('\r\n\r\n');
+    const body = Buffer.from(r.slice(end + 4), 'latin1');
+    t.equal(body.length, 4 * 1024 * 1024 + 123);
+    t.equal(createHash('sha256').update(body).digest('hex'), /X-Sha: ([0-9a-f]+)/.exec(r)?.[1], 'body intact');
+    c.take();
+    // The same client connection and a reused origin connection go on.
+    c.socket.write(get('/after-huge'));
+    t.match(await c.until((s) => s.endsWith('/after-huge')), /^HTTP\/1\.1 200 OK/);
+    c.socket.destroy();
   });
 
   t.test('an unfinished head times out with 408', async (t) => {

@@ -309,7 +309,8 @@ export class ClientConnection implements UpstreamUser, IdleMember {
     const end = buf.indexOf(CRLF2);
     if (end === -1) {
       if (buf.length > MAX_RESPONSE_HEAD) return this.fail('reset');
-      this.respBuf = buf;
+      // `d` is the origin connection's read buffer: kept, it must be a copy.
+      this.respBuf = buf === d ? Buffer.from(d) : buf;
       return;
     }
     this.respBuf = null;
@@ -354,6 +355,11 @@ export class ClientConnection implements UpstreamUser, IdleMember {
     s.write(head, 'latin1');
     this.body(rest);
     s.uncork();
+  }
+
+  /** Our client's socket still holds data to send, which may be the origin's last chunk. */
+  upHeld(): boolean {
+    return this.socket.writableLength > 0;
   }
 
   /** Passes response body bytes on, following the framing to find the end. */

@@ -8,7 +8,13 @@ export interface UpstreamUser {
   upReady(up: Upstream): void;
   /** A new connection could not be opened. */
   upFailed(err: NodeJS.ErrnoException): void;
+  /**
+   * Bytes from the origin. `chunk` is a view of the connection's read buffer, valid during the
+   * call only: keep a copy, or leave it in a socket's write queue (see `upHeld`).
+   */
   upData(chunk: Buffer): void;
+  /** After `upData`: whether the chunk may still be referenced (queued in a socket's writes). */
+  upHeld(): boolean;
   /** The origin closed the connection, or it failed; `err` is null for a clean end. */
   upClosed(err: NodeJS.ErrnoException | null): void;
   /** Nothing came from the origin for the response timeout. */
@@ -17,10 +23,19 @@ export interface UpstreamUser {
   upDrain(): void;
 }
 
+/** First read buffer of an origin connection; a read that fills it moves it to `READ_LARGE`. */
+export const READ_SMALL = 16 * 1024;
+export const READ_LARGE = 64 * 1024;
+
 /**
  * One keep-alive connection to an origin. Its listeners are attached once and follow whoever uses
  * it (`user`), so reusing it costs no listener churn; idle in the pool, anything it hears (data,
  * end) means the origin gave up on it and it is dropped.
+ *
+ * It reads into a buffer of its own (node's `onread`), not into a new ArrayBuffer per read: at
+ * ~2 reads a request those were most of what the young-generation GC had to sweep (0.9 of a
+ * 1.5 ms scavenge at 17k req/s). A chunk still queued for the client when its read returns keeps
+ * that buffer, and the next read goes to a fresh one: no copy, and nothing overwritten.
  */
 export class Upstream implements IdleMember {
   user: UpstreamUser | null = null;
@@ -30,17 +45,22 @@ export class Upstream implements IdleMember {
   reused = false;
   idle = false;
   private gone = false;
+  readonly socket: Socket;
+  /** What node reads into next (handed over by `nextBuffer`), undefined to keep the current one. */
+  private next: Buffer | undefined = Buffer.allocUnsafeSlow(READ_SMALL);
 
   constructor(
-    readonly socket: Socket,
     readonly key: string,
     private readonly pool: UpstreamPool,
+    address: string,
+    family: number,
+    port: number,
   ) {
-    socket.on('data', (d: Buffer) => {
-      this.idleSince = pool.idle.now;
-      if (this.user) this.user.upData(d);
-      else this.destroy();
-    });
+    // node calls `buffer` after every read: a Uint8Array replaces the buffer, undefined keeps it
+    // (the typings only know the first).
+    const buffer = this.nextBuffer as () => Uint8Array;
+    const socket = net.connect({ host: address, port, family, noDelay: true, onread: { buffer, callback: this.onRead } });
+    this.socket = socket;
     socket.on('drain', () => {
       this.idleSince = pool.idle.now;
       this.user?.upDrain();
@@ -49,6 +69,26 @@ export class Upstream implements IdleMember {
     socket.on('close', () => this.closed(null));
     socket.on('end', () => socket.destroy());
   }
+
+  private readonly nextBuffer = (): Buffer | undefined => {
+    const b = this.next;
+    this.next = undefined;
+    return b;
+  };
+
+  /** Pausing goes through `socket.pause()` (back-pressure), so this always returns true. */
+  private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    this.idleSince = this.pool.idle.now;
+    const user = this.user;
+    if (user === null) {
+      this.destroy();
+      return true;
+    }
+    user.upData((buf as Buffer).subarray(0, n));
+    if (user.upHeld()) this.next = Buffer.allocUnsafeSlow(n === buf.length ? READ_LARGE : buf.length);
+    else if (n === buf.length && n < READ_LARGE) this.next = Buffer.allocUnsafeSlow(READ_LARGE);
+    return true;
+  };
 
   /**
    * Quiet past its limit: still connecting (connect timeout), waiting for the origin (response
@@ -140,14 +180,15 @@ export class UpstreamPool {
 
   private open(o: Origin, key: string, address: string, family: number, port: number, user: UpstreamUser): void {
     o.total++;
-    const socket = net.connect({ host: address, port, family, noDelay: true });
-    const up = new Upstream(socket, key, this);
+    const up = new Upstream(key, this, address, family, port);
+    const socket = up.socket;
     this.opts.idle.add(up, this.opts.connectMs);
     // Until it connects, failures belong to the opener; then it behaves like any pooled connection.
     const opener: UpstreamUser = {
       upReady() {},
       upFailed() {},
       upData() {},
+      upHeld: () => false,
       upDrain() {},
       upTimeout() {},
       upClosed: (err) => {
