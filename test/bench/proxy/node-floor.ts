@@ -79,6 +79,9 @@ net
           if (left === 0) {
             u.off('data', onUp);
             c.off('drain', onDrain);
+            // The last chunk may have paused it: a paused connection back in the pool would never
+            // read its next answer (the 1 MiB rows stalled at 0 in some runs).
+            u.resume();
             idle.push(u);
             busy = false;
             if (buf) onData(Buffer.alloc(0));
