@@ -1,8 +1,10 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import t from 'tap';
 import { resolveConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
+import { verifyJournal } from '../src/journal/verify.js';
 import { createLogger } from '../src/log.js';
 import { connectTunnel, DEAD_DNS, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
 
@@ -99,4 +101,51 @@ t.test('overflow "allow": connections go on, every lost row is counted and logge
   const ev = db.prepare(`SELECT detail FROM events WHERE kind = 'rows-lost'`).pluck().all() as string[];
   db.close();
   t.same(ev.map((d) => JSON.parse(d)), [{ count: 7 }], 'the loss is recorded in the journal itself');
+});
+
+t.test('the writer thread dies: fail closed, a new one starts, the rows it held are counted lost and recorded', async (t) => {
+  const origin = await startOrigin();
+  const g = await gatewayWith({ overflow: 'block', queueMax: 1000 });
+  t.teardown(async () => {
+    await g.gateway.stop();
+    await origin.close();
+  });
+  const j = g.gateway.journal!;
+  const writer = () => (j as unknown as { worker: Worker | null }).worker;
+  const url = `http://www.site.test:${origin.port}/small`;
+  for (let i = 0; i < 3; i++) t.equal((await viaProxy(g.port, url)).status, 200);
+  await j.flush();
+  // Two more rows held by the thread (it cannot commit them), then the thread is gone.
+  const release = lockWriter(g.file);
+  for (let i = 0; i < 2; i++) t.equal((await viaProxy(g.port, url)).status, 200);
+  await waitFor(() => j.health().lastError !== null);
+  const dying = writer()!;
+  const gone = new Promise((r) => dying.once('exit', r));
+  void dying.terminate();
+  await gone;
+  release();
+  t.notOk(j.health().writable, 'not writable while no thread runs');
+  t.equal((await viaProxy(g.port, url)).status, 503, 'new work refused meanwhile (overflow "block")');
+  t.ok(g.lines.some((l) => /ERROR journal writer exited .*restarting it in 1 s/.test(l)), 'said loudly');
+
+  await waitFor(() => j.health().writable);
+  t.not(writer(), dying, 'a new thread');
+  t.equal(j.health().writerRestarts, 1);
+  t.equal(j.health().rowsLost, 2, 'exactly the rows the dead thread held');
+  t.ok(g.lines.some((l) => /WARN {2}journal writer restarted .*lostRows=2/.test(l)), 'logged with the count');
+  for (let i = 0; i < 2; i++) t.equal((await viaProxy(g.port, url)).status, 200, 'served and recorded again');
+  await j.flush();
+  const rows = j.search({}, { limit: 100, order: 'asc' }).rows;
+  t.equal(rows.length, 5, 'the 3 rows before and the 2 after');
+  t.same(
+    rows.map((r) => r.id),
+    [...Array(5).keys()].map((i) => rows[0]!.id + i),
+    'ids go on where the file ended: no gap',
+  );
+  await g.gateway.stop();
+  const db = new Database(g.file, { readonly: true });
+  const ev = db.prepare(`SELECT detail FROM events WHERE kind = 'rows-lost'`).pluck().all() as string[];
+  t.match(verifyJournal(db), { ok: true, rows: 5 }, 'the chain verifies');
+  db.close();
+  t.same(ev.map((d) => JSON.parse(d)), [{ count: 2 }], 'the loss is recorded in the journal itself');
 });

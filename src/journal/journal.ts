@@ -54,6 +54,9 @@ const MAX_IN_FLIGHT = 16;
  */
 const BOOST_AT = 4096;
 const UNBOOST_AT = 512;
+/** A writer thread that died is started again after this long, doubling while it keeps failing. */
+const RESTART_FIRST_MS = 1000;
+const RESTART_MAX_MS = 60_000;
 
 /**
  * The connection journal as the proxy sees it: an observer that only appends a binary record to a
@@ -62,7 +65,7 @@ const UNBOOST_AT = 512;
  * separate read-only connection.
  */
 export class Journal implements ProxyObserver, JournalHandle {
-  private readonly encoder = new BatchEncoder(BATCH_ROWS);
+  private encoder = new BatchEncoder(BATCH_ROWS);
   private inFlightBatches = 0;
   private inFlightRows = 0;
   private nextId = 0;
@@ -71,7 +74,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private exited = false;
   private worker: Worker | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private readonly tunnelIds = new WeakMap<ConnectionRecord, number>();
+  private tunnelIds = new WeakMap<ConnectionRecord, number>();
   /** Rows and tunnel ends committed (what flush() waits for); rowsWritten counts rows only. */
   private written = 0;
   private rowsWritten = 0;
@@ -79,6 +82,8 @@ export class Journal implements ProxyObserver, JournalHandle {
   private lost = 0;
   private lostLogged = 0;
   private lostTimer: NodeJS.Timeout | null = null;
+  /** Lost rows counted but not yet sent to the writer (it was down). */
+  private lostToRecord = 0;
   private failing = false;
   private lastError: string | null = null;
   private waiters: { target: number; resolve: () => void }[] = [];
@@ -91,6 +96,10 @@ export class Journal implements ProxyObserver, JournalHandle {
   private boostable = false;
   private boosted = false;
   private boosts = 0;
+  private restarts = 0;
+  private restarting = false;
+  private restartMs = RESTART_FIRST_MS;
+  private restartTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: JournalOptions) {}
 
@@ -105,6 +114,12 @@ export class Journal implements ProxyObserver, JournalHandle {
 
   /** Starts the writer thread; resolves once the journal can record (ids continue the file's). */
   async open(): Promise<void> {
+    await this.startWriter();
+    this.timer = setInterval(() => this.send(), this.opts.flushMs);
+    this.timer.unref();
+  }
+
+  private async startWriter(): Promise<void> {
     const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null };
     const here = import.meta.url;
     const worker = here.endsWith('.ts')
@@ -121,6 +136,16 @@ export class Journal implements ProxyObserver, JournalHandle {
         if (m.type === 'ready') {
           worker.off('error', onError);
           worker.off('exit', onExit);
+          if (this.restarting) {
+            this.restarting = false;
+            this.restarts++;
+            // Every id handed out is either in the file (below its next id) or was lost with the
+            // thread that died: the difference is exact, whatever it had committed before dying.
+            const lostRows = Math.max(0, this.nextId - m.nextId);
+            this.opts.log.warn('journal writer restarted', { restarts: this.restarts, lostRows });
+            if (lostRows > 0) this.lose(lostRows);
+            this.failing = false;
+          }
           this.nextId = m.nextId;
           this.writerTid = m.tid;
           this.priority = { tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost };
@@ -136,17 +161,67 @@ export class Journal implements ProxyObserver, JournalHandle {
         else this.onMessage(m);
       });
     });
-    worker.on('error', (e) => this.fail(`journal writer crashed: ${e.message}`));
+    worker.on('error', (e) => {
+      if (this.worker === worker) this.fail(`journal writer crashed: ${e.message}`);
+    });
     worker.on('exit', (code) => {
+      if (this.worker !== worker) return;
+      if (!this.closed) return this.writerDied(code);
       this.exited = true;
-      if (!this.closed) this.fail(`journal writer exited (code ${code})`);
       this.closedResolve?.(this.depth());
     });
-    this.timer = setInterval(() => this.send(), this.opts.flushMs);
-    this.timer.unref();
     // The proxy's sockets keep the process alive, not the journal; flush() and close() hold it
     // while they wait for the writer, so no row is left behind on the way out.
     worker.unref();
+  }
+
+  /**
+   * The writer thread is gone while the journal is open. Failing closed until a new one runs
+   * (under `block`, new work is refused meanwhile), then starting one: a thread that died must not
+   * leave a school without internet until someone restarts the service. What it held cannot be
+   * sent again (batches are transferred, and number strings against its tables): the new
+   * thread starts from fresh tables, and the rows lost are counted once it tells where the file
+   * ends. Tunnels open at that moment keep their opening row without its end.
+   */
+  private writerDied(code: number): void {
+    this.worker = null;
+    this.ready = false;
+    this.fail(`journal writer exited (code ${code}); restarting it in ${this.restartMs / 1000} s`);
+    this.encoder = new BatchEncoder(BATCH_ROWS);
+    this.inFlightBatches = 0;
+    this.inFlightRows = 0;
+    this.tunnelIds = new WeakMap();
+    this.boosted = false;
+    this.boostable = false;
+    // What flush() callers waited for will not come: settled as lost, not left hanging.
+    this.written = this.enqueued;
+    for (const w of this.waiters) w.resolve();
+    this.waiters = [];
+    this.restartTimer = setTimeout(() => void this.restart(), this.restartMs);
+    this.restartTimer.unref();
+    this.restartMs = Math.min(RESTART_MAX_MS, this.restartMs * 2);
+  }
+
+  private async restart(): Promise<void> {
+    this.restartTimer = null;
+    if (this.closed) return;
+    this.restarting = true;
+    try {
+      await this.startWriter();
+    } catch (e) {
+      this.worker = null;
+      this.fail(`journal writer could not start again: ${(e as Error).message}; next try in ${this.restartMs / 1000} s`);
+      this.restartTimer = setTimeout(() => void this.restart(), this.restartMs);
+      this.restartTimer.unref();
+      this.restartMs = Math.min(RESTART_MAX_MS, this.restartMs * 2);
+      return;
+    }
+    if (this.closed) {
+      await this.worker?.terminate();
+      return;
+    }
+    this.recordLost();
+    this.send();
   }
 
   private fail(message: string): void {
@@ -159,6 +234,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'written':
+        this.restartMs = RESTART_FIRST_MS;
         this.inFlightBatches -= m.batches;
         this.inFlightRows -= m.count;
         this.written += m.count;
@@ -256,11 +332,20 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.lostTimer = null;
         const count = this.lost - this.lostLogged;
         this.lostLogged = this.lost;
-        this.opts.log.error('journal: rows lost (overflow policy "allow")', { count, total: this.lost, queued: this.depth() });
-        this.worker?.postMessage({ type: 'lost', count } satisfies ToWorker);
+        const why = !this.ready ? 'writer not running' : this.opts.overflow === 'allow' ? 'overflow policy "allow"' : 'journal closing';
+        this.opts.log.error(`journal: rows lost (${why})`, { count, total: this.lost, queued: this.depth() });
+        this.lostToRecord += count;
+        this.recordLost();
       }, 1000);
       this.lostTimer.unref();
     }
+  }
+
+  /** Tells the writer how many rows were lost, for the journal's own events; kept while it is down. */
+  private recordLost(): void {
+    if (!this.worker || !this.ready || this.lostToRecord === 0) return;
+    this.worker.postMessage({ type: 'lost', count: this.lostToRecord } satisfies ToWorker);
+    this.lostToRecord = 0;
   }
 
   private record(rec: ConnectionRecord, id: number): void {
@@ -306,6 +391,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       rowsWritten: this.rowsWritten,
       rowsLost: this.lost,
       writerBoosts: this.boosts,
+      writerRestarts: this.restarts,
       lastError: this.lastError,
     };
   }
@@ -333,6 +419,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     if (this.lostTimer) clearTimeout(this.lostTimer);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     const worker = this.worker;
     if (worker && !this.exited) {
       worker.ref();
@@ -340,7 +427,8 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.closedResolve = resolve;
         // Everything left goes now, whatever is in flight; the worker writes it before closing.
         this.send(true);
-        if (this.lost > this.lostLogged) worker.postMessage({ type: 'lost', count: this.lost - this.lostLogged } satisfies ToWorker);
+        const unrecorded = this.lost - this.lostLogged + this.lostToRecord;
+        if (unrecorded > 0) worker.postMessage({ type: 'lost', count: unrecorded } satisfies ToWorker);
         worker.postMessage({ type: 'close' } satisfies ToWorker);
       });
       if (unwritten) this.opts.log.error('journal closed with rows it could not write', { count: unwritten });
