@@ -135,7 +135,18 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
   const s = config.supervision;
   const tokens = await TokenStore.open(config.dataDir);
   await tokens.ensureAdmin(config.dataDir, log);
-  const auditLog = new AuditLog(config.dataDir);
+  // Kept as long as the journal rows whose searches and exports it records, not longer.
+  const auditLog = new AuditLog(config.dataDir, config.journal.retentionDays);
+  const purgeAudit = () =>
+    auditLog.purge().then(
+      (removed) => {
+        if (removed) log.info('audit purge', { removed, retentionDays: config.journal.retentionDays });
+      },
+      (e: Error) => log.error(`audit purge failed: ${e.message}`),
+    );
+  void purgeAudit();
+  const auditTimer = setInterval(purgeAudit, 86_400_000);
+  auditTimer.unref();
   const fleet = s.fleet ? new FleetPuller(gateway, log, s.fleet) : null;
   if (fleet && opts.registry) opts.registry.registerMetric(fleet.metric);
   const tls = await loadOrCreateCertificate(config, log);
@@ -153,6 +164,7 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
     tokens,
     audit: auditLog,
     close: async () => {
+      clearInterval(auditTimer);
       fleet?.stop();
       await app.close();
     },
