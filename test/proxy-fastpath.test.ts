@@ -91,7 +91,12 @@ t.test('chunked scanner finds the end however the bytes are split', async (t) =>
   }
   t.pass('300 random splits, end found exactly each time');
   t.equal(new ChunkedScanner().scan(Buffer.from('0\r\n\r\n')), 5, 'empty body');
-  for (const bad of ['x\r\n', '\r\n', '5\r\nhelloXX', '5\nhello', '1234567890abcd\r\n', '0\r\n\n']) t.equal(new ChunkedScanner().scan(Buffer.from(bad)), -2, JSON.stringify(bad));
+  for (const bad of ['x\r\n', '\r\n', '5\r\nhelloXX', '5\nhello', '1234567890abcd\r\n', '0\r\n\n', '5;e\nhello', '0\r\nT: x\ny']) t.equal(new ChunkedScanner().scan(Buffer.from(bad)), -2, JSON.stringify(bad));
+  // Extension and trailer lines: up to maxLine bytes after their first character.
+  t.equal(new ChunkedScanner(8).scan(Buffer.from(`1;${'e'.repeat(8)}\r\nx\r\n0\r\n\r\n`)), 20, 'an extension at the limit');
+  t.equal(new ChunkedScanner(8).scan(Buffer.from(`1;${'e'.repeat(9)}\r\n`)), -2, 'one byte over');
+  t.equal(new ChunkedScanner(8).scan(Buffer.from(`0\r\nT${'t'.repeat(8)}\r\n\r\n`)), 16, 'a trailer at the limit');
+  t.equal(new ChunkedScanner(8).scan(Buffer.from(`0\r\nT${'t'.repeat(9)}\r\n\r\n`)), -2, 'one byte over');
 });
 
 /**

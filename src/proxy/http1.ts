@@ -363,13 +363,13 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
 
 const enum C {
   Size,
-  Ext,
+  /** Inside a chunk extension or a trailer line, skipped up to its CR; `afterLine` says what follows. */
+  Line,
   SizeLf,
   Data,
   DataCr,
   DataLf,
   TrailerStart,
-  Trailer,
   TrailerLf,
   EndLf,
   Done,
@@ -384,6 +384,7 @@ export class ChunkedScanner {
   private size = 0;
   private digits = 0;
   private line = 0;
+  private afterLine = C.SizeLf;
 
   constructor(private readonly maxLine = 16_384) {}
 
@@ -409,15 +410,16 @@ export class ChunkedScanner {
           } else if (this.digits === 0) return -2;
           else if (c === 13) this.state = C.SizeLf;
           else if (c === 59 /* ; */ || c === 32 || c === 9) {
-            this.state = C.Ext;
+            this.state = C.Line;
+            this.afterLine = C.SizeLf;
             this.line = 0;
           } else return -2;
           i++;
           continue;
         }
-        case C.Ext: {
+        case C.Line: {
           const c = buf[i]!;
-          if (c === 13) this.state = C.SizeLf;
+          if (c === 13) this.state = this.afterLine;
           else if (c === 10 || ++this.line > this.maxLine) return -2;
           i++;
           continue;
@@ -444,18 +446,12 @@ export class ChunkedScanner {
           if (buf[i] === 13) this.state = C.EndLf;
           else if (buf[i] === 10) return -2;
           else {
-            this.state = C.Trailer;
+            this.state = C.Line;
+            this.afterLine = C.TrailerLf;
             this.line = 0;
           }
           i++;
           continue;
-        case C.Trailer: {
-          const c = buf[i]!;
-          if (c === 13) this.state = C.TrailerLf;
-          else if (c === 10 || ++this.line > this.maxLine) return -2;
-          i++;
-          continue;
-        }
         case C.TrailerLf:
           if (buf[i] !== 10) return -2;
           i++;
