@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -13,6 +13,7 @@ import { verifyJournal } from '../src/journal/verify.js';
 import { JournalWriter } from '../src/journal/writer.js';
 import { silentLogger } from '../src/log.js';
 import { tmp } from './helpers.js';
+import { verifyTampered } from './journal-helpers.js';
 import { LegacyJournalWriter } from './journal-legacy.js';
 
 const T0 = Date.UTC(2026, 10, 10, 8);
@@ -55,16 +56,6 @@ async function exported(file: string): Promise<JournalRow[]> {
   return s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalRow);
 }
 
-function tampered(file: string, name: string, sql: string) {
-  const copy = join(file, '..', `${name}.db`);
-  copyFileSync(file, copy);
-  const db = new Database(copy);
-  db.exec(sql);
-  const report = verifyJournal(db);
-  db.close();
-  return report;
-}
-
 t.test('a schema-1 file (JSON-line links) still verifies, and takes format-2 links after its own', async (t) => {
   const file = join(tmp(), 'journal.db');
   const legacy = new LegacyJournalWriter(file, { synchronous: 'OFF' });
@@ -95,14 +86,14 @@ t.test('a schema-1 file (JSON-line links) still verifies, and takes format-2 lin
   t.match(got.find((r) => r.id === 25), { bytesIn: 4, bytesOut: 5, durationMs: 6 }, 'a tunnel end');
 
   const p = monthOf(T0);
-  t.match(tampered(file, 'v1-row', `UPDATE c_${p} SET bo = bo + 1 WHERE id = 5`).problems, [{ kind: 'changed', entry: 1 }], 'a changed row under a format-1 link');
-  t.match(tampered(file, 'v2-row', `UPDATE c_${p} SET bo = bo + 1 WHERE id = 30`).problems, [{ kind: 'changed', entry: 3, firstId: 25, lastId: 36 }], 'a changed row under a format-2 link');
-  t.match(tampered(file, 'v2-end', `UPDATE c_${p} SET du = 99 WHERE id = ${new1[3]![0]}`).problems, [{ kind: 'changed', entry: 4 }], 'changed tunnel end figures (format 2)');
-  t.match(tampered(file, 'v2-status', `UPDATE c_${p} SET k = k + 1 WHERE id = 26`).problems, [{ kind: 'changed', entry: 3 }], 'a changed status');
-  t.match(tampered(file, 'v2-port', `UPDATE c_${p} SET po = NULL WHERE id = 26`).problems, [{ kind: 'changed', entry: 3 }], 'a changed port');
-  t.match(tampered(file, 'downgrade', 'UPDATE chain SET f = NULL WHERE id = 3').problems, [{ kind: 'changed', entry: 3 }], 'a link relabelled as format 1');
-  t.match(tampered(file, 'unknown', 'UPDATE chain SET f = 9 WHERE id = 4').problems, [{ kind: 'changed', entry: 4, message: /unknown line format \(9\)/ }]);
-  t.match(tampered(file, 'ctx', `UPDATE d_ctx SET v = '["cycle1",null,3]' WHERE v = '["cycle3",null,3]'`).problems.map((x) => x.kind), ['changed', 'changed', 'changed', 'changed'], 'an edited profile changes every link that uses it');
+  t.match(verifyTampered(file, 'v1-row', `UPDATE c_${p} SET bo = bo + 1 WHERE id = 5`).problems, [{ kind: 'changed', entry: 1 }], 'a changed row under a format-1 link');
+  t.match(verifyTampered(file, 'v2-row', `UPDATE c_${p} SET bo = bo + 1 WHERE id = 30`).problems, [{ kind: 'changed', entry: 3, firstId: 25, lastId: 36 }], 'a changed row under a format-2 link');
+  t.match(verifyTampered(file, 'v2-end', `UPDATE c_${p} SET du = 99 WHERE id = ${new1[3]![0]}`).problems, [{ kind: 'changed', entry: 4 }], 'changed tunnel end figures (format 2)');
+  t.match(verifyTampered(file, 'v2-status', `UPDATE c_${p} SET k = k + 1 WHERE id = 26`).problems, [{ kind: 'changed', entry: 3 }], 'a changed status');
+  t.match(verifyTampered(file, 'v2-port', `UPDATE c_${p} SET po = NULL WHERE id = 26`).problems, [{ kind: 'changed', entry: 3 }], 'a changed port');
+  t.match(verifyTampered(file, 'downgrade', 'UPDATE chain SET f = NULL WHERE id = 3').problems, [{ kind: 'changed', entry: 3 }], 'a link relabelled as format 1');
+  t.match(verifyTampered(file, 'unknown', 'UPDATE chain SET f = 9 WHERE id = 4').problems, [{ kind: 'changed', entry: 4, message: /unknown line format \(9\)/ }]);
+  t.match(verifyTampered(file, 'ctx', `UPDATE d_ctx SET v = '["cycle1",null,3]' WHERE v = '["cycle3",null,3]'`).problems.map((x) => x.kind), ['changed', 'changed', 'changed', 'changed'], 'an edited profile changes every link that uses it');
 });
 
 t.test('format 2 cannot be fooled by moving text between adjacent strings', async (t) => {
@@ -114,7 +105,7 @@ t.test('format 2 cannot be fooled by moving text between adjacent strings', asyn
   w.write([r], [], T0 + 1000);
   w.close();
   // 'ab' + 'GET' and 'a' + 'bGET' join to the same text; the length prefixes tell them apart.
-  const report = tampered(file, 'shift', `UPDATE d_user SET v = 'a' WHERE v = 'ab'; UPDATE d_method SET v = 'bGET' WHERE v = 'GET';`);
+  const report = verifyTampered(file, 'shift', `UPDATE d_user SET v = 'a' WHERE v = 'ab'; UPDATE d_method SET v = 'bGET' WHERE v = 'GET';`);
   t.match(report.problems, [{ kind: 'changed', entry: 1 }]);
 });
 

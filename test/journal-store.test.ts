@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3';
-import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { JournalQuery } from '../src/journal/reader.js';
@@ -10,6 +9,7 @@ import type { JournalFilter, JournalRow } from '../src/journal/types.js';
 import { verifyJournal } from '../src/journal/verify.js';
 import { JournalWriter } from '../src/journal/writer.js';
 import { tmp } from './helpers.js';
+import { verifyTampered } from './journal-helpers.js';
 
 const DAY = 86_400_000;
 const HOSTS = ['www.example.org', 'example.org', 'cdn.example.org', 'notexample.org', 'kids.test', 'games.test', 'a_b.test'];
@@ -223,15 +223,7 @@ t.test('verify reports changed, removed, reordered and added rows with their ran
   t.match(verifyJournal(w.db), { ok: true, entries: 6, rows: 50, ends: 1 }, 'untouched journal verifies');
   w.close();
 
-  const tamper = (name: string, sql: string) => {
-    const copy = join(dir, `${name}.db`);
-    copyFileSync(file, copy);
-    const db = new Database(copy);
-    db.exec(sql);
-    const report = verifyJournal(db);
-    db.close();
-    return report;
-  };
+  const tamper = (name: string, sql: string) => verifyTampered(file, name, sql);
   const p = monthOf(t0);
   const target = batches[2]![4]!;
 
