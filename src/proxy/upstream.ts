@@ -57,7 +57,7 @@ export class Upstream implements IdleMember {
     port: number,
   ) {
     // node calls `buffer` after every read: a Uint8Array replaces the buffer, undefined keeps it
-    // (the typings only know the first call). Node 12 to 24 do; test/upstream.test.ts fails on a
+    // (the typings only know the first call), as it has since node 12; test/upstream.test.ts fails on a
     // release that stops, since held chunks would then be overwritten.
     const buffer = this.nextBuffer as () => Uint8Array;
     const socket = net.connect({ host: address, port, family, noDelay: true, onread: { buffer, callback: this.onRead } });
