@@ -56,9 +56,9 @@ export class Upstream implements IdleMember {
     family: number,
     port: number,
   ) {
-    // node calls `buffer` after every read: a Uint8Array replaces the buffer, undefined keeps it
-    // (the typings only know the first call), as it has since node 12; test/upstream.test.ts fails on a
-    // release that stops, since held chunks would then be overwritten.
+    // node calls `buffer` after every read, as it has since node 12: a Uint8Array replaces the
+    // buffer, undefined keeps it (the typings only know the first call). test/upstream.test.ts
+    // fails on a release that stops, since held chunks would then be overwritten.
     const buffer = this.nextBuffer as () => Uint8Array;
     const socket = net.connect({ host: address, port, family, noDelay: true, onread: { buffer, callback: this.onRead } });
     this.socket = socket;
