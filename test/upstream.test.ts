@@ -1,5 +1,5 @@
 import net from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { IdleSweeper } from '../src/proxy/idle.js';
 import { READ_LARGE, READ_SMALL, UpstreamPool, type Upstream, type UpstreamUser } from '../src/proxy/upstream.js';
 
@@ -58,38 +58,36 @@ function collector(expected: number, holdEvery: number) {
   return { user, finished, kept, reads: () => reads, largest: () => largest };
 }
 
-t.test('origin connections read into their own buffer; a chunk reported held is never overwritten', async (t) => {
+/**
+ * One pool connection to a trickling origin sending `pieces`, read by a collector that holds every
+ * `holdEvery`-th chunk; everything is closed at the end of the test.
+ */
+async function readThroughPool(t: Test, pieces: Buffer[], gapMs: number, holdEvery: number) {
   const idle = new IdleSweeper(() => 100);
   const pool = new UpstreamPool({ maxPerOrigin: 2, connectMs: 2000, timeoutMs: 5000, idle });
-  // 60 pieces of different sizes and contents, each its own read.
-  const pieces = Array.from({ length: 60 }, (_, i) => Buffer.alloc(500 + i * 97, i + 1));
-  const whole = Buffer.concat(pieces);
-  const origin = await tricklingOrigin(pieces, 3);
+  const origin = await tricklingOrigin(pieces, gapMs);
   t.teardown(async () => {
     pool.destroy();
     idle.stop();
     await origin.close();
   });
-  const c = collector(whole.length, 2);
+  const c = collector(pieces.reduce((n, p) => n + p.length, 0), holdEvery);
   pool.acquire(`o.test:${origin.port}`, '127.0.0.1', 4, origin.port, c.user);
   await c.finished;
+  return c;
+}
+
+t.test('origin connections read into their own buffer; a chunk reported held is never overwritten', async (t) => {
+  // 60 pieces of different sizes and contents, each its own read.
+  const pieces = Array.from({ length: 60 }, (_, i) => Buffer.alloc(500 + i * 97, i + 1));
+  const c = await readThroughPool(t, pieces, 3, 2);
   t.ok(c.reads() >= 30, `many reads into reused buffers (${c.reads()})`);
-  t.ok(Buffer.concat(c.kept).equals(whole), 'held views and copies still read what the origin sent');
+  t.ok(Buffer.concat(c.kept).equals(Buffer.concat(pieces)), 'held views and copies still read what the origin sent');
 });
 
 t.test('a read that fills the buffer moves the connection to the large one', async (t) => {
-  const idle = new IdleSweeper(() => 100);
-  const pool = new UpstreamPool({ maxPerOrigin: 2, connectMs: 2000, timeoutMs: 5000, idle });
   const body = Buffer.alloc(2 * 1024 * 1024, 7);
-  const origin = await tricklingOrigin([body], 1);
-  t.teardown(async () => {
-    pool.destroy();
-    idle.stop();
-    await origin.close();
-  });
-  const c = collector(body.length, 1_000_000);
-  pool.acquire(`o.test:${origin.port}`, '127.0.0.1', 4, origin.port, c.user);
-  await c.finished;
+  const c = await readThroughPool(t, [body], 1, 1_000_000);
   t.ok(c.largest() > READ_SMALL && c.largest() <= READ_LARGE, `reads up to ${c.largest()} bytes`);
   t.ok(Buffer.concat(c.kept).equals(body));
 });

@@ -197,6 +197,11 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.written = this.enqueued;
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
+    this.scheduleRestart();
+  }
+
+  /** The next attempt after `restartMs`, which doubles for the one after (a written batch resets it). */
+  private scheduleRestart(): void {
     this.restartTimer = setTimeout(() => void this.restart(), this.restartMs);
     this.restartTimer.unref();
     this.restartMs = Math.min(RESTART_MAX_MS, this.restartMs * 2);
@@ -211,9 +216,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     } catch (e) {
       this.worker = null;
       this.fail(`journal writer could not start again: ${(e as Error).message}; next try in ${this.restartMs / 1000} s`);
-      this.restartTimer = setTimeout(() => void this.restart(), this.restartMs);
-      this.restartTimer.unref();
-      this.restartMs = Math.min(RESTART_MAX_MS, this.restartMs * 2);
+      this.scheduleRestart();
       return;
     }
     if (this.closed) {

@@ -28,6 +28,8 @@ export interface AuditQuery {
   actor?: string;
 }
 
+const lineOf = (entry: Omit<AuditEntry, 'time'>, time: Date): string => JSON.stringify({ time: time.toISOString(), ...entry }) + '\n';
+
 /**
  * Append-only JSON lines under `<dataDir>/audit.jsonl`. Every line is written before the API
  * answers, so an action whose record could not be written is reported as failed to the caller.
@@ -46,11 +48,13 @@ export class AuditLog {
   }
 
   record(entry: Omit<AuditEntry, 'time'>): Promise<void> {
-    const line = JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n';
-    return this.serial(async () => {
-      await mkdir(dirname(this.file), { recursive: true });
-      await appendFile(this.file, line, { mode: 0o600 });
-    });
+    const line = lineOf(entry, new Date());
+    return this.serial(() => this.append(line));
+  }
+
+  private async append(line: string): Promise<void> {
+    await mkdir(dirname(this.file), { recursive: true });
+    await appendFile(this.file, line, { mode: 0o600 });
   }
 
   /** Runs `fn` after every append and purge already asked for, so none of them interleave. */
@@ -87,8 +91,8 @@ export class AuditLog {
         await rm(tmp, { force: true });
         throw e;
       }
-      const line = JSON.stringify({ time: new Date(now).toISOString(), actor: 'vigie', tokenId: null, role: null, source: 'retention', action: 'audit.purge', target: null, outcome: 'ok', status: 0, details: { removed: cut.lines, retentionDays: days, before: new Date(cutoff).toISOString() } } satisfies AuditEntry) + '\n';
-      await appendFile(this.file, line, { mode: 0o600 });
+      const details = { removed: cut.lines, retentionDays: days, before: new Date(cutoff).toISOString() };
+      await this.append(lineOf({ actor: 'vigie', tokenId: null, role: null, source: 'retention', action: 'audit.purge', target: null, outcome: 'ok', status: 0, details }, new Date(now)));
       return cut.lines;
     });
   }
@@ -101,12 +105,12 @@ export class AuditLog {
       try {
         // From the cut to the end as it is then, and on to whatever another process (the token
         // CLI) appended meanwhile, just before the new file takes the old one's place.
+        const buf = Buffer.allocUnsafe(1 << 20);
         let pos = offset;
         for (;;) {
           const size = (await src.stat()).size;
           if (pos >= size) break;
-          const buf = Buffer.allocUnsafe(Math.min(1 << 20, size - pos));
-          const { bytesRead } = await src.read(buf, 0, buf.length, pos);
+          const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - pos), pos);
           if (bytesRead === 0) break;
           await out.write(buf, 0, bytesRead);
           pos += bytesRead;
