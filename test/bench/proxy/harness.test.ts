@@ -94,4 +94,11 @@ t.test('load clients against a real origin and a minimal CONNECT relay', async (
   t.equal(fixed.measured, 100, 'only the requests due inside the window are measured (lead-in and lead-out are not)');
   t.ok(fixed.achieved > 150 && fixed.achieved <= 202, `the window was served at the rate (${fixed.achieved.toFixed(0)}/s)`);
   t.ok(Number.isFinite(fixed.p99ms) && fixed.p99ms >= fixed.p50ms, 'percentiles ordered');
+  t.ok(Number.isNaN(fixed.warmupP99ms), 'no warm-up beyond the lead-in: no warm-up p99');
+
+  const warmed = await fixedRate(direct, 200, 5, 0.5, 1);
+  t.equal(warmed.errors, 0);
+  t.equal(warmed.measured, 100, 'the warm-up is not in the window');
+  t.ok(Number.isFinite(warmed.warmupP99ms), `the warm-up past the lead-in has its own p99 (${warmed.warmupP99ms.toFixed(2)} ms)`);
+  t.ok(warmed.answered >= 200 + 100, 'the warm-up ran at the rate before the window');
 });
