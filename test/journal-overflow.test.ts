@@ -35,6 +35,20 @@ function lockWriter(file: string): () => void {
   };
 }
 
+/** An origin and a gateway in front of it, both stopped when the test ends. */
+async function setup(t: { teardown(fn: () => Promise<void>): void }, journal: Record<string, unknown>) {
+  const origin = await startOrigin();
+  const g = await gatewayWith(journal);
+  t.teardown(async () => {
+    await g.gateway.stop();
+    await origin.close();
+  });
+  return { ...g, j: g.gateway.journal!, originPort: origin.port, url: `http://www.site.test:${origin.port}/small` };
+}
+
+/** The journal's own record of lost rows, read from its file. */
+const lostEvents = (db: Database.Database): unknown[] => (db.prepare(`SELECT detail FROM events WHERE kind = 'rows-lost'`).pluck().all() as string[]).map((d) => JSON.parse(d));
+
 const waitFor = async (cond: () => boolean, ms = 10_000) => {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -44,14 +58,8 @@ const waitFor = async (cond: () => boolean, ms = 10_000) => {
 };
 
 t.test('overflow "block": new connections are refused with 503 while rows cannot be written, none lost', async (t) => {
-  const origin = await startOrigin();
-  const g = await gatewayWith({ overflow: 'block', queueMax: 4 });
-  t.teardown(async () => {
-    await g.gateway.stop();
-    await origin.close();
-  });
-  const j = g.gateway.journal!;
-  const url = `http://www.site.test:${origin.port}/small`;
+  const g = await setup(t, { overflow: 'block', queueMax: 4 });
+  const { j, url } = g;
   const release = lockWriter(g.file);
   const statuses: number[] = [];
   for (let i = 0; i < 8; i++) statuses.push((await viaProxy(g.port, url)).status);
@@ -61,7 +69,7 @@ t.test('overflow "block": new connections are refused with 503 while rows cannot
   t.equal(refused.status, 503);
   t.match(refused.body.toString(), /journal des connexions ne peut pas enregistrer.*\n.*connection journal cannot record/);
   t.equal(refused.headers['retry-after'], '5');
-  const tunnel = await connectTunnel(g.port, `www.site.test:${origin.port}`);
+  const tunnel = await connectTunnel(g.port, `www.site.test:${g.originPort}`);
   t.equal(tunnel.status, 503, 'CONNECT refused too');
   t.match(j.health(), { queueDepth: 4, rowsLost: 0 });
   await waitFor(() => !j.health().writable);
@@ -79,14 +87,8 @@ t.test('overflow "block": new connections are refused with 503 while rows cannot
 });
 
 t.test('overflow "allow": connections go on, every lost row is counted and logged', async (t) => {
-  const origin = await startOrigin();
-  const g = await gatewayWith({ overflow: 'allow', queueMax: 3 });
-  t.teardown(async () => {
-    await g.gateway.stop();
-    await origin.close();
-  });
-  const j = g.gateway.journal!;
-  const url = `http://www.site.test:${origin.port}/small`;
+  const g = await setup(t, { overflow: 'allow', queueMax: 3 });
+  const { j, url } = g;
   const release = lockWriter(g.file);
   for (let i = 0; i < 10; i++) t.equal((await viaProxy(g.port, url)).status, 200);
   t.match(j.health(), { queueDepth: 3, rowsLost: 7 });
@@ -98,21 +100,14 @@ t.test('overflow "allow": connections go on, every lost row is counted and logge
   t.equal(j.search({}, { limit: 100 }).rows.length, 3, 'the rows that fitted are written');
   await g.gateway.stop();
   const db = new Database(g.file, { readonly: true });
-  const ev = db.prepare(`SELECT detail FROM events WHERE kind = 'rows-lost'`).pluck().all() as string[];
+  t.same(lostEvents(db), [{ count: 7 }], 'the loss is recorded in the journal itself');
   db.close();
-  t.same(ev.map((d) => JSON.parse(d)), [{ count: 7 }], 'the loss is recorded in the journal itself');
 });
 
 t.test('the writer thread dies: fail closed, a new one starts, the rows it held are counted lost and recorded', async (t) => {
-  const origin = await startOrigin();
-  const g = await gatewayWith({ overflow: 'block', queueMax: 1000 });
-  t.teardown(async () => {
-    await g.gateway.stop();
-    await origin.close();
-  });
-  const j = g.gateway.journal!;
+  const g = await setup(t, { overflow: 'block', queueMax: 1000 });
+  const { j, url } = g;
   const writer = () => (j as unknown as { worker: Worker | null }).worker;
-  const url = `http://www.site.test:${origin.port}/small`;
   for (let i = 0; i < 3; i++) t.equal((await viaProxy(g.port, url)).status, 200);
   await j.flush();
   // Two more rows held by the thread (it cannot commit them), then the thread is gone.
@@ -144,8 +139,7 @@ t.test('the writer thread dies: fail closed, a new one starts, the rows it held 
   );
   await g.gateway.stop();
   const db = new Database(g.file, { readonly: true });
-  const ev = db.prepare(`SELECT detail FROM events WHERE kind = 'rows-lost'`).pluck().all() as string[];
   t.match(verifyJournal(db), { ok: true, rows: 5 }, 'the chain verifies');
+  t.same(lostEvents(db), [{ count: 2 }], 'the loss is recorded in the journal itself');
   db.close();
-  t.same(ev.map((d) => JSON.parse(d)), [{ count: 2 }], 'the loss is recorded in the journal itself');
 });

@@ -259,19 +259,21 @@ export async function fixedRate(t: Target, rate: number, connections: number, se
   while (answered < issued && performance.now() < tailDeadline) await new Promise((r) => setTimeout(r, 10));
   for (const c of conns) c.s.destroy();
   const lost = Math.max(0, total - answered);
-  const pct = (a: Float64Array, n: number, p: number) => {
+  /** Sorts the first `n` latencies once; the returned function reads percentiles off them. */
+  const percentiles = (a: Float64Array, n: number) => {
     const sorted = a.subarray(0, n).sort();
-    return n ? sorted[Math.min(n - 1, Math.floor((p / 100) * n))]! : NaN;
+    return (p: number) => (n ? sorted[Math.min(n - 1, Math.floor((p / 100) * n))]! : NaN);
   };
+  const windowPct = percentiles(latencies, measured);
   // Answers received during the window, over its length: a server that falls behind shows here.
   return {
     rate,
     achieved: servedInWindow / seconds,
     measured,
     answered,
-    p50ms: pct(latencies, measured, 50),
-    p99ms: pct(latencies, measured, 99),
-    warmupP99ms: pct(warmLatencies, warmMeasured, 99),
+    p50ms: windowPct(50),
+    p99ms: windowPct(99),
+    warmupP99ms: percentiles(warmLatencies, warmMeasured)(99),
     errors: errors + lost,
   };
 }
