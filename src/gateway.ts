@@ -26,6 +26,8 @@ export interface GatewayOptions {
   admit?: () => boolean;
   /** Called with every new policy snapshot (the cluster primary passes it on to its workers). */
   onSwap?: (snapshot: PolicySnapshot) => void;
+  /** false: every connection on `net.Socket`, tunnels included (see ProxyDeps.rawTunnels). */
+  rawTunnels?: boolean;
 }
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
@@ -76,6 +78,7 @@ export class Gateway {
       observers: journal ? [...(opts.observers ?? []), journal] : opts.observers,
       local: pacHandler(() => this.opts.config),
       admit: journal ? () => journal.admit() : opts.admit,
+      rawTunnels: opts.rawTunnels,
     };
     this.proxy = new ProxyServer(this.proxyDeps);
   }

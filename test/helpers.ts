@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { resolveConfig } from '../src/config/load.js';
 import type { VigieConfig } from '../src/config/types.js';
-import { Gateway } from '../src/gateway.js';
+import { Gateway, type GatewayOptions } from '../src/gateway.js';
 import { silentLogger } from '../src/log.js';
 import { selfSignedCertificate } from '../src/tls/selfsigned.js';
 
@@ -115,7 +115,7 @@ export interface GatewayHandle {
 }
 
 /** A gateway on an ephemeral loopback port with test lists; names resolve only through `hosts`. */
-export async function startGateway(doc: Record<string, unknown> = {}, lists: string = writeLists(tmp(), TEST_LISTS)): Promise<GatewayHandle> {
+export async function startGateway(doc: Record<string, unknown> = {}, lists: string = writeLists(tmp(), TEST_LISTS), opts: Pick<GatewayOptions, 'observers' | 'rawTunnels'> = {}): Promise<GatewayHandle> {
   const academy = (doc.lists as { academy?: string } | undefined)?.academy ?? writeLists(tmp(), { 'academy-allow': { domains: ['academy-ok.test'] }, 'academy-deny': { domains: ['academy-no.test'] } });
   const config = resolveConfig({
     listen: [{ host: '127.0.0.1', port: 0 }],
@@ -124,7 +124,7 @@ export async function startGateway(doc: Record<string, unknown> = {}, lists: str
     ...doc,
     lists: { ut1: lists, academy },
   });
-  const gateway = new Gateway({ config, log: silentLogger });
+  const gateway = new Gateway({ config, log: silentLogger, ...opts });
   await gateway.start();
   return { gateway, port: gateway.listening[0]!.port, config, close: () => gateway.stop() };
 }

@@ -103,6 +103,11 @@ export class ClientConnection implements UpstreamUser, IdleMember {
     ctx.idle.add(this, ctx.config.timeouts.idleMs);
   }
 
+  /** Takes the bytes already read from the connection before it became a `net.Socket` (src/proxy/raw-tunnel.ts). */
+  feed(first: Buffer): void {
+    this.onData(first);
+  }
+
   /** The proxy is shutting down: close now if idle, else after the exchange in progress. */
   closeSoon(): void {
     if (this.state === S.Idle && this.buf === null) this.socket.destroy();

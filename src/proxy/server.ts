@@ -12,6 +12,8 @@ import { IdleSweeper, tickFor } from './idle.js';
 import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
 import { classify, connectTimeout, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
+import { rawBinding, type TcpHandle } from './raw.js';
+import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
 import { UpstreamPool } from './upstream.js';
 
@@ -25,6 +27,11 @@ export interface ProxyDeps {
   local?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Asked before new work (request or CONNECT); false = refuse with 503 (e.g. the journal cannot record). */
   admit?: () => boolean;
+  /**
+   * Tunnels on Node's raw TCP handles (src/proxy/raw.ts) where the runtime offers them; false
+   * keeps every connection on `net.Socket`. Default true.
+   */
+  rawTunnels?: boolean;
 }
 
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
@@ -51,7 +58,7 @@ const READ_MARK = Symbol('vigie.bytesReadAccounted');
  * comes here through node's HTTP server (`general`), which forwards over a keep-alive http.Agent.
  * CONNECT opens a TCP tunnel. Everything passes the policy first.
  */
-export class ProxyServer implements FastContext {
+export class ProxyServer implements FastContext, RawContext {
   readonly servers: net.Server[] = [];
   readonly via: string;
   readonly pool: UpstreamPool;
@@ -61,7 +68,14 @@ export class ProxyServer implements FastContext {
   private readonly agent: http.Agent;
   private readonly observers: ProxyObserver[];
   private readonly lookup: LookupFunction;
-  private readonly tunnels = new Set<Socket>();
+  /** Open tunnels (a client `net.Socket`, or a raw connection), cut when the proxy closes. */
+  private readonly tunnels = new Set<{ destroy(): void }>();
+  /** Connections accepted on raw handles and not handed to `net.Socket` (src/proxy/raw-tunnel.ts). */
+  private readonly raws = new Set<RawConnection>();
+  /** Whether connections are accepted on raw handles: CONNECT tunnels then never meet a `net.Socket`. */
+  readonly rawTunnels: boolean;
+  /** Tunnels opened on raw handles so far (the others went through `net.Socket`). */
+  rawTunnelsOpened = 0;
   /** Open client connections, so close() can wait until each has ended its request. */
   private readonly sockets = new Set<Socket>();
   private readonly fast = new Set<ClientConnection>();
@@ -72,6 +86,7 @@ export class ProxyServer implements FastContext {
   constructor(private readonly deps: ProxyDeps) {
     const { config } = deps;
     this.via = `1.1 ${config.proxyName}`;
+    this.rawTunnels = deps.rawTunnels !== false && rawBinding !== null;
     this.observers = deps.observers ?? [];
     this.agent = new http.Agent({
       keepAlive: true,
@@ -188,17 +203,86 @@ export class ProxyServer implements FastContext {
   private createFront(): net.Server {
     // allowHalfOpen as node's HTTP server has it, so a connection handed over behaves as it expects.
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket: Socket) => {
-      this.sockets.add(socket);
       this.emit('connectionsChanged', 'client', 1);
-      socket.once('close', () => {
-        this.sockets.delete(socket);
-        this.emit('connectionsChanged', 'client', -1);
-        if (!this.sockets.size) this.onDrained?.();
-      });
+      this.track(socket);
       this.fast.add(new ClientConnection(socket, this));
     });
     this.servers.push(server);
     return server;
+  }
+
+  /** A client connection on `net.Socket` (already counted in the gauge), until it closes. */
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.emit('connectionsChanged', 'client', -1);
+      this.checkDrained();
+    });
+  }
+
+  private checkDrained(): void {
+    if (this.sockets.size === 0 && this.raws.size === 0) this.onDrained?.();
+  }
+
+  /**
+   * Takes over the accepting of a listening server: each connection starts on its raw handle
+   * (src/proxy/raw-tunnel.ts), and only those that are not tunnels get a `net.Socket`. The
+   * handle's `onconnection` is what `net.Server` itself sets to build its sockets; a cluster
+   * worker's handle has it too.
+   */
+  private acceptRaw(server: net.Server): void {
+    const handle = (server as unknown as { _handle?: { onconnection?: unknown } | null })._handle;
+    if (!handle || typeof handle.onconnection !== 'function') return;
+    const b = rawBinding!;
+    handle.onconnection = (err: number, client: TcpHandle | undefined) => {
+      // A failed accept (out of descriptors...) leaves the connection in the backlog: as net.Server
+      // but without its 'error' event, which nothing here would catch.
+      if (err !== 0 || client === undefined) return;
+      this.emit('connectionsChanged', 'client', 1);
+      this.raws.add(new RawConnection(b, this, client));
+    };
+  }
+
+  // RawContext: what a raw connection asks of the proxy.
+  rawAdopt(conn: RawConnection, client: TcpHandle, first: Buffer | null): void {
+    this.raws.delete(conn);
+    const socket = this.wrap(client);
+    const fast = new ClientConnection(socket, this);
+    this.fast.add(fast);
+    if (first !== null) fast.feed(first);
+  }
+
+  rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
+    this.raws.delete(conn);
+    const socket = this.wrap(client);
+    socket.on('error', destroySelf);
+    this.refuseTunnel(socket, rec, lang, problem);
+  }
+
+  rawOpened(conn: RawConnection, rec: ConnectionRecord): void {
+    this.tunnels.add(conn);
+    this.rawTunnelsOpened++;
+    this.emit('tunnelOpened', rec);
+    this.emit('connectionsChanged', 'tunnel', 1);
+  }
+
+  rawClosed(conn: RawConnection, rec: ConnectionRecord | null): void {
+    this.raws.delete(conn);
+    if (rec !== null) {
+      this.tunnels.delete(conn);
+      this.emit('connectionsChanged', 'tunnel', -1);
+      this.emit('tunnelClosed', rec);
+    }
+    this.emit('connectionsChanged', 'client', -1);
+    this.checkDrained();
+  }
+
+  /** A `net.Socket` on a raw client handle, as net.Server would have made it. */
+  private wrap(client: TcpHandle): Socket {
+    const socket = new net.Socket({ handle: client, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts);
+    this.track(socket);
+    return socket;
   }
 
   /** Starts one listener per configured address; resolves with the bound addresses. */
@@ -213,6 +297,7 @@ export class ProxyServer implements FastContext {
           resolve();
         });
       });
+      if (this.rawTunnels) this.acceptRaw(server);
       const addr = server.address() as net.AddressInfo;
       bound.push({ host: addr.address, port: addr.port });
       this.addSelf(addr.address, addr.port);
@@ -237,17 +322,19 @@ export class ProxyServer implements FastContext {
   async close(graceMs = 0): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const c of [...this.fast]) c.closeSoon();
+    for (const r of [...this.raws]) if (r.waiting) r.destroy();
     this.general.closeIdleConnections();
     const cut = () => {
       for (const s of this.sockets) s.destroy();
-      for (const t of this.tunnels) t.destroy();
+      for (const t of [...this.tunnels]) t.destroy();
+      for (const r of [...this.raws]) r.destroy();
     };
     const timer = setTimeout(cut, graceMs);
     if (graceMs === 0) cut();
     await Promise.all(closing);
     // A server reports closed before its sockets' own 'close' events, which is where cut requests
     // end and are recorded (journal, metrics): wait for those too.
-    if (this.sockets.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
+    if (this.sockets.size || this.raws.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearTimeout(timer);
     // Stops node's connection checks (it reports "not running": it never listened).
     this.general.close(() => {});

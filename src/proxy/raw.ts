@@ -1,0 +1,129 @@
+/**
+ * Node's own TCP handles (the `tcp_wrap` and `stream_wrap` bindings that `net.Socket` is built
+ * on), for the connections that are CONNECT tunnels from their first read.
+ *
+ * A tunnel set-up through two `net.Socket`s costs more CPU than Squid's whole set-up: the socket
+ * and stream objects of both sides, their listeners, their close sequence, and the garbage all of
+ * this leaves behind (README, Performance). A tunnel only moves bytes, so it needs none of it.
+ *
+ * These bindings are internal to Node: `process.binding` is deprecated, with no removal date. So
+ * everything here is checked once at start; if any piece is missing, or `VIGIE_RAW_TUNNELS=0`,
+ * `rawBinding` is null and tunnels use `net.Socket` as before (src/proxy/splice.ts).
+ */
+
+/** What `getpeername` fills in. */
+export interface PeerName {
+  address?: string;
+  family?: string;
+  port?: number;
+}
+
+export interface WriteReq {
+  handle: TcpHandle;
+  oncomplete: (status: number) => void;
+  /** Keeps the buffer alive while an asynchronous write is in flight. */
+  buffer?: Uint8Array;
+}
+
+export interface ShutdownReq {
+  handle: TcpHandle;
+  oncomplete: (status: number) => void;
+}
+
+export interface ConnectReq {
+  oncomplete: (status: number) => void;
+}
+
+/** A connected or accepted TCP handle (libuv's uv_tcp_t through Node's TCPWrap). */
+export interface TcpHandle {
+  /** Called with `this` = the handle; the byte count or error is in `streamBaseState`. */
+  onread: (this: TcpHandle, ab: ArrayBuffer | undefined) => void;
+  readStart(): number;
+  readStop(): number;
+  writeBuffer(req: WriteReq, data: Uint8Array): number;
+  shutdown(req: ShutdownReq): number;
+  close(cb?: () => void): void;
+  getpeername(out: PeerName): number;
+  setNoDelay(on: boolean): number;
+  connect(req: ConnectReq, address: string, port: number): number;
+  connect6(req: ConnectReq, address: string, port: number): number;
+}
+
+export interface RawBinding {
+  TCP: new (type: number) => TcpHandle;
+  TCPConnectWrap: new () => ConnectReq;
+  WriteWrap: new () => WriteReq;
+  ShutdownWrap: new () => ShutdownReq;
+  /** The socket type for `new TCP()`. */
+  SOCKET: number;
+  /** Shared with the native side: results of the last read or write. */
+  state: Int32Array;
+  kReadBytesOrError: number;
+  kArrayBufferOffset: number;
+  kLastWriteWasAsync: number;
+}
+
+/** libuv's end-of-stream read result. */
+export const UV_EOF = -4095;
+
+function load(): RawBinding | null {
+  if (process.env.VIGIE_RAW_TUNNELS === '0') return null;
+  try {
+    const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
+    const tcp = binding('tcp_wrap');
+    const stream = binding('stream_wrap');
+    const constants = tcp.constants as Record<string, unknown> | undefined;
+    const TCP = tcp.TCP as RawBinding['TCP'] | undefined;
+    const b = {
+      TCP,
+      TCPConnectWrap: tcp.TCPConnectWrap,
+      WriteWrap: stream.WriteWrap,
+      ShutdownWrap: stream.ShutdownWrap,
+      SOCKET: constants?.SOCKET,
+      state: stream.streamBaseState,
+      kReadBytesOrError: stream.kReadBytesOrError,
+      kArrayBufferOffset: stream.kArrayBufferOffset,
+      kLastWriteWasAsync: stream.kLastWriteWasAsync,
+    };
+    const ok =
+      typeof b.TCP === 'function' &&
+      typeof b.TCPConnectWrap === 'function' &&
+      typeof b.WriteWrap === 'function' &&
+      typeof b.ShutdownWrap === 'function' &&
+      typeof b.SOCKET === 'number' &&
+      b.state instanceof Int32Array &&
+      typeof b.kReadBytesOrError === 'number' &&
+      typeof b.kArrayBufferOffset === 'number' &&
+      typeof b.kLastWriteWasAsync === 'number' &&
+      ['readStart', 'readStop', 'writeBuffer', 'shutdown', 'close', 'getpeername', 'setNoDelay', 'connect', 'connect6'].every((m) => typeof (TCP!.prototype as unknown as Record<string, unknown>)[m] === 'function');
+    return ok ? (b as unknown as RawBinding) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Node's TCP handles, or null when this runtime does not offer them as expected (or they are turned off). */
+export const rawBinding: RawBinding | null = load();
+
+/** What a write did: 0 = done now, 1 = in flight (`done` is called later), < 0 = a libuv error. */
+export function writeRaw(b: RawBinding, h: TcpHandle, data: Uint8Array, done: (status: number) => void): number {
+  const req = new b.WriteWrap();
+  req.handle = h;
+  req.oncomplete = done;
+  const err = h.writeBuffer(req, data);
+  if (err !== 0) return err;
+  if (b.state[b.kLastWriteWasAsync] === 0) return 0;
+  // libuv holds a pointer into `data` until the write completes: nothing else may free it.
+  req.buffer = data;
+  return 1;
+}
+
+const ignoreStatus = (): void => {};
+
+/** Sends FIN once what is queued has been written; returns a libuv error, or 0. */
+export function shutdownRaw(b: RawBinding, h: TcpHandle, done: (status: number) => void = ignoreStatus): number {
+  const req = new b.ShutdownWrap();
+  req.handle = h;
+  req.oncomplete = done;
+  return h.shutdown(req);
+}
