@@ -86,8 +86,15 @@ t.test('load clients against a real origin and a minimal CONNECT relay', async (
   t.equal(p.http, 405, 'a refused plain request shows its status');
 
   const setup = await tunnelSetupRate(viaRelay, 4, 0.3);
-  t.ok(setup.ok > 0, 'tunnels set up');
+  t.ok(setup.ok > 0, 'tunnels set up (raw handles where the runtime has them)');
   t.equal(setup.errors, 0);
+  process.env.BENCH_SOCKET_CLIENT = '1';
+  const onSockets = await tunnelSetupRate(viaRelay, 4, 0.3);
+  delete process.env.BENCH_SOCKET_CLIENT;
+  t.ok(onSockets.ok > 0, 'and on net.Socket');
+  t.equal(onSockets.errors, 0);
+  const directSetups = await tunnelSetupRate(direct, 4, 0.3);
+  t.ok(directSetups.ok > 0 && directSetups.errors === 0, 'direct: connection + request, no CONNECT');
 
   const fixed = await fixedRate(direct, 200, 5, 0.5);
   t.equal(fixed.errors, 0, 'every due request answered');
