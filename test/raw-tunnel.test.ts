@@ -272,3 +272,67 @@ t.test('raw connections: silent clients and quiet tunnels are closed at the idle
   t.equal(rec.clients, 0, 'no client connection left');
   t.equal(rec.tunnels, 0, 'no tunnel left');
 });
+
+t.test('raw tunnels: a reset on either side closes the tunnel and records it', async (t) => {
+  const { gw, rec } = await gateway(true);
+  t.teardown(() => gw.close());
+  let originSide: net.Socket | null = null;
+  origin.set((s) => {
+    originSide = s;
+    s.on('data', (d: Buffer) => s.write(d));
+  });
+  // The client resets.
+  const a = await connectTunnel(gw.port, authority);
+  a.socket.write('x');
+  t.ok(await until(() => originSide !== null), 'connected through');
+  const first = originSide as unknown as net.Socket;
+  const originEnded = new Promise<void>((r) => first.once('end', () => r()));
+  a.socket.resetAndDestroy();
+  await originEnded;
+  t.pass('a client reset ends the origin side');
+  t.ok(await until(() => rec.closed.length === 1), 'recorded closed');
+  // The origin resets.
+  originSide = null;
+  const b = await connectTunnel(gw.port, authority);
+  b.socket.on('error', () => {});
+  const clientClosed = new Promise<void>((r) => b.socket.once('close', () => r()));
+  b.socket.write('y');
+  t.ok(await until(() => originSide !== null));
+  (originSide as unknown as net.Socket).resetAndDestroy();
+  await clientClosed;
+  t.pass('an origin reset closes the client side');
+  t.ok(await until(() => rec.closed.length === 2), 'recorded closed');
+  t.equal(gw.gateway.proxy.rawTunnelsOpened, 2);
+  t.ok(await until(() => rec.clients === 0 && rec.tunnels === 0), 'gauges back to zero');
+});
+
+t.test('raw tunnels over IPv6: a client on ::1 to an origin on ::1', async (t) => {
+  const six = net.createServer((s) => s.on('data', (d: Buffer) => s.write(d)));
+  await new Promise<void>((r) => six.listen(0, '::1', r));
+  t.teardown(() => new Promise<void>((r) => six.close(() => r())));
+  const port = (six.address() as net.AddressInfo).port;
+  const rec = new Recorder();
+  const gw = await startGateway(
+    {
+      listen: [{ host: '::1', port: 0 }],
+      clients: [{ network: '::1/128', profile: 'cycle3' }],
+      profiles: { cycle3: { mode: 'blocklist', categories: ['adult'] } },
+      hosts: { 'six.test': '::1' },
+      connectPorts: [port],
+      journal: { enabled: false },
+    },
+    undefined,
+    { observers: [rec], rawTunnels: true },
+  );
+  t.teardown(() => gw.close());
+  const c = net.connect({ host: '::1', port: gw.port });
+  let got = '';
+  c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  c.write(`CONNECT six.test:${port} HTTP/1.1\r\n\r\nv6`);
+  t.ok(await until(() => got.endsWith('v6')), 'echoed through the tunnel');
+  t.match(got, /^HTTP\/1\.1 200 /);
+  c.destroy();
+  t.ok(await until(() => rec.closed.length === 1));
+  t.equal(rec.closed[0]!.client, '::1', 'the client address as the policy saw it');
+  t.equal(gw.gateway.proxy.rawTunnelsOpened, 1);
+});
