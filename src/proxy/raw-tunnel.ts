@@ -8,7 +8,7 @@ import type { IdleMember, IdleSweeper } from './idle.js';
 import { pickLang, type Lang, type UpstreamProblem } from './pages.js';
 import { shutdownRaw, UV_EOF, writeRaw, type PeerName, type RawBinding, type TcpHandle } from './raw.js';
 import type { Resolved } from './resolver.js';
-import { classify, newRecord, splitAuthority } from './target.js';
+import { classify, connectTarget, ESTABLISHED, newRecord } from './target.js';
 
 /** What a raw connection needs from the proxy around it. */
 export interface RawContext {
@@ -31,7 +31,6 @@ export interface RawContext {
   rawClosed(conn: RawConnection, rec: ConnectionRecord | null): void;
 }
 
-const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 const CONNECT_ = Buffer.from('CONNECT ', 'latin1');
 const EMPTY = Buffer.alloc(0);
 /** A handle's `onread` must stay a function (node asserts it): what a handle we left gets. */
@@ -56,12 +55,6 @@ function startReading(h: TcpHandle): boolean {
   return err === 0 || err === UV_EALREADY;
 }
 
-/** `...:digits` at the end (a CONNECT target must name its port). */
-function endsWithPort(target: string): boolean {
-  let i = target.length - 1;
-  while (i >= 0 && target.charCodeAt(i) >= 48 && target.charCodeAt(i) <= 57) i--;
-  return i < target.length - 1 && i >= 0 && target.charCodeAt(i) === 58;
-}
 
 /**
  * One client connection accepted on a raw handle. If its first read is a whole CONNECT head that
@@ -144,8 +137,7 @@ export class RawConnection implements IdleMember {
     if (end === -1 || end + 4 > this.ctx.config.limits.maxHeaderBytes) return false;
     const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via);
     if (p === null || p.method !== 'CONNECT' || !this.ctx.admit()) return false;
-    const target = p.target;
-    const hp = endsWithPort(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
+    const hp = connectTarget(p.target);
     if (hp === null) return false;
     const peer: PeerName = {};
     if (this.client.getpeername(peer) !== 0 || peer.address === undefined) return false;

@@ -11,7 +11,7 @@ import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
 import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
-import { classify, connectTimeout, newRecord, parseAbsoluteUrl, splitAuthority, statusFor, UNRECORDED, type Target } from './target.js';
+import { classify, connectTarget, connectTimeout, ESTABLISHED, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
 import { rawBinding, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
@@ -42,13 +42,6 @@ function destroySelf(this: Socket): void {
   this.destroy();
 }
 
-/** `...:digits` at the end (a CONNECT target must name its port). */
-function endsWithPort(target: string): boolean {
-  let i = target.length - 1;
-  while (i >= 0 && target.charCodeAt(i) >= 48 && target.charCodeAt(i) <= 57) i--;
-  return i < target.length - 1 && i >= 0 && target.charCodeAt(i) === 58;
-}
-const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
@@ -468,8 +461,7 @@ export class ProxyServer implements FastContext, RawContext {
       this.endTunnel(client, 503, UNRECORDED);
       return;
     }
-    // CONNECT takes authority-form only, port included (RFC 9110 §9.3.6).
-    const hp = endsWithPort(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
+    const hp = connectTarget(target);
     if (!hp) {
       this.endTunnel(client, 400, problemText(lang, 'bad-request'));
       return;

@@ -39,6 +39,21 @@ export function splitAuthority(authority: string, defaultPort: number): { host: 
   return { host: normalized, port };
 }
 
+/** `...:digits` at the end (a CONNECT target must name its port). */
+function endsWithPort(target: string): boolean {
+  let i = target.length - 1;
+  while (i >= 0 && target.charCodeAt(i) >= 48 && target.charCodeAt(i) <= 57) i--;
+  return i < target.length - 1 && i >= 0 && target.charCodeAt(i) === 58;
+}
+
+/** A CONNECT request-target: authority-form only, port included (RFC 9110 §9.3.6); null if not. */
+export function connectTarget(target: string): { host: string; port: number } | null {
+  return endsWithPort(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
+}
+
+/** The answer that opens a tunnel. */
+export const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
+
 /** Parses an absolute-form `http://authority/path?query` request target. */
 export function parseAbsoluteUrl(url: string): Target | null {
   if (url.length < 8 || url.charCodeAt(4) !== 58 /* : */ || url.slice(0, 7).toLowerCase() !== 'http://') return null;
