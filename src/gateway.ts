@@ -125,7 +125,9 @@ export class Gateway {
     if (this.opts.listen !== false) {
       this.listening.push(...(await this.proxy.listen()));
       log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
-      for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}` });
+      if (this.proxy.rawProblem) log.warn(`tunnels on net.Socket: ${this.proxy.rawProblem}`);
+      const tunnels = this.proxy.rawTunnels ? 'raw handles' : 'net.Socket';
+      for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, tunnels });
     }
     await this.loadLists();
     this.listUpdates = new ListUpdateScheduler(this, config, log);

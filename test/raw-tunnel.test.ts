@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import type { ConnectionRecord, ProxyObserver } from '../src/proxy/events.js';
-import { rawBinding } from '../src/proxy/raw.js';
+import { rawBinding, rawSelfTest, type RawBinding, type TcpHandle, type WriteReq } from '../src/proxy/raw.js';
 import { connectTunnel, freePort, rawExchange, startGateway, viaProxy, type GatewayHandle } from './helpers.js';
 
 /** Everything the proxy reports, for assertions on records and gauges. */
@@ -52,6 +52,32 @@ async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
 }
 
 t.ok(rawBinding, 'this runtime offers the raw TCP handles (else every tunnel uses net.Socket and these tests check that path twice)');
+
+t.test('the raw handles pass their self-test, and a binding that misbehaves fails it', { skip: rawBinding === null }, async (t) => {
+  const b = rawBinding!;
+  t.equal(await rawSelfTest(b), true, 'an echo through accept, connect, read, write, shutdown and close');
+  // Same names, different behaviour: writes that fail, or that lose bytes.
+  class FailingWrites extends (b.TCP as unknown as new (type: number) => TcpHandle) {
+    override writeBuffer(): number {
+      return -22;
+    }
+  }
+  t.equal(await rawSelfTest({ ...b, TCP: FailingWrites as unknown as RawBinding['TCP'] }), false, 'writes that fail');
+  class ShortWrites extends (b.TCP as unknown as new (type: number) => TcpHandle) {
+    override writeBuffer(req: WriteReq, data: Uint8Array): number {
+      return super.writeBuffer(req, data.subarray(1));
+    }
+  }
+  t.equal(await rawSelfTest({ ...b, TCP: ShortWrites as unknown as RawBinding['TCP'] }), false, 'writes that lose bytes');
+  class NoEnd extends (b.TCP as unknown as new (type: number) => TcpHandle) {
+    override shutdown(): number {
+      return 0;
+    }
+  }
+  const t0 = Date.now();
+  t.equal(await rawSelfTest({ ...b, TCP: NoEnd as unknown as RawBinding['TCP'] }), false, 'an end of stream that never comes');
+  t.ok(Date.now() - t0 < 2000, 'gives up within its second');
+});
 
 const origin = await startScriptedOrigin();
 t.teardown(() => origin.close());

@@ -134,7 +134,8 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
     return;
   }
   gateway.listening.push(...addresses);
-  log.debug('proxy worker listening', { pid: process.pid, addresses: addresses.map((a) => `${a.host}:${a.port}`).join(',') });
+  if (gateway.proxy.rawProblem) log.warn(`proxy worker: tunnels on net.Socket: ${gateway.proxy.rawProblem}`, { pid: process.pid });
+  log.debug('proxy worker listening', { pid: process.pid, addresses: addresses.map((a) => `${a.host}:${a.port}`).join(','), tunnels: gateway.proxy.rawTunnels ? 'raw handles' : 'net.Socket' });
   send({ t: 'listening', addresses });
 }
 

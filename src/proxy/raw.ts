@@ -49,13 +49,23 @@ export interface TcpHandle {
   connect6(req: ConnectReq, address: string, port: number): number;
 }
 
+/** A listening handle (only the self-test makes one: the proxy's own come from net.Server). */
+export interface TcpServerHandle {
+  onconnection: (status: number, client: TcpHandle | undefined) => void;
+  bind(address: string, port: number): number;
+  listen(backlog: number): number;
+  getsockname(out: PeerName): number;
+  close(cb?: () => void): void;
+}
+
 export interface RawBinding {
-  TCP: new (type: number) => TcpHandle;
+  TCP: new (type: number) => TcpHandle & TcpServerHandle;
   TCPConnectWrap: new () => ConnectReq;
   WriteWrap: new () => WriteReq;
   ShutdownWrap: new () => ShutdownReq;
-  /** The socket type for `new TCP()`. */
+  /** The socket types for `new TCP()`. */
   SOCKET: number;
+  SERVER: number;
   /** Shared with the native side: results of the last read or write. */
   state: Int32Array;
   kReadBytesOrError: number;
@@ -80,6 +90,7 @@ function load(): RawBinding | null {
       WriteWrap: stream.WriteWrap,
       ShutdownWrap: stream.ShutdownWrap,
       SOCKET: constants?.SOCKET,
+      SERVER: constants?.SERVER,
       state: stream.streamBaseState,
       kReadBytesOrError: stream.kReadBytesOrError,
       kArrayBufferOffset: stream.kArrayBufferOffset,
@@ -91,11 +102,12 @@ function load(): RawBinding | null {
       typeof b.WriteWrap === 'function' &&
       typeof b.ShutdownWrap === 'function' &&
       typeof b.SOCKET === 'number' &&
+      typeof b.SERVER === 'number' &&
       b.state instanceof Int32Array &&
       typeof b.kReadBytesOrError === 'number' &&
       typeof b.kArrayBufferOffset === 'number' &&
       typeof b.kLastWriteWasAsync === 'number' &&
-      ['readStart', 'readStop', 'writeBuffer', 'shutdown', 'close', 'getpeername', 'setNoDelay', 'connect', 'connect6'].every((m) => typeof (TCP!.prototype as unknown as Record<string, unknown>)[m] === 'function');
+      ['readStart', 'readStop', 'writeBuffer', 'shutdown', 'close', 'getpeername', 'getsockname', 'setNoDelay', 'connect', 'connect6', 'bind', 'listen'].every((m) => typeof (TCP!.prototype as unknown as Record<string, unknown>)[m] === 'function');
     return ok ? (b as unknown as RawBinding) : null;
   } catch {
     return null;
@@ -126,4 +138,62 @@ export function shutdownRaw(b: RawBinding, h: TcpHandle, done: (status: number) 
   req.handle = h;
   req.oncomplete = done;
   return h.shutdown(req);
+}
+
+/**
+ * An exchange on loopback through the same calls the tunnels make (accept, connect, read, write,
+ * shutdown, end of stream, close), since these bindings are internal and a later Node could keep
+ * their names and change what they do. Resolves false on any surprise, or after a second.
+ */
+export function rawSelfTest(b: RawBinding): Promise<boolean> {
+  return new Promise((resolve) => {
+    const open: { close(cb?: () => void): void }[] = [];
+    let settled = false;
+    const done = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      for (const h of open) h.close();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 1000);
+    try {
+      const PING = Buffer.from('vigie raw self-test');
+      const server = new b.TCP(b.SERVER);
+      open.push(server);
+      const addr: PeerName = {};
+      if (server.bind('127.0.0.1', 0) !== 0 || server.listen(1) !== 0 || server.getsockname(addr) !== 0 || !addr.port) return done(false);
+      // The accepted side echoes what it reads, then passes the end of stream on.
+      server.onconnection = (status, accepted) => {
+        if (status !== 0 || accepted === undefined) return done(false);
+        open.push(accepted);
+        accepted.onread = (ab) => {
+          const n = b.state[b.kReadBytesOrError];
+          if (n > 0 && ab !== undefined) {
+            if (writeRaw(b, accepted, Buffer.from(ab, b.state[b.kArrayBufferOffset], n), (st) => st < 0 && done(false)) < 0) done(false);
+          } else if (n === UV_EOF) {
+            if (shutdownRaw(b, accepted) !== 0) done(false);
+          } else if (n < 0) done(false);
+        };
+        if (accepted.readStart() !== 0) done(false);
+      };
+      const client = new b.TCP(b.SOCKET);
+      open.push(client);
+      const req = new b.TCPConnectWrap();
+      const got: Buffer[] = [];
+      req.oncomplete = (status) => {
+        if (status !== 0) return done(false);
+        client.onread = (ab) => {
+          const n = b.state[b.kReadBytesOrError];
+          if (n > 0 && ab !== undefined) got.push(Buffer.from(ab, b.state[b.kArrayBufferOffset], n));
+          else if (n === UV_EOF) done(Buffer.concat(got).equals(PING));
+          else if (n < 0) done(false);
+        };
+        if (client.readStart() !== 0 || writeRaw(b, client, PING, (st) => st < 0 && done(false)) < 0 || shutdownRaw(b, client) !== 0) done(false);
+      };
+      if (client.connect(req, '127.0.0.1', addr.port) !== 0) done(false);
+    } catch {
+      done(false);
+    }
+  });
 }

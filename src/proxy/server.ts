@@ -12,7 +12,7 @@ import { IdleSweeper, tickFor } from './idle.js';
 import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
 import { HostResolver, ResolveError, type Resolved } from './resolver.js';
 import { classify, connectTarget, connectTimeout, ESTABLISHED, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
-import { rawBinding, type TcpHandle } from './raw.js';
+import { rawBinding, rawSelfTest, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
 import { UpstreamPool } from './upstream.js';
@@ -45,6 +45,10 @@ function destroySelf(this: Socket): void {
 
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
+let selfTest: Promise<boolean> | null = null;
+/** The raw handles' self-test, run once per process (src/proxy/raw.ts). */
+const rawHandlesWork = (): Promise<boolean> => (selfTest ??= rawSelfTest(rawBinding!));
+
 /**
  * The data plane: an explicit HTTP proxy. Each client connection starts on the fast path
  * (src/proxy/fast.ts: raw sockets, pooled keep-alive origin connections); what it leaves aside
@@ -65,8 +69,10 @@ export class ProxyServer implements FastContext, RawContext {
   private readonly tunnels = new Set<{ destroy(): void }>();
   /** Connections accepted on raw handles and not handed to `net.Socket` (src/proxy/raw-tunnel.ts). */
   private readonly raws = new Set<RawConnection>();
-  /** Whether connections are accepted on raw handles: CONNECT tunnels then never meet a `net.Socket`. */
-  readonly rawTunnels: boolean;
+  /** Whether connections are accepted on raw handles (settled by the first listen()). */
+  private raw: boolean;
+  /** Why raw handles are not used although the runtime has them (a failed self-test), else null. */
+  rawProblem: string | null = null;
   /** Tunnels opened on raw handles so far (the others went through `net.Socket`). */
   rawTunnelsOpened = 0;
   /** Open client connections, so close() can wait until each has ended its request. */
@@ -79,7 +85,7 @@ export class ProxyServer implements FastContext, RawContext {
   constructor(private readonly deps: ProxyDeps) {
     const { config } = deps;
     this.via = `1.1 ${config.proxyName}`;
-    this.rawTunnels = deps.rawTunnels !== false && rawBinding !== null;
+    this.raw = deps.rawTunnels !== false && rawBinding !== null;
     this.observers = deps.observers ?? [];
     this.agent = new http.Agent({
       keepAlive: true,
@@ -278,8 +284,17 @@ export class ProxyServer implements FastContext, RawContext {
     return socket;
   }
 
+  /** Whether connections are accepted on raw handles: CONNECT tunnels then never meet a `net.Socket`. */
+  get rawTunnels(): boolean {
+    return this.raw;
+  }
+
   /** Starts one listener per configured address; resolves with the bound addresses. */
   async listen(addresses = this.deps.config.listen): Promise<{ host: string; port: number }[]> {
+    if (this.raw && !(await rawHandlesWork())) {
+      this.raw = false;
+      this.rawProblem = 'the raw TCP handles failed their self-test on loopback';
+    }
     const bound: { host: string; port: number }[] = [];
     for (const a of addresses) {
       const server = this.createFront();
