@@ -9,6 +9,7 @@ import { blockPage, errorPage, pickLang, refusedPage, type Lang, type UpstreamPr
 import type { IdleMember, IdleSweeper } from './idle.js';
 import type { Resolved } from './resolver.js';
 import { classify, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
+import type { ClientReader } from './client-reads.js';
 import type { Upstream, UpstreamPool, UpstreamUser } from './upstream.js';
 
 /** What a client connection needs from the proxy around it. */
@@ -58,7 +59,7 @@ const enum S {
  * already read, for the rest of the connection. Node's request/response objects cost more than the
  * filtering itself; here a request is one head string in, one head string out.
  */
-export class ClientConnection implements UpstreamUser, IdleMember {
+export class ClientConnection implements UpstreamUser, IdleMember, ClientReader {
   idleSince = 0;
   idleLimit = 0;
   private buf: Buffer | null = null;
@@ -69,6 +70,10 @@ export class ClientConnection implements UpstreamUser, IdleMember {
   private paused = false;
   private closeAfter = false;
   private readonly client: string;
+  /** Handed to node's HTTP server or become a tunnel. */
+  private handedOver = false;
+  /** Client bytes of the read in progress went into a write that did not complete at once. */
+  private keptRead = false;
   /** Attached at the start, all taken off when the connection leaves the fast path. */
   private readonly listeners: [string, (d: Buffer) => void][];
 
@@ -108,6 +113,18 @@ export class ClientConnection implements UpstreamUser, IdleMember {
     this.onData(first);
   }
 
+  fromClient(d: Buffer): boolean | null {
+    if (this.handedOver) return null;
+    this.keptRead = false;
+    this.onData(d);
+    return this.handedOver || this.keptRead || (this.buf !== null && this.buf.buffer === d.buffer);
+  }
+
+  /** Client bytes were just written to `s`: if they wait in its queue, the read's buffer is theirs. */
+  private noteQueued(s: Socket): void {
+    if (s.writableLength > 0) this.keptRead = true;
+  }
+
   /** The proxy is shutting down: close now if idle, else after the exchange in progress. */
   closeSoon(): void {
     if (this.state === S.Idle && this.buf === null) this.socket.destroy();
@@ -123,6 +140,7 @@ export class ClientConnection implements UpstreamUser, IdleMember {
         this.received += n;
         this.up.idleSince = this.ctx.idle.now;
         if (!this.up.socket.write(n === d.length ? d : d.subarray(0, n))) this.pause();
+        this.noteQueued(this.up.socket);
         if (n < d.length) this.append(d.subarray(n));
       } else this.append(d);
       if (this.buf !== null && this.buf.length > 4 * this.ctx.config.limits.maxHeaderBytes) this.pause();
@@ -188,6 +206,7 @@ export class ClientConnection implements UpstreamUser, IdleMember {
 
   private detach(): void {
     this.state = S.Gone;
+    this.handedOver = true;
     if (this.headerTimer) clearTimeout(this.headerTimer);
     this.headerTimer = null;
     const s = this.socket;
@@ -287,6 +306,7 @@ export class ClientConnection implements UpstreamUser, IdleMember {
     if (!s.write(n === buf.length ? buf : buf.subarray(0, n))) this.pause();
     else if (this.bodyLeft > 0) this.resume();
     s.uncork();
+    this.noteQueued(s);
   }
 
   upDrain(): void {

@@ -6,6 +6,7 @@ import type { VigieConfig } from '../config/types.js';
 import { decideCached } from '../policy/decide.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
+import { ClientReads } from './client-reads.js';
 import { ClientConnection, type FastContext } from './fast.js';
 import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
@@ -246,15 +247,18 @@ export class ProxyServer implements FastContext, RawContext {
   // RawContext: what a raw connection asks of the proxy.
   rawAdopt(conn: RawConnection, client: TcpHandle, first: Buffer | null): void {
     this.raws.delete(conn);
-    const socket = this.wrap(client);
+    const reads = new ClientReads();
+    const socket = this.wrap(client, reads);
     const fast = new ClientConnection(socket, this);
+    reads.socket = socket;
+    reads.reader = fast;
     this.fast.add(fast);
     if (first !== null) fast.feed(first);
   }
 
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
     this.raws.delete(conn);
-    const socket = this.wrap(client);
+    const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
     this.refuseTunnel(socket, rec, lang, problem);
   }
@@ -277,9 +281,10 @@ export class ProxyServer implements FastContext, RawContext {
     this.checkDrained();
   }
 
-  /** A `net.Socket` on a raw client handle, as net.Server would have made it. */
-  private wrap(client: TcpHandle): Socket {
-    const socket = new net.Socket({ handle: client, allowHalfOpen: true, readable: true, writable: true } as net.SocketConstructorOpts);
+  /** A `net.Socket` on a raw client handle, as net.Server would have made it; `reads`: into a buffer of its own. */
+  private wrap(client: TcpHandle, reads: ClientReads | null): Socket {
+    const onread = reads === null ? undefined : { buffer: reads.buffer as () => Uint8Array, callback: reads.callback };
+    const socket = new net.Socket({ handle: client, allowHalfOpen: true, readable: true, writable: true, onread } as net.SocketConstructorOpts);
     this.track(socket);
     return socket;
   }
