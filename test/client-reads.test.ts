@@ -66,6 +66,19 @@ async function gateway(rawTunnels: boolean): Promise<GatewayHandle> {
   );
 }
 
+/** A raw client connection to the proxy; `until(re)` waits (3 s at most) for what it has received to match. */
+function client(port: number): { c: net.Socket; until(re: RegExp): Promise<boolean> } {
+  const c = net.connect({ host: '127.0.0.1', port });
+  let got = '';
+  c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  const until = async (re: RegExp) => {
+    const end = Date.now() + 3000;
+    while (!re.test(got) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    return re.test(got);
+  };
+  return { c, until };
+}
+
 for (const raw of [true, false]) {
   const way = raw && rawBinding !== null ? 'own read buffers' : 'net.Socket reads';
   t.test(`${way}: a pipelined request held while more bytes arrive is answered intact`, async (t) => {
@@ -124,14 +137,7 @@ for (const raw of [true, false]) {
   t.test(`${way}: requests then a chunked upload and a CONNECT on the same connection (handed over)`, async (t) => {
     const gw = await gateway(raw);
     t.teardown(() => gw.close());
-    const c = net.connect({ host: '127.0.0.1', port: gw.port });
-    let got = '';
-    c.on('data', (d: Buffer) => (got += d.toString('latin1')));
-    const until = async (re: RegExp) => {
-      const end = Date.now() + 3000;
-      while (!re.test(got) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-      return re.test(got);
-    };
+    const { c, until } = client(gw.port);
     c.write(`GET http://${o}/one HTTP/1.1\r\nHost: ${o}\r\n\r\n`);
     t.ok(await until(/\/one$/), 'a fast-path request');
     // Chunked: node's HTTP server takes the connection from here.
@@ -152,14 +158,7 @@ for (const raw of [true, false]) {
   t.test(`${way}: a request, then a CONNECT on the same connection (the fast path opens the tunnel)`, async (t) => {
     const gw = await gateway(raw);
     t.teardown(() => gw.close());
-    const c = net.connect({ host: '127.0.0.1', port: gw.port });
-    let got = '';
-    c.on('data', (d: Buffer) => (got += d.toString('latin1')));
-    const until = async (re: RegExp) => {
-      const end = Date.now() + 3000;
-      while (!re.test(got) && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
-      return re.test(got);
-    };
+    const { c, until } = client(gw.port);
     c.write(`GET http://${o}/before HTTP/1.1\r\nHost: ${o}\r\n\r\n`);
     t.ok(await until(/\/before$/));
     // The CONNECT head and the first bytes of the tunnel in one write.

@@ -247,29 +247,25 @@ export class RawConnection implements IdleMember {
     return true;
   }
 
-  private readonly onClientRead = (ab: ArrayBuffer | undefined): void => {
-    const n = this.b.state[this.b.kReadBytesOrError];
-    if (n > 0 && ab !== undefined) {
-      this.idleSince = this.ctx.idle.now;
-      this.rec!.bytesIn += n;
-      if (this.send(this.up!, Buffer.from(ab, this.b.state[this.b.kArrayBufferOffset], n), false) && this.toUp > 0) this.client.readStop();
-    } else if (n === UV_EOF) {
-      this.clientEnded = true;
-      this.ended(this.up!, this.upEnded);
-    } else if (n < 0) this.close();
-  };
+  private readonly onClientRead = (ab: ArrayBuffer | undefined): void => this.relay(ab, true);
+  private readonly onUpRead = (ab: ArrayBuffer | undefined): void => this.relay(ab, false);
 
-  private readonly onUpRead = (ab: ArrayBuffer | undefined): void => {
+  /** A read from the client (`fromClient`) or the origin, passed on to the other side. */
+  private relay(ab: ArrayBuffer | undefined, fromClient: boolean): void {
     const n = this.b.state[this.b.kReadBytesOrError];
+    const from = fromClient ? this.client : this.up!;
+    const to = fromClient ? this.up! : this.client;
     if (n > 0 && ab !== undefined) {
       this.idleSince = this.ctx.idle.now;
-      this.rec!.bytesOut += n;
-      if (this.send(this.client, Buffer.from(ab, this.b.state[this.b.kArrayBufferOffset], n), true) && this.toClient > 0) this.up!.readStop();
+      if (fromClient) this.rec!.bytesIn += n;
+      else this.rec!.bytesOut += n;
+      if (this.send(to, Buffer.from(ab, this.b.state[this.b.kArrayBufferOffset], n), !fromClient) && (fromClient ? this.toUp : this.toClient) > 0) from.readStop();
     } else if (n === UV_EOF) {
-      this.upEnded = true;
-      this.ended(this.client, this.clientEnded);
+      if (fromClient) this.clientEnded = true;
+      else this.upEnded = true;
+      this.ended(to, fromClient ? this.upEnded : this.clientEnded);
     } else if (n < 0) this.close();
-  };
+  }
 
   /**
    * One side sent its FIN. If the other had too, both ways are done once every write is out:
@@ -286,23 +282,19 @@ export class RawConnection implements IdleMember {
     if (this.clientEnded && this.upEnded && this.toClient === 0 && this.toUp === 0) this.close();
   }
 
-  private readonly onClientWritten = (status: number): void => {
-    this.toClient--;
-    if (status < 0) return this.close();
-    if (this.closing || this.toClient > 0) return;
-    this.idleSince = this.ctx.idle.now;
-    if (this.clientEnded && this.upEnded) return this.finishIfDone();
-    if (!this.upEnded && this.phase === P.Open && !startReading(this.up!)) this.close();
-  };
+  private readonly onClientWritten = (status: number): void => this.written(status, true);
+  private readonly onUpWritten = (status: number): void => this.written(status, false);
 
-  private readonly onUpWritten = (status: number): void => {
-    this.toUp--;
+  /** A write towards the client (`toClient`) or the origin completed: the other side may read again. */
+  private written(status: number, toClient: boolean): void {
+    const left = toClient ? --this.toClient : --this.toUp;
     if (status < 0) return this.close();
-    if (this.closing || this.toUp > 0) return;
+    if (this.closing || left > 0) return;
     this.idleSince = this.ctx.idle.now;
     if (this.clientEnded && this.upEnded) return this.finishIfDone();
-    if (!this.clientEnded && this.phase === P.Open && !startReading(this.client)) this.close();
-  };
+    const sourceEnded = toClient ? this.upEnded : this.clientEnded;
+    if (!sourceEnded && this.phase === P.Open && !startReading(toClient ? this.up! : this.client)) this.close();
+  }
 
   private readonly onHandleClosed = (): void => {
     if (--this.handles > 0) return;

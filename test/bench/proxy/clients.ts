@@ -83,7 +83,8 @@ export function tunnelSetupRate(t: Target, loops: number, seconds: number): Prom
 class RawSetupLoop {
   private h: TcpHandle | null = null;
   private inTunnel = false;
-  private reader: ResponseReader;
+  /** A fresh one per set-up (start()). */
+  private reader!: ResponseReader;
   startedAt = 0;
 
   constructor(
@@ -93,9 +94,7 @@ class RawSetupLoop {
     private readonly get: Buffer,
     private readonly deadline: number,
     private readonly done: (good: boolean | null) => void,
-  ) {
-    this.reader = new ResponseReader(this.onResponse);
-  }
+  ) {}
 
   start(): void {
     if (performance.now() >= this.deadline) return this.done(null);
