@@ -240,8 +240,8 @@ t.test('a nice writer gets the process priority while records pile up, and its o
     return;
   }
   t.equal(nice(j.writerTid!), Math.max(19, base), 'writer at nice 19 while it keeps up');
-  // 5,000 records in one turn of the loop: more than the 4,096 that call for a boost.
-  for (let i = 0; i < 5000; i++) record(i);
+  // 17,000 records in one turn of the loop: more than the 16,384 that call for a boost.
+  for (let i = 0; i < 17_000; i++) record(i);
   t.equal(nice(j.writerTid!), base, 'boosted to the process priority');
   t.equal(j.health().writerBoosts, 1);
   await j.flush();
@@ -249,5 +249,23 @@ t.test('a nice writer gets the process priority while records pile up, and its o
   for (let i = 0; i < 100; i++) record(i);
   await j.flush();
   t.equal(j.health().writerBoosts, 1, 'a trickle does not boost');
-  t.equal(j.health().rowsWritten, 5100);
+  t.equal(j.health().rowsWritten, 17_100);
+});
+
+t.test('with a small queueMax the writer is boosted at half of it, before new work is refused', { skip: process.platform !== 'linux' && 'per-thread nice is Linux only' }, async (t) => {
+  const j = new Journal({ dir: tmp(), retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 1000, flushMs: 50, log: silentLogger, writerNice: 19 });
+  await j.open();
+  t.teardown(() => j.close());
+  if (!j.writerPriority!.canBoost) {
+    t.pass('no right to boost here');
+    return;
+  }
+  const decision = { action: 'allow', profile: 'cycle3', category: null, rule: 'default', entry: null, matchKind: null, period: 'always', listVersion: 'v', policyVersion: 1 } as const;
+  for (let i = 0; i < 499; i++) j.requestDone({ kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: 'h.test', port: 80, path: '/', decision, status: 200, bytesIn: 1, bytesOut: 2, durationMs: 1, problem: null, decisionSeconds: 0 });
+  t.equal(j.health().writerBoosts, 0, '499 waiting: not yet');
+  j.requestDone({ kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: 'h.test', port: 80, path: '/', decision, status: 200, bytesIn: 1, bytesOut: 2, durationMs: 1, problem: null, decisionSeconds: 0 });
+  t.equal(j.health().writerBoosts, 1, '500 waiting: boosted');
+  t.ok(j.admit(), 'still admitting new work');
+  await j.flush();
+  t.equal(j.writerPaced, true, 'back in the background, paced');
 });

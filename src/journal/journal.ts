@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
+import { paceWords, setPaced } from './pacer.js';
 import { JournalQuery } from './reader.js';
 import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
 import type { FromWorker, ToWorker, WorkerConfig, WriterPriority } from './worker.js';
@@ -49,10 +50,13 @@ const SEND_AFTER_COMMIT = 256;
 const MAX_IN_FLIGHT = 16;
 /**
  * Records waiting beyond which a writer running nicer than the proxy is given the proxy's priority
- * (worker.ts), and below which it goes back: at nice 19 it only keeps up while the proxy leaves it
- * idle time. 4,096 records are ~0.1 s of a saturated core's traffic, far below queueMax.
+ * (worker.ts), and below which it goes back: at nice 19, pausing in its transactions (pacer.ts), it
+ * only keeps up while the proxy leaves it idle time. 16,384 records are ~0.4 s of a saturated
+ * core's traffic, enough to ride out a stall of the host without a boost: a boosted writer shares
+ * the core evenly with the proxy while it catches up, which costs the requests of that moment
+ * more than the backlog does. Half of queueMax when that is smaller, so it still comes first.
  */
-const BOOST_AT = 4096;
+const BOOST_AT = 16_384;
 const UNBOOST_AT = 512;
 /** A writer thread that died is started again after this long, doubling while it keeps failing. */
 const RESTART_FIRST_MS = 1000;
@@ -96,16 +100,30 @@ export class Journal implements ProxyObserver, JournalHandle {
   private boostable = false;
   private boosted = false;
   private boosts = 0;
+  private pauses = 0;
+  /** The current writer thread's pacing words (pacer.ts), and whether they say to pause. */
+  private pace: Int32Array | null = null;
+  private paced = false;
+  private readonly boostAt: number;
+  private readonly unboostAt: number;
   private restarts = 0;
   private restarting = false;
   private restartMs = RESTART_FIRST_MS;
   private restartTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly opts: JournalOptions) {}
+  constructor(private readonly opts: JournalOptions) {
+    this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(opts.queueMax / 2)));
+    this.unboostAt = Math.min(UNBOOST_AT, Math.floor(this.boostAt / 8));
+  }
 
   /** The writer thread's priority as set at open (worker.ts); null before. */
   get writerPriority(): WriterPriority | null {
     return this.priority;
+  }
+
+  /** Whether the writer thread works in short slices now (pacer.ts). */
+  get writerPaced(): boolean {
+    return this.paced;
   }
 
   get file(): string {
@@ -120,7 +138,9 @@ export class Journal implements ProxyObserver, JournalHandle {
   }
 
   private async startWriter(): Promise<void> {
-    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null };
+    const pace = paceWords();
+    this.pace = pace;
+    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace };
     const here = import.meta.url;
     const worker = here.endsWith('.ts')
       ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
@@ -150,6 +170,9 @@ export class Journal implements ProxyObserver, JournalHandle {
           this.writerTid = m.tid;
           this.priority = { tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost };
           this.boostable = m.canBoost && m.nice !== null && m.base !== null && m.nice > m.base;
+          // In the background (boostable), the writer works in short slices; see pacer.ts.
+          this.paced = false;
+          this.pacing(this.boostable);
           this.ready = true;
           this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged', boost: m.canBoost ? 'yes' : 'no' });
           const asked = this.opts.writerNice ?? 0;
@@ -242,12 +265,13 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.inFlightRows -= m.count;
         this.written += m.count;
         this.rowsWritten += m.rows;
+        this.pauses += m.pauses;
         if (this.failing) {
           this.failing = false;
           this.opts.log.warn('journal writes again', { queued: this.depth() });
         }
         this.waiters = this.waiters.filter((w) => (this.written >= w.target ? (w.resolve(), false) : true));
-        if (this.boosted && this.depth() <= UNBOOST_AT) this.boost(false);
+        if (this.boosted && this.depth() <= this.unboostAt) this.boost(false);
         // What waits goes on when there is enough of it to amortise a commit (and its fsync), else
         // at the flush timer or a flush(). Sending whatever trickled in after each commit made
         // many tiny transactions: a tunnel cost the writer ~38 µs a row that way, against ~5.
@@ -308,7 +332,14 @@ export class Journal implements ProxyObserver, JournalHandle {
   private queued(): void {
     this.enqueued++;
     if (this.encoder.hasSealed) this.send();
-    if (this.boostable && this.depth() >= BOOST_AT) this.boost(true);
+    if (this.boostable && this.depth() >= this.boostAt) this.boost(true);
+  }
+
+  /** Whether the writer pauses between slices of its work (pacer.ts). */
+  private pacing(on: boolean): void {
+    if (this.pace === null || on === this.paced) return;
+    setPaced(this.pace, on);
+    this.paced = on;
   }
 
   /** Gives the writer the process's priority while records pile up, and its own nice back after. */
@@ -319,10 +350,14 @@ export class Journal implements ProxyObserver, JournalHandle {
       this.boosted = on;
       this.boostable = !on;
       if (on) this.boosts++;
+      // Boosted, it catches up without pauses; back in the background, it pauses again.
+      this.pacing(!on);
     } catch (e) {
       // Lost the right to lower it (or the thread is gone): stay where it is and stop trying.
       this.boostable = false;
       this.boosted = false;
+      // Left in the background for good: it must not pause on top of that.
+      this.pacing(false);
       this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
     }
   }
@@ -394,6 +429,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       rowsWritten: this.rowsWritten,
       rowsLost: this.lost,
       writerBoosts: this.boosts,
+      writerPauses: this.pauses,
       writerRestarts: this.restarts,
       lastError: this.lastError,
     };

@@ -81,7 +81,7 @@ export class JournalQuery implements JournalReader {
   }
 
   health(): JournalHealth {
-    return { writable: false, queueDepth: 0, rowsWritten: 0, rowsLost: 0, writerBoosts: 0, writerRestarts: 0, lastError: null };
+    return { writable: false, queueDepth: 0, rowsWritten: 0, rowsLost: 0, writerBoosts: 0, writerPauses: 0, writerRestarts: 0, lastError: null };
   }
 
   private stmt(sql: string): Database.Statement {

@@ -67,6 +67,8 @@ export interface JournalHealth {
   rowsLost: number;
   /** Times the writer was given the proxy's priority because records piled up (journal.ts). */
   writerBoosts: number;
+  /** Pauses the writer made to hand the core back to the proxy (pacer.ts). */
+  writerPauses: number;
   /** Times the writer thread died and was started again (rows lost meanwhile are in rowsLost). */
   writerRestarts: number;
   lastError: string | null;

@@ -2,6 +2,7 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BatchDecoder, type BatchMessage, type DecodedBatch } from './batch.js';
+import { Pacer } from './pacer.js';
 import { JournalWriter } from './writer.js';
 
 /** Messages between the journal (proxy thread) and its writer thread. */
@@ -13,7 +14,8 @@ export type ToWorker =
 
 export type FromWorker =
   | ({ type: 'ready'; nextId: number; head: { id: number; hash: string } } & WriterPriority)
-  | { type: 'written'; count: number; rows: number; batches: number }
+  /** pauses: the writer's pauses (pacer.ts) since its last report. */
+  | { type: 'written'; count: number; rows: number; batches: number; pauses: number }
   | { type: 'error'; message: string }
   | { type: 'purged'; result: unknown }
   | { type: 'closed'; unwritten: number };
@@ -25,6 +27,8 @@ export interface WorkerConfig {
   retryMs?: number;
   /** Nice value of the writer thread (Linux: per thread); null leaves it as the process's. */
   nice?: number | null;
+  /** The words the journal sets to pace the writer (pacer.ts); absent: never paced. */
+  pace?: Int32Array;
 }
 
 /** The highest nice a writer that cannot be boosted back is given: it must keep up unaided. */
@@ -43,11 +47,11 @@ export interface WriterPriority {
 
 /**
  * On one core the writer's transactions would take the core from the proxy for milliseconds at a
- * time (the scheduler runs a woken thread for a whole slice, ~1.5 ms here). A higher nice value
- * for this thread alone lets the scheduler hand the core back to the proxy as soon as it has work.
- * At nice 19 the writer runs almost only when the proxy waits, which is what keeps the proxy's
- * latency tail clean; but on a saturated core it would then get ~1.5 % and fall behind, so nice 19
- * is only used when the journal can boost it back to the process's priority when records pile up
+ * time (the scheduler runs a picked thread for a whole slice, up to a 4 ms tick here). A higher
+ * nice value for this thread alone makes the scheduler pick it far less often while the proxy has
+ * work: at nice 19 the writer runs mostly when the proxy waits, and when it is picked anyway its
+ * pauses (pacer.ts) bound how long it keeps the core. On a saturated core it would get ~1.5 % and
+ * fall behind, so nice 19 is only used when the journal can boost it back to the process's priority when records pile up
  * (journal.ts). A process that may not lower a nice value again (no root, CAP_SYS_NICE or
  * RLIMIT_NICE: systemd `LimitNICE=+0`) caps the writer at nice 5: about a quarter of a contended
  * core (weights 335 against 1024), above the ~18 % that 50,000 rows/s at ~3.5 µs need.
@@ -83,9 +87,11 @@ const cfg = workerData as WorkerConfig;
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
 
+const pacer = cfg.pace ? new Pacer(cfg.pace) : null;
+let pausesReported = 0;
 let writer: JournalWriter;
 try {
-  writer = new JournalWriter(cfg.file, { synchronous: cfg.synchronous });
+  writer = new JournalWriter(cfg.file, { synchronous: cfg.synchronous, pacer: pacer ?? undefined });
 } catch (e) {
   post({ type: 'error', message: `cannot open ${cfg.file}: ${(e as Error).message}` });
   process.exit(1);
@@ -129,7 +135,9 @@ function pump(): void {
       return;
     }
     pending.splice(0, batches);
-    post({ type: 'written', count, rows, batches });
+    const pauses = pacer ? pacer.pauses - pausesReported : 0;
+    pausesReported += pauses;
+    post({ type: 'written', count, rows, batches, pauses });
   }
   if (closing) finish();
 }

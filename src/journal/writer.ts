@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, DEC, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
 import { CHAIN_FORMAT, DICT_LETTERS as LETTERS, dictEntry, END_NUMBERS, hashLink2, ROW_NUMBERS, type WireEnd, type WireRow } from './row.js';
+import type { Pacer } from './pacer.js';
 import { createMeta, createPartition, DICTS, encodeIds, ENDED, monthOf, monthRange, packK, type DictName } from './schema.js';
 
 export const GENESIS = Buffer.alloc(32);
@@ -114,7 +115,11 @@ export class JournalWriter {
   private scratch = new Float64Array(0);
   private stamps = 0;
 
-  constructor(readonly file: string, opts: { synchronous?: 'FULL' | 'NORMAL' | 'OFF' } = {}) {
+  /** Pauses between slices of a transaction (the journal's writer thread); none elsewhere. */
+  private readonly pacer: Pacer | null;
+
+  constructor(readonly file: string, opts: { synchronous?: 'FULL' | 'NORMAL' | 'OFF'; pacer?: Pacer } = {}) {
+    this.pacer = opts.pacer ?? null;
     mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     // Must precede the first table so purged months give their pages back to the file system.
@@ -203,6 +208,7 @@ export class JournalWriter {
    * order (ids increasing), then every tunnel end.
    */
   writeBatches(batches: readonly DecodedBatch[], now = Date.now()): WriteResult {
+    this.pacer?.start();
     try {
       // IMMEDIATE: take the write lock up front, so a busy database waits (busy_timeout) instead of failing at once.
       return this.db.transaction(() => this.writeTx(batches, now)).immediate();
@@ -345,6 +351,7 @@ export class JournalWriter {
         if (newDec) this.list(g, 6, rule, dt[3]);
         g.n++;
         if (id > high) high = id;
+        this.pacer?.row();
       }
     }
     let written = 0;
@@ -367,6 +374,7 @@ export class JournalWriter {
           g.ends.push(id, bi, bo, du);
           written++;
         } else skipped++;
+        this.pacer?.row();
       }
     }
     let prev = this.prevHash;
