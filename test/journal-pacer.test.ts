@@ -18,15 +18,15 @@ t.test('a paced writer pauses once per slice of rows, an unpaced one never', asy
   const pacer = new Pacer(words, 0, 0.001);
   setPaced(words, true);
   pacer.start();
-  for (let i = 0; i < 160; i++) pacer.row();
+  for (let i = 0; i < 160; i++) pacer.step();
   t.equal(pacer.pauses, 10, 'one pause per 16 rows once the slice is used up');
   setPaced(words, false);
-  for (let i = 0; i < 160; i++) pacer.row();
+  for (let i = 0; i < 160; i++) pacer.step();
   t.equal(pacer.pauses, 10, 'no pause while unpaced (catching up)');
   const long = new Pacer(words, 60_000, 0.001);
   setPaced(words, true);
   long.start();
-  for (let i = 0; i < 1600; i++) long.row();
+  for (let i = 0; i < 1600; i++) long.step();
   t.equal(long.pauses, 0, 'no pause within a slice');
 });
 
@@ -41,7 +41,7 @@ t.test('unpacing wakes a writer in the middle of a pause', async (t) => {
       p.start();
       parentPort.postMessage('pausing');
       const t0 = performance.now();
-      for (let i = 0; i < 16; i++) p.row();
+      for (let i = 0; i < 16; i++) p.step();
       parentPort.postMessage({ pauses: p.pauses, ms: performance.now() - t0 });
     });`;
   const w = new Worker(src, { eval: true, workerData: { words, url: new URL('../src/journal/pacer.ts', import.meta.url).href } });

@@ -27,7 +27,7 @@ export const PACED = 1;
 export const SLICE_MS = 0.2;
 /** The pause asked for; the kernel's timer slack (50 µs by default) comes on top. */
 export const REST_MS = 0.02;
-/** How many rows between two looks at the clock. */
+/** How many steps (rows, tunnel ends) between two looks at the clock. */
 const CHECK_EVERY = 16;
 
 /** The shared words for one writer thread; made by the journal, given to the thread in workerData. */
@@ -60,8 +60,8 @@ export class Pacer {
     this.rows = 0;
   }
 
-  /** After each row: pauses when the slice is used up and the writer is in the background. */
-  row(): void {
+  /** After each row or tunnel end: pauses when the slice is used up and the writer is in the background. */
+  step(): void {
     if (++this.rows < CHECK_EVERY) return;
     this.rows = 0;
     const now = performance.now();

@@ -351,7 +351,7 @@ export class JournalWriter {
         if (newDec) this.list(g, 6, rule, dt[3]);
         g.n++;
         if (id > high) high = id;
-        this.pacer?.row();
+        this.pacer?.step();
       }
     }
     let written = 0;
@@ -374,7 +374,7 @@ export class JournalWriter {
           g.ends.push(id, bi, bo, du);
           written++;
         } else skipped++;
-        this.pacer?.row();
+        this.pacer?.step();
       }
     }
     let prev = this.prevHash;
