@@ -261,9 +261,10 @@ t.test('with a small queueMax the writer is boosted at half of it, before new wo
     return;
   }
   const decision = { action: 'allow', profile: 'cycle3', category: null, rule: 'default', entry: null, matchKind: null, period: 'always', listVersion: 'v', policyVersion: 1 } as const;
-  for (let i = 0; i < 499; i++) j.requestDone({ kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: 'h.test', port: 80, path: '/', decision, status: 200, bytesIn: 1, bytesOut: 2, durationMs: 1, problem: null, decisionSeconds: 0 });
+  const record = () => j.requestDone({ kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: 'h.test', port: 80, path: '/', decision, status: 200, bytesIn: 1, bytesOut: 2, durationMs: 1, problem: null, decisionSeconds: 0 });
+  for (let i = 0; i < 499; i++) record();
   t.equal(j.health().writerBoosts, 0, '499 waiting: not yet');
-  j.requestDone({ kind: 'request', time: Date.now(), client: '127.0.0.1', user: null, method: 'GET', scheme: 'http', host: 'h.test', port: 80, path: '/', decision, status: 200, bytesIn: 1, bytesOut: 2, durationMs: 1, problem: null, decisionSeconds: 0 });
+  record();
   t.equal(j.health().writerBoosts, 1, '500 waiting: boosted');
   t.ok(j.admit(), 'still admitting new work');
   await j.flush();

@@ -101,9 +101,8 @@ export class Journal implements ProxyObserver, JournalHandle {
   private boosted = false;
   private boosts = 0;
   private pauses = 0;
-  /** The current writer thread's pacing words (pacer.ts), and whether they say to pause. */
+  /** The current writer thread's pacing words (pacer.ts): paced exactly while it is boostable. */
   private pace: Int32Array | null = null;
-  private paced = false;
   private readonly boostAt: number;
   private readonly unboostAt: number;
   private restarts = 0;
@@ -121,9 +120,9 @@ export class Journal implements ProxyObserver, JournalHandle {
     return this.priority;
   }
 
-  /** Whether the writer thread works in short slices now (pacer.ts). */
+  /** Whether the writer thread works in short slices now (pacer.ts): while in the background. */
   get writerPaced(): boolean {
-    return this.paced;
+    return this.boostable;
   }
 
   get file(): string {
@@ -171,8 +170,7 @@ export class Journal implements ProxyObserver, JournalHandle {
           this.priority = { tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost };
           this.boostable = m.canBoost && m.nice !== null && m.base !== null && m.nice > m.base;
           // In the background (boostable), the writer works in short slices; see pacer.ts.
-          this.paced = false;
-          this.pacing(this.boostable);
+          setPaced(pace, this.boostable);
           this.ready = true;
           this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged', boost: m.canBoost ? 'yes' : 'no' });
           const asked = this.opts.writerNice ?? 0;
@@ -335,13 +333,6 @@ export class Journal implements ProxyObserver, JournalHandle {
     if (this.boostable && this.depth() >= this.boostAt) this.boost(true);
   }
 
-  /** Whether the writer pauses between slices of its work (pacer.ts). */
-  private pacing(on: boolean): void {
-    if (this.pace === null || on === this.paced) return;
-    setPaced(this.pace, on);
-    this.paced = on;
-  }
-
   /** Gives the writer the process's priority while records pile up, and its own nice back after. */
   private boost(on: boolean): void {
     const p = this.priority!;
@@ -351,13 +342,13 @@ export class Journal implements ProxyObserver, JournalHandle {
       this.boostable = !on;
       if (on) this.boosts++;
       // Boosted, it catches up without pauses; back in the background, it pauses again.
-      this.pacing(!on);
+      setPaced(this.pace!, !on);
     } catch (e) {
       // Lost the right to lower it (or the thread is gone): stay where it is and stop trying.
       this.boostable = false;
       this.boosted = false;
       // Left in the background for good: it must not pause on top of that.
-      this.pacing(false);
+      setPaced(this.pace!, false);
       this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
     }
   }

@@ -20,13 +20,13 @@
 const MODE = 0;
 /** Index of the word the writer sleeps on (the proxy's thread wakes it when boosting). */
 const REST = 1;
-export const UNPACED = 0;
-export const PACED = 1;
+const UNPACED = 0;
+const PACED = 1;
 
 /** Work between two pauses: well under a scheduler slice, and ~100 rows' worth. */
-export const SLICE_MS = 0.2;
+const SLICE_MS = 0.2;
 /** The pause asked for; the kernel's timer slack (50 µs by default) comes on top. */
-export const REST_MS = 0.02;
+const REST_MS = 0.02;
 /** How many steps (rows, tunnel ends) between two looks at the clock. */
 const CHECK_EVERY = 16;
 

@@ -51,8 +51,8 @@ export interface WriterPriority {
  * nice value for this thread alone makes the scheduler pick it far less often while the proxy has
  * work: at nice 19 the writer runs mostly when the proxy waits, and when it is picked anyway its
  * pauses (pacer.ts) bound how long it keeps the core. On a saturated core it would get ~1.5 % and
- * fall behind, so nice 19 is only used when the journal can boost it back to the process's priority when records pile up
- * (journal.ts). A process that may not lower a nice value again (no root, CAP_SYS_NICE or
+ * fall behind, so nice 19 is only used when the journal can boost it back to the process's
+ * priority when records pile up (journal.ts). A process that may not lower a nice value again (no root, CAP_SYS_NICE or
  * RLIMIT_NICE: systemd `LimitNICE=+0`) caps the writer at nice 5: about a quarter of a contended
  * core (weights 335 against 1024), above the ~18 % that 50,000 rows/s at ~3.5 µs need.
  * Best effort: no Linux, no change.
