@@ -6,7 +6,7 @@ import { ChunkedScanner, parseRequestHead, parseResponseHead } from '../src/prox
 import { resolveConfig } from '../src/config/load.js';
 import { Gateway } from '../src/gateway.js';
 import { silentLogger } from '../src/log.js';
-import { connectTunnel, DEAD_DNS, freePort, rawExchange, startGateway, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
+import { connectTunnel, DEAD_DNS, freePort, LOOPBACK_ORIGINS, rawExchange, startGateway, startOrigin, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
 
 const VIA = '1.1 vigie';
 
@@ -483,13 +483,13 @@ t.test('fast path on real sockets', async (t) => {
     t.equal(gw2.gateway.proxy.activeTunnels, 0, 'and counted closed');
   });
 
-  t.test('a request for the proxy itself is refused (508), on either path and through CONNECT', async (t) => {
+  t.test('a request for the proxy itself is refused (403), on either path and through CONNECT, though 127.0.0.0/8 is allowed', async (t) => {
     const self = `127.0.0.1:${gw.port}`;
     const fast = await viaProxy(gw.port, `http://${self}/`, { headers: { 'accept-language': 'en' } });
-    t.equal(fast.status, 508);
-    t.match(fast.body.toString(), /loop/);
+    t.equal(fast.status, 403);
+    t.match(fast.body.toString(), /a service of the gateway itself/);
     const general = await rawExchange(gw.port, `POST http://${self}/ HTTP/1.1\r\nHost: ${self}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n`);
-    t.match(general, /^HTTP\/1\.1 508/, 'general path (chunked upload)');
+    t.match(general, /^HTTP\/1\.1 403/, 'general path (chunked upload)');
     const p3 = await freePort();
     const gw3 = await startGateway({
       clients: [{ network: '127.0.0.1/32', profile: 'cycle3' }],
@@ -500,9 +500,10 @@ t.test('fast path on real sockets', async (t) => {
     });
     t.teardown(() => gw3.close());
     const viaName = await viaProxy(gw3.port, `http://me.test:${p3}/x`);
-    t.equal(viaName.status, 508, 'a name that resolves to the proxy');
+    t.equal(viaName.status, 403, 'a name that resolves to the proxy');
     const tunnel = await connectTunnel(gw3.port, `me.test:${p3}`);
-    t.equal(tunnel.status, 508, 'CONNECT to itself');
+    t.equal(tunnel.status, 403, 'CONNECT to itself');
+    t.match(tunnel.head, /destination refused: 127\.0\.0\.1:\d+ est un service de la passerelle/);
     t.equal((await viaProxy(gw.port, `http://${o}/still-fine`)).status, 200, 'others pass');
   });
 });
@@ -521,6 +522,7 @@ t.test('an origin that stalls after its head: cut and counted as a response time
     dns: { servers: DEAD_DNS, timeoutMs: 500 },
     dataDir: tmp(),
     hosts: { 's.test': '127.0.0.1' },
+    destinations: LOOPBACK_ORIGINS,
     timeouts: { connectMs: 1000, upstreamResponseMs: 300, headersMs: 2000, idleMs: 5000 },
     lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
     journal: { enabled: false },
