@@ -149,10 +149,12 @@ export function canonicalIp(host: string): string | null {
     while (end > 0 && h.charCodeAt(end - 1) === 46) end--;
     if (end !== h.length) h = h.slice(0, end);
     if (endsInNumber(h)) {
-      const v = parseIPv4(h);
-      return v < 0 ? '' : ipv4ToString(v);
-    }
-    if (!h.includes(':')) return null;
+      // `::ffff:1.2.3.4` ends in a number too, but is IPv6 (a host map or a DNS answer).
+      if (!h.includes(':')) {
+        const v = parseIPv4(h);
+        return v < 0 ? '' : ipv4ToString(v);
+      }
+    } else if (!h.includes(':')) return null;
   }
   // Zone ids name an interface of this machine: never a destination for a client.
   if (h.includes('%') || !ipaddr.IPv6.isValid(h)) return '';
