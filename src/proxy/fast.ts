@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
 import { parseAbsoluteUrl, type Gate, type GateUser, type Reply } from './gate.js';
-import { ChunkedScanner, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
+import { ChunkedScanner, cleanHead, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
 import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
 import { classify, statusFor } from './target.js';
@@ -185,7 +185,9 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
           clearTimeout(this.headerTimer);
           this.headerTimer = null;
         }
-        const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via);
+        // Control bytes, bare CRs or LFs: node's parser refuses them (400).
+        if (!cleanHead(buf, end)) return this.handoff();
+        const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via, true);
         if (p === null || p.target.charCodeAt(0) === 47 /* / */) return this.handoff();
         const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
         if (p.method === 'CONNECT') {
@@ -331,7 +333,8 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
       return;
     }
     this.respBuf = null;
-    const h = parseResponseHead(buf.toString('latin1', 0, end), this.req!.method === 'HEAD', this.ctx.via);
+    if (!cleanHead(buf, end)) return this.fail('reset');
+    const h = parseResponseHead(buf.toString('latin1', 0, end), this.req!.method === 'HEAD', this.ctx.via, true);
     if (typeof h === 'string' || h.status === 101) return this.fail('reset');
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
     if (h.status < 200) {

@@ -2,7 +2,7 @@ import { getSystemErrorName } from 'node:util';
 import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
 import { connectTarget, type Gate, type GateUser, type Reply } from './gate.js';
-import { CRLF2, parseRequestHead } from './http1.js';
+import { cleanHead, CRLF2, parseRequestHead } from './http1.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
 import { pickLang, type Lang, type UpstreamProblem } from './pages.js';
 import { shutdownRaw, UV_EOF, writeRaw, type PeerName, type RawBinding, type TcpHandle } from './raw.js';
@@ -136,7 +136,8 @@ export class RawConnection implements IdleMember, GateUser {
     if (buf.length < 16 || buf.compare(CONNECT_, 0, 8, 0, 8) !== 0) return false;
     const end = buf.indexOf(CRLF2);
     if (end === -1 || end + 4 > this.ctx.config.limits.maxHeaderBytes) return false;
-    const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via);
+    if (!cleanHead(buf, end)) return false;
+    const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via, true);
     if (p === null || p.method !== 'CONNECT') return false;
     const peer: PeerName = {};
     if (this.client.getpeername(peer) !== 0 || peer.address === undefined) return false;

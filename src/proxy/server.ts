@@ -43,6 +43,12 @@ function destroySelf(this: Socket): void {
   this.destroy();
 }
 
+/** Answers a request that cannot be read (or must not be) with `status`, and closes. */
+function refuseConnection(socket: Socket, status: number): void {
+  const body = `${status} ${http.STATUS_CODES[status]}\n`;
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+}
+
 
 const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
@@ -155,16 +161,15 @@ export class ProxyServer implements FastContext, RawContext {
       noDelay: true,
     });
     server.timeout = config.timeouts.idleMs;
-    server.on('request', (req, res) => this.onRequest(req, res));
-    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head));
+    // llhttp takes HTTP/0.9 request lines (no version) and any HTTP/x.y: only 1.0 and 1.1 pass.
+    server.on('request', (req, res) => (req.httpVersionMajor === 1 ? this.onRequest(req, res) : refuseConnection(req.socket, 400)));
+    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => (req.httpVersionMajor === 1 ? this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head) : refuseConnection(socket, 400)));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
       }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = `${status} ${http.STATUS_CODES[status]}\n`;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      refuseConnection(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
     });
     // Starts node's tracking of the connections it is given (headers timeout, closeIdleConnections):
     // it never listens itself, the front servers below do.
