@@ -213,3 +213,33 @@ t.test('unreadable targets: zone ids, CONNECT with userinfo, odd ports → 400',
     t.equal(c.status, 400, `CONNECT ${target}`);
   }
 });
+
+t.test('strict request lines, on real sockets: no version, control bytes, raw UTF-8 or spaces in the target → 400, never forwarded', async (t) => {
+  let reached = 0;
+  const origin = http.createServer((_q, s) => {
+    reached++;
+    s.end('reached');
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => origin.close(() => r())));
+  const p = (origin.address() as AddressInfo).port;
+  const gw = await startGateway({ hosts: { 'o.test': '127.0.0.1' } });
+  t.teardown(() => gw.close());
+  const base = `http://o.test:${p}`;
+  for (const [what, head] of [
+    ['no HTTP version', `GET ${base}/\r\n\r\n`],
+    ['no HTTP version, with headers', `GET ${base}/\r\nHost: o.test\r\n\r\n`],
+    ['HTTP/2.0 on an HTTP/1 connection', `GET ${base}/ HTTP/2.0\r\nHost: o.test\r\n\r\n`],
+    ['a control byte in the target', `GET ${base}/a\x01b HTTP/1.1\r\nHost: o.test\r\n\r\n`],
+    ['DEL in the target', `GET ${base}/a\x7fb HTTP/1.1\r\nHost: o.test\r\n\r\n`],
+    ['raw UTF-8 in the target', `GET ${base}/\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: o.test\r\n\r\n`],
+    ['a tab in the target', `GET ${base}/a\tb HTTP/1.1\r\nHost: o.test\r\n\r\n`],
+    ['a control byte in a header', `GET ${base}/ HTTP/1.1\r\nHost: o.test\r\nX-A: a\x01b\r\n\r\n`],
+    ['CONNECT with userinfo', `CONNECT user@o.test:443 HTTP/1.1\r\nHost: o.test\r\n\r\n`],
+  ]) {
+    const reply = await rawExchange(gw.port, Buffer.from(head, 'latin1'));
+    t.match(reply, /^HTTP\/1\.1 400 /, what);
+  }
+  t.equal(reached, 0, 'the origin saw none of them');
+  t.match(await rawExchange(gw.port, `GET ${base}/ HTTP/1.1\r\nHost: o.test\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 200 /, 'a proper request passes');
+});

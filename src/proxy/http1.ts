@@ -527,7 +527,7 @@ export class ChunkedScanner {
         case C.ExtQuoted:
         case C.ExtEscape:
         case C.ExtEnd:
-          if (++this.line > this.maxLine || !this.extension(buf[i]!)) return -2;
+          if (!this.extension(buf[i]!) || (buf[i] !== 13 && ++this.line > this.maxLine)) return -2;
           i++;
           continue;
         case C.TrailerName: {
