@@ -7,52 +7,13 @@
  */
 
 import { METHODS as NODE_METHODS } from 'node:http';
+import { DIRTY, TOKEN } from './http-bytes.js';
+
+export { cleanHead } from './http-bytes.js';
+export { ChunkedScanner } from './chunked.js';
 
 export const CRLF2 = Buffer.from('\r\n\r\n');
 
-/** Bytes a head may not hold: 1 for control bytes other than HTAB, CR and LF (and DEL); 2 for CR and LF, allowed as CRLF only. */
-const CTL = new Uint8Array(256);
-for (let c = 0; c < 32; c++) CTL[c] = c === 9 ? 0 : c === 10 || c === 13 ? 2 : 1;
-CTL[127] = 1;
-
-/** Is the byte at `i` (a CTL one) a CR of a CRLF, or its LF, inside buf[0, end)? */
-function crlfAt(buf: Uint8Array, i: number, end: number): boolean {
-  const c = buf[i]!;
-  if (CTL[c] !== 2) return false;
-  return c === 13 ? i + 1 < end && buf[i + 1] === 10 : i > 0 && buf[i - 1] === 13;
-}
-
-/**
- * Whether the head buf[0, end) (without its blank line) holds only bytes llhttp takes anywhere in
- * a head: no control byte but HTAB, and CR and LF only as CRLF line ends (RFC 9110 §5.5, RFC 9112
- * §2.2). Four bytes at a time: a word with no byte below 0x20 and no DEL (most words) costs a few
- * operations, so the whole head is checked for less than the per-line searches it replaces.
- */
-export function cleanHead(buf: Buffer, end: number): boolean {
-  let i = 0;
-  const off = buf.byteOffset;
-  while (i < end && ((off + i) & 3) !== 0) {
-    if (CTL[buf[i]!] !== 0 && !crlfAt(buf, i, end)) return false;
-    i++;
-  }
-  const words = (end - i) >> 2;
-  if (words > 0) {
-    const w = new Int32Array(buf.buffer, off + i, words);
-    for (let k = 0; k < words; k++) {
-      const x = w[k]!;
-      const y = x ^ 0x7f7f7f7f;
-      // A byte below 0x20, or equal to 0x7f (Bit Twiddling Hacks' hasless and haszero).
-      if (((x - 0x20202020) & ~x & 0x80808080) === 0 && ((y - 0x01010101) & ~y & 0x80808080) === 0) continue;
-      for (let j = i + k * 4, stop = j + 4; j < stop; j++) if (CTL[buf[j]!] !== 0 && !crlfAt(buf, j, end)) return false;
-    }
-    i += words * 4;
-  }
-  for (; i < end; i++) if (CTL[buf[i]!] !== 0 && !crlfAt(buf, i, end)) return false;
-  return true;
-}
-
-/** `cleanHead` for a head already decoded (latin1): for callers that have no bytes (tests, tools). */
-const DIRTY = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 /** The methods node's parser (llhttp) takes: any other one it refuses, so the fast path never forwards it. */
 const METHODS: ReadonlySet<string> = new Set(NODE_METHODS);
 
@@ -153,10 +114,6 @@ function kind(h: string, s: number, colon: number): H {
       return H.Other;
   }
 }
-
-/** RFC 9110 token characters (header names), by code. */
-const TOKEN = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
 
 /**
  * Checks the header line h[s, e) and returns the index of its colon, or -1: a name of token
@@ -405,188 +362,4 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
     length: framing === 'length' ? length : 0,
     reusable: keepAlive && framing !== 'close',
   };
-}
-
-const enum C {
-  Size,
-  /** Just after a chunk size's `;`: an extension name must start here. */
-  ExtStart,
-  /** A chunk extension's name; then CR, `;` or `=`. */
-  ExtName,
-  /** After `=`: a token or a quoted string. */
-  ExtValue,
-  ExtToken,
-  ExtQuoted,
-  /** After a backslash inside a quoted string. */
-  ExtEscape,
-  /** After a quoted string's closing quote: CR or `;`. */
-  ExtEnd,
-  /** A trailer field's name, up to its colon. */
-  TrailerName,
-  /** Inside a trailer value, skipped up to its CR; `afterLine` says what follows. */
-  Line,
-  SizeLf,
-  Data,
-  DataCr,
-  DataLf,
-  TrailerStart,
-  TrailerLf,
-  EndLf,
-  Done,
-}
-
-/**
- * Follows a chunked body without decoding it (the bytes go on unchanged) to find where it ends.
- * Chunk sizes are limited to 2^48 - 1 and extensions and trailers to `maxLine` bytes each. As
- * strict as llhttp (test/http1-differential.test.ts): a size is followed by CR or `;name`, no
- * whitespace; trailers are `name: value` lines; no control byte but HTAB in either.
- */
-export class ChunkedScanner {
-  private state = C.Size;
-  private size = 0;
-  private digits = 0;
-  private line = 0;
-  private afterLine = C.SizeLf;
-
-  constructor(private readonly maxLine = 16_384) {}
-
-  /**
-   * One byte of a chunk extension (RFC 9112 §7.1.1: `;name`, `;name=token` or `;name="quoted"`,
-   * no whitespace, as llhttp takes them); false when it breaks the grammar.
-   */
-  private extension(c: number): boolean {
-    const token = c < 128 && TOKEN[c] === 1;
-    switch (this.state) {
-      case C.ExtStart:
-        this.state = C.ExtName;
-        return token;
-      case C.ExtName:
-      case C.ExtToken:
-        if (token) return true;
-        if (c === 61 /* = */ && this.state === C.ExtName) this.state = C.ExtValue;
-        else if (c === 59 /* ; */) this.state = C.ExtStart;
-        else if (c === 13) this.state = C.SizeLf;
-        else return false;
-        return true;
-      case C.ExtValue:
-        if (c === 34 /* " */) this.state = C.ExtQuoted;
-        else if (token) this.state = C.ExtToken;
-        else return false;
-        return true;
-      case C.ExtQuoted:
-        if (c === 34) this.state = C.ExtEnd;
-        else if (c === 92 /* \ */) this.state = C.ExtEscape;
-        else if (CTL[c] !== 0) return false;
-        return true;
-      case C.ExtEscape:
-        this.state = C.ExtQuoted;
-        return CTL[c] === 0;
-      case C.ExtEnd:
-        if (c === 59) this.state = C.ExtStart;
-        else if (c === 13) this.state = C.SizeLf;
-        else return false;
-        return true;
-      default:
-        return false;
-    }
-  }
-
-  /** Scans `buf` from `from`; returns the index just past the body's end, -1 if not there yet, -2 on a framing error. */
-  scan(buf: Buffer, from = 0): number {
-    let i = from;
-    const n = buf.length;
-    while (i < n) {
-      switch (this.state) {
-        case C.Data: {
-          const take = Math.min(this.size, n - i);
-          this.size -= take;
-          i += take;
-          if (this.size === 0) this.state = C.DataCr;
-          continue;
-        }
-        case C.Size: {
-          const c = buf[i]!;
-          const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-          if (v !== -1) {
-            if (++this.digits > 12) return -2;
-            this.size = this.size * 16 + v;
-          } else if (this.digits === 0) return -2;
-          else if (c === 13) this.state = C.SizeLf;
-          else if (c === 59 /* ; */) {
-            this.state = C.ExtStart;
-            this.afterLine = C.SizeLf;
-            this.line = 0;
-          } else return -2;
-          i++;
-          continue;
-        }
-        case C.ExtStart:
-        case C.ExtName:
-        case C.ExtValue:
-        case C.ExtToken:
-        case C.ExtQuoted:
-        case C.ExtEscape:
-        case C.ExtEnd:
-          if (!this.extension(buf[i]!) || (buf[i] !== 13 && ++this.line > this.maxLine)) return -2;
-          i++;
-          continue;
-        case C.TrailerName: {
-          const c = buf[i]!;
-          if (c === 58 /* : */) this.state = C.Line;
-          else if (c >= 128 || TOKEN[c] === 0 || ++this.line > this.maxLine) return -2;
-          i++;
-          continue;
-        }
-        case C.Line: {
-          const c = buf[i]!;
-          if (c === 13) this.state = this.afterLine;
-          else if (CTL[c] !== 0 || ++this.line > this.maxLine) return -2;
-          i++;
-          continue;
-        }
-        case C.SizeLf:
-          if (buf[i] !== 10) return -2;
-          i++;
-          this.digits = 0;
-          if (this.size === 0) {
-            this.state = C.TrailerStart;
-          } else this.state = C.Data;
-          continue;
-        case C.DataCr:
-          if (buf[i] !== 13) return -2;
-          i++;
-          this.state = C.DataLf;
-          continue;
-        case C.DataLf:
-          if (buf[i] !== 10) return -2;
-          i++;
-          this.state = C.Size;
-          continue;
-        case C.TrailerStart: {
-          const c = buf[i]!;
-          if (c === 13) this.state = C.EndLf;
-          else if (c >= 128 || TOKEN[c] === 0) return -2;
-          else {
-            this.state = C.TrailerName;
-            this.afterLine = C.TrailerLf;
-            this.line = 0;
-          }
-          i++;
-          continue;
-        }
-        case C.TrailerLf:
-          if (buf[i] !== 10) return -2;
-          i++;
-          this.state = C.TrailerStart;
-          continue;
-        case C.EndLf:
-          if (buf[i] !== 10) return -2;
-          this.state = C.Done;
-          return i + 1;
-        case C.Done:
-          return i;
-      }
-    }
-    return this.state === C.Done ? i : -1;
-  }
 }

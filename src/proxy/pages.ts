@@ -145,7 +145,7 @@ export function refusedPage(lang: Lang): string {
   return page(lang, t.refusedTitle, `<p>${t.refusedLead}</p>`);
 }
 
-export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request' | 'loop';
+export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request';
 
 const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
   fr: {
@@ -156,7 +156,6 @@ const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
     'response-timeout': 'Le serveur de ce site n’a pas répondu à temps.',
     reset: 'La connexion avec le serveur de ce site a été interrompue.',
     'bad-request': 'La requête n’est pas une requête de proxy valide.',
-    loop: 'Cette adresse est celle du proxy lui-même : la requête tournerait en boucle.',
   },
   en: {
     dns: 'This site’s name does not exist or could not be resolved (DNS error).',
@@ -166,7 +165,6 @@ const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
     'response-timeout': 'This site’s server did not answer in time.',
     reset: 'The connection to this site’s server was cut.',
     'bad-request': 'This is not a valid proxy request.',
-    loop: 'This address is the proxy’s own: the request would go round in a loop.',
   },
 };
 

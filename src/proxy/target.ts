@@ -112,7 +112,7 @@ export function classify(err: NodeJS.ErrnoException): UpstreamProblem {
   }
 }
 
-export const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : p === 'loop' ? 508 : 502);
+export const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : 502);
 
 /** Said when new work is refused because it could not be recorded (journal overflow policy `block`). */
 export const UNRECORDED =
