@@ -71,6 +71,14 @@ t.test('address helpers', async (t) => {
   t.equal(classifyIPv4(dottedQuad('100.128.0.1')), null);
   t.equal(classifyIPv4(dottedQuad('169.254.169.254')), 'link-local');
   t.equal(classifyIPv4(dottedQuad('8.8.8.8')), null);
+  for (const [a, cls] of [
+    ['0.255.255.255', 'unspecified'], ['1.0.0.0', null], ['9.255.255.255', null], ['10.255.255.255', 'private'], ['11.0.0.0', null],
+    ['100.63.255.255', null], ['100.64.0.0', 'private'], ['100.127.255.255', 'private'], ['100.128.0.0', null], ['126.255.255.255', null],
+    ['127.255.255.255', 'loopback'], ['128.0.0.0', null], ['169.253.255.255', null], ['169.254.0.0', 'link-local'], ['169.255.0.0', null],
+    ['172.15.255.255', null], ['172.16.0.0', 'private'], ['172.31.255.255', 'private'], ['172.32.0.0', null], ['192.167.255.255', null],
+    ['192.168.0.0', 'private'], ['192.169.0.0', null], ['223.255.255.255', null], ['224.0.0.0', 'multicast'], ['239.255.255.255', 'multicast'],
+    ['240.0.0.0', null], ['255.255.255.254', null], ['255.255.255.255', 'broadcast'],
+  ] as const) t.equal(classifyIPv4(dottedQuad(a)), cls, `${a}: ${cls ?? 'public'}`);
   t.same(parseNetwork('::ffff:10.0.0.0/104').map(String), ['10.0.0.0', '8']);
 });
 
