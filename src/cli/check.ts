@@ -5,23 +5,8 @@ import { resolveUt1Dir } from '../lists/update.js';
 import { createLogger } from '../log.js';
 import { decide } from '../policy/decide.js';
 import { PolicyStore } from '../policy/store.js';
-import type { DecisionRequest } from '../policy/types.js';
-import { parseAbsoluteUrl, splitAuthority } from '../proxy/server.js';
+import { requestFor } from '../policy/request.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
-
-/** `URL` as the gateway would see it: plain http keeps its path, https is a CONNECT to host:port. */
-export function requestFor(url: string, client: string, time: number): DecisionRequest {
-  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  const scheme = m ? m[1]!.toLowerCase() : 'http';
-  if (scheme === 'https') {
-    const rest = url.slice(m![0].length);
-    const authority = rest.split(/[/?#]/, 1)[0]!;
-    const hp = splitAuthority(authority, 443);
-    return { client, scheme: 'connect', host: hp?.host ?? '', port: hp?.port ?? 443, path: '', time };
-  }
-  const target = parseAbsoluteUrl(m ? `http://${url.slice(m[0].length)}` : `http://${url}`);
-  return { client, scheme: 'http', host: target?.host ?? '', port: target?.port ?? 80, path: target?.path ?? '/', time };
-}
 
 export function registerCheck(program: Command): void {
   const parseTime = (v: string): number => {

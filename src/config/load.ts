@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import AjvModule from 'ajv';
 import { parseNetwork } from '../policy/clients.js';
+import { own } from '../policy/own.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
@@ -71,10 +72,10 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     } catch (e) {
       problems.push({ path: `/clients/${i}/network`, message: `not an address or CIDR range: ${(e as Error).message}` });
     }
-    if (!cfg.profiles[c.profile]) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
+    if (!own(cfg.profiles, c.profile)) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
   });
   for (const [id, p] of Object.entries(cfg.profiles)) {
-    if (p.schedule && !cfg.times[p.schedule.within]) {
+    if (p.schedule && !own(cfg.times, p.schedule.within)) {
       problems.push({ path: `/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (define it under "times")` });
     }
   }
