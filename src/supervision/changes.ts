@@ -1,0 +1,59 @@
+import type { ProfileConfig, RuleSet } from '../config/types.js';
+import { listEntries, type EntryInput, type ListEntries } from '../policy/entries.js';
+
+/** Entries named one by one in an audit entry; beyond that, only their count. */
+export const AUDIT_ENTRIES_MAX = 1000;
+
+const EMPTY: ListEntries = { domains: [], urls: [], expressions: [] };
+
+/** What a list change added and removed, in API form, bounded: `{added, addedCount, removed, removedCount}`. */
+export function listChange(before: ListEntries | undefined, after: ListEntries | undefined): { added: EntryInput[]; addedCount: number; removed: EntryInput[]; removedCount: number } {
+  const diff = (a: ListEntries, b: ListEntries): ListEntries => {
+    const out: ListEntries = { domains: [], urls: [], expressions: [] };
+    for (const k of ['domains', 'urls', 'expressions'] as const) {
+      const had = new Set(b[k]);
+      out[k] = a[k].filter((e) => !had.has(e));
+    }
+    return out;
+  };
+  const added = listEntries(diff(after ?? EMPTY, before ?? EMPTY));
+  const removed = listEntries(diff(before ?? EMPTY, after ?? EMPTY));
+  return { added: added.slice(0, AUDIT_ENTRIES_MAX), addedCount: added.length, removed: removed.slice(0, AUDIT_ENTRIES_MAX), removedCount: removed.length };
+}
+
+/** An array field for the audit: whole up to AUDIT_ENTRIES_MAX items, else its head and its length. */
+function bounded(v: unknown): unknown {
+  if (!Array.isArray(v) || v.length <= AUDIT_ENTRIES_MAX) return v ?? null;
+  return { first: v.slice(0, AUDIT_ENTRIES_MAX), count: v.length };
+}
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** The fields of a profile that a change touched, each with its value before and after (null: absent). */
+export function profileChange(before: ProfileConfig | undefined, after: ProfileConfig | undefined): Record<string, { before: unknown; after: unknown }> {
+  const out: Record<string, { before: unknown; after: unknown }> = {};
+  const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
+  for (const k of keys) {
+    const b = (before as Record<string, unknown> | undefined)?.[k];
+    const a = (after as Record<string, unknown> | undefined)?.[k];
+    if (!same(b, a)) out[k] = { before: bounded(b), after: bounded(a) };
+  }
+  return out;
+}
+
+const RULE_KEYS = ['mode', 'categories', 'allow', 'deny', 'allowLists', 'denyLists'] as const;
+const rulesOf = (r: RuleSet) => RULE_KEYS.map((k) => r[k]);
+
+/**
+ * Said when a change to a profile with a time window takes effect only on one side of it: its
+ * main rules apply within the window, `schedule.otherwise` outside it.
+ */
+export function periodWarnings(before: ProfileConfig | undefined, after: ProfileConfig): string[] {
+  const window = after.schedule?.within;
+  if (!before || !window || !before.schedule || before.schedule.within !== window) return [];
+  const within = !same(rulesOf(before), rulesOf(after));
+  const otherwise = !same(rulesOf(before.schedule.otherwise), rulesOf(after.schedule!.otherwise));
+  if (within && !otherwise) return [`this change applies only within the time window "${window}"; outside it the profile's "schedule.otherwise" rules apply, unchanged`];
+  if (otherwise && !within) return [`this change applies only outside the time window "${window}" (the "schedule.otherwise" rules); within it the profile's main rules apply, unchanged`];
+  return [];
+}
