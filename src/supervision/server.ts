@@ -31,6 +31,8 @@ export interface SupervisionServer {
   fleet: FleetPuller | null;
   tokens: TokenStore;
   audit: AuditLog;
+  /** Refused requests on their way to the audit log (rate-limited). */
+  refusals: RefusalAudit;
   close(): Promise<void>;
 }
 
@@ -162,6 +164,7 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
     fleet,
     tokens,
     audit: auditLog,
+    refusals,
     close: async () => {
       clearInterval(auditTimer);
       fleet?.stop();

@@ -4,9 +4,12 @@ import { audit, problem, type ApiContext } from './context.js';
 
 /** Unknown tokens accepted per source address and minute before that address gets 429s. */
 export const AUTH_FAILURES_PER_MINUTE = 10;
-/** Refused requests written to the audit log per minute, from one source and from all. */
-export const REFUSALS_AUDITED_PER_SOURCE = 10;
-export const REFUSALS_AUDITED_PER_MINUTE = 60;
+/**
+ * Refused requests written to the audit log per minute, from one source and from all. Above the
+ * failures that lock a source out, so its first 429s are in the log one by one too.
+ */
+export const REFUSALS_AUDITED_PER_SOURCE = 20;
+export const REFUSALS_AUDITED_PER_MINUTE = 100;
 
 const MINUTE = 60_000;
 
@@ -22,6 +25,7 @@ export class RefusalAudit {
   private readonly perSource = new Map<string, number>();
   private suppressed = 0;
   private suppressedSources = new Map<string, number>();
+  private suppressedStatus: Record<string, number> = {};
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -40,6 +44,7 @@ export class RefusalAudit {
     if (fromSource >= this.limits.perSource || this.total >= this.limits.perMinute) {
       this.suppressed++;
       this.suppressedSources.set(req.ip, (this.suppressedSources.get(req.ip) ?? 0) + 1);
+      this.suppressedStatus[status] = (this.suppressedStatus[status] ?? 0) + 1;
       // The summary is written once the minute is over, whether or not more refusals come.
       this.timer ??= setTimeout(() => void this.flush(), this.windowStart + MINUTE - now).unref();
       return;
@@ -56,9 +61,10 @@ export class RefusalAudit {
     this.timer = null;
     if (!this.suppressed) return;
     const sources = [...this.suppressedSources].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([source, count]) => ({ source, count }));
-    const details = { refused: this.suppressed, sources, distinctSources: this.suppressedSources.size };
+    const details = { refused: this.suppressed, byStatus: this.suppressedStatus, sources, distinctSources: this.suppressedSources.size };
     this.suppressed = 0;
     this.suppressedSources = new Map();
+    this.suppressedStatus = {};
     this.ctx.log.warn('supervision: refused requests not written one by one to the audit log (rate limit)', { refused: details.refused, sources: details.distinctSources });
     await this.ctx.audit
       .record({ actor: 'vigie', tokenId: null, role: null, source: 'rate-limit', action: 'access.suppressed', target: null, outcome: 'refused', status: 0, details })
