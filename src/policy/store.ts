@@ -234,12 +234,23 @@ export class PolicyStore {
 
   /**
    * A re-read config file (SIGHUP): while no change was ever stored, its profiles are the policy;
-   * once the API or the fleet manage the policy, only profiles new to the file are added.
+   * once the API or the fleet manage the policy, only profiles new to the file are added. Returns
+   * the file's profiles that the managed policy overrides (they differ from the version in force).
    */
-  reconfigure(config: VigieConfig): void {
+  reconfigure(config: VigieConfig): string[] {
     this.config = config;
-    if (this.state.meta.version === 1 && !this.baseOnDisk) this.state.profiles = structuredClone(config.profiles);
-    else for (const [id, p] of Object.entries(config.profiles)) if (!own(this.state.profiles, id)) this.state.profiles[id] = structuredClone(p);
+    if (this.state.meta.version === 1 && !this.baseOnDisk) {
+      this.state.profiles = structuredClone(config.profiles);
+      return [];
+    }
+    const overridden: string[] = [];
+    const same = (a: ProfileConfig, b: ProfileConfig) => JSON.stringify(normalizeProfile(a)) === JSON.stringify(normalizeProfile(b));
+    for (const [id, p] of Object.entries(config.profiles)) {
+      const managed = own(this.state.profiles, id);
+      if (!managed) this.state.profiles[id] = structuredClone(p);
+      else if (!same(managed, p)) overridden.push(id);
+    }
+    return overridden;
   }
 
   /** The config the snapshot compiles: the file's, with this store's profiles. */
