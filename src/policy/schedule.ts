@@ -71,7 +71,9 @@ export function parseTimeIn(text: string, timezone: string): number {
   if (!m) return Date.parse(text);
   const [, y, mo, d, h = '0', mi = '0', s = '0', ms = '0'] = m;
   const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, '0')));
-  if (!Number.isFinite(wall)) return NaN;
+  // Date.UTC rolls 2026-13-45 over into 2027: only a time that reads back the same is one.
+  const back = new Date(wall);
+  if (!Number.isFinite(wall) || back.getUTCMonth() !== Number(mo) - 1 || back.getUTCDate() !== Number(d) || back.getUTCHours() !== Number(h) || back.getUTCMinutes() !== Number(mi) || back.getUTCSeconds() !== Number(s)) return NaN;
   const format = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric', hourCycle: 'h23' });
   // The offset at the wall time read as UTC is right but near a DST change; once more settles it.
   const first = wall - zoneOffset(wall, format);
