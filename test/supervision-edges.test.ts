@@ -96,6 +96,13 @@ t.test('supervision API edges', async (t) => {
     t.same(entry!.details.changes.categories, { before: before.categories, after: body.categories });
     t.same(entry!.details.changes.description, { before: before.description ?? null, after: 'CP-CE2' });
     t.match(logLines.join(''), new RegExp(`INFO  policy changed over the API actor="admin \\(tk_[0-9a-f]+\\)" source=127\\.0\\.0\\.1 action=profile\\.replace target=cycle2 version=${r.json.policyVersion}`));
+
+    const back = await h.api('POST', '/api/v1/policy/rollback', { body: { version: r.json.policyVersion - 1, reason: 'undo' } });
+    t.equal(back.status, 200);
+    const [rollback] = await auditOf(h, 'policy.rollback', 1);
+    t.same(rollback!.details.changes.profiles.cycle2.categories, { before: body.categories, after: before.categories }, 'a rollback says what it changed back');
+    t.same(rollback!.details.changes.lists, {});
+    t.match(logLines.join(''), /action=policy\.rollback target=\d+ version=\d+/);
   });
 
   t.test('token actions audit role and name', async (t) => {
@@ -208,6 +215,16 @@ t.test('supervision API edges', async (t) => {
     const gcm = await s(['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256']);
     t.equal(gcm.status, 0, 'while an ECDHE-GCM suite connects');
     t.match(gcm.stderr, /Ciphersuite: ECDHE-RSA-AES128-GCM-SHA256/);
+  });
+
+  t.test('the OpenAPI document describes the new routes and read-only fields', async (t) => {
+    const doc = (await h.api('GET', '/api/v1/openapi.json', { token: null })).json;
+    const entries = doc.paths['/api/v1/profiles/{id}/entries'];
+    t.ok(entries?.post && entries?.delete, 'POST and DELETE /profiles/{id}/entries');
+    const body = entries.post.requestBody.content['application/json'].schema;
+    t.same(Object.keys(body.properties).sort(), ['allow', 'deny', 'period']);
+    const put = doc.paths['/api/v1/profiles/{id}'].put.requestBody.content['application/json'].schema;
+    for (const k of ['id', 'policyVersion', 'warnings']) t.equal(put.properties[k].readOnly, true, `${k} is read-only`);
   });
 
   t.test('/ leads to the console', async (t) => {

@@ -41,6 +41,24 @@ export function profileChange(before: ProfileConfig | undefined, after: ProfileC
   return out;
 }
 
+/** What a whole-policy change (rollback, bundle) did: which profiles changed, and each list's additions and removals. */
+export function policyChange(
+  before: { profiles: Record<string, ProfileConfig>; lists: Record<string, ListEntries> },
+  after: { profiles: Record<string, ProfileConfig>; lists: Record<string, ListEntries> },
+): { profiles: Record<string, Record<string, { before: unknown; after: unknown }>>; lists: Record<string, { addedCount: number; removedCount: number }> } {
+  const profiles: Record<string, Record<string, { before: unknown; after: unknown }>> = {};
+  for (const id of new Set([...Object.keys(before.profiles), ...Object.keys(after.profiles)])) {
+    const c = profileChange(Object.hasOwn(before.profiles, id) ? before.profiles[id] : undefined, Object.hasOwn(after.profiles, id) ? after.profiles[id] : undefined);
+    if (Object.keys(c).length) profiles[id] = c;
+  }
+  const lists: Record<string, { addedCount: number; removedCount: number }> = {};
+  for (const name of new Set([...Object.keys(before.lists), ...Object.keys(after.lists)])) {
+    const { addedCount, removedCount } = listChange(Object.hasOwn(before.lists, name) ? before.lists[name] : undefined, Object.hasOwn(after.lists, name) ? after.lists[name] : undefined);
+    if (addedCount || removedCount) lists[name] = { addedCount, removedCount };
+  }
+  return { profiles, lists };
+}
+
 const RULE_KEYS = ['mode', 'categories', 'allow', 'deny', 'allowLists', 'denyLists'] as const;
 const rulesOf = (r: RuleSet) => RULE_KEYS.map((k) => r[k]);
 

@@ -3,7 +3,7 @@ import type { ProfileConfig } from '../../config/types.js';
 import { own } from '../../policy/own.js';
 import { LIST_NAME, listEntries, parseEntries, PERMANENT_LISTS, PolicyValidationError, type AcademyList, type EntryInput } from '../../policy/store.js';
 import { exportBundle } from '../bundle.js';
-import { listChange } from '../changes.js';
+import { listChange, policyChange } from '../changes.js';
 import { commitChange } from '../commit.js';
 import { actorOf, audit, changeMeta, problem, type ApiContext } from '../context.js';
 import { LIST_BODY_LIMIT } from '../limits.js';
@@ -157,9 +157,10 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
       body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: { type: 'integer', minimum: 1 }, reason: { type: 'string', maxLength: 500 } } },
     },
   }, async (req) => {
+    const before = store.current;
     const state = await store.rollback(req.body.version, changeMeta(req, 'policy.rollback', req.body.reason));
     const snap = await ctx.gateway.recompile();
-    await audit(ctx, req, 'policy.rollback', String(req.body.version), { policyVersion: state.meta.version, ...(req.body.reason ? { reason: req.body.reason } : {}) });
+    await audit(ctx, req, 'policy.rollback', String(req.body.version), { policyVersion: state.meta.version, changes: policyChange(before, state), ...(req.body.reason ? { reason: req.body.reason } : {}) });
     ctx.log.info('policy changed over the API', { actor: actorOf(req), source: req.ip, action: 'policy.rollback', target: String(req.body.version), version: state.meta.version });
     return { policyVersion: state.meta.version, rollbackOf: req.body.version, applied: snap.policyVersion === state.meta.version };
   });
