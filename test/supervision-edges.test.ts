@@ -93,14 +93,14 @@ t.test('supervision API edges', async (t) => {
     const [entry] = await auditOf(h, 'profile.replace', 1);
     t.match(entry, { action: 'profile.replace', target: 'cycle2', role: 'admin', details: { created: false, reason: 'games too', policyVersion: r.json.policyVersion } });
     t.same(Object.keys(entry!.details.changes).sort(), ['categories', 'description']);
-    t.same(entry!.details.changes.categories, { before: before.categories, after: body.categories });
+    t.same(entry!.details.changes.categories, { before: before.categories, after: body.categories, added: ['games'], removed: [] });
     t.same(entry!.details.changes.description, { before: before.description ?? null, after: 'CP-CE2' });
     t.match(logLines.join(''), new RegExp(`INFO  policy changed over the API actor="admin \\(tk_[0-9a-f]+\\)" source=127\\.0\\.0\\.1 action=profile\\.replace target=cycle2 version=${r.json.policyVersion}`));
 
     const back = await h.api('POST', '/api/v1/policy/rollback', { body: { version: r.json.policyVersion - 1, reason: 'undo' } });
     t.equal(back.status, 200);
     const [rollback] = await auditOf(h, 'policy.rollback', 1);
-    t.same(rollback!.details.changes.profiles.cycle2.categories, { before: body.categories, after: before.categories }, 'a rollback says what it changed back');
+    t.same(rollback!.details.changes.profiles.cycle2.categories, { before: body.categories, after: before.categories, added: [], removed: ['games'] }, 'a rollback says what it changed back');
     t.same(rollback!.details.changes.lists, {});
     t.match(logLines.join(''), /action=policy\.rollback target=\d+ version=\d+/);
   });

@@ -29,14 +29,26 @@ function bounded(v: unknown): unknown {
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-/** The fields of a profile that a change touched, each with its value before and after (null: absent). */
-export function profileChange(before: ProfileConfig | undefined, after: ProfileConfig | undefined): Record<string, { before: unknown; after: unknown }> {
-  const out: Record<string, { before: unknown; after: unknown }> = {};
+export type FieldChange = { before: unknown; after: unknown; added?: unknown[]; removed?: unknown[] };
+
+/**
+ * The fields of a profile that a change touched, each with its value before and after (null:
+ * absent); a list field also says what it gained and lost, which is what a reader looks for.
+ */
+export function profileChange(before: ProfileConfig | undefined, after: ProfileConfig | undefined): Record<string, FieldChange> {
+  const out: Record<string, FieldChange> = {};
   const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
   for (const k of keys) {
     const b = (before as Record<string, unknown> | undefined)?.[k];
     const a = (after as Record<string, unknown> | undefined)?.[k];
-    if (!same(b, a)) out[k] = { before: bounded(b), after: bounded(a) };
+    if (same(b, a)) continue;
+    out[k] = { before: bounded(b), after: bounded(a) };
+    if (Array.isArray(b) || Array.isArray(a)) {
+      const had = new Set((b as unknown[] | undefined) ?? []);
+      const has = new Set((a as unknown[] | undefined) ?? []);
+      out[k]!.added = [...has].filter((x) => !had.has(x)).slice(0, AUDIT_ENTRIES_MAX);
+      out[k]!.removed = [...had].filter((x) => !has.has(x)).slice(0, AUDIT_ENTRIES_MAX);
+    }
   }
   return out;
 }
@@ -45,8 +57,8 @@ export function profileChange(before: ProfileConfig | undefined, after: ProfileC
 export function policyChange(
   before: { profiles: Record<string, ProfileConfig>; lists: Record<string, ListEntries> },
   after: { profiles: Record<string, ProfileConfig>; lists: Record<string, ListEntries> },
-): { profiles: Record<string, Record<string, { before: unknown; after: unknown }>>; lists: Record<string, { addedCount: number; removedCount: number }> } {
-  const profiles: Record<string, Record<string, { before: unknown; after: unknown }>> = {};
+): { profiles: Record<string, Record<string, FieldChange>>; lists: Record<string, { addedCount: number; removedCount: number }> } {
+  const profiles: Record<string, Record<string, FieldChange>> = {};
   for (const id of new Set([...Object.keys(before.profiles), ...Object.keys(after.profiles)])) {
     const c = profileChange(Object.hasOwn(before.profiles, id) ? before.profiles[id] : undefined, Object.hasOwn(after.profiles, id) ? after.profiles[id] : undefined);
     if (Object.keys(c).length) profiles[id] = c;

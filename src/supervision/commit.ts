@@ -34,6 +34,7 @@ export async function commitChange(
   await audit(ctx, req, change.action, change.target, { ...describe(before, after), policyVersion: version, ...(change.why ? { reason: change.why } : {}) });
   ctx.log.info('policy changed over the API', { actor: actorOf(req), source: req.ip, action: change.action, target: change.target, version });
   // Only what concerns the changed profile or list: the rest is in GET /api/v1/policy.
-  const warnings = snap.warnings.filter((w) => w.profile === change.target || w.message.includes(`"${change.target}"`)).map((w) => w.message);
+  // A profile with a time window is compiled twice, and says the same things twice: once is enough.
+  const warnings = [...new Set(snap.warnings.filter((w) => w.profile === change.target || w.message.includes(`"${change.target}"`)).map((w) => w.message))];
   return { policyVersion: version, applied: snap.policyVersion === version, warnings, before, after };
 }

@@ -78,7 +78,7 @@ const normalized = (e: string): string => {
 
 export function registerProfileRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const store = ctx.gateway.policy;
-  const view = (id: string, p: ProfileConfig) => ({ id, policyVersion: store.version, ...p, warnings: ctx.gateway.snapshot.warnings.filter((w) => w.profile === id).map((w) => w.message) });
+  const view = (id: string, p: ProfileConfig) => ({ id, policyVersion: store.version, ...p, warnings: [...new Set(ctx.gateway.snapshot.warnings.filter((w) => w.profile === id).map((w) => w.message))] });
 
   app.get('/api/v1/profiles', { config: { roles: READERS }, schema: { tags: ['profiles'], summary: 'Every profile and the client networks using it' } }, async () => {
     const profiles = store.current.profiles;
