@@ -87,20 +87,20 @@ t.test('supervision API edges', async (t) => {
 
   t.test('profile changes audit the fields before and after; the process log names actor, action, version', async (t) => {
     const before = (await h.api('GET', '/api/v1/profiles/cycle2')).json;
-    const body = { ...before, categories: [...before.categories, 'games'], description: 'CP-CE2' };
-    const r = await h.api('PUT', '/api/v1/profiles/cycle2?reason=games%20too', { body });
+    const body = { ...before, categories: [...before.categories, 'chess'], description: 'CP-CE2' };
+    const r = await h.api('PUT', '/api/v1/profiles/cycle2?reason=chess%20too', { body });
     t.equal(r.status, 200, 'what GET returns is accepted back, read-only fields and all');
     const [entry] = await auditOf(h, 'profile.replace', 1);
-    t.match(entry, { action: 'profile.replace', target: 'cycle2', role: 'admin', details: { created: false, reason: 'games too', policyVersion: r.json.policyVersion } });
+    t.match(entry, { action: 'profile.replace', target: 'cycle2', role: 'admin', details: { created: false, reason: 'chess too', policyVersion: r.json.policyVersion } });
     t.same(Object.keys(entry!.details.changes).sort(), ['categories', 'description']);
-    t.same(entry!.details.changes.categories, { before: before.categories, after: body.categories, added: ['games'], removed: [] });
+    t.same(entry!.details.changes.categories, { before: before.categories, after: body.categories, added: ['chess'], removed: [] });
     t.same(entry!.details.changes.description, { before: before.description ?? null, after: 'CP-CE2' });
     t.match(logLines.join(''), new RegExp(`INFO  policy changed over the API actor="admin \\(tk_[0-9a-f]+\\)" source=127\\.0\\.0\\.1 action=profile\\.replace target=cycle2 version=${r.json.policyVersion}`));
 
     const back = await h.api('POST', '/api/v1/policy/rollback', { body: { version: r.json.policyVersion - 1, reason: 'undo' } });
     t.equal(back.status, 200);
     const [rollback] = await auditOf(h, 'policy.rollback', 1);
-    t.same(rollback!.details.changes.profiles.cycle2.categories, { before: body.categories, after: before.categories, added: [], removed: ['games'] }, 'a rollback says what it changed back');
+    t.same(rollback!.details.changes.profiles.cycle2.categories, { before: body.categories, after: before.categories, added: [], removed: ['chess'] }, 'a rollback says what it changed back');
     t.same(rollback!.details.changes.lists, {});
     t.match(logLines.join(''), /action=policy\.rollback target=\d+ version=\d+/);
   });
