@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -49,6 +50,20 @@ t.test('invalid configs name the path and the reason', async (t) => {
   t.match(problems({ hosts: { 'a.test': 'not-an-ip' } }), /\/hosts\/a.test: "not-an-ip" is not an IP address/);
   t.match(problems({ timezone: 'Mars/Olympus' }), /\/timezone: unknown time zone/);
   t.match(problems({ timeouts: { connectMs: 'soon' } }), /\/timeouts\/connectMs: must be integer/);
+  t.match(problems({ dns: { servers: ['not an ip'] } }), /\/dns\/servers\/0: "not an ip" is not a name server address/);
+  t.equal(problems({ dns: { servers: ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]:53'] } }), '', 'ip, ip:port, ipv6, [ipv6]:port');
+  t.match(problems({ dns: { servers: ['127.0.0.1:99999'] } }), /\/dns\/servers\/0: /);
+  const fleet = (f: Record<string, unknown>) => problems({ supervision: { fleet: { url: 'https://academy.test/policy.json', ...f } } });
+  t.match(fleet({}), /\/supervision\/fleet\/publicKey: is required/);
+  t.notMatch(fleet({}), /must be null|must match a schema in anyOf/, 'no noise from the null branch');
+  t.match(fleet({ publicKey: '/nonexistent/academy.pub' }), /\/supervision\/fleet\/publicKey: cannot read the public key file/);
+  t.match(fleet({ publicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }), /\/supervision\/fleet\/publicKey: not a PEM public key/);
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  t.match(fleet({ publicKey: ec }), /\/supervision\/fleet\/publicKey: a ec key: use Ed25519 or RSA/);
+  const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  t.equal(fleet({ publicKey: ed }), '', 'an inline Ed25519 key');
+  t.match(problems({ profiles: { __proto__x: { mode: 'blocklist' } } }), '', 'ordinary names');
+  t.match(problems(JSON.parse('{"profiles": {"__proto__": {"mode": "blocklist"}}}')), /\/profiles: property name must be valid/, '__proto__ is not a name');
 });
 
 t.test('config files: unreadable and malformed', async (t) => {

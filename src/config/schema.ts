@@ -8,7 +8,8 @@ const listenAddress = {
   required: ['host', 'port'],
   properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
 } as const;
-const name = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
+// `__proto__` is refused: as a key it would change an object's prototype.
+const name = { type: 'string', pattern: '^(?!__proto__$)[A-Za-z0-9_.-]{1,64}$' } as const;
 
 const ruleSet = {
   type: 'object',

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { requestFor } from '../../cli/check.js';
 import type { JournalFilter, JournalReader, StatsBucket, StatsRow } from '../../journal/types.js';
 import { decide } from '../../policy/decide.js';
+import { requestFor } from '../../policy/request.js';
 import { PolicyValidationError } from '../../policy/store.js';
 import type { Decision } from '../../policy/types.js';
 import { audit, journalOf, problem, type ApiContext } from '../context.js';
