@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import AjvModule from 'ajv';
 import { parseNetwork } from '../net/address.js';
-import { own } from '../policy/own.js';
+import { own } from '../own.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';

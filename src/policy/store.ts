@@ -8,7 +8,7 @@ import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
 import { BUNDLED_ACADEMY } from '../paths.js';
 import { checkDomain, checkExpression, checkUrl, PolicyValidationError, type Problem } from './entries.js';
-import { own } from './own.js';
+import { own } from '../own.js';
 
 // Entry checks live in entries.ts; re-exported here, where the routes and the CLI look for them.
 export * from './entries.js';
