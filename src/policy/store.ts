@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import AjvModule from 'ajv';
+import { Ajv } from '../ajv.js';
 import { configSchema } from '../config/schema.js';
 import type { ProfileConfig, VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
@@ -9,8 +9,6 @@ import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
 import { BUNDLED_ACADEMY } from '../paths.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 /** One academy list, entries normalised; `changedIn` is the policy version that last changed it. */
 export interface AcademyList {

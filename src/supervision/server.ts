@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
-import AjvModule from 'ajv';
+import { Ajv } from '../ajv.js';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import type { Registry } from 'prom-client';
@@ -18,8 +18,6 @@ import { BODY_LIMIT } from './limits.js';
 import { loadOrCreateCertificate } from './tls.js';
 import { TokenStore } from './tokens.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 export interface SupervisionServer {
   app: FastifyInstance;
