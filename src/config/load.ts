@@ -1,15 +1,13 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import AjvModule from 'ajv';
+import { Ajv } from '../ajv.js';
 import { parseNetwork } from '../net/address.js';
 import { own } from '../own.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 /** A config problem: where (file and JSON path) and why. */
 export class ConfigError extends Error {

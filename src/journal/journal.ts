@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setPriority } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { siblingModule, startWorker } from '../worker-thread.js';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
@@ -140,11 +141,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     const pace = paceWords();
     this.pace = pace;
     const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace };
-    const here = import.meta.url;
-    const worker = here.endsWith('.ts')
-      ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
-        new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(new URL('./worker.ts', here).href)}); })`, { eval: true, workerData: cfg })
-      : new Worker(new URL('./worker.js', here), { workerData: cfg });
+    const worker = startWorker(siblingModule(import.meta.url, 'worker'), { workerData: cfg });
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(new Error(`journal writer failed to start: ${e.message}`));

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import AjvModule from 'ajv';
+import { Ajv } from '../ajv.js';
 import { configSchema } from '../config/schema.js';
 import type { ProfileConfig, VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
@@ -13,8 +13,6 @@ import { own } from '../own.js';
 // Entry checks live in entries.ts; re-exported here, where the routes and the CLI look for them.
 export * from './entries.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 /** One academy list, entries normalised; `changedIn` is the policy version that last changed it. */
 export interface AcademyList {
