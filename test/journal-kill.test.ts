@@ -52,6 +52,8 @@ for (const [mode, extra] of modes) t.test(`SIGKILL under load (${mode}): the fil
     JSON.stringify({
       listen: [{ host: '127.0.0.1', port }],
       hosts: Object.fromEntries(['site.test', ...tunnelHosts].map((h) => [h, '127.0.0.1'])),
+      // The origin listens on loopback, which the destination policy refuses unless allowed.
+      destinations: { allow: [{ network: '127.0.0.0/8' }] },
       dns: { servers: DEAD_DNS, timeoutMs: 500 },
       connectPorts: [origin.port],
       destinations: { allow: [{ network: '127.0.0.1/32', ports: [origin.port] }] },
