@@ -56,7 +56,6 @@ for (const [mode, extra] of modes) t.test(`SIGKILL under load (${mode}): the fil
       destinations: { allow: [{ network: '127.0.0.0/8' }] },
       dns: { servers: DEAD_DNS, timeoutMs: 500 },
       connectPorts: [origin.port],
-      destinations: { allow: [{ network: '127.0.0.1/32', ports: [origin.port] }] },
       lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
       supervision: { enabled: false },
       metrics: { enabled: false },
