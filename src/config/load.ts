@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import AjvModule from 'ajv';
+import { fileAccess } from '../journal/files.js';
 import { parseNetwork } from '../policy/clients.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
@@ -90,6 +91,11 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     new Intl.DateTimeFormat('en-GB', { timeZone: cfg.timezone });
   } catch {
     problems.push({ path: '/timezone', message: `unknown time zone "${cfg.timezone}"` });
+  }
+  try {
+    fileAccess(cfg.journal.group);
+  } catch (e) {
+    problems.push({ path: '/journal/group', message: (e as Error).message });
   }
   return problems;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setPriority } from 'node:os';
@@ -5,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
+import { OWNER_ONLY, type FileAccess } from './files.js';
 import { paceWords, setPaced } from './pacer.js';
 import { JournalQuery } from './reader.js';
 import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
@@ -30,6 +32,8 @@ export interface JournalOptions {
   retryMs?: number;
   /** Nice value of the writer thread (0 = the process's own); see worker.ts. */
   writerNice?: number;
+  /** Mode and group of the journal's files (files.ts); owner only by default. */
+  access?: FileAccess;
 }
 
 export const journalFile = (dir: string): string => join(dir, 'journal.db');
@@ -109,6 +113,9 @@ export class Journal implements ProxyObserver, JournalHandle {
   private restarting = false;
   private restartMs = RESTART_FIRST_MS;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** Starts that found the last run ended without closing the journal (marker.ts). */
+  private uncleanStops = 0;
+  private readonly run = randomUUID();
 
   constructor(private readonly opts: JournalOptions) {
     this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(opts.queueMax / 2)));
@@ -139,7 +146,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private async startWriter(): Promise<void> {
     const pace = paceWords();
     this.pace = pace;
-    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace };
+    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace, run: this.run, access: this.opts.access ?? OWNER_ONLY };
     const here = import.meta.url;
     const worker = here.endsWith('.ts')
       ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
@@ -164,6 +171,18 @@ export class Journal implements ProxyObserver, JournalHandle {
             this.opts.log.warn('journal writer restarted', { restarts: this.restarts, lostRows });
             if (lostRows > 0) this.lose(lostRows);
             this.failing = false;
+          }
+          if (m.unclean) {
+            this.uncleanStops++;
+            const u = m.unclean;
+            const iso = (t: number | null) => (t ? new Date(t).toISOString() : 'never');
+            this.opts.log.warn('journal: the last run did not close the journal (crash, kill -9 or power loss): the rows it had not written yet are lost; recorded as an "unclean-stop" event', {
+              lastId: u.lastId,
+              lastRowTime: iso(u.lastTime),
+              lastWrittenAt: iso(u.lastWrittenAt),
+              aliveAt: iso(u.aliveAt),
+              pid: u.pid ?? '?',
+            });
           }
           this.nextId = m.nextId;
           this.writerTid = m.tid;
@@ -422,6 +441,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       writerBoosts: this.boosts,
       writerPauses: this.pauses,
       writerRestarts: this.restarts,
+      uncleanStops: this.uncleanStops,
       lastError: this.lastError,
     };
   }
