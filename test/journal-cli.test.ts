@@ -11,6 +11,8 @@ import { JournalWriter } from '../src/journal/writer.js';
 import { tmp } from './helpers.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
+// Child processes on a shared, loaded host: more than the default two minutes for the file.
+t.setTimeout(400_000);
 // The journal commands on a bare program: the same module `vigie journal` runs, without loading
 // the rest of the CLI (API server, ...) in every child. The kill test runs them through src/cli.ts.
 const ENTRY = `import { Command } from 'commander';

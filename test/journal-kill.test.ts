@@ -13,6 +13,8 @@ import { DEAD_DNS, freePort, startOrigin, TEST_LISTS, tmp, writeLists } from './
 import { Scrape } from './metrics-scrape.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
+// Child processes on a shared, loaded host: more than the default two minutes for the file.
+t.setTimeout(400_000);
 
 /** `vigie start` as its own process; resolves once it logs that it is ready. */
 async function startChild(configFile: string, dataDir: string) {

@@ -38,12 +38,17 @@ export async function backupJournal(source: string, dest: string, access: FileAc
   const t0 = performance.now();
   const file = backupTarget(dest, now);
   if (existsSync(file)) throw new Error(`${file} exists already: a backup never overwrites a file`);
-  prepareDir(dirname(file), access);
-  const part = `${file}.part`;
-  rmSync(part, { force: true });
-  prepareDbFile(part, access);
-  const src = new Database(source, { readonly: true, fileMustExist: true });
+  let src: Database.Database;
   try {
+    src = new Database(source, { readonly: true, fileMustExist: true });
+  } catch (e) {
+    throw new Error(`backup of ${source} failed: cannot open it (${(e as Error).message})`);
+  }
+  const part = `${file}.part`;
+  try {
+    prepareDir(dirname(file), access);
+    rmSync(part, { force: true });
+    prepareDbFile(part, access);
     src.pragma('busy_timeout = 5000');
     await src.backup(part, { progress: () => 0x7fffffff });
   } catch (e) {
