@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { nextBackupAt, type BackupResult } from './backup.js';
 import type { BackupJob } from './backup-worker.js';
 import type { FileAccess } from './files.js';
+import { startThread } from './thread.js';
 
 export interface DailyBackupOptions {
   /** The journal's database file. */
@@ -51,11 +51,7 @@ export class DailyBackup {
 
   private async run(): Promise<BackupOutcome> {
     const job: BackupJob = { source: this.opts.source, dir: resolve(this.opts.dir), keep: this.opts.keep, access: this.opts.access };
-    const here = import.meta.url;
-    const worker = here.endsWith('.ts')
-      ? // Running from source under tsx: the thread needs the TypeScript loader registered too.
-        new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(new URL('./backup-worker.ts', here).href)}); })`, { eval: true, workerData: job })
-      : new Worker(new URL('./backup-worker.js', here), { workerData: job });
+    const worker = startThread('backup-worker', job);
     worker.unref();
     const outcome = await new Promise<BackupOutcome>((done) => {
       worker.once('message', (m: BackupOutcome) => done(m));

@@ -2,14 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setPriority } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
 import { OWNER_ONLY, type FileAccess } from './files.js';
+import { logUncleanStop } from './marker.js';
 import { paceWords, setPaced } from './pacer.js';
 import { JournalQuery } from './reader.js';
 import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
+import { startThread } from './thread.js';
 import type { FromWorker, ToWorker, WorkerConfig, WriterPriority } from './worker.js';
 
 export type OverflowPolicy = 'block' | 'allow';
@@ -188,11 +190,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     const pace = paceWords();
     this.pace = pace;
     const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace, run: this.run, access: this.opts.access ?? OWNER_ONLY };
-    const here = import.meta.url;
-    const worker = here.endsWith('.ts')
-      ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
-        new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(new URL('./worker.ts', here).href)}); })`, { eval: true, workerData: cfg })
-      : new Worker(new URL('./worker.js', here), { workerData: cfg });
+    const worker = startThread('worker', cfg);
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(new Error(`journal writer failed to start: ${e.message}`));
@@ -215,15 +213,7 @@ export class Journal implements ProxyObserver, JournalHandle {
           }
           if (m.unclean) {
             this.uncleanStops++;
-            const u = m.unclean;
-            const iso = (t: number | null) => (t ? new Date(t).toISOString() : 'never');
-            this.opts.log.warn('journal: the last run did not close the journal (crash, kill -9 or power loss): the rows it had not written yet are lost; recorded as an "unclean-stop" event', {
-              lastId: u.lastId,
-              lastRowTime: iso(u.lastTime),
-              lastWrittenAt: iso(u.lastWrittenAt),
-              aliveAt: iso(u.aliveAt),
-              pid: u.pid ?? '?',
-            });
+            logUncleanStop(this.opts.log, m.unclean);
           }
           this.nextId = m.nextId;
           this.writerTid = m.tid;

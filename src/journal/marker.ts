@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import type { Logger } from '../log.js';
 import { restrict, type FileAccess } from './files.js';
 import { readHead, type ChainHead } from './head.js';
 
@@ -88,4 +89,16 @@ export function touchMarker(dbFile: string, now = new Date()): void {
 
 export function removeMarker(dbFile: string): void {
   rmSync(markerFile(dbFile), { force: true });
+}
+
+/** The WARN of a start after an unclean stop (the event is in the journal already). */
+export function logUncleanStop(log: Logger, u: UncleanStop): void {
+  const iso = (t: number | null) => (t ? new Date(t).toISOString() : 'never');
+  log.warn('journal: the last run did not close the journal (crash, kill -9 or power loss): the rows it had not written yet are lost; recorded as an "unclean-stop" event', {
+    lastId: u.lastId,
+    lastRowTime: iso(u.lastTime),
+    lastWrittenAt: iso(u.lastWrittenAt),
+    aliveAt: iso(u.aliveAt),
+    pid: u.pid ?? '?',
+  });
 }
