@@ -67,6 +67,9 @@ interface Round {
   missing: number;
   rate: number;
   lastCommitMs: number;
+  /** Rows per chain link (one link per transaction) and bytes per row on disk: the cost of a short flush. */
+  rowsPerLink: number;
+  bytesPerRow: number;
 }
 
 async function round(flushMs: number, originPort: number): Promise<Round> {
@@ -133,11 +136,13 @@ async function round(flushMs: number, originPort: number): Promise<Round> {
   q.close();
   const db = new Database(file, { readonly: true });
   const ev = db.prepare(`SELECT detail FROM events WHERE kind = 'unclean-stop'`).pluck().get() as string | undefined;
+  const links = db.prepare('SELECT count(*) FROM chain').pluck().get() as number;
+  const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
   db.close();
   const u = ev ? (JSON.parse(ev) as UncleanStop) : null;
   const missing = [...answered.keys()].filter((p) => !paths.has(p)).length;
   rmSync(dir, { recursive: true, force: true });
-  return { flushMs, answered: answered.size, missing, rate, lastCommitMs: u ? killedAt - u.lastWrittenAt : NaN };
+  return { flushMs, answered: answered.size, missing, rate, lastCommitMs: u ? killedAt - u.lastWrittenAt : NaN, rowsPerLink: paths.size / Math.max(1, links), bytesPerRow: bytes / Math.max(1, paths.size) };
 }
 
 async function main(): Promise<void> {
@@ -165,12 +170,12 @@ async function main(): Promise<void> {
   const lines = [
     `SIGKILL at ${RATE} req/s (small requests), ${ROUNDS} rounds per setting, alternating; median [min–max]`,
     '',
-    '| flushMs | answered/s | missing rows | missing as ms of traffic | last commit before kill (ms) | rate × flushMs |',
-    '|---:|---:|---:|---:|---:|---:|',
+    '| flushMs | answered/s | missing rows | missing as ms of traffic | last commit before kill (ms) | rate × flushMs | rows per link | bytes/row on disk |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...FLUSH.map((f) => {
       const rs = rounds.filter((r) => r.flushMs === f);
       const span = (xs: number[], d = 0) => `${median(xs).toFixed(d)} [${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}]`;
-      return `| ${f} | ${span(rs.map((r) => r.rate))} | ${span(rs.map((r) => r.missing))} | ${span(rs.map((r) => (r.missing / r.rate) * 1000))} | ${span(rs.map((r) => r.lastCommitMs))} | ${((RATE * f) / 1000).toFixed(0)} |`;
+      return `| ${f} | ${span(rs.map((r) => r.rate))} | ${span(rs.map((r) => r.missing))} | ${span(rs.map((r) => (r.missing / r.rate) * 1000))} | ${span(rs.map((r) => r.lastCommitMs))} | ${((RATE * f) / 1000).toFixed(0)} | ${span(rs.map((r) => r.rowsPerLink), 1)} | ${span(rs.map((r) => r.bytesPerRow))} |`;
     }),
   ];
   process.stdout.write(lines.join('\n') + '\n');
