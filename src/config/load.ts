@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { fileAccess } from '../file-access.js';
 import { Ajv } from '../ajv.js';
 import { parseNetwork } from '../net/address.js';
 import { own } from '../own.js';
@@ -150,6 +151,11 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     new Intl.DateTimeFormat('en-GB', { timeZone: cfg.timezone });
   } catch {
     problems.push({ path: '/timezone', message: `unknown time zone "${cfg.timezone}"` });
+  }
+  try {
+    fileAccess(cfg.journal.group);
+  } catch (e) {
+    problems.push({ path: '/journal/group', message: (e as Error).message });
   }
   return problems;
 }
