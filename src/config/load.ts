@@ -4,7 +4,7 @@ import AjvModule from 'ajv';
 import { parseNetwork } from '../policy/clients.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
-import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
+import { holidaysOf, windowsOf, type ProfileConfig, type RuleSet, type VigieConfig } from './types.js';
 
 // ajv ships CommonJS; under NodeNext its default export is the module object.
 const Ajv = AjvModule.default ?? AjvModule;
@@ -74,15 +74,23 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     if (!cfg.profiles[c.profile]) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
   });
   for (const [id, p] of Object.entries(cfg.profiles)) {
-    if (p.schedule && !cfg.times[p.schedule.within]) {
+    if (p.schedule && (!cfg.times[p.schedule.within] || p.schedule.within === 'holidays')) {
       problems.push({ path: `/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (define it under "times")` });
     }
   }
-  for (const [name, slots] of Object.entries(cfg.times)) {
+  for (const [name, slots] of windowsOf(cfg.times)) {
     slots.forEach((s, i) => {
       if (s.from >= s.to) problems.push({ path: `/times/${name}/${i}`, message: `"from" (${s.from}) must be before "to" (${s.to})` });
     });
   }
+  holidaysOf(cfg.times).forEach((h, i) => {
+    const bad = [h.from, h.to].find((d) => {
+      const t = Date.parse(`${d}T00:00:00Z`);
+      return Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== d;
+    });
+    if (bad) problems.push({ path: `/times/holidays/${i}`, message: `"${bad}" is not a date of the calendar` });
+    else if (h.from > h.to) problems.push({ path: `/times/holidays/${i}`, message: `"from" (${h.from}) must not be after "to" (${h.to})` });
+  });
   for (const [host, ip] of Object.entries(cfg.hosts)) {
     if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });
   }

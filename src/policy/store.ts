@@ -2,9 +2,9 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import AjvModule from 'ajv';
 import { configSchema } from '../config/schema.js';
-import type { ProfileConfig, VigieConfig } from '../config/types.js';
+import { windowsOf, type ProfileConfig, type VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
-import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from '../lists/normalize.js';
+import { expressionProblem, isValidHostEntry, normalizeHost, normalizeUrlEntry } from '../lists/normalize.js';
 import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
 import { BUNDLED_ACADEMY } from '../paths.js';
@@ -84,12 +84,8 @@ export function checkExpression(raw: string): { value: string } | { problem: str
   const src = raw.trim();
   if (!src) return { problem: 'empty regular expression' };
   if (src.length > MAX_EXPRESSION_LENGTH) return { problem: `regular expression longer than ${MAX_EXPRESSION_LENGTH} characters` };
-  try {
-    new RegExp(src, 'i');
-  } catch (e) {
-    return { problem: `invalid regular expression: ${(e as Error).message}` };
-  }
-  return { value: src };
+  const problem = expressionProblem(src);
+  return problem ? { problem } : { value: src };
 }
 
 /** Sorts API entries into the three UT1 files, normalised; problems name `field/index`. */
@@ -181,7 +177,7 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
     profiles[id] = p;
     const sets: [string, typeof p][] = [[`${prefix}/profiles/${id}`, p]];
     if (p.schedule) {
-      if (!config.times[p.schedule.within]) problems.push({ field: `${prefix}/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (the config defines ${Object.keys(config.times).map((t) => `"${t}"`).join(', ') || 'none'})` });
+      if (!config.times[p.schedule.within] || p.schedule.within === 'holidays') problems.push({ field: `${prefix}/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (the config defines ${windowsOf(config.times).map(([t]) => `"${t}"`).join(', ') || 'none'})` });
       sets.push([`${prefix}/profiles/${id}/schedule/otherwise`, { ...p, ...p.schedule.otherwise }]);
     }
     for (const [path, rules] of sets) {
