@@ -31,6 +31,8 @@ const ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
 function corpus(seed: number) {
   const r = rng(seed);
+  // Case mixing draws from its own generator: the corpus and the queries stay those of every seed.
+  const mixR = rng(seed ^ 0x5eed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const label = (): string => {
     const len = 1 + Math.floor(r() * 12);
@@ -71,13 +73,13 @@ function corpus(seed: number) {
   for (let i = 0; i < 400; i++) {
     const host = r() < 0.5 ? pick(listed.filter((h) => !h.includes(':'))) : domain();
     const path = '/' + label() + (r() < 0.5 ? '/' + label() : '') + (r() < 0.2 ? '.html' : '');
-    const written = (r() < 0.3 ? pick(['http://', 'https://', '']) : '') + (r() < 0.3 ? pick(['www.', 'www2.']) : '') + host + (r() < 0.1 ? ':8080' : '') + (r() < 0.2 ? mixCase(path, r) : path);
+    const written = (r() < 0.3 ? pick(['http://', 'https://', '']) : '') + (r() < 0.3 ? pick(['www.', 'www2.']) : '') + host + (r() < 0.1 ? ':8080' : '') + (mixR() < 0.2 ? mixCase(path, mixR) : path);
     files[pick(CATS)]!.urls.push(written);
     urlHosts.push(stripWww(host) + path);
   }
   files['malware']!.expressions.push('^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+/cmd', '(^|\\.)evil[0-9]+\\.');
   files['adult']!.expressions.push('sexe?(/|$)');
-  return { files, listed, urlHosts, r, pick, label, domain, ip };
+  return { files, listed, urlHosts, r, mixR, pick, label, domain, ip };
 }
 
 function queries(c: ReturnType<typeof corpus>, count: number): { host: string; path: string }[] {
@@ -105,11 +107,12 @@ function queries(c: ReturnType<typeof corpus>, count: number): { host: string; p
       const slash = u.indexOf('/');
       q = (r() < 0.3 ? 'www.' : '') + u.slice(0, slash);
       path = r() < 0.6 ? u.slice(slash) + (r() < 0.5 ? 'more/stuff?x=1' : '') : '/' + c.label();
-      if (r() < 0.4) path = mixCase(path, r);
+      if (c.mixR() < 0.4) path = mixCase(path, c.mixR);
     } else if (roll < 0.9) q = 'a.'.repeat(130) + base; // longer than any entry, entry as suffix
     else if (roll < 0.93) {
       q = pick(['1.2.3.4', '10.0.0.1', 'evil7.test', 'x.evil42.net']);
-      path = pick(['/cmd/run', '/sexe/', '/', '/CMD/Run', '/SeXe/']);
+      path = pick(['/cmd/run', '/sexe/', '/']);
+      if (c.mixR() < 0.5) path = mixCase(path, c.mixR);
     } else q = c.domain(); // random miss
     const host = normalizeHost(q);
     if (host) out.push({ host, path });

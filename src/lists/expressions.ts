@@ -23,7 +23,7 @@ export function expressionProblem(src: string): string | null {
     new RE2(src, 'i');
     return null;
   } catch (e) {
-    return `not a usable regular expression (RE2 syntax, linear time: no backreferences or lookaround): ${(e as Error).message}`;
+    return `invalid regular expression (RE2 syntax, linear time: no backreferences or lookaround): ${(e as Error).message}`;
   }
 }
 
