@@ -4,6 +4,7 @@ import { Journal, type JournalHandle } from './journal/journal.js';
 import { loadAcademyLists } from './lists/load.js';
 import { ListUpdateScheduler } from './lists/schedule.js';
 import { loadListSet } from './lists/set.js';
+import { resolveUt1Dir } from './lists/update.js';
 import type { ListSourceInfo } from './lists/sources.js';
 import type { CategoryIndex } from './lists/types.js';
 import type { Logger } from './log.js';
@@ -141,11 +142,10 @@ export class Gateway {
   /** (Re)loads the UT1 lists; on failure the previous policy stays, and it says so. */
   async loadLists(): Promise<boolean> {
     const { config, log } = this.opts;
-    let dir = config.lists.ut1 ?? '(lists in use)';
+    const dir = await resolveUt1Dir(config);
     try {
-      const set = await loadListSet(config, log);
+      const set = await loadListSet(config, log, dir);
       const { report, seconds, source } = set;
-      dir = set.dir;
       if (report.badLineCount) log.warn('lists: lines ignored', { count: report.badLineCount, first: report.badLines[0] && `${report.badLines[0].category}/${report.badLines[0].file}:${report.badLines[0].line} ${report.badLines[0].reason}` });
       this.ut1 = set.ut1;
       this.extra = set.extra;

@@ -25,8 +25,8 @@ export interface ListSet {
  * closed), the extra lists (a failure there is logged, the UT1 lists still serve), UT1's
  * category labels, and each source's data date.
  */
-export async function loadListSet(config: VigieConfig, log?: Logger): Promise<ListSet> {
-  const dir = await resolveUt1Dir(config);
+export async function loadListSet(config: VigieConfig, log?: Logger, ut1Dir?: string): Promise<ListSet> {
+  const dir = ut1Dir ?? (await resolveUt1Dir(config));
   const { index, report, seconds, source } = await loadUt1Index(dir, { dataDir: config.dataDir, log });
   const extraDir = extraDirOf(config);
   let extra: ExtraLoad | null = null;
