@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { FLAG_MASK, fin1, fin2, step1, step2 } from './hash.js';
 import { EMBED_MASK, filterHas, FLAG_BITS, findLane1, findSlot, HAS_CHILDREN, HAS_URLS, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
 import { UrlRuleIndex } from './compact-urls.js';
-import { compileExpressions, type ExpressionSet } from './expressions.js';
+import { CategoryExpressions } from './expressions.js';
 import { stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
@@ -111,7 +111,7 @@ export class CompactIndex implements CategoryIndex {
   private readonly s2: number;
   private readonly domScale: number;
   private readonly urlScale: number;
-  private readonly expressionRes: readonly (ExpressionSet | null)[];
+  private readonly expressionRes: CategoryExpressions;
   /** Lane-2 bits that are fingerprint in the domain table. */
   private readonly mask: number;
   private readonly urlIndex: UrlRuleIndex;
@@ -142,7 +142,7 @@ export class CompactIndex implements CategoryIndex {
     this.setMembers = parts.setMembers;
     this.domSet = parts.domSet;
     this.setsEmbedded = parts.setsEmbedded;
-    this.expressionRes = compileExpressions(parts.expressions);
+    this.expressionRes = new CategoryExpressions(parts.expressions);
   }
 
   counts(): CategoryCounts[] {
@@ -421,17 +421,12 @@ export class CompactIndex implements CategoryIndex {
   }
 
   hasExpressions(want: Uint8Array): boolean {
-    for (let c = 0; c < this.expressionRes.length; c++) if (want[c] && this.expressionRes[c]) return true;
-    return false;
+    return this.expressionRes.has(want);
   }
 
   matchExpression(url: string, want: Uint8Array): ListHit | null {
-    for (let c = 0; c < this.expressionRes.length; c++) {
-      const re = this.expressionRes[c];
-      if (!want[c] || !re) continue;
-      if (re.test(url)) return { category: c, entry: re.which(url), kind: 'expression' };
-    }
-    return null;
+    const m = this.expressionRes.match(url, want);
+    return m === null ? null : { category: m.category, entry: m.entry, kind: 'expression' };
   }
 
   /** The compiled file: magic, header length, JSON header, then 8-aligned typed-array sections. */

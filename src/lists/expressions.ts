@@ -51,7 +51,39 @@ export class ExpressionSet {
   }
 }
 
-/** Per category: its expression set, or null when it has none. */
-export function compileExpressions(perCategory: readonly (readonly string[])[]): (ExpressionSet | null)[] {
-  return perCategory.map((list) => (list.length ? new ExpressionSet(list) : null));
+/**
+ * The expressions of an index, category by category. A request is tested against every wanted
+ * category at once: one RE2 alternation per `want` filter (built at its first use; filters live
+ * as long as their policy snapshot), so a request costs one native call, not one per category
+ * (each call converts the URL to UTF-8); the categories are told apart only on a match.
+ */
+export class CategoryExpressions {
+  private readonly sets: readonly (ExpressionSet | null)[];
+  private readonly byWant = new WeakMap<Uint8Array, ExpressionSet | null>();
+
+  constructor(readonly perCategory: readonly (readonly string[])[]) {
+    this.sets = perCategory.map((list) => (list.length ? new ExpressionSet(list) : null));
+  }
+
+  /** True when some wanted category has expressions. */
+  has(want: Uint8Array): boolean {
+    for (let c = 0; c < this.sets.length; c++) if (want[c] && this.sets[c]) return true;
+    return false;
+  }
+
+  /** The first wanted category (in index order) with an expression matching `url`, and that expression. */
+  match(url: string, want: Uint8Array): { category: number; entry: string } | null {
+    let all = this.byWant.get(want);
+    if (all === undefined) {
+      const sources = this.perCategory.flatMap((list, c) => (want[c] ? list : []));
+      all = sources.length ? new ExpressionSet(sources) : null;
+      this.byWant.set(want, all);
+    }
+    if (all === null || !all.test(url)) return null;
+    for (let c = 0; c < this.sets.length; c++) {
+      const set = this.sets[c];
+      if (want[c] && set && set.test(url)) return { category: c, entry: set.which(url) };
+    }
+    return null;
+  }
 }

@@ -1,4 +1,4 @@
-import { compileExpressions, type ExpressionSet } from './expressions.js';
+import { CategoryExpressions } from './expressions.js';
 import { expressionProblem, isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
@@ -21,7 +21,7 @@ export class MapIndex implements CategoryIndex {
     private readonly domains: Map<string, number>,
     private readonly sets: readonly (readonly number[])[],
     private readonly urls: Map<string, UrlRule[]>,
-    private readonly expressions: readonly (ExpressionSet | null)[],
+    private readonly expressions: CategoryExpressions,
     private readonly countsByCategory: readonly CategoryCounts[],
   ) {}
 
@@ -71,17 +71,12 @@ export class MapIndex implements CategoryIndex {
   }
 
   hasExpressions(want: Uint8Array): boolean {
-    for (let c = 0; c < this.expressions.length; c++) if (want[c] && this.expressions[c]) return true;
-    return false;
+    return this.expressions.has(want);
   }
 
   matchExpression(url: string, want: Uint8Array): ListHit | null {
-    for (let c = 0; c < this.expressions.length; c++) {
-      const re = this.expressions[c];
-      if (!want[c] || !re) continue;
-      if (re.test(url)) return { category: c, entry: re.which(url), kind: 'expression' };
-    }
-    return null;
+    const m = this.expressions.match(url, want);
+    return m === null ? null : { category: m.category, entry: m.entry, kind: 'expression' };
   }
 }
 
@@ -157,7 +152,7 @@ export class MapIndexBuilder {
     }
     // Longer paths first, so the most specific url entry is the one reported.
     for (const rules of this.urls.values()) rules.sort((a, b) => b.path.length - a.path.length);
-    const expressions = compileExpressions(this.expr);
+    const expressions = new CategoryExpressions(this.expr.map((e) => e.slice()));
     const counts = this.categories.map((name, i) => ({
       name,
       domains: this.domainCount[i]!,
