@@ -3,13 +3,15 @@ import type { VigieConfig } from './config/types.js';
 import { DailyBackup } from './journal/backup-schedule.js';
 import { fileAccess } from './journal/files.js';
 import { Journal, type JournalHandle } from './journal/journal.js';
-import { loadAcademyLists, loadUt1Index } from './lists/load.js';
+import { loadAcademyLists } from './lists/load.js';
 import { ListUpdateScheduler } from './lists/schedule.js';
+import { loadListSet } from './lists/set.js';
 import { resolveUt1Dir } from './lists/update.js';
+import type { ListSourceInfo } from './lists/sources.js';
 import type { CategoryIndex } from './lists/types.js';
 import type { Logger } from './log.js';
 import { BUNDLED_ACADEMY } from './paths.js';
-import { buildSnapshot, type PolicySnapshot } from './policy/snapshot.js';
+import { buildSnapshot, type ExtraLists, type PolicySnapshot } from './policy/snapshot.js';
 import { PolicyStore } from './policy/store.js';
 import type { ProxyObserver } from './proxy/events.js';
 import { HostResolver } from './proxy/resolver.js';
@@ -32,15 +34,15 @@ export interface GatewayOptions {
   rawTunnels?: boolean;
 }
 
-/** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
-export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | null, policyVersion: number, log?: Logger, store?: PolicyStore): Promise<PolicySnapshot> {
+/** Builds the policy snapshot for a config and a UT1 index (null: fail closed), with the extra lists. */
+export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | null, policyVersion: number, log?: Logger, store?: PolicyStore, extra: ExtraLists | null = null): Promise<PolicySnapshot> {
   // With a store, profiles and academy lists come from its current version (no disk read), and
   // the snapshot carries that version so decisions and the journal name what the API shows.
   const academy = store ? { builder: store.academyBuilder(), report: { badLines: [] } } : await loadAcademyLists(config.lists.academy ?? BUNDLED_ACADEMY);
   for (const b of academy.report.badLines) log?.warn('academy list: line ignored', { list: b.category, file: b.file, line: b.line, reason: b.reason });
   const snapshot = store
-    ? buildSnapshot({ config: store.effectiveConfig(config), ut1, academy: academy.builder, policyVersion: store.version })
-    : buildSnapshot({ config, ut1, academy: academy.builder, policyVersion });
+    ? buildSnapshot({ config: store.effectiveConfig(config), ut1, extra, academy: academy.builder, policyVersion: store.version })
+    : buildSnapshot({ config, ut1, extra, academy: academy.builder, policyVersion });
   for (const w of snapshot.warnings) log?.warn('policy: ' + w.message, { profile: w.profile });
   return snapshot;
 }
@@ -55,6 +57,9 @@ export class Gateway {
   readonly policy: PolicyStore;
   private current!: PolicySnapshot;
   private ut1: CategoryIndex | null = null;
+  private extra: ExtraLists | null = null;
+  /** The list sets in use (UT1, each extra list): counts, versions, data dates (metrics, status). */
+  listSources: readonly ListSourceInfo[] = [];
   /** UT1 updates on a schedule, and reloads after `vigie lists update`. */
   listUpdates: ListUpdateScheduler | null = null;
   private version = 0;
@@ -147,12 +152,19 @@ export class Gateway {
     const { config, log } = this.opts;
     const dir = await resolveUt1Dir(config);
     try {
-      const { index, report, seconds, source } = await loadUt1Index(dir, { dataDir: config.dataDir, log });
+      const set = await loadListSet(config, log, dir);
+      const { report, seconds, source } = set;
       if (report.badLineCount) log.warn('lists: lines ignored', { count: report.badLineCount, first: report.badLines[0] && `${report.badLines[0].category}/${report.badLines[0].file}:${report.badLines[0].line} ${report.badLines[0].reason}` });
-      this.ut1 = index;
-      this.swap(await compilePolicy(config, index, ++this.version, log, this.policy));
+      this.ut1 = set.ut1;
+      this.extra = set.extra;
+      this.swap(await compilePolicy(config, set.ut1, ++this.version, log, this.policy, set.extra));
+      this.listSources = set.sources;
       this.policyUpdates.lastSuccess = Date.now();
-      log.info('lists loaded', { dir, source, categories: report.categories.length, entries: report.entries, version: report.version, seconds: seconds.toFixed(2) });
+      log.info('lists loaded', { dir, source, categories: report.categories.length, entries: report.entries, version: report.version, seconds: seconds.toFixed(2), extra: set.extra ? set.extra.sources.map((x) => x.source).join(' ') : 'none' });
+      // Loud, at every load: a category profiles block that no list fills blocks next to nothing.
+      for (const e of this.current.emptyCategories) {
+        log.warn(`lists: category "${e.category}" has no domains entries, so profiles ${e.profiles.join(', ')} that block it block almost none of its sites: install full lists (vigie lists update) or extra lists`, { category: e.category, profiles: e.profiles.join(','), dir });
+      }
       return true;
     } catch (e) {
       this.policyUpdates.lastFailure = Date.now();
@@ -164,7 +176,7 @@ export class Gateway {
 
   /** Recompiles the policy from the config and the loaded lists (e.g. after an academy list changed). */
   async recompile(): Promise<PolicySnapshot> {
-    this.swap(await compilePolicy(this.opts.config, this.ut1, ++this.version, this.opts.log, this.policy));
+    this.swap(await compilePolicy(this.opts.config, this.ut1, ++this.version, this.opts.log, this.policy, this.extra));
     return this.current;
   }
 

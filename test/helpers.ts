@@ -124,7 +124,7 @@ export const LOOPBACK_ORIGINS = { allow: [{ network: '127.0.0.0/8' }] };
  * A gateway on an ephemeral loopback port with test lists; names resolve only through `hosts`.
  * Its destination policy opens 127.0.0.0/8 (the tests' origins) unless `doc.destinations` says otherwise.
  */
-export async function startGateway(doc: Record<string, unknown> = {}, lists: string = writeLists(tmp(), TEST_LISTS), opts: Pick<GatewayOptions, 'observers' | 'rawTunnels'> = {}): Promise<GatewayHandle> {
+export async function startGateway(doc: Record<string, unknown> = {}, lists: string = writeLists(tmp(), TEST_LISTS), opts: Pick<GatewayOptions, 'observers' | 'rawTunnels'> & { log?: GatewayOptions['log'] } = {}): Promise<GatewayHandle> {
   const academy = (doc.lists as { academy?: string } | undefined)?.academy ?? writeLists(tmp(), { 'academy-allow': { domains: ['academy-ok.test'] }, 'academy-deny': { domains: ['academy-no.test'] } });
   const config = resolveConfig({
     listen: [{ host: '127.0.0.1', port: 0 }],
@@ -132,9 +132,9 @@ export async function startGateway(doc: Record<string, unknown> = {}, lists: str
     dataDir: tmp(),
     destinations: LOOPBACK_ORIGINS,
     ...doc,
-    lists: { ut1: lists, academy },
+    lists: { ...(doc.lists as object | undefined), ut1: lists, academy },
   });
-  const gateway = new Gateway({ config, log: silentLogger, ...opts });
+  const gateway = new Gateway({ config, log: opts.log ?? silentLogger, ...opts });
   await gateway.start();
   return { gateway, port: gateway.listening[0]!.port, config, close: () => gateway.stop() };
 }

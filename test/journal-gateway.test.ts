@@ -49,7 +49,7 @@ t.test('every proxied connection lands in the journal', async (t) => {
   t.match(okRow, { method: 'GET', scheme: 'http', port: origin.port, path: '/small', status: 200, decision: 'allow', profile: 'cycle3', rule: 'default' }, 'query string dropped');
   t.ok(okRow.bytesOut > 0 && okRow.bytesIn > 0, 'bytes both ways');
   t.ok(okRow.time >= t0 - 5 && okRow.time <= Date.now());
-  t.match(find((r) => r.host === 'adult.test' && r.scheme === 'http'), { status: 403, decision: 'block', category: 'adult', rule: 'category' });
+  t.match(find((r) => r.host === 'adult.test' && r.scheme === 'http'), { status: 403, decision: 'block', category: 'adult', rule: 'category:ut1' }, 'the rule names the list set that matched');
   t.match(find((r) => r.client === '127.0.0.2'), { profile: 'cycle1', decision: 'block', rule: 'allowlist-only' });
   const tun = find((r) => r.host === 'tls.site.test')!;
   t.match(tun, { method: 'CONNECT', scheme: 'connect', path: null, status: 200, decision: 'allow' });

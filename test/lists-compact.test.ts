@@ -22,12 +22,17 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Some letters upper-cased: paths as browsers send them (squidGuard compares in lower case). */
+const mixCase = (s: string, r: () => number): string => [...s].map((c) => (r() < 0.3 ? c.toUpperCase() : c)).join('');
+
 const CATS = ['adult', 'games', 'malware', 'liste_blanche', 'press', 'redirector'];
 const TLDS = ['com', 'fr', 'net', 'org', 'test', 'co.uk', 'xn--p1ai', 'de', 'io'];
 const ALNUM = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
 function corpus(seed: number) {
   const r = rng(seed);
+  // Case mixing draws from its own generator: the corpus and the queries stay those of every seed.
+  const mixR = rng(seed ^ 0x5eed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const label = (): string => {
     const len = 1 + Math.floor(r() * 12);
@@ -68,13 +73,13 @@ function corpus(seed: number) {
   for (let i = 0; i < 400; i++) {
     const host = r() < 0.5 ? pick(listed.filter((h) => !h.includes(':'))) : domain();
     const path = '/' + label() + (r() < 0.5 ? '/' + label() : '') + (r() < 0.2 ? '.html' : '');
-    const written = (r() < 0.3 ? pick(['http://', 'https://', '']) : '') + (r() < 0.3 ? pick(['www.', 'www2.']) : '') + host + (r() < 0.1 ? ':8080' : '') + path;
+    const written = (r() < 0.3 ? pick(['http://', 'https://', '']) : '') + (r() < 0.3 ? pick(['www.', 'www2.']) : '') + host + (r() < 0.1 ? ':8080' : '') + (mixR() < 0.2 ? mixCase(path, mixR) : path);
     files[pick(CATS)]!.urls.push(written);
     urlHosts.push(stripWww(host) + path);
   }
   files['malware']!.expressions.push('^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+/cmd', '(^|\\.)evil[0-9]+\\.');
   files['adult']!.expressions.push('sexe?(/|$)');
-  return { files, listed, urlHosts, r, pick, label, domain, ip };
+  return { files, listed, urlHosts, r, mixR, pick, label, domain, ip };
 }
 
 function queries(c: ReturnType<typeof corpus>, count: number): { host: string; path: string }[] {
@@ -102,10 +107,12 @@ function queries(c: ReturnType<typeof corpus>, count: number): { host: string; p
       const slash = u.indexOf('/');
       q = (r() < 0.3 ? 'www.' : '') + u.slice(0, slash);
       path = r() < 0.6 ? u.slice(slash) + (r() < 0.5 ? 'more/stuff?x=1' : '') : '/' + c.label();
+      if (c.mixR() < 0.4) path = mixCase(path, c.mixR);
     } else if (roll < 0.9) q = 'a.'.repeat(130) + base; // longer than any entry, entry as suffix
     else if (roll < 0.93) {
       q = pick(['1.2.3.4', '10.0.0.1', 'evil7.test', 'x.evil42.net']);
       path = pick(['/cmd/run', '/sexe/', '/']);
+      if (c.mixR() < 0.5) path = mixCase(path, c.mixR);
     } else q = c.domain(); // random miss
     const host = normalizeHost(q);
     if (host) out.push({ host, path });
@@ -127,6 +134,7 @@ function compare(t: Test, ref: CategoryIndex, eng: CategoryIndex, qs: { host: st
   let mismatches = 0;
   let hits = 0;
   let urlHits = 0;
+  let mixedUrlHits = 0;
   for (const { host, path } of qs) {
     const want = masks[Math.floor(r() * masks.length)]!;
     const bare = stripWww(host);
@@ -139,12 +147,14 @@ function compare(t: Test, ref: CategoryIndex, eng: CategoryIndex, qs: { host: st
     if (JSON.stringify(a[4]) !== JSON.stringify(seq) || JSON.stringify(a[5]) !== JSON.stringify(a[0])) mismatches++;
     if (a[0]) hits++;
     if (a[2]) urlHits++;
+    if (a[2] && path !== path.toLowerCase()) mixedUrlHits++;
     if (JSON.stringify(a) !== JSON.stringify(b)) {
       if (mismatches++ < 5) t.fail(`${host}${path}: reference ${JSON.stringify(a)} engine ${JSON.stringify(b)}`);
     }
   }
   t.equal(mismatches, 0, `${qs.length} lookups agree with the reference (${hits} domain hits, ${urlHits} url hits)`);
   t.ok(hits > qs.length / 10 && urlHits >= minUrlHits, 'the corpus exercises hits, not just misses');
+  t.ok(mixedUrlHits > 0 || minUrlHits === 0, `mixed-case paths hit url entries (${mixedUrlHits})`);
 }
 
 t.test('compact engine = reference semantics on a seeded corpus', async (t) => {

@@ -41,12 +41,17 @@ t.test('vigie lists update against a local server', async (t) => {
   const v2 = await tarball(v2Lists);
   const v3 = await tarball({ ...v2Lists, press: { domains: filler('v3', 300) } }, null);
   const dropped = await tarball({ ...v1Lists, games: { domains: [] } });
+  const halved = await tarball({ ...v1Lists, press: { domains: filler('v1', 140) } });
+  // A gzip bomb: 19 MiB of zeros in one file, a few KiB once compressed.
+  const bomb = await tarball({ ...v1Lists, press: { domains: [...filler('v1', 300), '#' + '0'.repeat(19 * 1048576)] } });
   const noCategories = await tarball({}, 'blacklists');
   const files: Record<string, Buffer> = {
     '/v1.tar.gz': v1,
     '/v2.tar.gz': v2,
     '/v3.tar.gz': v3,
     '/dropped.tar.gz': dropped,
+    '/halved.tar.gz': halved,
+    '/bomb.tar.gz': bomb,
     '/empty.tar.gz': Buffer.concat([noCategories, randomBytes(0)]),
     '/truncated.tar.gz': v1.subarray(0, Math.floor(v1.length * 0.6)),
     '/garbage.tar.gz': randomBytes(4096),
@@ -99,7 +104,10 @@ t.test('vigie lists update against a local server', async (t) => {
     ['/truncated.tar.gz', /not a valid tar\.gz/],
     ['/cut.tar.gz', /interrupted|truncated/],
     ['/garbage.tar.gz', /not a valid tar\.gz/],
-    ['/dropped.tar.gz', /category games would drop to zero entries/],
+    ['/dropped.tar.gz', /category games \(1 -> 0\) would shrink to less than half/],
+    ['/halved.tar.gz', /category press \(300 -> 140\) would shrink to less than half of the lists in use \(force it/],
+    ['/bomb.tar.gz', /expands to more than \d+ bytes \(20x the \d+ bytes downloaded\)/],
+    ['/v2.tar.gz', /expands to more than 4096 bytes \(lists\.maxExtractBytes\)/, { maxExtractBytes: 4096 }],
     ['/empty.tar.gz', /no UT1 category folder/],
     ['/missing.tar.gz', /HTTP 404/],
     ['/v2.tar.gz', /checksum mismatch: sha256/, { checksumUrl: `${base}/wrong.sha256` }],
@@ -113,6 +121,11 @@ t.test('vigie lists update against a local server', async (t) => {
   }
   const leftovers = readdirSync(join(dataDir, 'lists')).filter((n) => n.startsWith('download-') || (n.startsWith('ut1-') && !n.endsWith('.idx')));
   t.same(leftovers, [v1Dir!.split('/').pop()], 'rejected downloads leave nothing behind');
+  t.ok(bomb.length < 200_000, `the bomb is small (${bomb.length} bytes), refused at 20x its own size, not at 20x lists.maxDownloadBytes`);
+
+  const forced = await updateUt1({ url: `${base}/halved.tar.gz`, dataDir, current: v1Counts, force: true });
+  t.equal(forced.status, 'installed', '--force installs a category shrinking by more than half');
+  t.match(await readUpdateState(dataDir), { installed: { dataTime: new Date(0).toISOString() } }, "the tarball's Last-Modified is recorded as the data's date");
 
   const second = await updateUt1({ url: `${base}/v2.tar.gz`, dataDir, current: v1Counts });
   t.equal(second.status, 'installed');
@@ -162,7 +175,7 @@ t.test('vigie lists update against a local server', async (t) => {
       (e: { code: number; stderr: string }) => e,
     );
     t.equal(refused?.code, 1, 'a rejected update exits 1');
-    t.match(refused?.stderr ?? '', /update rejected: .*would drop to zero entries; the current lists stay in use/);
+    t.match(refused?.stderr ?? '', /update rejected: .*would shrink to less than half.*; the current lists stay in use/);
   });
 });
 

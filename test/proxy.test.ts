@@ -67,7 +67,7 @@ t.test('proxy on real sockets', async (t) => {
     t.match(page, /adult/);
     const en = await viaProxy(gw.port, site('adult.test'), { headers: { 'accept-language': 'en-GB,en;q=0.9,fr;q=0.3' } });
     t.match(en.body.toString(), /Access blocked/);
-    t.match(en.body.toString(), /Category<\/dt><dd>adult/);
+    t.match(en.body.toString(), /Category<\/dt><dd>Adult \(X\) \(adult\)/, "the category with its label from UT1's catalogue");
   });
 
   t.test('nothing from the request is reflected unescaped', async (t) => {

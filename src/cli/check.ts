@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { compilePolicy } from '../gateway.js';
-import { loadUt1Index } from '../lists/load.js';
-import { resolveUt1Dir } from '../lists/update.js';
+import { categoryLabel } from '../lists/labels.js';
+import { loadListSet } from '../lists/set.js';
 import { createLogger } from '../log.js';
 import { decide } from '../policy/decide.js';
 import { PolicyStore } from '../policy/store.js';
@@ -31,20 +31,22 @@ export function registerCheck(program: Command): void {
       const log = createLogger('error');
       // The same policy the running gateway would serve: its lists (updated ones included) and
       // the latest version the supervision API stored.
-      const { index } = await loadUt1Index(await resolveUt1Dir(config), { dataDir: config.dataDir, log });
+      const lists = await loadListSet(config, log);
       const store = new PolicyStore(config, log);
       await store.load();
-      const snapshot = await compilePolicy(config, index, store.version, log, store);
+      const snapshot = await compilePolicy(config, lists.ut1, store.version, log, store, lists.extra);
       const req = requestFor(url, opts.client, opts.at === undefined ? Date.now() : parseTimeIn(opts.at, config.timezone));
       const d = decide(snapshot, req);
+      const labels = d.category ? { fr: categoryLabel(d.category, 'fr'), en: categoryLabel(d.category, 'en') } : null;
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ url, client: opts.client, host: req.host, at: new Date(req.time).toISOString(), timezone: config.timezone, dataDir: config.dataDir, ...d }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ url, client: opts.client, host: req.host, at: new Date(req.time).toISOString(), timezone: config.timezone, dataDir: config.dataDir, ...d, list: d.list ?? null, categoryLabel: labels }, null, 2) + '\n');
       } else {
         const lines = [
           `${d.action === 'allow' ? 'ALLOW' : 'BLOCK'} ${req.scheme === 'connect' ? `CONNECT ${req.host}:${req.port}` : `http://${req.host}${req.port === 80 ? '' : `:${req.port}`}${req.path}`}`,
           `  profile:  ${d.profile ?? '(none: client not in any configured network)'}${d.period !== 'always' ? ` (${d.period} its time window)` : ''}`,
           `  rule:     ${d.rule}`,
-          `  category: ${d.category ?? '-'}`,
+          `  category: ${d.category ?? '-'}${labels?.fr ? ` (${labels.fr}${labels.en && labels.en !== labels.fr ? ` / ${labels.en}` : ''})` : ''}`,
+          `  list:     ${d.list ?? '-'}`,
           `  entry:    ${d.entry ?? '-'}${d.matchKind ? ` (${d.matchKind})` : ''}`,
           `  lists:    ${d.listVersion}`,
           `  policy:   version ${d.policyVersion}`,

@@ -4,6 +4,7 @@ import { progressBar } from '../lists/progress.js';
 import { resolveUt1Dir, UpdateRejected, updateUt1 } from '../lists/update.js';
 import { createLogger } from '../log.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
+import { registerListsStatus } from './lists-status.js';
 
 interface UpdateOpts extends CommonOpts {
   url?: string;
@@ -12,12 +13,13 @@ interface UpdateOpts extends CommonOpts {
 }
 
 export function registerLists(program: Command): void {
-  const lists = program.command('lists').description('UT1 lists: update from the configured tarball');
+  const lists = program.command('lists').description('UT1 and extra lists: status, update from the configured tarball');
+  registerListsStatus(lists);
   withCommon(lists.command('update'))
     .description('fetch the UT1 tarball (lists.updateUrl), verify, extract, compile; a running gateway picks it up within a minute')
     .option('--url <url>', 'tarball URL instead of lists.updateUrl')
     .option('--checksum-url <url>', 'checksum file URL instead of lists.checksumUrl')
-    .option('-f, --force', 'download even if the server says it did not change')
+    .option('-f, --force', 'download even if the server says it did not change, and accept categories shrinking to less than half')
     .action(async (opts: UpdateOpts) => {
       const config = configFrom(opts);
       const log = createLogger(config.log.level === 'debug' ? 'debug' : 'warn');
@@ -32,7 +34,7 @@ export function registerLists(program: Command): void {
       try {
         current = (await loadCompiledUt1(currentDir, { dataDir: config.dataDir, log })).index.counts();
       } catch (e) {
-        process.stderr.write(`vigie: current lists unreadable (${(e as Error).message}); the zero-entry check is skipped\n`);
+        process.stderr.write(`vigie: current lists unreadable (${(e as Error).message}); the shrink check is skipped\n`);
       }
       const bar = progressBar(process.stderr, 'downloading');
       try {
@@ -41,6 +43,7 @@ export function registerLists(program: Command): void {
           checksumUrl: opts.checksumUrl ?? config.lists.checksumUrl,
           dataDir: config.dataDir,
           maxBytes: config.lists.maxDownloadBytes,
+          maxExtractBytes: config.lists.maxExtractBytes,
           current,
           force: opts.force,
           progress: (done, total) => bar.update(done, total),

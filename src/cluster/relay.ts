@@ -63,7 +63,7 @@ export class RelayObserver implements ProxyObserver {
       }
       id = this.nextDecision++;
       this.decisionIds.set(d, id);
-      this.buf.push(DEF, id, d.action, d.profile, d.category, d.rule, d.entry, d.matchKind, d.period, d.listVersion, d.policyVersion);
+      this.buf.push(DEF, id, d.action, d.profile, d.category, d.rule, d.entry, d.matchKind, d.period, d.listVersion, d.policyVersion, d.list ?? null);
     }
     return id;
   }
@@ -215,9 +215,10 @@ export class RelayReceiver {
             period: b[i + 8] as Decision['period'],
             listVersion: b[i + 9] as string,
             policyVersion: b[i + 10] as number,
+            list: b[i + 11] as string | null,
           };
           s.decisions[b[i + 1] as number] = d;
-          i += 11;
+          i += 12;
           break;
         }
         case REQUEST: {

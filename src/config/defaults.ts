@@ -13,6 +13,13 @@ export const BYPASS = [
   'hacking', 'warez', 'tricheur', 'tricheur_pix',
 ];
 
+/**
+ * AI chatbots: their terms exclude children under 13 (most 6e-5e pupils included) or require a
+ * parent's consent, so every pupil profile blocks them; a school opens them for older pupils by
+ * removing `ai` from that profile (docs/lists.md).
+ */
+export const UNDER_13 = ['ai'];
+
 /** Distractions and commercial content kept away from younger pupils. */
 export const YOUNG_DISTRACTIONS = [
   'social_networks', 'chat', 'forums', 'shopping', 'celebrity', 'astrology', 'bitcoin', 'financial',
@@ -24,6 +31,9 @@ const pupilLists = { allowLists: ['academy-allow'], denyLists: ['academy-deny'] 
 function blocklist(categories: string[], extra: Partial<RuleSet> = {}): RuleSet {
   return { mode: 'blocklist', categories, allow: [], deny: [], ...pupilLists, ...extra };
 }
+
+/** What cycle 2 blocks at every hour on top of the younger pupils' set. */
+const CYCLE2_ALWAYS = ['games', 'manga', 'strong_redirector', 'webmail', 'blog'];
 
 const unique = (...groups: string[][]): string[] => [...new Set(groups.flat())];
 
@@ -38,18 +48,19 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       ...pupilLists,
     },
     cycle2: {
-      description: 'CP–CE2 (cycle 2)',
-      ...blocklist(unique(SECURITY, MINORS, BYPASS, YOUNG_DISTRACTIONS, ['games', 'manga', 'strong_redirector', 'webmail', 'blog'])),
+      description: 'CP–CE2 (cycle 2); streaming blocked in school hours, as for cycle 3',
+      ...blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS, CYCLE2_ALWAYS, ['audio-video'])),
+      schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS, CYCLE2_ALWAYS)) },
     },
     cycle3: {
       description: 'CM1–CM2 (cycle 3); games and streaming blocked in school hours',
-      ...blocklist(unique(SECURITY, MINORS, BYPASS, YOUNG_DISTRACTIONS, ['games', 'audio-video'])),
-      schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, BYPASS, YOUNG_DISTRACTIONS)) },
+      ...blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS, ['games', 'audio-video'])),
+      schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS)) },
     },
     college: {
       description: 'Collège; social networks, chat and games blocked in school hours',
-      ...blocklist(unique(SECURITY, MINORS, BYPASS, ['social_networks', 'chat', 'games', 'bitcoin', 'marketingware'])),
-      schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, BYPASS, ['bitcoin', 'marketingware'])) },
+      ...blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, ['social_networks', 'chat', 'games', 'bitcoin', 'marketingware'])),
+      schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, ['bitcoin', 'marketingware'])) },
     },
     staff: {
       description: 'Teachers and staff: security categories only',
@@ -87,7 +98,7 @@ export function defaultConfig(): VigieConfig {
     destinations: { allow: [] },
     hosts: {},
     dns: { servers: null, timeoutMs: 5_000, maxTtlSeconds: 300, negativeTtlSeconds: 10 },
-    lists: { ut1: null, academy: null, updateUrl: null, checksumUrl: null, updateIntervalHours: 0, maxDownloadBytes: 512 * 1048576 },
+    lists: { ut1: null, academy: null, extra: null, updateUrl: null, checksumUrl: null, updateIntervalHours: 0, maxDownloadBytes: 512 * 1048576, maxExtractBytes: 2 * 1073741824 },
     dataDir: 'data',
     timeouts: { connectMs: 10_000, headersMs: 30_000, upstreamResponseMs: 60_000, idleMs: 120_000 },
     limits: { maxHeaderBytes: 16_384, maxSocketsPerOrigin: 256, decisionCacheSize: 20_000 },

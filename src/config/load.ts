@@ -7,7 +7,7 @@ import { parseNetwork } from '../net/address.js';
 import { own } from '../own.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
-import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
+import { holidaysOf, windowsOf, type ProfileConfig, type RuleSet, type VigieConfig } from './types.js';
 
 
 /** A config problem: where (file and JSON path) and why. */
@@ -117,11 +117,11 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     if (!own(cfg.profiles, c.profile)) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
   });
   for (const [id, p] of Object.entries(cfg.profiles)) {
-    if (p.schedule && !own(cfg.times, p.schedule.within)) {
+    if (p.schedule && (!own(cfg.times, p.schedule.within) || p.schedule.within === 'holidays')) {
       problems.push({ path: `/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (define it under "times")` });
     }
   }
-  for (const [name, slots] of Object.entries(cfg.times)) {
+  for (const [name, slots] of windowsOf(cfg.times)) {
     slots.forEach((s, i) => {
       if (s.from >= s.to) problems.push({ path: `/times/${name}/${i}`, message: `"from" (${s.from}) must be before "to" (${s.to})` });
     });
@@ -137,6 +137,14 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     if (typeof p !== 'string') return;
     const [from, to] = p.split('-').map(Number) as [number, number];
     if (from < 1 || to > 65535 || from > to) problems.push({ path: `/httpPorts/${i}`, message: `"${p}" is not a port range: "from-to", 1 <= from <= to <= 65535` });
+  });
+  holidaysOf(cfg.times).forEach((h, i) => {
+    const bad = [h.from, h.to].find((d) => {
+      const t = Date.parse(`${d}T00:00:00Z`);
+      return Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== d;
+    });
+    if (bad) problems.push({ path: `/times/holidays/${i}`, message: `"${bad}" is not a date of the calendar` });
+    else if (h.from > h.to) problems.push({ path: `/times/holidays/${i}`, message: `"from" (${h.from}) must not be after "to" (${h.to})` });
   });
   for (const [host, ip] of Object.entries(cfg.hosts)) {
     if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });

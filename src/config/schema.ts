@@ -66,6 +66,21 @@ export const configSchema = {
     times: {
       type: 'object',
       propertyNames: name,
+      properties: {
+        holidays: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['from', 'to'],
+            properties: {
+              from: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' },
+              to: { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' },
+              name: { type: 'string' },
+            },
+          },
+        },
+      },
       additionalProperties: {
         type: 'array',
         minItems: 1,
@@ -116,10 +131,12 @@ export const configSchema = {
       properties: {
         ut1: { type: ['string', 'null'] },
         academy: { type: ['string', 'null'] },
+        extra: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }, { const: false }] },
         updateUrl: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^https?://' }] },
         checksumUrl: { anyOf: [{ type: 'null' }, { type: 'string', pattern: '^https?://' }] },
         updateIntervalHours: { type: 'number', minimum: 0, maximum: 8760 },
         maxDownloadBytes: { type: 'integer', minimum: 1024 },
+        maxExtractBytes: { type: 'integer', minimum: 1024 },
       },
     },
     dataDir: { type: 'string', minLength: 1 },

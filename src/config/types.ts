@@ -7,6 +7,23 @@ export interface TimeSlot {
   to: string;
 }
 
+/**
+ * School holidays, under `times.holidays`: every date from `from` to `to` (both included, local
+ * dates in `timezone`) is out of school, so no time window is open on it.
+ */
+export interface HolidayPeriod {
+  /** "YYYY-MM-DD". */
+  from: string;
+  to: string;
+  name?: string;
+}
+
+/** The holiday periods of a `times` section (the one key of it that is not a time window). */
+export const holidaysOf = (times: Record<string, unknown>): HolidayPeriod[] => (Array.isArray(times.holidays) ? (times.holidays as HolidayPeriod[]) : []);
+
+/** The time windows of a `times` section, without its `holidays`. */
+export const windowsOf = (times: Record<string, TimeSlot[]>): [string, TimeSlot[]][] => Object.entries(times).filter(([name]) => name !== 'holidays');
+
 /** What a profile does during one period: squidGuard's `pass` line. */
 export interface RuleSet {
   /** blocklist: everything but the listed categories; allowlist: only the listed categories. */
@@ -61,7 +78,11 @@ export interface VigieConfig {
   listen: ListenAddress[];
   clients: ClientRule[];
   profiles: Record<string, ProfileConfig>;
-  /** Named time windows, e.g. "school": Mon–Fri 08:00–18:00. */
+  /**
+   * Named time windows, e.g. "school": Mon–Fri 08:00–18:00; the key `holidays` holds holiday
+   * periods instead (HolidayPeriod[]: no window is open on those dates). Read it with
+   * holidaysOf() and windowsOf().
+   */
   times: Record<string, TimeSlot[]>;
   timezone: string;
   /** Ports CONNECT may reach. */
@@ -89,6 +110,11 @@ export interface VigieConfig {
     ut1: string | null;
     /** Academy lists folder; null = the bundled lists/academy. */
     academy: string | null;
+    /**
+     * Extra domain lists extending UT1 categories (one folder per list, `sources.json` naming the
+     * category each extends); null = the bundled lists/extra (adult sites), false = none.
+     */
+    extra?: string | false | null;
     /** UT1 tarball (blacklists.tar.gz layout) fetched by `vigie lists update` and the schedule; null = no updates. */
     updateUrl?: string | null;
     /** Optional checksum file for the tarball (md5/sha1/sha256 hex, `sha256sum` format accepted). */
@@ -97,6 +123,8 @@ export interface VigieConfig {
     updateIntervalHours?: number;
     /** A download larger than this is refused (and so is one smaller than 1 KiB). */
     maxDownloadBytes?: number;
+    /** Extraction stops past this many bytes, or past 20x the bytes downloaded, whichever is lower. */
+    maxExtractBytes?: number;
   };
   dataDir: string;
   timeouts: Timeouts;

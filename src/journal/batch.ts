@@ -54,6 +54,20 @@ export interface DecisionLike {
   readonly category: string | null;
   readonly rule: string;
   readonly policyVersion: number;
+  /** The list that decided (`ut1`, `extra/NAME`, an academy list, `profile:ID`). */
+  readonly list?: string | null;
+}
+
+/**
+ * The rule as the journal records it: a category rule carries the list set that matched
+ * (`category:ut1`, `category:extra/porn-sinfonietta`), so the record says which source blocked.
+ * Only those sets, not academy lists (their name is already the category) nor profiles (in the
+ * row): the rule table holds at most 256 names.
+ */
+export function journalRule(d: DecisionLike): string {
+  const list = d.list;
+  if (!list || (d.rule !== 'category' && d.rule !== 'allowlist')) return d.rule;
+  return list === 'ut1' || list.startsWith('extra/') ? `${d.rule}:${list}` : d.rule;
 }
 
 export interface BatchMessage {
@@ -165,7 +179,7 @@ export class BatchEncoder {
   private decOf(d: DecisionLike): number {
     let id = this.decObjects.get(d);
     if (id === undefined) {
-      id = this.newDec([d.action, d.profile, d.category, d.rule, d.policyVersion]);
+      id = this.newDec([d.action, d.profile, d.category, journalRule(d), d.policyVersion]);
       this.decObjects.set(d, id);
     }
     return id;

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { FLAG_MASK, fin1, fin2, step1, step2 } from './hash.js';
 import { EMBED_MASK, filterHas, FLAG_BITS, findLane1, findSlot, HAS_CHILDREN, HAS_URLS, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
 import { UrlRuleIndex } from './compact-urls.js';
+import { CategoryExpressions } from './expressions.js';
 import { stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
@@ -19,8 +20,11 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
 const SET_LIMIT = (1 << SET_BITS) - 1;
 const MAGIC = 'VIGIECI1';
-/** 6: three flag bits per slot (HAS_URLS), url hosts in the domain table, `topLevel`. */
-const FORMAT = 6;
+/**
+ * 6: three flag bits per slot (HAS_URLS), url hosts in the domain table, `topLevel`.
+ * 7: expressions validated for RE2 (files of format 6 may hold ones it refuses).
+ */
+const FORMAT = 7;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
 
@@ -107,7 +111,7 @@ export class CompactIndex implements CategoryIndex {
   private readonly s2: number;
   private readonly domScale: number;
   private readonly urlScale: number;
-  private readonly expressionRes: readonly (RegExp | null)[];
+  private readonly expressionRes: CategoryExpressions;
   /** Lane-2 bits that are fingerprint in the domain table. */
   private readonly mask: number;
   private readonly urlIndex: UrlRuleIndex;
@@ -138,7 +142,7 @@ export class CompactIndex implements CategoryIndex {
     this.setMembers = parts.setMembers;
     this.domSet = parts.domSet;
     this.setsEmbedded = parts.setsEmbedded;
-    this.expressionRes = parts.expressions.map((list) => (list.length ? new RegExp(list.map((s) => `(?:${s})`).join('|'), 'i') : null));
+    this.expressionRes = new CategoryExpressions(parts.expressions);
   }
 
   counts(): CategoryCounts[] {
@@ -405,29 +409,24 @@ export class CompactIndex implements CategoryIndex {
     return slot === -1 ? null : this.urlRules(slot, host, path, want);
   }
 
-  /** The first wanted rule of url slot `slot` (host `host`) that prefixes `path`. */
+  /**
+   * The first wanted rule of url slot `slot` (host `host`) that prefixes `path`, compared in lower
+   * case as squidGuard does (rules are lower-cased when built); only hosts with url rules pay it.
+   */
   private urlRules(slot: number, host: string, path: string, want: Uint8Array): ListHit | null {
-    const r = this.urlIndex.first(this.parts.urlGroup[slot]!, path, want);
+    const r = this.urlIndex.first(this.parts.urlGroup[slot]!, path.toLowerCase(), want);
     if (r === -1) return null;
     const off = this.parts.ruleOff[r]!;
     return { category: this.parts.ruleCat[r]!, entry: host + this.parts.paths.slice(off, off + this.parts.ruleLen[r]!), kind: 'url' };
   }
 
   hasExpressions(want: Uint8Array): boolean {
-    for (let c = 0; c < this.expressionRes.length; c++) if (want[c] && this.expressionRes[c]) return true;
-    return false;
+    return this.expressionRes.has(want);
   }
 
   matchExpression(url: string, want: Uint8Array): ListHit | null {
-    for (let c = 0; c < this.expressionRes.length; c++) {
-      const re = this.expressionRes[c];
-      if (!want[c] || !re) continue;
-      if (re.test(url)) {
-        const entry = this.parts.expressions[c]!.find((src) => new RegExp(src, 'i').test(url)) ?? re.source;
-        return { category: c, entry, kind: 'expression' };
-      }
-    }
-    return null;
+    const m = this.expressionRes.match(url, want);
+    return m === null ? null : { category: m.category, entry: m.entry, kind: 'expression' };
   }
 
   /** The compiled file: magic, header length, JSON header, then 8-aligned typed-array sections. */

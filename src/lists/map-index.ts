@@ -1,3 +1,4 @@
+import { CategoryExpressions } from './expressions.js';
 import { expressionProblem, isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from './normalize.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
@@ -20,8 +21,7 @@ export class MapIndex implements CategoryIndex {
     private readonly domains: Map<string, number>,
     private readonly sets: readonly (readonly number[])[],
     private readonly urls: Map<string, UrlRule[]>,
-    private readonly expressions: readonly (RegExp | null)[],
-    private readonly expressionSources: readonly string[][],
+    private readonly expressions: CategoryExpressions,
     private readonly countsByCategory: readonly CategoryCounts[],
   ) {}
 
@@ -62,27 +62,21 @@ export class MapIndex implements CategoryIndex {
   matchUrl(host: string, path: string, want: Uint8Array): ListHit | null {
     const rules = this.urls.get(host);
     if (!rules) return null;
+    // squidGuard compares the whole URL in lower case (entries are lower-cased when loaded).
+    const lower = path.toLowerCase();
     for (const r of rules) {
-      if (want[r.category] && path.startsWith(r.path)) return { category: r.category, entry: r.entry, kind: 'url' };
+      if (want[r.category] && lower.startsWith(r.path)) return { category: r.category, entry: r.entry, kind: 'url' };
     }
     return null;
   }
 
   hasExpressions(want: Uint8Array): boolean {
-    for (let c = 0; c < this.expressions.length; c++) if (want[c] && this.expressions[c]) return true;
-    return false;
+    return this.expressions.has(want);
   }
 
   matchExpression(url: string, want: Uint8Array): ListHit | null {
-    for (let c = 0; c < this.expressions.length; c++) {
-      const re = this.expressions[c];
-      if (!want[c] || !re) continue;
-      if (re.test(url)) {
-        const entry = this.expressionSources[c]!.find((src) => new RegExp(src, 'i').test(url)) ?? re.source;
-        return { category: c, entry, kind: 'expression' };
-      }
-    }
-    return null;
+    const m = this.expressions.match(url, want);
+    return m === null ? null : { category: m.category, entry: m.entry, kind: 'expression' };
   }
 }
 
@@ -158,13 +152,13 @@ export class MapIndexBuilder {
     }
     // Longer paths first, so the most specific url entry is the one reported.
     for (const rules of this.urls.values()) rules.sort((a, b) => b.path.length - a.path.length);
-    const expressions = this.expr.map((list) => (list.length ? new RegExp(list.map((s) => `(?:${s})`).join('|'), 'i') : null));
+    const expressions = new CategoryExpressions(this.expr.map((e) => e.slice()));
     const counts = this.categories.map((name, i) => ({
       name,
       domains: this.domainCount[i]!,
       urls: this.urlCount[i]!,
       expressions: this.expr[i]!.length,
     }));
-    return new MapIndex(this.categories.slice(), version, domains, sets, this.urls, expressions, this.expr, counts);
+    return new MapIndex(this.categories.slice(), version, domains, sets, this.urls, expressions, counts);
   }
 }

@@ -89,12 +89,4 @@ export function isValidHostEntry(host: string): boolean {
   return true;
 }
 
-/** Why a list expression cannot be used (squidGuard expressions are case-insensitive regexes), or null. */
-export function expressionProblem(src: string): string | null {
-  try {
-    new RegExp(src, 'i');
-    return null;
-  } catch (e) {
-    return `invalid regular expression: ${(e as Error).message}`;
-  }
-}
+export { expressionProblem } from './expressions.js';

@@ -54,7 +54,7 @@ export class ListUpdateScheduler {
     const { lists, dataDir } = this.config;
     if (!lists.updateUrl) return;
     const current = this.host.snapshot.listsLoaded ? this.host.snapshot.indexes.ut1.counts() : null;
-    const r = await updateUt1({ url: lists.updateUrl, checksumUrl: lists.checksumUrl, dataDir, maxBytes: lists.maxDownloadBytes, current, log: this.log });
+    const r = await updateUt1({ url: lists.updateUrl, checksumUrl: lists.checksumUrl, dataDir, maxBytes: lists.maxDownloadBytes, maxExtractBytes: lists.maxExtractBytes, current, log: this.log });
     if (r.status === 'installed') {
       this.log.info('lists: update installed', { version: r.version, bytes: r.bytes, seconds: r.seconds.toFixed(1) });
       this.seen = await updateStamp(dataDir);

@@ -26,7 +26,8 @@ export interface UpdateState {
   url: string;
   etag: string | null;
   lastModified: string | null;
-  installed: { dir: string; version: string; sha256: string; at: string } | null;
+  /** `dataTime`: the tarball's Last-Modified (ISO), the age of its data; null when the server sent none. */
+  installed: { dir: string; version: string; sha256: string; at: string; dataTime?: string | null } | null;
 }
 
 export interface UpdateOptions {
@@ -34,9 +35,11 @@ export interface UpdateOptions {
   checksumUrl?: string | null;
   dataDir: string;
   maxBytes?: number;
-  /** Counts of the lists in use: a category with entries there must keep some. */
+  /** Extraction stops past this many bytes (and past MAX_EXPANSION x the bytes downloaded). */
+  maxExtractBytes?: number;
+  /** Counts of the lists in use: no category may shrink to less than half of them (unless forced). */
   current?: readonly CategoryCounts[] | null;
-  /** Ignore ETag / Last-Modified and fetch anyway. */
+  /** Ignore ETag / Last-Modified and fetch anyway, and accept categories that shrink by half or more. */
   force?: boolean;
   timeoutMs?: number;
   progress?: (done: number, total: number | null) => void;
@@ -52,6 +55,7 @@ const STATE_FILE = 'update.json';
 const MIN_BYTES = 1024;
 /** Extracted size allowed per downloaded byte (UT1 compresses ~5x; this stops gzip bombs). */
 const MAX_EXPANSION = 20;
+const DEFAULT_MAX_EXTRACT = 2 * 1073741824;
 
 const statePath = (dataDir: string) => join(cacheDirOf(dataDir), STATE_FILE);
 
@@ -87,7 +91,7 @@ async function writeState(dataDir: string, state: UpdateState): Promise<void> {
  * gzip stream, so check the gzip trailer (zlib fails on a truncated stream), the size bound,
  * and the tar end marker (the archive ends with two zeroed 512-byte blocks).
  */
-async function verifyArchive(file: string, maxExpanded: number, url: string): Promise<void> {
+async function verifyArchive(file: string, maxExpanded: number, url: string, why: string): Promise<void> {
   let total = 0;
   let tail = Buffer.alloc(0);
   try {
@@ -97,7 +101,7 @@ async function verifyArchive(file: string, maxExpanded: number, url: string): Pr
       new Writable({
         write(chunk: Buffer, _enc, done) {
           total += chunk.length;
-          if (total > maxExpanded) return done(new UpdateRejected(`${url}: expands to more than ${MAX_EXPANSION}x lists.maxDownloadBytes`));
+          if (total > maxExpanded) return done(new UpdateRejected(`${url}: expands to more than ${maxExpanded} bytes (${why})`));
           tail = Buffer.concat([tail, chunk]).subarray(-1024);
           done();
         },
@@ -160,10 +164,15 @@ async function findRoot(dir: string): Promise<string | null> {
   return null;
 }
 
-/** Categories that have entries now and would have none after the update. */
-export function droppedCategories(current: readonly CategoryCounts[], next: readonly CategoryCounts[]): string[] {
+/**
+ * Categories that would shrink to less than half of their entries (domains + urls) in the lists
+ * in use: a broken or partial tarball, never a day's churn. Each as `name (before -> after)`.
+ */
+export function shrunkCategories(current: readonly CategoryCounts[], next: readonly CategoryCounts[]): string[] {
   const after = new Map(next.map((c) => [c.name, c.domains + c.urls]));
-  return current.filter((c) => c.domains + c.urls > 0 && !(after.get(c.name) ?? 0)).map((c) => c.name);
+  return current
+    .filter((c) => c.domains + c.urls > 0 && (after.get(c.name) ?? 0) * 2 < c.domains + c.urls)
+    .map((c) => `${c.name} (${c.domains + c.urls} -> ${after.get(c.name) ?? 0})`);
 }
 
 export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
@@ -238,7 +247,11 @@ export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
       return { status: 'unchanged', dir: finalDir, version: state.installed.version };
     }
 
-    await verifyArchive(archive, maxBytes * MAX_EXPANSION, opts.url);
+    // What the archive may expand to: a multiple of what was really downloaded (a small gzip
+    // bomb is refused at its own size, not at the largest download allowed), and the configured cap.
+    const maxExtract = Math.min(got * MAX_EXPANSION, opts.maxExtractBytes ?? DEFAULT_MAX_EXTRACT);
+    const why = got * MAX_EXPANSION <= (opts.maxExtractBytes ?? DEFAULT_MAX_EXTRACT) ? `${MAX_EXPANSION}x the ${got} bytes downloaded` : 'lists.maxExtractBytes';
+    await verifyArchive(archive, maxExtract, opts.url, why);
     // Extract: regular files and folders only, bounded in total size; any tar or gzip error rejects.
     const extractDir = join(work, 'x');
     await mkdir(extractDir);
@@ -253,14 +266,14 @@ export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
           const type = 'type' in entry ? entry.type : entry.isDirectory() ? 'Directory' : 'File';
           if (type !== 'File' && type !== 'OldFile' && type !== 'Directory') return false;
           extracted += entry.size ?? 0;
-          if (extracted > maxBytes * MAX_EXPANSION) tooBig = true;
+          if (extracted > maxExtract) tooBig = true;
           return !tooBig;
         },
       });
     } catch (e) {
       throw new UpdateRejected(`${opts.url}: not a valid tar.gz (${(e as Error).message})`);
     }
-    if (tooBig) throw new UpdateRejected(`${opts.url}: expands to more than ${MAX_EXPANSION}x lists.maxDownloadBytes`);
+    if (tooBig) throw new UpdateRejected(`${opts.url}: expands to more than ${maxExtract} bytes (${why})`);
     const root = await findRoot(extractDir);
     if (!root) throw new UpdateRejected(`${opts.url}: no UT1 category folder (CATEGORY/domains, urls) in the tarball`);
 
@@ -274,8 +287,8 @@ export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
       throw new UpdateRejected(`${opts.url}: the lists do not compile (${(e as Error).message})`);
     }
     const counts = compiled.index.counts();
-    const dropped = opts.current ? droppedCategories(opts.current, counts) : [];
-    if (dropped.length) throw new UpdateRejected(`refusing the update: ${dropped.length === 1 ? 'category' : 'categories'} ${dropped.join(', ')} would drop to zero entries`);
+    const shrunk = opts.current && !opts.force ? shrunkCategories(opts.current, counts) : [];
+    if (shrunk.length) throw new UpdateRejected(`refusing the update: ${shrunk.length === 1 ? 'category' : 'categories'} ${shrunk.join(', ')} would shrink to less than half of the lists in use (force it with \`vigie lists update --force\`)`);
     const empty = counts.filter((c) => c.domains + c.urls + c.expressions === 0 && compiled.report.categories.includes(c.name));
     if (empty.length === counts.length) throw new UpdateRejected(`${opts.url}: every category is empty`);
 
@@ -284,7 +297,7 @@ export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
       url: opts.url,
       etag: res.headers.get('etag'),
       lastModified: res.headers.get('last-modified'),
-      installed: { dir: dirName, version: compiled.report.version, sha256, at: new Date().toISOString() },
+      installed: { dir: dirName, version: compiled.report.version, sha256, at: new Date().toISOString(), dataTime: lastModifiedIso(res.headers.get('last-modified')) },
     });
     installedDir = null;
     // Keep the current and the previous download (a manual rollback), drop older ones.
@@ -299,6 +312,12 @@ export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
       await pruneCompiled(listsDir).catch(() => undefined);
     }
   }
+}
+
+/** The Last-Modified header as ISO 8601, or null (absent or not a date). */
+function lastModifiedIso(h: string | null): string | null {
+  const t = h ? Date.parse(h) : NaN;
+  return Number.isNaN(t) ? null : new Date(t).toISOString();
 }
 
 /** mtime of the state file, for the gateway to notice an update made by `vigie lists update`. */

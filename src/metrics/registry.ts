@@ -11,6 +11,8 @@ export interface MetricsSource {
   /** ms since the epoch; 0 = never. */
   readonly policyUpdates: { readonly lastSuccess: number; readonly lastFailure: number };
   readonly journal?: { health(): JournalHealth } | undefined;
+  /** The list sets in use and the date of their data (ms since the epoch; null = unknown). */
+  readonly listSources?: readonly { readonly source: string; readonly dataTime: number | null }[];
 }
 
 export interface GatewayMetrics {
@@ -68,6 +70,14 @@ export function createGatewayMetrics(): GatewayMetrics {
     new CollectedMetric('vigie_policy_last_success_timestamp_seconds', 'When the lists were last loaded successfully (Unix time; 0 = never).', 'gauge', () => one((source()?.policyUpdates.lastSuccess ?? NaN) / 1000)),
     new CollectedMetric('vigie_policy_last_failure_timestamp_seconds', 'When loading the lists last failed (Unix time; 0 = never).', 'gauge', () => one((source()?.policyUpdates.lastFailure ?? NaN) / 1000)),
     new CollectedMetric('vigie_list_entries', 'Entries of the loaded UT1 lists by category and kind.', 'gauge', listEntries),
+    new CollectedMetric('vigie_lists_data_timestamp_seconds', 'Date of the data of each list set in use (Unix time): the tarball\'s Last-Modified, the bundled snapshot\'s date, or its files\' newest; not when it was loaded.', 'gauge', () =>
+      (source()?.listSources ?? []).flatMap((s) => (s.dataTime === null ? [] : one(s.dataTime / 1000, { source: s.source })))),
+    new CollectedMetric('vigie_list_category_empty', '1 for a category some profile blocks while no loaded list gives it a domain (it blocks next to nothing), 0 for the other blocked categories.', 'gauge', () => {
+      const s = snapshot();
+      if (!s?.listsLoaded) return [];
+      const empty = new Set(s.emptyCategories.map((e) => e.category));
+      return s.blockedCategories.map((category) => ({ value: empty.has(category) ? 1 : 0, labels: { category } }));
+    }),
     new CollectedMetric('vigie_journal_queue_depth', 'Connection records waiting to be written to the journal.', 'gauge', () => one(health()?.queueDepth ?? NaN)),
     new CollectedMetric('vigie_journal_rows_written_total', 'Connection records written to the journal.', 'counter', () => one(health()?.rowsWritten ?? NaN)),
     new CollectedMetric('vigie_journal_rows_lost_total', 'Connection records the journal could not keep (queue full or write errors).', 'counter', () => one(health()?.rowsLost ?? NaN)),

@@ -27,12 +27,13 @@ function verdict(
   action: Decision['action'],
   rule: DecisionRule,
   found: Found | null,
-  category: string | null = found ? found.filter.index.categories[found.hit.category]! : null,
+  category: string | null = found ? found.filter.names[found.hit.category]! : null,
 ): Decision {
   return Object.freeze({
     action,
     profile,
     category,
+    list: found ? found.filter.lists[found.hit.category]! : null,
     rule,
     entry: found ? found.hit.entry : null,
     matchKind: found ? found.hit.kind : null,

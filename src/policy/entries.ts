@@ -1,4 +1,4 @@
-import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from '../lists/normalize.js';
+import { expressionProblem, isValidHostEntry, normalizeHost, normalizeUrlEntry } from '../lists/normalize.js';
 
 /** One academy list's entries, normalised, sorted into the three UT1 files. */
 export interface ListEntries {
@@ -45,12 +45,8 @@ export function checkExpression(raw: string): { value: string } | { problem: str
   const src = raw.trim();
   if (!src) return { problem: 'empty regular expression' };
   if (src.length > MAX_EXPRESSION_LENGTH) return { problem: `regular expression longer than ${MAX_EXPRESSION_LENGTH} characters` };
-  try {
-    new RegExp(src, 'i');
-  } catch (e) {
-    return { problem: `invalid regular expression: ${(e as Error).message}` };
-  }
-  return { value: src };
+  const problem = expressionProblem(src);
+  return problem ? { problem } : { value: src };
 }
 
 /** Sorts API entries into the three UT1 files, normalised; problems name `field/index`. */

@@ -1,4 +1,4 @@
-import type { Day, TimeSlot } from '../config/types.js';
+import { holidaysOf, windowsOf, type Day, type TimeSlot } from '../config/types.js';
 
 const DAYS: Record<string, Day> = { Mon: 'mon', Tue: 'tue', Wed: 'wed', Thu: 'thu', Fri: 'fri', Sat: 'sat', Sun: 'sun' };
 
@@ -7,23 +7,28 @@ const toMinutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Numb
 interface LocalTime {
   day: Day;
   minute: number;
+  /** Local date, "YYYY-MM-DD". */
+  date: string;
+  /** The date falls in a holiday period. */
+  holiday: boolean;
 }
 
 /**
- * Named time windows evaluated in the school's time zone (squidGuard's `time` blocks).
- * Converting a timestamp to local time is costly, so the result is memoised per minute.
+ * Named time windows evaluated in the school's time zone (squidGuard's `time` blocks), closed on
+ * the dates of `times.holidays` (out of school). Converting a timestamp to local time is costly,
+ * so the result is memoised per minute.
  */
 export class ScheduleClock {
   private readonly format: Intl.DateTimeFormat;
   private readonly windows: Map<string, { days: Set<Day>; from: number; to: number }[]>;
+  private readonly holidays: { from: string; to: string }[];
   private memoMinute = -1;
-  private memo: LocalTime = { day: 'mon', minute: 0 };
+  private memo: LocalTime = { day: 'mon', minute: 0, date: '', holiday: false };
 
   constructor(times: Record<string, TimeSlot[]>, readonly timezone: string) {
-    this.format = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
-    this.windows = new Map(
-      Object.entries(times).map(([name, slots]) => [name, slots.map((s) => ({ days: new Set(s.days), from: toMinutes(s.from), to: toMinutes(s.to) }))]),
-    );
+    this.format = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    this.windows = new Map(windowsOf(times).map(([name, slots]) => [name, slots.map((s) => ({ days: new Set(s.days), from: toMinutes(s.from), to: toMinutes(s.to) }))]));
+    this.holidays = holidaysOf(times).map((h) => ({ from: h.from, to: h.to }));
   }
 
   localTime(timeMs: number): LocalTime {
@@ -32,21 +37,31 @@ export class ScheduleClock {
     let day: Day = 'mon';
     let h = 0;
     let m = 0;
+    let y = '';
+    let mo = '';
+    let d = '';
     for (const part of this.format.formatToParts(timeMs)) {
       if (part.type === 'weekday') day = DAYS[part.value] ?? 'mon';
       else if (part.type === 'hour') h = Number(part.value);
       else if (part.type === 'minute') m = Number(part.value);
+      else if (part.type === 'year') y = part.value;
+      else if (part.type === 'month') mo = part.value;
+      else if (part.type === 'day') d = part.value;
     }
+    const date = `${y}-${mo}-${d}`;
+    // ISO dates compare as strings.
+    const holiday = this.holidays.some((p) => date >= p.from && date <= p.to);
     this.memoMinute = minute;
-    this.memo = { day, minute: h * 60 + m };
+    this.memo = { day, minute: h * 60 + m, date, holiday };
     return this.memo;
   }
 
-  /** True when `timeMs` falls inside the named window: [from, to) on one of its days. */
+  /** True when `timeMs` falls inside the named window: [from, to) on one of its days, on no holiday. */
   within(window: string, timeMs: number): boolean {
     const slots = this.windows.get(window);
     if (!slots) return false;
     const t = this.localTime(timeMs);
+    if (t.holiday) return false;
     for (const s of slots) if (s.days.has(t.day) && t.minute >= s.from && t.minute < s.to) return true;
     return false;
   }

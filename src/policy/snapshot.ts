@@ -3,6 +3,7 @@ import type { RuleSet, VigieConfig } from '../config/types.js';
 import { MapIndex, MapIndexBuilder } from '../lists/map-index.js';
 import type { CategoryIndex } from '../lists/types.js';
 import { ClientMatcher } from './clients.js';
+import { emptyCategories, type EmptyCategory } from './coverage.js';
 import { ScheduleClock } from './schedule.js';
 import type { Decision } from './types.js';
 
@@ -12,9 +13,21 @@ export interface Filter {
   readonly want: Uint8Array;
   /** Some wanted category has expressions: every path must be checked. */
   readonly hasExpressions: boolean;
+  /** Per category of the index: the category a decision names (an extra list names the one it extends). */
+  readonly names: readonly string[];
+  /** Per category of the index: the list a decision names as its source (`ut1`, `extra/NAME`, an academy list). */
+  readonly lists: readonly string[];
+}
+
+/** Extra domain lists (lists/extra/): each category extends a UT1 category (e.g. `adult`). */
+export interface ExtraLists {
+  readonly index: CategoryIndex;
+  /** Per category of the index: the UT1 category it extends. */
+  readonly extends: readonly string[];
 }
 
 export type Period = Decision['period'];
+export type { EmptyCategory };
 
 /** One of a profile's rule sets (squidGuard's `pass` line), compiled against the snapshot's indexes. */
 export interface CompiledRules {
@@ -60,8 +73,12 @@ export class PolicySnapshot {
     readonly profiles: ReadonlyMap<string, CompiledProfile>,
     readonly clock: ScheduleClock,
     readonly connectPorts: ReadonlySet<number>,
-    readonly indexes: { readonly ut1: CategoryIndex; readonly local: CategoryIndex },
+    readonly indexes: { readonly ut1: CategoryIndex; readonly local: CategoryIndex; readonly extra: ExtraLists | null },
     readonly warnings: readonly SnapshotWarning[],
+    /** Categories some blocklist profile blocks and no list gives a single domain to (loud: log, metric, health). */
+    readonly emptyCategories: readonly EmptyCategory[] = [],
+    /** Every category some blocklist profile blocks (the metric reports each, 0 or 1). */
+    readonly blockedCategories: readonly string[] = [],
   ) {}
 }
 
@@ -69,6 +86,8 @@ export interface SnapshotInput {
   config: VigieConfig;
   /** The UT1 index; null when none is loaded yet (fail closed). */
   ut1: CategoryIndex | null;
+  /** Extra lists extending UT1 categories; null = none. */
+  extra?: ExtraLists | null;
   /** Academy lists, already fed into a builder (profile entries are added here). */
   academy: MapIndexBuilder;
   policyVersion: number;
@@ -76,17 +95,21 @@ export interface SnapshotInput {
 
 const EMPTY_UT1 = new MapIndexBuilder().build('none');
 
-function filterFor(index: CategoryIndex, names: Iterable<string>): Filter | null {
+/**
+ * A filter over `index` wanting the categories whose `names[i]` is in `wanted`; `lists[i]` is what a
+ * decision names as the source of a match in category i.
+ */
+function filterFor(index: CategoryIndex, wanted: Iterable<string>, names: readonly string[] = index.categories, lists: readonly string[] = index.categories): Filter | null {
   const want = new Uint8Array(index.categories.length);
   let any = false;
-  const set = new Set(names);
-  index.categories.forEach((c, i) => {
+  const set = new Set(wanted);
+  names.forEach((c, i) => {
     if (set.has(c)) {
       want[i] = 1;
       any = true;
     }
   });
-  return any ? { index, want, hasExpressions: index.hasExpressions(want) } : null;
+  return any ? { index, want, hasExpressions: index.hasExpressions(want), names, lists } : null;
 }
 
 const nonNull = <T>(xs: (T | null)[]): T[] => xs.filter((x): x is T => x !== null);
@@ -95,6 +118,7 @@ const nonNull = <T>(xs: (T | null)[]): T[] => xs.filter((x): x is T => x !== nul
 export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
   const { config } = input;
   const ut1 = input.ut1 ?? EMPTY_UT1;
+  const extra = input.ut1 ? (input.extra ?? null) : null;
   const warnings: SnapshotWarning[] = [];
   const builder = input.academy;
 
@@ -115,23 +139,34 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
   const local: MapIndex = builder.build(`local-${input.policyVersion}`);
   const localNames = new Set(local.categories);
   const listVersion = input.ut1 ? ut1.version : 'none';
+  // What a decision names as the list that matched: the UT1 set, each extra list, each academy
+  // list by its name, a profile's own entries as `profile:ID`.
+  const ut1Lists = ut1.categories.map(() => 'ut1');
+  const extraLists = extra ? extra.index.categories.map((c) => `extra/${c}`) : [];
+  const localLists = local.categories.map((c) => (c.startsWith('profile:') ? c.split(':', 2).join(':') : c));
+  const localFilter = (wanted: Iterable<string>) => filterFor(local, wanted, local.categories, localLists);
 
   const compile = (id: string, period: Period, rules: RuleSet, allowName: string, denyName: string): CompiledRules => {
     for (const l of [...rules.allowLists, ...rules.denyLists]) {
       if (!localNames.has(l)) warnings.push({ profile: id, message: `academy list "${l}" does not exist (yet): it matches nothing` });
     }
     if (input.ut1) {
-      const known = new Set(ut1.categories);
+      const known = new Set([...ut1.categories, ...(extra?.extends ?? [])]);
       for (const c of rules.categories) {
         if (!known.has(c) && !localNames.has(c)) warnings.push({ profile: id, message: `category "${c}" is not in the loaded lists: it ${rules.mode === 'blocklist' ? 'blocks' : 'allows'} nothing` });
       }
     }
-    const categories = nonNull([filterFor(ut1, rules.categories), filterFor(local, rules.categories.filter((c) => localNames.has(c)))]);
+    const categories = nonNull([
+      filterFor(ut1, rules.categories, ut1.categories, ut1Lists),
+      // An extra list counts as the category it extends: a profile blocking `adult` blocks it too.
+      extra ? filterFor(extra.index, rules.categories, extra.extends, extraLists) : null,
+      localFilter(rules.categories.filter((c) => localNames.has(c))),
+    ]);
     const groups = {
-      profileAllow: nonNull([filterFor(local, [allowName])]),
-      listAllow: nonNull([filterFor(local, rules.allowLists)]),
-      profileDeny: nonNull([filterFor(local, [denyName])]),
-      listDeny: nonNull([filterFor(local, rules.denyLists)]),
+      profileAllow: nonNull([localFilter([allowName])]),
+      listAllow: nonNull([localFilter(rules.allowLists)]),
+      profileDeny: nonNull([localFilter([denyName])]),
+      listDeny: nonNull([localFilter(rules.denyLists)]),
       categories,
     };
     const all = Object.values(groups).flat();
@@ -140,6 +175,7 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
     return { profile: id, period, mode: rules.mode, ...groups, all, pathAlways, cache };
   };
 
+  const coverage: [EmptyCategory[], string[]] = input.ut1 ? emptyCategories(config, [ut1, local, ...(extra ? [extra] : [])]) : [[], []];
   const profiles = new Map<string, CompiledProfile>();
   for (const plan of plans) {
     const [first, second] = plan.periods.map((x) => compile(plan.id, x.period, x.rules, x.allowName, x.denyName));
@@ -154,7 +190,8 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
     profiles,
     new ScheduleClock(config.times, config.timezone),
     new Set(config.connectPorts),
-    { ut1, local },
+    { ut1, local, extra },
     warnings,
+    ...coverage,
   );
 }

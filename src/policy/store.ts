@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from '../ajv.js';
 import { configSchema } from '../config/schema.js';
-import type { ProfileConfig, VigieConfig } from '../config/types.js';
+import { windowsOf, type ProfileConfig, type VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
 import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
@@ -121,7 +121,7 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
     profiles[id] = p;
     const sets: [string, typeof p][] = [[`${prefix}/profiles/${id}`, p]];
     if (p.schedule) {
-      if (!own(config.times, p.schedule.within)) problems.push({ field: `${prefix}/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (the config defines ${Object.keys(config.times).map((t) => `"${t}"`).join(', ') || 'none'})` });
+      if (!own(config.times, p.schedule.within) || p.schedule.within === 'holidays') problems.push({ field: `${prefix}/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (the config defines ${windowsOf(config.times).map(([t]) => `"${t}"`).join(', ') || 'none'})` });
       sets.push([`${prefix}/profiles/${id}/schedule/otherwise`, { ...p, ...p.schedule.otherwise }]);
     }
     for (const [path, rules] of sets) {

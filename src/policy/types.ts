@@ -48,6 +48,12 @@ export interface Decision {
   readonly profile: string | null;
   /** The UT1 category or academy list that decided; null when none did. */
   readonly category: string | null;
+  /**
+   * The list the matching entry came from: `ut1`, `extra/NAME` (lists/extra/), an academy list's
+   * name, or `profile:ID` for a profile's own entries; null when no entry matched. Always set by
+   * decide(); optional so that decisions built elsewhere (tests, relayed copies) stay valid.
+   */
+  readonly list?: string | null;
   readonly rule: DecisionRule;
   /** The list entry that matched (domain, host/path prefix or regex); null when none did. */
   readonly entry: string | null;

@@ -1,3 +1,4 @@
+import { categoryWithLabel } from '../lists/labels.js';
 import type { Decision } from '../policy/types.js';
 import type { DestinationRefusal } from './destinations.js';
 
@@ -133,7 +134,7 @@ export function blockPage(lang: Lang, host: string, decision: Decision, detail =
 <dl>
 <dt>${t.site}</dt><dd>${escapeHtml(host)}</dd>
 <dt>${t.profile}</dt><dd>${escapeHtml(decision.profile ?? '-')}</dd>
-<dt>${t.category}</dt><dd>${escapeHtml(decision.category ?? t.none)}</dd>
+<dt>${t.category}</dt><dd>${escapeHtml(decision.category ? categoryWithLabel(decision.category, lang) : t.none)}</dd>
 <dt>${t.reason}</dt><dd>${escapeHtml(reason)}</dd>
 </dl>
 <p>${t.help}</p>`,

@@ -7,6 +7,9 @@
  * every one misses the CPU caches) and a working set (hosts repeat with Zipf popularity, as a
  * proxy's traffic does), each in 5 rounds: median and min-max.
  *
+ * Also the expression pass per request, before (one backtracking RegExp per category) and after
+ * (RE2), and the catastrophic `(a+)+$` on both.
+ *
  * Data: the real lists of ../shared/lists/ut1 (read-only) plus a deterministic synthetic `adult`
  * category generated at run time with the real lists' shape (label counts, label lengths, TLD
  * mix), bringing the total to TARGET unique domains (default 6,000,000; adult/domains is
@@ -23,6 +26,7 @@ import { Gateway } from '../../src/gateway.js';
 import { readCompiled } from '../../src/lists/cache.js';
 import { CompactIndexBuilder } from '../../src/lists/compact-builder.js';
 import type { CompactIndex } from '../../src/lists/compact-index.js';
+import { CategoryExpressions, ExpressionSet } from '../../src/lists/expressions.js';
 import { loadAcademyLists } from '../../src/lists/load.js';
 import type { EntryProblem } from '../../src/lists/map-index.js';
 import { isIpLiteral, isValidHostEntry, normalizeHost, normalizeUrlEntry, stripWww } from '../../src/lists/normalize.js';
@@ -381,6 +385,49 @@ const byKind = (set: Figures, compact: Figures): [string, string, string, string
   ]),
 ];
 
+/**
+ * The expression pass per request, before and after (issue 19): each wanted category's
+ * expressions joined into one backtracking `RegExp` (what the engine did before) against the
+ * same sources on RE2 (ExpressionSet), over the URLs of the query mix. Then the catastrophic case:
+ * `(a+)+$` on `/` + n `a`s + `!`, which doubles in time with each `a` on a backtracking engine.
+ */
+function expressionRows(expressions: string[][], qs: Query[]): [string, string, string, string][] {
+  const lists = expressions.filter((l) => l.length);
+  // Before: what matchExpression did, one backtracking RegExp per wanted category.
+  const before = lists.map((l) => new RegExp(l.map((x) => `(?:${x})`).join('|'), 'i'));
+  // After: the index's CategoryExpressions, every category wanted (one RE2 call per request).
+  const after = new CategoryExpressions(lists);
+  const want = new Uint8Array(lists.length).fill(1);
+  const sample = qs.slice(0, 50_000);
+  const urls = sample.map((q) => q.host + q.path);
+  const b = measure((q) => {
+    const url = q.host + q.path;
+    for (let i = 0; i < before.length; i++) if (before[i]!.test(url)) return true;
+    return false;
+  }, sample);
+  const a = measure((q) => after.match(q.host + q.path, want) !== null, sample);
+  if (a.hits !== b.hits) process.stderr.write(`note: expression hits differ (RegExp ${b.hits}, RE2 ${a.hits})\n`);
+  const evil = (n: number, test: (s: string) => boolean): number => {
+    const url = 'origin.test/' + 'a'.repeat(n) + '!';
+    const t0 = performance.now();
+    test(url);
+    return performance.now() - t0;
+  };
+  const evilRe = /(a+)+$/i;
+  const evil2 = new ExpressionSet(['(a+)+$']);
+  return [
+    [`expression pass per request (${lists.length} categories, ${lists.reduce((n, l) => n + l.length, 0)} expressions):`, 'RegExp (before)', 'RE2 (after)', ''],
+    ['  p50, ns', fmt(b.p50), fmt(a.p50), `${(a.p50 / Math.max(1, b.p50)).toFixed(2)}x`],
+    ['    rounds min-max', spreadNs(b), spreadNs(a), ''],
+    ['  p99, ns', fmt(b.p99), fmt(a.p99), `${(a.p99 / Math.max(1, b.p99)).toFixed(2)}x`],
+    ['  hits', fmt(b.hits), fmt(a.hits), `of ${fmt(urls.length)}`],
+    ['  (a+)+$ on /+20 a+!, ms', fmt(evil(20, (u) => evilRe.test(u)), 1), fmt(evil(20, (u) => evil2.test(u)), 3), ''],
+    ['  (a+)+$ on /+24 a+!, ms', fmt(evil(24, (u) => evilRe.test(u)), 1), fmt(evil(24, (u) => evil2.test(u)), 3), 'x2 per a before'],
+    ['  (a+)+$ on /+30 a+!, ms', '(~15 s, not run)', fmt(evil(30, (u) => evil2.test(u)), 3), ''],
+    ['  (a+)+$ on /+10,000 a+!, ms', '(not run)', fmt(evil(10_000, (u) => evil2.test(u)), 3), ''],
+  ];
+}
+
 const loadStart = loadavg().map((x) => x.toFixed(1)).join(' ');
 
 async function main() {
@@ -451,6 +498,8 @@ async function main() {
     return x === 1;
   }, qs);
   process.stderr.write(`compact lookups: cold mix p50 ${lc.p50} ns, ${fmt(lc.perSec)}/s; working set p50 ${wc.p50} ns, ${fmt(wc.perSec)}/s\n`);
+  // The real lists' expressions (UT1's categories that have some), on the cold mix's URLs.
+  const exprRows = expressionRows(compact.parts.expressions, qs);
 
   // --- academy / profile entries: a policy recompile with the full index loaded ---
   const config = resolveConfig({});
@@ -520,6 +569,7 @@ async function main() {
     ['compiled file load, wall ms (CPU ms), median of 5', 'n/a (rebuild)', `${fmt(median(loads), 1)} (${fmt(median(loadsCpu), 1)})`, `file ${fmt(structural / 1048576, 1)} MiB`],
     ...streamRows('cold mix (every lookup a new host):', ln, lc, qs.length),
     ...streamRows(`working set (${fmt(WORKING_SET)} hosts, Zipf):`, wn, wc, ws.length),
+    ...exprRows,
   ];
   const w = [50, 16, 18, 30];
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');

@@ -24,6 +24,8 @@ export function registerSystemRoutes(app: FastifyInstance, ctx: ApiContext): voi
       policyVersion: ctx.gateway.policy.version,
       listsLoaded: snap?.listsLoaded ?? false,
       listVersion: snap?.listVersion ?? 'none',
+      // Categories profiles block that no loaded list fills (lists/README: loud when missing).
+      lists: { emptyCategories: snap?.emptyCategories ?? [] },
       journal: journalHealth ? { writable: journalHealth.writable, queueDepth: journalHealth.queueDepth, rowsLost: journalHealth.rowsLost, lastError: journalHealth.lastError } : null,
       fleet,
     };
