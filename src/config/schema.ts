@@ -40,7 +40,7 @@ export const configSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['network', 'profile'],
-        properties: { network: { type: 'string' }, profile: name, name: { type: 'string' } },
+        properties: { network: { type: 'string' }, profile: name, name: { type: 'string' }, auth: { enum: ['none', 'required'] } },
       },
     },
     profiles: {
@@ -177,6 +177,47 @@ export const configSchema = {
         queueMax: { type: 'integer', minimum: 1, maximum: 10_000_000 },
         flushMs: { type: 'integer', minimum: 10, maximum: 250 },
         writerNice: { type: 'integer', minimum: 0, maximum: 19 },
+      },
+    },
+    directory: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        levels: { type: 'object', propertyNames: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$' }, additionalProperties: name },
+        classes: { type: 'object', propertyNames: { type: 'string', pattern: '^[^$\\s]{1,64}\\$[^$\\s]{1,64}$' }, additionalProperties: name },
+        watch: { type: ['string', 'null'] },
+      },
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        realm: { type: 'string', pattern: '^[^"\\\\\\x00-\\x1f]{1,64}$' },
+        ldap: {
+          anyOf: [
+            { type: 'null' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['url'],
+              properties: {
+                url: { type: 'string', pattern: '^ldaps?://' },
+                bindDn: { type: 'string', pattern: '\\{login\\}' },
+                searchBase: { type: 'string', minLength: 1 },
+                searchFilter: { type: 'string', pattern: '^\\(.*\\{login\\}.*\\)$' },
+                searchBindDn: { type: 'string', minLength: 1 },
+                searchBindPasswordFile: { type: 'string', minLength: 1 },
+                idAttribute: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9-]{0,63}$' },
+                startTls: { type: 'boolean' },
+                caFile: { type: 'string', minLength: 1 },
+                timeoutMs: { type: 'integer', minimum: 100, maximum: 60_000 },
+              },
+            },
+          ],
+        },
+        cacheSeconds: { type: 'integer', minimum: 0, maximum: 3600 },
+        cacheMax: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        failuresPerMinute: { type: 'integer', minimum: 1, maximum: 10_000 },
       },
     },
   },
