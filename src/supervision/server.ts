@@ -13,7 +13,9 @@ import { FleetPuller } from './fleet.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
+import { registerSessionRoutes } from './routes/sessions.js';
 import { registerSystemRoutes } from './routes/system.js';
+import { registerUserRoutes } from './routes/users.js';
 import { BODY_LIMIT } from './limits.js';
 import { loadOrCreateCertificate } from './tls.js';
 import { TokenStore } from './tokens.js';
@@ -124,6 +126,8 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   registerSystemRoutes(app, ctx);
   registerPolicyRoutes(app, ctx);
   registerJournalRoutes(app, ctx);
+  registerSessionRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
   await registerConsoleRoutes(app);
   return app;
 }
