@@ -9,7 +9,7 @@ import { importFiles } from '../src/directory/import.js';
 import { profileForUser } from '../src/directory/levels.js';
 import { Directory, directoryFile } from '../src/directory/store.js';
 import { aafName, aafXml, establishment, parent, pupil, staff, writeAaf, type Encoding } from './aaf-helpers.js';
-import { tmp } from './helpers.js';
+import { TEST_LISTS, tmp, writeLists } from './helpers.js';
 
 const UAI = '0781234A';
 const config = resolveConfig({ directory: { classes: { '5001$6A': 'cycle3' } } });
@@ -150,14 +150,24 @@ t.test('vigie directory import and show (CLI)', async (t) => {
   const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
   const dir = tmp();
   const data = join(dir, 'data');
-  const good = writeAaf(dir, aafName(UAI, 'Complet', '20260901', 'Eleve'), [pupil('1000001', { mef: '10010012110', sn: 'Secret' })]);
+  const good = writeAaf(dir, aafName(UAI, 'Complet', '20260901', 'Eleve'), [pupil('1000001', { mef: '10010012110', sn: 'Secret' }), pupil('1000002', { mef: '99999999999' })]);
   const bad = join(dir, aafName(UAI, 'Complet', '20260901', 'PersEducNat'));
   writeFileSync(bad, '<?xml version="1.0"?>\n<ficAlimMENESR>\n<addRequest>\n');
   const imported = await run(process.execPath, ['--import', 'tsx', CLI, 'directory', 'import', good, bad, '--data', data]).then(() => null, (e: { code: number; stdout: string; stderr: string }) => e);
   t.equal(imported?.code, 1, 'exit 1 when a file was refused');
-  t.match(imported?.stdout, /imported ENT_0781234A_Complet_20260901_Eleve_0000.xml \(Complet Eleve\): 1 added/);
+  t.match(imported?.stdout, /imported ENT_0781234A_Complet_20260901_Eleve_0000.xml \(Complet Eleve\): 2 added/);
   t.match(imported?.stderr, /refused {2}ENT_0781234A_Complet_20260901_PersEducNat_0000.xml:4: malformed XML/);
   const shown = await run(process.execPath, ['--import', 'tsx', CLI, 'directory', 'show', '1000001', '--data', data]);
   t.match(JSON.parse(shown.stdout), { id: '1000001', level: '6e', role: 'pupil', profile: 'college' });
   t.notMatch(shown.stdout, /Secret/, 'names are not shown');
+
+  // vigie check --user: the directory's profile instead of the address's.
+  const lists = writeLists(tmp(), TEST_LISTS);
+  const check = async (...args: string[]) => JSON.parse((await run(process.execPath, ['--import', 'tsx', CLI, 'check', 'http://adult.test/', '--json', '--data', data, '--lists', lists, ...args])).stdout);
+  t.match(await check('--user', '1000001'), { action: 'block', profile: 'college', category: 'adult', user: { id: '1000001', level: '6e', profile: 'college' } });
+  t.match(await check('--client', '127.0.0.5', '--user', '1000001'), { action: 'block', profile: 'college' }, 'the user wins over the staff address');
+  t.match(await check('--client', '127.0.0.5'), { action: 'allow', profile: 'staff' });
+  t.match(await check('--client', '127.0.0.5', '--user', '1000002'), { action: 'allow', profile: 'staff', user: { id: '1000002', level: null, profile: null } }, 'a user without a known level: the address decides');
+  const text = await run(process.execPath, ['--import', 'tsx', CLI, 'check', 'http://adult.test/', '--data', data, '--lists', lists, '--user', '1000001']);
+  t.match(text.stdout, /user: {5}1000001 \(pupil, 6e\) → profile college from the directory/);
 });
