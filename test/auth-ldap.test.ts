@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { challenge, parseBasic } from '../src/auth/basic.js';
 import { escapeDnValue, escapeFilterValue, LdapVerifier } from '../src/auth/ldap.js';
+import { Identity } from '../src/auth/identity.js';
 import { ConfigError, resolveConfig } from '../src/config/load.js';
+import { createGatewayMetrics } from '../src/metrics/registry.js';
 import type { LdapConfig } from '../src/config/types.js';
 import { silentLogger } from '../src/log.js';
 import { tmp } from './helpers.js';
@@ -90,6 +92,21 @@ t.test('LDAP bind against a real slapd', { skip }, async (t) => {
   const all = await Promise.all(Array.from({ length: 20 }, () => fresh.verify('127.0.0.30', 'prof.ens', 'Tableau noir!')));
   t.ok(all.every((r) => r.ok));
   t.equal(fresh.counts.ok + fresh.counts.cached, 20);
+
+  // The gateway's Identity builds its verifier from the config; the metrics count its checks.
+  const identity = new Identity(resolveConfig({ dataDir: tmp(), auth: { ldap: direct } }), silentLogger);
+  await identity.verifier!.verify('127.0.0.40', 'prof.ens', 'Tableau noir!');
+  await identity.verifier!.verify('127.0.0.40', 'prof.ens', 'Tableau noir!');
+  await identity.verifier!.verify('127.0.0.40', 'prof.ens', 'non');
+  const metrics = createGatewayMetrics();
+  metrics.bind(() => ({ snapshot: undefined, policyUpdates: { lastSuccess: 0, lastFailure: 0 }, identity }));
+  const exposed = await metrics.registry.metrics();
+  t.match(exposed, /^vigie_auth_checks_total\{result="ok"\} 1$/m);
+  t.match(exposed, /^vigie_auth_checks_total\{result="cached"\} 1$/m);
+  t.match(exposed, /^vigie_auth_checks_total\{result="invalid"\} 1$/m);
+  t.match(exposed, /^vigie_sessions_active 0$/m);
+  t.equal(identity.userIdFor('prof.ens', '2000001'), '2000001', 'no directory: the LDAP entry\'s id');
+  t.equal(identity.userIdFor('sans.id', null), 'sans.id', 'nothing better than the login');
 
   // The directory down: cached successes still pass, anything else is "unavailable", not "invalid".
   await slapd.stop();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { SessionStore } from '../src/auth/sessions.js';
 import { importFiles } from '../src/directory/import.js';
+import { createGatewayMetrics } from '../src/metrics/registry.js';
 import { Directory } from '../src/directory/store.js';
 import { aafName, pupil, staff, writeAaf } from './aaf-helpers.js';
 import { tmp } from './helpers.js';
@@ -62,6 +63,13 @@ t.test('sessions and users over the API', async (t) => {
     t.equal(r.status, 400, JSON.stringify(body));
     t.match(r.json.problems, [{ field }]);
   }
+
+  const metrics = createGatewayMetrics();
+  metrics.bind(() => h.gw.gateway);
+  const exposed = await metrics.registry.metrics();
+  t.match(exposed, /^vigie_sessions_active 1$/m);
+  t.match(exposed, /^vigie_directory_users 2$/m);
+  t.notMatch(exposed, /vigie_auth_checks_total\{/, 'no LDAP configured: no checks to count');
 
   const list = await h.api('GET', '/api/v1/sessions', { token: supervisor });
   t.match(list.json.sessions, [{ address: '127.0.0.42', user: '1000001' }]);
