@@ -95,7 +95,7 @@ t.test('LDAP bind against a real slapd', { skip }, async (t) => {
   t.equal(fresh.counts.ok + fresh.counts.cached, 20);
 
   // The gateway's Identity builds its verifier from the config; the metrics count its checks.
-  const identity = new Identity(resolveConfig({ dataDir: tmp(), auth: { ldap: direct } }), silentLogger);
+  const identity = new Identity(resolveConfig({ dataDir: tmp(), auth: { ldap: direct, failuresPerMinute: 3 } }), silentLogger);
   await identity.verifier!.verify('127.0.0.40', 'prof.ens', 'Tableau noir!');
   await identity.verifier!.verify('127.0.0.40', 'prof.ens', 'Tableau noir!');
   await identity.verifier!.verify('127.0.0.40', 'prof.ens', 'non');
