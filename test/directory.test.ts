@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { resolveConfig } from '../src/config/load.js';
 import { AafError, readAafFile } from '../src/directory/aaf.js';
-import { importFiles } from '../src/directory/import.js';
+import { Identity } from '../src/auth/identity.js';
+import { DirectoryWatcher, importFiles } from '../src/directory/import.js';
+import { silentLogger } from '../src/log.js';
 import { profileForUser } from '../src/directory/levels.js';
 import { Directory, directoryFile } from '../src/directory/store.js';
 import { aafName, aafXml, establishment, parent, pupil, staff, writeAaf, type Encoding } from './aaf-helpers.js';
@@ -143,6 +145,40 @@ t.test('wrong root, entry without id, inconsistent entries: refused with line an
     t.match((e as AafError).reason, reason, label);
     if (line !== null) t.equal((e as AafError).line, line, `${label}: line`);
   }
+});
+
+t.test('the watched folder: imported once complete, then moved aside; the gateway reloads its users', async (t) => {
+  const root = tmp();
+  const watch = join(root, 'aaf');
+  mkdirSync(watch);
+  const cfg = resolveConfig({ dataDir: join(root, 'data'), directory: { watch } });
+  const identity = new Identity(cfg, silentLogger);
+  await identity.start({ watch: false });
+  t.teardown(() => identity.stop());
+  t.equal(identity.userCount, 0);
+  let db: Directory | null = null;
+  t.teardown(() => db?.close());
+  const seen: string[] = [];
+  const watcher = new DirectoryWatcher(watch, () => (db ??= Directory.open(cfg.dataDir)), silentLogger, (o) => {
+    seen.push(...o.map((x) => x.status));
+    void identity.refresh(true);
+  }, 3_600_000);
+  const good = writeAaf(watch, aafName(UAI, 'Complet', '20260901', 'Eleve'), [pupil('1000001', { mef: '10310019110', login: 'theo' })]);
+  const bad = join(watch, aafName(UAI, 'Complet', '20260901', 'PersEducNat'));
+  writeFileSync(bad, '<?xml version="1.0"?>\n<annuaire/>\n');
+  t.same(await watcher.scan(), [], 'first pass: sizes noted, nothing taken (a file may still be copying)');
+  const outcomes = await watcher.scan();
+  t.same(outcomes.map((o) => o.status).sort(), ['imported', 'refused']);
+  t.ok(existsSync(join(watch, 'imported', basename(good))), 'moved to imported/');
+  t.ok(existsSync(join(watch, 'refused', basename(bad))), 'moved to refused/');
+  t.match(readFileSync(join(watch, 'refused', `${basename(bad)}.reason.txt`), 'utf8'), /:2: root element is <annuaire>/);
+  t.notOk(existsSync(good), 'not taken twice');
+  t.same(await watcher.scan(), []);
+  await identity.refresh(true);
+  t.equal(identity.userCount, 1, 'the gateway\'s copy in memory follows');
+  t.equal(identity.user('theo')?.id, '1000001');
+  t.equal(identity.profileOf('1000001'), 'college');
+  t.equal(identity.userIdFor('theo', null), '1000001', 'a login the directory knows records as its AAF id');
 });
 
 t.test('vigie directory import and show (CLI)', async (t) => {
