@@ -63,3 +63,16 @@ t.test('the example school config in deploy/ is valid', async (t) => {
   t.ok(cfg.clients.length >= 4);
   t.not(cfg.listen[0]!.host, '127.0.0.1', 'listens on the LAN');
 });
+
+t.test('destination policy keys: defaults, and errors naming the path', async (t) => {
+  const cfg = loadConfig();
+  t.same(cfg.destinations, { allow: [] }, 'nothing internal is open by default');
+  t.same(cfg.httpPorts, [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'], "Squid's Safe_ports");
+  t.equal(problems({ destinations: { allow: [{ network: '10.20.0.10/32', ports: [443] }] }, httpPorts: [80, '8000-8100'] }), '');
+  t.match(problems({ destinations: { allow: [{ network: '10.20.0.300/32' }] } }), /\/destinations\/allow\/0\/network: not an address or CIDR range/);
+  t.match(problems({ destinations: { allow: [{ ports: [443] }] } }), /\/destinations\/allow\/0: must have required property 'network'/);
+  t.match(problems({ destinations: { open: true } }), /\/destinations: unknown key "open"/);
+  t.match(problems({ httpPorts: ['9000-8000'] }), /\/httpPorts\/0: "9000-8000" is not a port range/);
+  t.match(problems({ httpPorts: ['80-99999'] }), /\/httpPorts\/0: "80-99999" is not a port range/);
+  t.match(problems({ httpPorts: [0] }), /\/httpPorts\/0/);
+});

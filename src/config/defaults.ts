@@ -75,6 +75,9 @@ export const DEFAULT_LEVELS: Readonly<Record<string, string>> = Object.freeze({
   teacher: 'staff', staff: 'staff', direction: 'staff',
 });
 
+/** Squid's default Safe_ports: where plain HTTP may go (http, ftp, https, gopher, wais, ...). */
+export const SAFE_PORTS: readonly (number | string)[] = [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'];
+
 /** The embedded configuration: a one-machine demo where loopback addresses play classrooms. */
 export function defaultConfig(): VigieConfig {
   return {
@@ -92,6 +95,8 @@ export function defaultConfig(): VigieConfig {
     },
     timezone: 'Europe/Paris',
     connectPorts: [443],
+    httpPorts: [...SAFE_PORTS],
+    destinations: { allow: [] },
     hosts: {},
     dns: { servers: null, timeoutMs: 5_000, maxTtlSeconds: 300, negativeTtlSeconds: 10 },
     lists: { ut1: null, academy: null, updateUrl: null, checksumUrl: null, updateIntervalHours: 0, maxDownloadBytes: 512 * 1048576 },

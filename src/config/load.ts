@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import AjvModule from 'ajv';
-import { parseNetwork } from '../policy/clients.js';
+import { parseNetwork } from '../net/address.js';
 import { defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
@@ -83,6 +83,18 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
       if (s.from >= s.to) problems.push({ path: `/times/${name}/${i}`, message: `"from" (${s.from}) must be before "to" (${s.to})` });
     });
   }
+  cfg.destinations.allow.forEach((d, i) => {
+    try {
+      parseNetwork(d.network);
+    } catch (e) {
+      problems.push({ path: `/destinations/allow/${i}/network`, message: `not an address or CIDR range: ${(e as Error).message}` });
+    }
+  });
+  cfg.httpPorts.forEach((p, i) => {
+    if (typeof p !== 'string') return;
+    const [from, to] = p.split('-').map(Number) as [number, number];
+    if (from < 1 || to > 65535 || from > to) problems.push({ path: `/httpPorts/${i}`, message: `"${p}" is not a port range: "from-to", 1 <= from <= to <= 65535` });
+  });
   problems.push(...checkIdentity(cfg));
   for (const [host, ip] of Object.entries(cfg.hosts)) {
     if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });

@@ -82,6 +82,22 @@ export const configSchema = {
     },
     timezone: { type: 'string', minLength: 1 },
     connectPorts: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 } },
+    httpPorts: { type: 'array', items: { anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^[0-9]{1,5}-[0-9]{1,5}$' }] } },
+    destinations: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        allow: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['network'],
+            properties: { network: { type: 'string', minLength: 1 }, ports: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1, maximum: 65535 } } },
+          },
+        },
+      },
+    },
     hosts: { type: 'object', additionalProperties: { type: 'string' } },
     dns: {
       type: 'object',

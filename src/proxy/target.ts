@@ -1,4 +1,5 @@
 import { normalizeHost } from '../lists/normalize.js';
+import { canonicalIp } from '../net/address.js';
 import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord } from './events.js';
 import type { UpstreamProblem } from './pages.js';
@@ -11,7 +12,30 @@ export interface Target {
   authority: string;
 }
 
-/** Splits `host[:port]` (IPv6 in brackets) as found in a request line. */
+/**
+ * The one spelling of a request's host, what the decision, the journal and the connect all use:
+ * an IP literal in any form (IPv4 as the WHATWG URL parser reads it, IPv6 with or without
+ * brackets, IPv4-mapped IPv6 as IPv4) becomes its canonical address; a name is lower-cased, IDN as
+ * punycode, without trailing dots. '' when it cannot be valid (zone ids included).
+ */
+export function canonicalHost(raw: string): string {
+  const ip = canonicalIp(raw);
+  return ip !== null ? ip : normalizeHost(raw);
+}
+
+/** Decimal digits only (no sign, space, `0x` or exponent, which Number() would take), 1 to 65535; else 0. */
+function parsePort(s: string, from: number): number {
+  if (s.length - from < 1 || s.length - from > 5) return 0;
+  let v = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return 0;
+    v = v * 10 + c - 48;
+  }
+  return v;
+}
+
+/** Splits `host[:port]` (IPv6 in brackets) as found in a request line; the host comes back canonical. */
 export function splitAuthority(authority: string, defaultPort: number): { host: string; port: number } | null {
   let host = authority;
   let port = defaultPort;
@@ -24,17 +48,17 @@ export function splitAuthority(authority: string, defaultPort: number): { host: 
     host = host.slice(0, end + 1);
     if (rest) {
       if (!rest.startsWith(':')) return null;
-      port = Number(rest.slice(1));
+      port = parsePort(rest, 1);
     }
   } else {
     const colon = host.indexOf(':');
     if (colon !== -1) {
-      port = Number(host.slice(colon + 1));
+      port = parsePort(host, colon + 1);
       host = host.slice(0, colon);
     }
   }
   if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-  const normalized = normalizeHost(host);
+  const normalized = canonicalHost(host);
   if (!normalized) return null;
   return { host: normalized, port };
 }
@@ -46,9 +70,9 @@ function endsWithPort(target: string): boolean {
   return i < target.length - 1 && i >= 0 && target.charCodeAt(i) === 58;
 }
 
-/** A CONNECT request-target: authority-form only, port included (RFC 9110 §9.3.6); null if not. */
+/** A CONNECT request-target: authority-form only (no userinfo), port included (RFC 9110 §9.3.6); null if not. */
 export function connectTarget(target: string): { host: string; port: number } | null {
-  return endsWithPort(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
+  return endsWithPort(target) && !target.includes('/') && !target.includes('@') ? splitAuthority(target, 443) : null;
 }
 
 /** The answer that opens a tunnel. */
@@ -88,7 +112,7 @@ export function classify(err: NodeJS.ErrnoException): UpstreamProblem {
   }
 }
 
-export const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : p === 'loop' ? 508 : 502);
+export const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : 502);
 
 /** Said when new work is refused because it could not be recorded (journal overflow policy `block`). */
 export const UNRECORDED =

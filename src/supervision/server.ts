@@ -19,6 +19,7 @@ import { registerUserRoutes } from './routes/users.js';
 import { BODY_LIMIT } from './limits.js';
 import { loadOrCreateCertificate } from './tls.js';
 import { TokenStore } from './tokens.js';
+import { ownListeners } from '../net/own-listeners.js';
 
 // ajv ships CommonJS; under NodeNext its default export is the module object.
 const Ajv = AjvModule.default ?? AjvModule;
@@ -157,6 +158,8 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
   const app = await buildSupervisionApp({ gateway, tokens, audit: auditLog, log, fleet }, tls);
   await app.listen({ host: s.listen.host, port: s.listen.port });
   const addr = app.server.address() as AddressInfo;
+  // The proxy never takes a client here, whatever its destination policy allows.
+  const forget = ownListeners.add(addr.address, addr.port);
   log.info('supervision API listening', { address: `https://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}/api/v1/`, cert: tls.file });
   fleet?.start();
   return {
@@ -168,6 +171,7 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
     tokens,
     audit: auditLog,
     close: async () => {
+      forget();
       clearInterval(auditTimer);
       fleet?.stop();
       await app.close();
