@@ -83,6 +83,7 @@ export class Gateway {
       local: pacHandler(() => this.opts.config),
       admit: journal ? () => journal.admit() : opts.admit,
       rawTunnels: opts.rawTunnels,
+      identity: this.identity,
     };
     this.proxy = new ProxyServer(this.proxyDeps);
   }

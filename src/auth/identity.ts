@@ -59,6 +59,11 @@ export class Identity {
     this.levels = levelTable(config.directory);
   }
 
+  /** Whether anyone can be identified at all: else the gate skips the step. */
+  get active(): boolean {
+    return this.verifier !== null || this.sessions.size > 0;
+  }
+
   get userCount(): number {
     return this.users.size;
   }

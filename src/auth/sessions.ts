@@ -111,6 +111,11 @@ export class SessionStore {
     return [...this.byAddress.values()].filter((s) => s.expires > now).map((s) => ({ ...s }));
   }
 
+  /** Sessions held, expired ones not yet swept included (0 = nobody to look up). */
+  get size(): number {
+    return this.byAddress.size;
+  }
+
   /** Live sessions (the metrics gauge). */
   active(now = Date.now()): number {
     let n = 0;
