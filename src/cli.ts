@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerCheck } from './cli/check.js';
+import { registerDirectory } from './cli/directory.js';
 import { registerJournal } from './cli/journal.js';
 import { registerLists } from './cli/lists.js';
 import { registerStart } from './cli/start.js';
@@ -20,6 +21,7 @@ registerJournal(program);
 registerLists(program);
 registerToken(program);
 registerPolicy(program);
+registerDirectory(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`vigie: ${e.message}\n`);

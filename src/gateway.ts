@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { Identity } from './auth/identity.js';
 import type { VigieConfig } from './config/types.js';
 import { DailyBackup } from './journal/backup-schedule.js';
 import { fileAccess } from './journal/files.js';
@@ -72,6 +73,8 @@ export class Gateway {
   private readonly journalWriter: Journal | null;
   /** `journal.backup`: the daily copy of the journal, once it is open. */
   backups: DailyBackup | null = null;
+  /** Who is browsing: the directory in memory, the LDAP verifier, address ↔ user sessions. */
+  readonly identity: Identity;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -80,6 +83,7 @@ export class Gateway {
       ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, access: fileAccess(jc.group), log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
+    this.identity = new Identity(opts.config, opts.log);
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
@@ -88,6 +92,7 @@ export class Gateway {
       local: pacHandler(() => this.opts.config),
       admit: journal ? () => journal.admit() : opts.admit,
       rawTunnels: opts.rawTunnels,
+      identity: this.identity,
     };
     this.proxy = new ProxyServer(this.proxyDeps);
   }
@@ -119,6 +124,8 @@ export class Gateway {
   async start(): Promise<void> {
     const { config, log } = this.opts;
     await this.policy.load();
+    // The watched AAF folder is imported where the journal is (one process), read everywhere.
+    await this.identity.start({ watch: this.opts.journal !== false });
     // The journal's writer thread starts while the first policy compiles.
     const journalOpened = this.journalWriter?.open().then(
       () => null,
@@ -188,7 +195,7 @@ export class Gateway {
    */
   async reload(next: VigieConfig): Promise<{ restartNeeded: string[]; listsLoaded: boolean; overriddenProfiles: string[] }> {
     const prev = this.opts.config;
-    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'httpPorts', 'destinations', 'hosts', 'dns', 'lists', 'log', 'timeouts']);
+    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'httpPorts', 'destinations', 'hosts', 'dns', 'lists', 'log', 'timeouts', 'directory']);
     const restartNeeded = (Object.keys(next) as (keyof VigieConfig)[]).filter((k) => !live.has(k) && JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
     // Keys that need a restart keep their running values, so the config read back is what runs.
     const applied = { ...next } as Record<string, unknown>;
@@ -198,6 +205,7 @@ export class Gateway {
     this.proxyDeps.config = config;
     // Profiles from the file apply while the policy store has not taken them over (API, fleet).
     const overriddenProfiles = this.policy.reconfigure(config);
+    this.identity.reconfigure(config);
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
     const listsLoaded = await this.loadLists();
     // Lists that fail to load keep the previous ones; the new rules still apply over them.
@@ -213,6 +221,7 @@ export class Gateway {
   async stop(graceMs = 0): Promise<void> {
     this.listUpdates?.stop();
     this.backups?.stop();
+    this.identity.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
   }

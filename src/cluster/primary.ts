@@ -74,6 +74,10 @@ export class ClusterPrimary {
   listen(gateway: Gateway): Promise<{ host: string; port: number }[]> {
     this.gateway = gateway;
     this.admitState = gateway.admit();
+    // Sessions are declared to the primary (API): every worker identifies clients with the same ones.
+    gateway.identity.sessions.onChange((c) => {
+      for (const s of this.slots.values()) if (s.inited) this.post(s, { t: 'sessions', changes: [c] });
+    });
     this.admitTimer = setInterval(() => this.pushAdmit(), ADMIT_POLL_MS);
     this.admitTimer.unref();
     // From source (tsx) the entry is .ts; node's flags, the tsx loader among them, are inherited.
@@ -135,6 +139,7 @@ export class ClusterPrimary {
       case 'hello':
         slot.inited = true;
         this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null });
+        this.post(slot, { t: 'sessions', changes: this.gateway!.identity.sessions.list().map((session) => ({ t: 'open' as const, session })) });
         break;
       case 'ev':
         this.relay.receive(slot.worker.id, m.b);

@@ -1,3 +1,4 @@
+import type { SessionChange } from '../auth/sessions.js';
 import type { VigieConfig } from '../config/types.js';
 import type { EventBatch } from './relay.js';
 
@@ -20,6 +21,8 @@ export type ToWorker =
   | PolicyNotice
   /** Whether new connections may be taken (the primary's journal can record them). */
   | { t: 'admit'; ok: boolean }
+  /** Address ↔ user sessions opened or closed in the primary (the API): workers identify with the same. */
+  | { t: 'sessions'; changes: SessionChange[] }
   | { t: 'stop'; graceMs: number };
 
 export type FromWorker =

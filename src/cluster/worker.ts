@@ -105,6 +105,9 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
       case 'admit':
         admitted = m.ok;
         break;
+      case 'sessions':
+        for (const c of m.changes) gateway.identity.sessions.apply(c);
+        break;
       case 'stop':
         if (stopping) return;
         stopping = true;
@@ -122,6 +125,8 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
   // first notice brings the lists. A replacement worker loads them first: they are compiled.
   await gateway.policy.load();
   await gateway.recompile();
+  // The directory is read here too (the primary alone imports the watched folder).
+  await gateway.identity.start({ watch: false });
   if (policy) {
     next = policy;
     await apply();

@@ -74,6 +74,18 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
   };
 }
 
+/**
+ * Directory levels and roles → profiles: maternelle PS/MS/GS → cycle1, CP–CE2 → cycle2, CM1–CM2 →
+ * cycle3, collège 6e–3e → college, every adult → staff.
+ */
+export const DEFAULT_LEVELS: Readonly<Record<string, string>> = Object.freeze({
+  PS: 'cycle1', MS: 'cycle1', GS: 'cycle1', CYCLE1: 'cycle1',
+  CP: 'cycle2', CE1: 'cycle2', CE2: 'cycle2', CYCLE2: 'cycle2',
+  CM1: 'cycle3', CM2: 'cycle3', CYCLE3: 'cycle3',
+  '6e': 'college', '5e': 'college', '4e': 'college', '3e': 'college',
+  teacher: 'staff', staff: 'staff', direction: 'staff',
+});
+
 /** Squid's default Safe_ports: where plain HTTP may go (http, ftp, https, gopher, wais, ...). */
 export const SAFE_PORTS: readonly (number | string)[] = [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'];
 
@@ -108,5 +120,7 @@ export function defaultConfig(): VigieConfig {
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: 9464 } },
     journal: { enabled: true, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 50, writerNice: 19, maxExportDays: 31, group: null, backup: null },
+    directory: { levels: { ...DEFAULT_LEVELS }, classes: {}, watch: null },
+    auth: { realm: 'Vigie', ldap: null, cacheSeconds: 120, cacheMax: 10_000, failuresPerMinute: 10 },
   };
 }

@@ -146,6 +146,7 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     if (bad) problems.push({ path: `/times/holidays/${i}`, message: `"${bad}" is not a date of the calendar` });
     else if (h.from > h.to) problems.push({ path: `/times/holidays/${i}`, message: `"from" (${h.from}) must not be after "to" (${h.to})` });
   });
+  problems.push(...checkIdentity(cfg));
   for (const [host, ip] of Object.entries(cfg.hosts)) {
     if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });
   }
@@ -165,6 +166,26 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
   } catch (e) {
     problems.push({ path: '/journal/group', message: (e as Error).message });
   }
+  return problems;
+}
+
+/** Directory mappings name existing profiles; a network that requires auth has a way to check it. */
+function checkIdentity(cfg: VigieConfig): { path: string; message: string }[] {
+  const problems: { path: string; message: string }[] = [];
+  for (const key of ['levels', 'classes'] as const) {
+    for (const [k, profile] of Object.entries(cfg.directory[key])) {
+      if (!cfg.profiles[profile]) problems.push({ path: `/directory/${key}/${k}`, message: `unknown profile "${profile}"` });
+    }
+  }
+  const ldap = cfg.auth.ldap;
+  if (ldap) {
+    if (!ldap.bindDn === !ldap.searchFilter) problems.push({ path: '/auth/ldap', message: 'set either "bindDn" (a template) or "searchFilter" with "searchBase"' });
+    if (ldap.searchFilter && !ldap.searchBase) problems.push({ path: '/auth/ldap/searchBase', message: 'required with "searchFilter"' });
+    if (ldap.startTls && ldap.url.startsWith('ldaps:')) problems.push({ path: '/auth/ldap/startTls', message: 'STARTTLS is for ldap:// URLs (ldaps:// is TLS already)' });
+  }
+  cfg.clients.forEach((c, i) => {
+    if (c.auth === 'required' && !ldap) problems.push({ path: `/clients/${i}/auth`, message: '"required" needs a way to check credentials: configure "auth.ldap"' });
+  });
   return problems;
 }
 

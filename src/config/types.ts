@@ -49,6 +49,8 @@ export interface ClientRule {
   network: string;
   profile: string;
   name?: string;
+  /** `required`: clients of this network must say who they are (see `auth`); default `none`. */
+  auth?: 'none' | 'required';
 }
 
 export interface DestinationAllow {
@@ -148,6 +150,51 @@ export interface VigieConfig {
   metrics: { enabled: boolean; listen: ListenAddress };
   /** The legal connection journal (src/journal/), under `<dataDir>/journal/`. */
   journal: JournalConfig;
+  /** The academy directory (AAF exports) and how its people map to profiles (src/directory/). */
+  directory: DirectoryConfig;
+  /** How clients of `auth: required` networks prove who they are (src/auth/). */
+  auth: AuthConfig;
+}
+
+export interface DirectoryConfig {
+  /** Level (`6e`, `CM1`, `PS`, `CYCLE3`...) or role (`teacher`, `staff`, `direction`) → profile, over the defaults. */
+  levels: Record<string, string>;
+  /** Class (`<structure>$<class>` as in the AAF) → profile; wins over the level. */
+  classes: Record<string, string>;
+  /** A folder where AAF files are dropped: the running gateway imports what appears there; null = none. */
+  watch: string | null;
+}
+
+export interface LdapConfig {
+  /** `ldap://` or `ldaps://`. */
+  url: string;
+  /** DN template for a direct bind, `{login}` replaced (escaped): `uid={login},ou=people,dc=...`. */
+  bindDn?: string;
+  /** Or search then bind: the base and a filter with `{login}` (escaped), e.g. `(uid={login})`. */
+  searchBase?: string;
+  searchFilter?: string;
+  /** The account that searches (anonymous when absent) and a file holding its password. */
+  searchBindDn?: string;
+  searchBindPasswordFile?: string;
+  /** An attribute of the user's entry that holds the AAF id (e.g. `ENTPersonJointure`, `employeeNumber`). */
+  idAttribute?: string;
+  /** STARTTLS on an `ldap://` URL. */
+  startTls?: boolean;
+  /** A PEM file of the CA that signed the LDAP server's certificate (default: the system's). */
+  caFile?: string;
+  /** Connecting and each operation; default 5000. */
+  timeoutMs?: number;
+}
+
+export interface AuthConfig {
+  /** Shown by browsers in the proxy login prompt. */
+  realm: string;
+  ldap: LdapConfig | null;
+  /** How long a successful check is remembered (hashed, in memory). */
+  cacheSeconds: number;
+  cacheMax: number;
+  /** Failed checks allowed per client address and minute before further ones are refused unchecked. */
+  failuresPerMinute: number;
 }
 
 export interface JournalConfig {

@@ -13,6 +13,8 @@ export interface MetricsSource {
   readonly journal?: { health(): JournalHealth } | undefined;
   /** The list sets in use and the date of their data (ms since the epoch; null = unknown). */
   readonly listSources?: readonly { readonly source: string; readonly dataTime: number | null }[];
+  /** Authentication checks by outcome, live sessions, directory size (src/auth/identity.ts). */
+  readonly identity?: { readonly verifier: { readonly counts: Readonly<Record<string, number>> } | null; readonly sessions: { active(): number }; readonly userCount: number };
 }
 
 export interface GatewayMetrics {
@@ -89,6 +91,12 @@ export function createGatewayMetrics(): GatewayMetrics {
       const h = health();
       return h ? one(h.writable ? 1 : 0) : [];
     }),
+    new CollectedMetric('vigie_auth_checks_total', 'Proxy credential checks by result: ok (directory asked), cached, invalid, rate-limited, unavailable (directory unreachable).', 'counter', () => {
+      const counts = source()?.identity?.verifier?.counts;
+      return counts ? Object.entries(counts).map(([result, value]) => ({ value, labels: { result } })) : [];
+    }),
+    new CollectedMetric('vigie_sessions_active', 'Client addresses currently bound to a user (API or portal sessions).', 'gauge', () => one(source()?.identity?.sessions.active() ?? NaN)),
+    new CollectedMetric('vigie_directory_users', 'Users of the academy directory held by the gateway.', 'gauge', () => one(source()?.identity?.userCount ?? NaN)),
     new CollectedMetric('vigie_build_info', 'Always 1; labels tell the running version.', 'gauge', () => one(1, { version: VERSION, nodejs: process.version })),
   ];
   // The registry only calls get()/reset() on what it holds; the prom-client types want its own classes.

@@ -66,20 +66,23 @@ export function evaluate(snapshot: PolicySnapshot, rules: CompiledRules, host: s
   return f ? verdict(snapshot, rules, p, 'allow', 'allowlist', f) : verdict(snapshot, rules, p, 'block', 'allowlist-only', null);
 }
 
-/** Guards that come before the lists: client network, tunnel port, host syntax. */
-function precheck(snapshot: PolicySnapshot, req: DecisionRequest): Decision | CompiledRules {
-  const client = snapshot.clients.match(req.client);
-  if (!client) return verdict(snapshot, null, null, 'block', 'no-client', null);
-  const rules = rulesAt(snapshot, client.profile, req.time);
-  if (!rules) return verdict(snapshot, null, client.profile, 'block', 'no-client', null);
-  if (req.scheme === 'connect' && !snapshot.connectPorts.has(req.port)) return verdict(snapshot, rules, client.profile, 'block', 'port', null);
-  if (!req.host) return verdict(snapshot, rules, client.profile, 'block', 'invalid-host', null);
+/**
+ * Guards that come before the lists: client network, tunnel port, host syntax. `profile`: an
+ * identified user's profile, given by the gate for a client it admitted; it replaces the network's.
+ */
+function precheck(snapshot: PolicySnapshot, req: DecisionRequest, profile?: string): Decision | CompiledRules {
+  const id = profile ?? snapshot.clients.match(req.client)?.profile;
+  if (id === undefined) return verdict(snapshot, null, null, 'block', 'no-client', null);
+  const rules = rulesAt(snapshot, id, req.time);
+  if (!rules) return verdict(snapshot, null, id, 'block', 'no-client', null);
+  if (req.scheme === 'connect' && !snapshot.connectPorts.has(req.port)) return verdict(snapshot, rules, id, 'block', 'port', null);
+  if (!req.host) return verdict(snapshot, rules, id, 'block', 'invalid-host', null);
   return rules;
 }
 
-/** The decision, as a pure function of (snapshot, request). */
-export function decide(snapshot: PolicySnapshot, req: DecisionRequest): Decision {
-  const r = precheck(snapshot, req);
+/** The decision, as a pure function of (snapshot, request[, the identified user's profile]). */
+export function decide(snapshot: PolicySnapshot, req: DecisionRequest, profile?: string): Decision {
+  const r = precheck(snapshot, req, profile);
   return 'action' in r ? r : evaluate(snapshot, r, req.host, req.path);
 }
 
@@ -94,8 +97,8 @@ function pathMatters(rules: CompiledRules, bareHost: string): boolean {
  * Same result as `decide`, memoised per profile rule set: keyed by host, or by host+path for the
  * hosts whose url entries (or the rule set's expressions) make the path matter.
  */
-export function decideCached(snapshot: PolicySnapshot, req: DecisionRequest): Decision {
-  const r = precheck(snapshot, req);
+export function decideCached(snapshot: PolicySnapshot, req: DecisionRequest, profile?: string): Decision {
+  const r = precheck(snapshot, req, profile);
   if ('action' in r) return r;
   const cache = r.cache;
   if (!cache) return evaluate(snapshot, r, req.host, req.path);

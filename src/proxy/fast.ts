@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
-import { parseAbsoluteUrl, type Gate, type GateUser, type Reply } from './gate.js';
+import { parseAbsoluteUrl, type Gate, type GateUser, type Reply, refusalHeaders } from './gate.js';
 import { ChunkedScanner, cleanHead, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
 import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
@@ -24,7 +24,7 @@ export interface FastContext {
   /** Gives the connection (and the bytes read but not used) to node's HTTP server. */
   handoff(socket: Socket, unread: Buffer | null): void;
   /** Opens a CONNECT tunnel on this socket; `head` is what the client sent after the request. */
-  tunnel(socket: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr?: string): void;
+  tunnel(socket: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr?: string, proxyAuthorization?: string): void;
   /** The connection stopped being a fast-path connection (closed, handed off, tunnelled). */
   released(conn: ClientConnection): void;
 }
@@ -193,7 +193,7 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
         if (p.method === 'CONNECT') {
           this.buf = null;
           this.detach();
-          this.ctx.tunnel(this.socket, p.target, p.acceptLanguage, rest ?? EMPTY, this.client);
+          this.ctx.tunnel(this.socket, p.target, p.acceptLanguage, rest ?? EMPTY, this.client, p.proxyAuthorization);
           return;
         }
         this.buf = rest;
@@ -237,7 +237,7 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
       if (this.bodyLeft > 0) this.closeAfter = true;
     };
     const t = parseAbsoluteUrl(p.target);
-    const r = this.ctx.gate.enter({ client: this.client, mode: 'explicit', method: p.method, host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: p.acceptLanguage });
+    const r = this.ctx.gate.enter({ client: this.client, mode: 'explicit', method: p.method, host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: p.acceptLanguage, proxyAuthorization: p.proxyAuthorization });
     this.rec = r.record;
     this.pass = r;
     if (r.kind !== 'forward') {
@@ -252,6 +252,8 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
   /** The gate settled a name it had to resolve; a late answer finds the exchange gone. */
   gated(r: Reply): void {
     if (r !== this.pass) return;
+    // Decided only now when the client had to be identified first.
+    this.rec = r.record;
     if (r.kind === 'forward') return this.forward();
     if (this.bodyLeft > 0) this.closeAfter = true;
     this.answer(r);
@@ -260,7 +262,7 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
   /** Carries out a gate's answer that is not a forward: a block page, a refusal, a DNS error. */
   private answer(r: Reply): void {
     if (r.problem !== null) this.ctx.upstreamError(r.problem);
-    this.reply(r.status, r.html ? HTML : TEXT, Buffer.from(r.body), r.retryAfter ? 'Retry-After: 5\r\n' : '');
+    this.reply(r.status, r.html ? HTML : TEXT, Buffer.from(r.body), refusalHeaders(r));
   }
 
   private forward(): void {

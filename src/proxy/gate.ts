@@ -9,6 +9,11 @@
  *   1. admit      new work is taken only while the journal can record it: else 503, Retry-After.
  *   2. target     the host must be canonical (read with `parseAbsoluteUrl`, `connectTarget` or
  *                 `canonicalHost`, re-exported below): '' means unreadable → 400.
+ *   2b. identify  who the client is (src/auth/admit.ts): a session, or, in a network with
+ *                 `auth: required`, its Proxy-Authorization checked against LDAP (a promise when the
+ *                 directory must be asked: the Reply then waits in `resolve()`); 407 with the
+ *                 challenge, 429 or 503 refuse it unrecorded. The user's profile (directory) replaces
+ *                 the network's, and the record carries the user's id.
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
  *   4. ports      plain HTTP only to `httpPorts` (a 'port' block).
  *   5. record     the journal row (ConnectionRecord), for every request and tunnel decided.
@@ -27,6 +32,8 @@
  * The answer is carried out by the entry that called: a CONNECT blocked here is answered by the
  * entry that read it, never parsed or decided again. Allocation: one Reply and the record.
  */
+import { ANONYMOUS, identify, isRefused, type Identification } from '../auth/admit.js';
+import type { Identity } from '../auth/identity.js';
 import type { VigieConfig } from '../config/types.js';
 import { canonicalIp, dottedQuad } from '../net/address.js';
 import type { OwnListeners } from '../net/own-listeners.js';
@@ -58,6 +65,8 @@ export interface GateTarget {
   readonly path: string;
   /** For the language of pages; read only when the gate answers itself. */
   readonly acceptLanguage: string | undefined;
+  /** The request's Proxy-Authorization, read only where the client's network requires auth. */
+  readonly proxyAuthorization?: string | undefined;
 }
 
 export type ReplyKind = 'forward' | 'tunnel' | 'block' | 'refuse';
@@ -76,6 +85,11 @@ export class Reply {
   html = true;
   /** Add `Retry-After` (503: the journal cannot record for now). */
   retryAfter = false;
+  /** A 407's `Proxy-Authenticate` value; null otherwise. */
+  challenge: string | null = null;
+  /** Identification still asking the directory: `resolve()` finishes the steps (with `target`). */
+  pending: Promise<Identification> | null = null;
+  target: GateTarget | null = null;
   /** An upstream problem (DNS): the entry counts it. */
   problem: UpstreamProblem | null = null;
 
@@ -86,6 +100,13 @@ export class Reply {
     readonly path: string,
     readonly acceptLanguage: string | undefined,
   ) {}
+}
+
+/** The header lines a refusal adds: `Retry-After` (503), `Proxy-Authenticate` (407). */
+export function refusalHeaders(r: Reply): string {
+  let h = r.retryAfter ? 'Retry-After: 5\r\n' : '';
+  if (r.challenge !== null) h += `Proxy-Authenticate: ${r.challenge}\r\n`;
+  return h;
 }
 
 /** Told when `resolve()` has settled a Reply (its kind may have changed). */
@@ -102,6 +123,8 @@ export interface GateDeps {
   admit(): boolean;
   /** This process's listeners (src/net/own-listeners.ts). */
   readonly own: OwnListeners;
+  /** Who is browsing (sessions, LDAP, directory); null = everyone is anonymous. */
+  identity?(): Identity | null;
 }
 
 /** An allowed decision turned into a block by the gate's own rules; what the lists said is kept for the rest. */
@@ -151,13 +174,43 @@ export class Gate {
       r.body = tunnel ? problemText(lang, 'bad-request') + '\n' : errorPage(lang, '', 'bad-request');
       return r;
     }
+    const identity = this.deps.identity?.() ?? null;
+    let who: Identification = ANONYMOUS;
+    if (identity !== null && identity.active) {
+      // Only clients of a configured network are identified; the others are no-client blocks below.
+      const network = this.deps.snapshot().clients.match(t.client);
+      if (network !== null) {
+        const i = identify(identity, t.client, network, t.proxyAuthorization, this.deps.config().auth.realm);
+        if (i instanceof Promise) {
+          r.pending = i;
+          r.target = t;
+          return r;
+        }
+        who = i;
+      }
+    }
+    return this.decide(r, t, who);
+  }
+
+  /** Steps 3 to 7, once the client is identified (or refused). */
+  private decide(r: Reply, t: GateTarget, who: Identification): Reply {
+    const tunnel = r.kind === 'tunnel';
+    if (isRefused(who)) {
+      r.kind = 'refuse';
+      r.status = who.status;
+      r.challenge = who.challenge;
+      r.retryAfter = who.status === 503;
+      r.html = false;
+      r.body = `Vigie: ${who.reason}\n`;
+      return r;
+    }
     const started = Date.now();
     const t0 = performance.now();
     const scheme = tunnel ? 'connect' : 'http';
-    let decision = decideCached(this.deps.snapshot(), { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started });
+    let decision = decideCached(this.deps.snapshot(), { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started }, who.profile);
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
-    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000);
+    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000, who.user);
     if (decision.action === 'block') return this.block(r, '');
     const known = this.deps.resolver().peek(t.host);
     if (known === undefined) return r;
@@ -167,6 +220,18 @@ export class Gate {
 
   /** Step 6 for a name not in the resolver's cache, then step 7; `user.gated(r)` once settled. */
   resolve(r: Reply, user: GateUser): void {
+    const pending = r.pending;
+    if (pending !== null) {
+      r.pending = null;
+      const settle = (who: Identification) => {
+        this.decide(r, r.target!, who);
+        r.target = null;
+        if ((r.kind === 'forward' || r.kind === 'tunnel') && r.address === '') this.resolve(r, user);
+        else user.gated(r);
+      };
+      pending.then(settle, () => settle({ status: 503, challenge: null, reason: 'the school directory cannot check logins right now' }));
+      return;
+    }
     this.deps.resolver().resolve(r.host).then(
       (a) => user.gated(this.place(r, a.address)),
       (e: unknown) => user.gated(this.fail(r, e instanceof ResolveError ? 'dns' : 'unreachable')),

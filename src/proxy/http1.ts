@@ -42,6 +42,8 @@ export interface RequestHead {
   /** The client asked to close the connection after this exchange. */
   close: boolean;
   acceptLanguage: string | undefined;
+  /** For the gate's identification; never forwarded (hop-by-hop). */
+  proxyAuthorization: string | undefined;
 }
 
 /** A response head, rewritten for the client. */
@@ -225,6 +227,7 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
   let contentLength = -1;
   let close = false;
   let acceptLanguage: string | undefined;
+  let proxyAuthorization: string | undefined;
   for (let s = first + 2; s < head.length; ) {
     const e = lineEnd(head, s);
     const colon = headerColon(head, s, e);
@@ -257,6 +260,9 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
         acceptLanguage = head.slice(colon + 1, e).trim();
         keep = true;
         break;
+      case H.ProxyAuthorization:
+        proxyAuthorization = head.slice(colon + 1, e).trim();
+        break;
       default:
         // Host (replaced from the target) and the other hop-by-hop headers are dropped.
         break;
@@ -264,7 +270,7 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
     if (!keep) fwd.drop(s, e);
     s = e + 2;
   }
-  return { method, target, forward: fwd.finish(via), contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage };
+  return { method, target, forward: fwd.finish(via), contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage, proxyAuthorization };
 }
 
 /** Removes the lines whose names a Connection header listed (rare: a second pass is fine). */

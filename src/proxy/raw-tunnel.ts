@@ -142,7 +142,7 @@ export class RawConnection implements IdleMember, GateUser {
     const peer: PeerName = {};
     if (this.client.getpeername(peer) !== 0 || peer.address === undefined) return false;
     const hp = connectTarget(p.target);
-    const r = this.ctx.gate.enter({ client: peer.address, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage: p.acceptLanguage });
+    const r = this.ctx.gate.enter({ client: peer.address, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage: p.acceptLanguage, proxyAuthorization: p.proxyAuthorization });
     this.first = null;
     if (r.kind !== 'tunnel') {
       this.answer(r);
@@ -163,6 +163,8 @@ export class RawConnection implements IdleMember, GateUser {
   /** The gate settled the name it had to resolve (the proxy may be closing by then). */
   gated(r: Reply): void {
     if (this.phase !== P.Connecting || r !== this.pass) return;
+    // Decided only now when the client had to be identified first.
+    this.rec = r.record;
     if (r.kind === 'tunnel') this.connect(r);
     else {
       this.rec = null;

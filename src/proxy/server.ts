@@ -1,12 +1,13 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
+import type { Identity } from '../auth/identity.js';
 import type { VigieConfig } from '../config/types.js';
 import { ownListeners } from '../net/own-listeners.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
 import { ClientReads } from './client-reads.js';
 import { ClientConnection, type FastContext } from './fast.js';
-import { connectTarget, Gate, parseAbsoluteUrl, type Reply } from './gate.js';
+import { connectTarget, Gate, parseAbsoluteUrl, refusalHeaders, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
 import { errorPage, pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
@@ -32,6 +33,8 @@ export interface ProxyDeps {
    * keeps every connection on `net.Socket`. Default true.
    */
   rawTunnels?: boolean;
+  /** Who is browsing (sessions, LDAP logins, the directory); absent = every client anonymous. */
+  identity?: Identity;
 }
 
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
@@ -114,6 +117,7 @@ export class ProxyServer implements FastContext, RawContext {
       resolver: () => this.deps.resolver,
       admit: () => (this.deps.admit ? this.deps.admit() : true),
       own: ownListeners,
+      identity: () => this.deps.identity ?? null,
     });
     this.general = this.createGeneralServer();
   }
@@ -163,7 +167,7 @@ export class ProxyServer implements FastContext, RawContext {
     server.timeout = config.timeouts.idleMs;
     // llhttp takes HTTP/0.9 request lines (no version) and any HTTP/x.y: only 1.0 and 1.1 pass.
     server.on('request', (req, res) => (req.httpVersionMajor === 1 ? this.onRequest(req, res) : refuseConnection(req.socket, 400)));
-    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => (req.httpVersionMajor === 1 ? this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head) : refuseConnection(socket, 400)));
+    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => (req.httpVersionMajor === 1 ? this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head, undefined, req.headers['proxy-authorization']) : refuseConnection(socket, 400)));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
@@ -341,7 +345,18 @@ export class ProxyServer implements FastContext, RawContext {
     }
     const t = parseAbsoluteUrl(url);
     const socket = req.socket;
-    const r = this.gate.enter({ client: socket.remoteAddress ?? '', mode: 'explicit', method: req.method ?? 'GET', host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: req.headers['accept-language'] });
+    const r = this.gate.enter({ client: socket.remoteAddress ?? '', mode: 'explicit', method: req.method ?? 'GET', host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: req.headers['accept-language'], proxyAuthorization: req.headers['proxy-authorization'] });
+    if (r.pending !== null) {
+      // The client is being identified: decided (and recorded) once that is done.
+      this.gate.resolve(r, { gated: () => this.settled(req, res, r, t) });
+      return;
+    }
+    this.settled(req, res, r, t);
+  }
+
+  /** A decided request: recorded when it ends, then forwarded or answered. */
+  private settled(req: IncomingMessage, res: ServerResponse, r: Reply, t: ReturnType<typeof parseAbsoluteUrl>): void {
+    const socket = req.socket;
     const rec = r.record;
     if (rec !== null) {
       // The parser has already read this request's headers (often its whole body too): count from
@@ -370,6 +385,7 @@ export class ProxyServer implements FastContext, RawContext {
     const body = Buffer.from(r.body);
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': r.html ? HTML : TEXT, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.via };
     if (r.retryAfter) headers['Retry-After'] = '5';
+    if (r.challenge !== null) headers['Proxy-Authenticate'] = r.challenge;
     res.writeHead(r.status, headers);
     res.end(body);
   }
@@ -437,10 +453,10 @@ export class ProxyServer implements FastContext, RawContext {
   }
 
   /** A CONNECT request on a `net.Socket` (from either path): through the gate, then opened or answered. */
-  tunnel(client: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr = client.remoteAddress ?? ''): void {
+  tunnel(client: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr = client.remoteAddress ?? '', proxyAuthorization?: string): void {
     client.on('error', destroySelf);
     const hp = connectTarget(target);
-    const r = this.gate.enter({ client: clientAddr, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage });
+    const r = this.gate.enter({ client: clientAddr, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage, proxyAuthorization });
     if (r.kind !== 'tunnel') return this.answerTunnel(client, r);
     if (r.address !== '') return this.openTunnel(client, head, r);
     this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r) : this.answerTunnel(client, r)) });
@@ -454,7 +470,7 @@ export class ProxyServer implements FastContext, RawContext {
       rec.status = r.status;
       this.emit('tunnelOpened', rec);
     }
-    this.endTunnel(client, r.status, r.body, r.retryAfter);
+    this.endTunnel(client, r.status, r.body, refusalHeaders(r));
   }
 
   /** A tunnel that cannot be opened: recorded with its cause, and the client told why. */
@@ -516,11 +532,11 @@ export class ProxyServer implements FastContext, RawContext {
     client.on('close', beforeOpen);
   }
 
-  private endTunnel(client: Socket, status: number, text: string, retryAfter = false): void {
+  private endTunnel(client: Socket, status: number, text: string, extraHeaders = ''): void {
     if (client.destroyed) return;
     // Read (and drop) what the client still sends, so its close is seen and the socket freed.
     client.resume();
     const body = Buffer.from(text);
-    client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\nVia: ${this.via}\r\n${retryAfter ? 'Retry-After: 5\r\n' : ''}\r\n${text}`);
+    client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\nVia: ${this.via}\r\n${extraHeaders}\r\n${text}`);
   }
 }

@@ -13,7 +13,9 @@ import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
 import { registerProfileRoutes } from './routes/profiles.js';
+import { registerSessionRoutes } from './routes/sessions.js';
 import { registerSystemRoutes } from './routes/system.js';
+import { registerUserRoutes } from './routes/users.js';
 import { BODY_LIMIT } from './limits.js';
 import { RefusalAudit, signInHook } from './signin.js';
 import { loadOrCreateCertificate } from './tls.js';
@@ -122,6 +124,8 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   registerProfileRoutes(app, ctx);
   registerPolicyRoutes(app, ctx);
   registerJournalRoutes(app, ctx);
+  registerSessionRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
   await registerConsoleRoutes(app);
   return app;
 }

@@ -3,7 +3,8 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 
-export const ROLES = ['admin', 'supervisor', 'requisition'] as const;
+// `sessions`: a trusted system (the ENT, a NAC) that declares who is behind which address, nothing else.
+export const ROLES = ['admin', 'supervisor', 'requisition', 'sessions'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface TokenRecord {
