@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { VigieConfig } from './config/types.js';
 import { Journal, type JournalHandle } from './journal/journal.js';
+import { JournalShipper, type FleetReport } from './journal/ship.js';
 import { loadAcademyLists, loadUt1Index } from './lists/load.js';
 import { ListUpdateScheduler } from './lists/schedule.js';
 import { resolveUt1Dir } from './lists/update.js';
@@ -29,6 +30,9 @@ export interface GatewayOptions {
   /** false: every connection on `net.Socket`, tunnels included (see ProxyDeps.rawTunnels). */
   rawTunnels?: boolean;
 }
+
+/** The running version (package.json), told to the academy in fleet reports. */
+const VERSION = '0.1.0';
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
 export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | null, policyVersion: number, log?: Logger, store?: PolicyStore): Promise<PolicySnapshot> {
@@ -63,6 +67,8 @@ export class Gateway {
   private readonly proxyDeps: ProxyDeps;
   /** The connection journal (null when disabled): an observer of the proxy, opened before it listens. */
   private readonly journalWriter: Journal | null;
+  /** Ships the journal to the academy's PostgreSQL (config `journal.ship`); null when off. */
+  readonly shipper: JournalShipper | null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -71,6 +77,7 @@ export class Gateway {
       ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
+    this.shipper = journal && jc.ship ? new JournalShipper({ ...jc.ship, file: journal.file, log: opts.log }, () => this.fleetReport()) : null;
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
@@ -121,7 +128,7 @@ export class Gateway {
       // Recording is a legal duty: under `block` no connection is served unrecorded.
       if (config.journal.overflow === 'block') throw new Error(`journal: ${journalError.message}`);
       log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${journalError.message}`);
-    }
+    } else this.shipper?.start();
     if (this.opts.listen !== false) {
       this.listening.push(...(await this.proxy.listen()));
       log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
@@ -193,5 +200,23 @@ export class Gateway {
     this.listUpdates?.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
+    await this.shipper?.close();
+  }
+
+  /** What this gateway tells the academy every minute through the shipper (fleet status). */
+  fleetReport(): FleetReport {
+    const snap = this.current;
+    const journal = this.journalWriter?.health() ?? null;
+    const ship = this.shipper?.status ?? null;
+    const degraded = !snap?.listsLoaded || (journal !== null && !journal.writable) || ship?.late === true;
+    const loaded = this.policyUpdates.lastSuccess;
+    return {
+      version: VERSION,
+      policyVersion: this.policy.version,
+      listsLoaded: snap?.listsLoaded ?? false,
+      listsAgeSeconds: loaded ? (Date.now() - loaded) / 1000 : null,
+      status: degraded ? 'degraded' : 'ok',
+      health: { listVersion: snap?.listVersion ?? 'none', journal },
+    };
   }
 }

@@ -11,6 +11,7 @@ export interface MetricsSource {
   /** ms since the epoch; 0 = never. */
   readonly policyUpdates: { readonly lastSuccess: number; readonly lastFailure: number };
   readonly journal?: { health(): JournalHealth } | undefined;
+  readonly shipper?: { readonly status: { lagSeconds: number | null } } | null;
 }
 
 export interface GatewayMetrics {
@@ -78,6 +79,7 @@ export function createGatewayMetrics(): GatewayMetrics {
       const h = health();
       return h ? one(h.writable ? 1 : 0) : [];
     }),
+    new CollectedMetric('vigie_journal_ship_lag_seconds', 'Age of the oldest journal entry the academy PostgreSQL has not acknowledged (0 = caught up; absent when shipping is off).', 'gauge', () => one(source()?.shipper?.status.lagSeconds ?? NaN)),
     new CollectedMetric('vigie_build_info', 'Always 1; labels tell the running version.', 'gauge', () => one(1, { version: VERSION, nodejs: process.version })),
   ];
   // The registry only calls get()/reset() on what it holds; the prom-client types want its own classes.
