@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerAcademy } from './cli/academy.js';
 import { registerCheck } from './cli/check.js';
 import { registerJournal } from './cli/journal.js';
 import { registerLists } from './cli/lists.js';
@@ -20,6 +21,7 @@ registerJournal(program);
 registerLists(program);
 registerToken(program);
 registerPolicy(program);
+registerAcademy(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`vigie: ${e.message}\n`);

@@ -161,9 +161,11 @@ export class ShipReader {
         // an edited local journal: its own verify says so; the copy gets what is there
       }
       const client = r.client ?? '';
+      // IPv4 clients seen on a dual-stack socket are searched for as IPv4 (networks like 10.0.0.0/8).
+      const ip = isIP(client) ? (/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(client)?.[1] ?? client) : null;
       // As the link hashed it: a tunnel's figures arrive with its end.
       const values = [
-        r.id, r.t + base, client, isIP(client) ? client : null, r.user, ctx[0] ?? null, ctx[1] ?? null, ctx[2] ?? -1, r.method ?? '', k.connect ? 'connect' : 'http',
+        r.id, r.t + base, client, ip, r.user, ctx[0] ?? null, ctx[1] ?? null, ctx[2] ?? -1, r.method ?? '', k.connect ? 'connect' : 'http',
         r.host ?? '', r.po ?? (k.connect ? 443 : 80), r.path, k.status, k.ended ? 0 : r.bi, k.ended ? 0 : r.bo, k.ended ? 0 : r.du, k.block ? 'block' : 'allow',
         r.rule ?? '', false, r.cl, r.us, r.cx, r.mi, r.ho, r.pa, r.ri,
       ];
