@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import t from 'tap';
+import { Pool } from 'pg';
+import { verifyCopy } from '../src/academy/verify.js';
 import { monthOf } from '../src/journal/schema.js';
 import { monthsPresent, purgeCopy } from '../src/journal/ship-schema.js';
 import { JournalWriter } from '../src/journal/writer.js';
@@ -115,6 +117,13 @@ t.test('journal shipping to PostgreSQL', { skip }, async (t) => {
     t.equal(Number((await pg.query('SELECT count(*) AS n FROM vigie_rows WHERE t < $1', [Date.UTC(2024, 1, 1)])).rows[0].n), 0);
     t.notOk((await pg.query(`SELECT to_regclass('vigie_rows_202401') AS r`)).rows[0].r, 'its partition is dropped');
     t.equal(await count(), 670, 'the rest stays');
+    const pool = new Pool({ connectionString: pg.url, max: 1 });
+    try {
+      const report = await verifyCopy(pool);
+      t.equal(report.ok, true, `the copy still verifies after the purge: ${JSON.stringify(report.gateways[0]?.problems)}`);
+    } finally {
+      await pool.end();
+    }
   });
 
   await s.close();

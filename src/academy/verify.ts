@@ -142,7 +142,9 @@ export async function verifyCopyGateway(pool: pg.Pool, gateway: string): Promise
       if (have > n) add({ kind: 'added', entry: null, firstId: null, lastId: null, from: start, to: end - 1, message: `gateway ${gateway}: ${have - n} row(s) of month ${p} are covered by no chain link` });
     }
     const head = prev as Link | null;
-    if (acknowledged && (!head || head.id < acknowledged.id)) {
+    // A purge that dropped the acknowledged link's month left its hash as the next link's anchor.
+    const purgedAck = acknowledged && (!head || head.id < acknowledged.id) ? ((await c.query('SELECT prev FROM vigie_anchors WHERE gateway = $1 AND id = $2', [gateway, acknowledged.id + 1])).rows[0]?.prev as Buffer | undefined)?.toString('hex') === acknowledged.hash : false;
+    if (acknowledged && (!head || head.id < acknowledged.id) && !purgedAck) {
       const lastRow = head?.hi ?? null;
       add({ kind: 'removed', entry: (head?.id ?? 0) + 1, firstId: lastRow === null ? null : lastRow + 1, lastId: null, from: null, to: null, message: `gateway ${gateway}: the copy ends at link ${head?.id ?? 0} but link ${acknowledged.id} was shipped and acknowledged: its tail (links ${(head?.id ?? 0) + 1}..${acknowledged.id}${lastRow === null ? '' : `, rows after id ${lastRow}`}) was cut` });
     } else if (acknowledged && head && head.id === acknowledged.id && head.h.toString('hex') !== acknowledged.hash) {
