@@ -38,7 +38,7 @@ t.test('academy service over two gateways\' copies', { skip }, async (t) => {
   for (const g of gateways) g.s.reportNow();
 
   const dataDir = tmp('vigie-academy-');
-  const config = resolveAcademyConfig({ listen: { host: '127.0.0.1', port: 0 }, ...certFiles(), dataDir, postgres: { url: pg.url }, timezone: 'UTC', fleet: { staleSeconds: 2, maxLagSeconds: 60 }, metrics: { listen: { host: '127.0.0.1', port: 0 } } });
+  const config = resolveAcademyConfig({ listen: { host: '127.0.0.1', port: 0 }, ...certFiles(), dataDir, postgres: { url: pg.url }, timezone: 'UTC', fleet: { staleSeconds: 4, maxLagSeconds: 60 }, metrics: { listen: { host: '127.0.0.1', port: 0 } } });
   const academy: AcademyServer = await startAcademy(config, silentLogger);
   t.teardown(async () => {
     for (const g of gateways) {
@@ -149,7 +149,7 @@ t.test('academy service over two gateways\' copies', { skip }, async (t) => {
     t.same(f.json.stale, [], 'both reported lately');
     t.match(f.json.gateways[0], { gateway: 'gw-a', uai: '0801234X', version: '0.1.0', policyVersion: 3, status: 'ok', stale: false, unhealthy: false });
     await gateways[1]!.s.close();
-    await new Promise((r) => setTimeout(r, 2500));
+    await new Promise((r) => setTimeout(r, 4500));
     gateways[0]!.s.reportNow();
     await new Promise((r) => setTimeout(r, 300));
     const after = await api('/api/v1/fleet?problems=true');

@@ -154,7 +154,7 @@ async function main(): Promise<void> {
         reader = new ShipReader(cfg.file);
       }
       if (!client) {
-        const c = new pg.Client({ connectionString: cfg.url, application_name: `vigie-ship ${cfg.gatewayId}`, connectionTimeoutMillis: 10_000, keepAlive: true });
+        const c = new pg.Client({ connectionString: cfg.url, application_name: `vigie-ship ${cfg.gatewayId}`, connectionTimeoutMillis: 10_000, keepAlive: true, query_timeout: 120_000 });
         // A broken connection surfaces on the next query; this keeps it from being an uncaught error.
         c.on('error', () => undefined);
         await c.connect();
