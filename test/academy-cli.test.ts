@@ -46,3 +46,14 @@ t.test('vigie academy start serves, verify checks, SIGTERM stops', { skip: postg
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'stops on SIGTERM');
 });
+
+t.test('the deploy files: example config valid, systemd unit accepted', async (t) => {
+  const { resolveAcademyConfig } = await import('../src/academy/config.js');
+  const example = JSON.parse(readFileSync(join(REPO, 'deploy', 'academy.example.json'), 'utf8'));
+  t.match(resolveAcademyConfig(example), { listen: { port: 8444 }, retentionDays: 365, fleet: { staleSeconds: 180 } });
+  const unit = join(REPO, 'deploy', 'systemd', 'vigie-academy.service');
+  t.match(readFileSync(unit, 'utf8'), /^ExecStart=.* academy start --config \/etc\/vigie\/academy\.json$/m);
+  if (spawnSync('systemd-analyze', ['--version']).error) return t.pass('systemd-analyze', { skip: 'systemd-analyze not installed' });
+  const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+  t.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+});
