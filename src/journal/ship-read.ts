@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { decodeIds, hasChainFormat, unpackK } from './schema.js';
 
 /** A chain link as shipped: the SQLite row of `chain`. */
@@ -63,6 +64,7 @@ export class ShipReader {
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Database.Statement>();
   private readonly bases = new Map<number, number>();
+  private readonly dicts = new Map<string, LRUCache<number, string>>();
 
   constructor(file: string) {
     this.db = new Database(file, { readonly: true, fileMustExist: true });
@@ -142,15 +144,45 @@ export class ShipReader {
     return batch.links.length ? batch : null;
   }
 
+  /**
+   * Strings of dictionary ids, from a bounded cache (ids never change meaning in a journal), the
+   * missing ones read in one query per dictionary: a row costs no join.
+   */
+  private names(dict: 'client' | 'user' | 'ctx' | 'method' | 'host' | 'path' | 'rule', ids: Iterable<number | null>): Map<number, string> {
+    let cache = this.dicts.get(dict);
+    if (!cache) this.dicts.set(dict, (cache = new LRUCache<number, string>({ max: 50_000 })));
+    const out = new Map<number, string>();
+    const missing: number[] = [];
+    for (const id of ids) {
+      if (id === null || out.has(id)) continue;
+      const v = cache.get(id);
+      if (v === undefined) missing.push(id);
+      else out.set(id, v);
+    }
+    if (missing.length) {
+      const got = this.stmt(`SELECT id, v FROM d_${dict} WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify([...new Set(missing)])) as { id: number; v: string }[];
+      for (const g of got) {
+        cache.set(g.id, g.v);
+        out.set(g.id, g.v);
+      }
+    }
+    return out;
+  }
+
   private rows(p: number, base: number, lo: number, hi: number, batch: ShipBatch): void {
-    const got = this.stmt(
-      `SELECT c.id, c.t, cl.v AS client, us.v AS user, cx.v AS ctx, me.v AS method, ho.v AS host, c.po, pa.v AS path, c.k, c.bi, c.bo, c.du, ru.v AS rule,
-         c.cl, c.us, c.cx, (c.k >> 21) AS mi, c.ho, c.pa, ((c.k >> 13) & 255) AS ri
-       FROM c_${p} c LEFT JOIN d_client cl ON cl.id = c.cl LEFT JOIN d_user us ON us.id = c.us LEFT JOIN d_ctx cx ON cx.id = c.cx
-       LEFT JOIN d_method me ON me.id = (c.k >> 21) LEFT JOIN d_host ho ON ho.id = c.ho LEFT JOIN d_path pa ON pa.id = c.pa
-       LEFT JOIN d_rule ru ON ru.id = ((c.k >> 13) & 255)
-       WHERE c.id BETWEEN ? AND ? ORDER BY c.id`,
-    ).all(lo, hi) as Raw[];
+    const raw = this.stmt(`SELECT id, t, cl, us, cx, po, ho, pa, k, bi, bo, du FROM c_${p} WHERE id BETWEEN ? AND ? ORDER BY id`).all(lo, hi) as Omit<Raw, 'client' | 'user' | 'ctx' | 'method' | 'host' | 'path' | 'rule' | 'mi' | 'ri'>[];
+    const cl = this.names('client', raw.map((r) => r.cl));
+    const us = this.names('user', raw.map((r) => r.us));
+    const cx = this.names('ctx', raw.map((r) => r.cx));
+    const me = this.names('method', raw.map((r) => Math.floor(r.k / 2_097_152)));
+    const ho = this.names('host', raw.map((r) => r.ho));
+    const pa = this.names('path', raw.map((r) => r.pa));
+    const ru = this.names('rule', raw.map((r) => Math.floor(r.k / 8192) % 256));
+    const got: Raw[] = raw.map((r) => {
+      const mi = Math.floor(r.k / 2_097_152);
+      const ri = Math.floor(r.k / 8192) % 256;
+      return { ...r, mi, ri, client: cl.get(r.cl) ?? null, user: r.us === null ? null : (us.get(r.us) ?? null), ctx: cx.get(r.cx) ?? null, method: me.get(mi) ?? null, host: ho.get(r.ho) ?? null, path: r.pa === null ? null : (pa.get(r.pa) ?? null), rule: ru.get(ri) ?? null };
+    });
     const cols = batch.rows;
     for (const r of got) {
       const k = unpackK(r.k);

@@ -177,6 +177,9 @@ async function main(): Promise<void> {
         retryMs = cfg.retryMs;
         updateLag(reader);
         report();
+        // A full batch: more is waiting. A partial one: wait for rows to gather, so a busy gateway
+        // sends one transaction a poll interval instead of many small ones.
+        if (batch.rowCount < cfg.batchRows) await nap(cfg.pollMs);
         continue;
       }
       status.lastSuccess = Date.now();

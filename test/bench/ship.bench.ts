@@ -10,7 +10,8 @@
  *    loads one gateway at a time, alternating, ROUNDS times; before each phase the shipping one has
  *    caught up (lag 0), so neither phase pays for the other's backlog. Printed: req/s per phase,
  *    the ratio of medians, the lag at the end of each shipping phase and how fast it caught up.
- * Knobs: ROWS (200,000), ROUNDS (3), SECONDS (10).
+ * PostgreSQL (another machine in production) runs at nice 19 on CPU 1, so it only gets the time the
+ * load generator leaves. Knobs: ROWS (200,000), ROUNDS (3), SECONDS (10).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,9 @@ process.on('exit', killAllNow);
 // PostgreSQL forks its backends from the postmaster: pinning it pins them all, away from the proxy's core.
 const postmaster = readFileSync(join(db.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]!;
 execFileSync('taskset', ['-a', '-p', '-c', '1', postmaster], { stdio: 'ignore' });
+// The academy's PostgreSQL is another machine: here it only gets what CPU 1's load leaves (nice 19,
+// inherited by the backends it forks later), so its work does not slow the load generator.
+for (const pid of [postmaster, ...execFileSync('pgrep', ['-P', postmaster], { encoding: 'utf8' }).split('\n').filter(Boolean)]) execFileSync('renice', ['-n', '19', '-p', pid], { stdio: 'ignore' });
 const out: string[] = [];
 try {
   // 1. Throughput of the shipper alone.
