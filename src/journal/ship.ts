@@ -57,7 +57,7 @@ export class JournalShipper {
 
   get status(): ShipStatus & { maxLagSeconds: number; late: boolean } {
     const s = this.current;
-    return { ...s, rowsShipped: this.shippedBefore + s.rowsShipped, maxLagSeconds: this.maxLagSeconds, late: s.lagSeconds === null || s.lagSeconds > this.maxLagSeconds };
+    return { ...s, rowsShipped: this.shippedBefore + s.rowsShipped, maxLagSeconds: this.maxLagSeconds, late: s.lagSeconds !== null && s.lagSeconds > this.maxLagSeconds };
   }
 
   start(): void {
