@@ -1,11 +1,7 @@
 import type { Command } from 'commander';
-import { loadAcademyConfig } from '../academy/config.js';
-import { startAcademy } from '../academy/server.js';
-import { verifyCopy } from '../academy/verify.js';
+import { loadAcademyConfig, type AcademyConfig } from '../academy/config.js';
 import { ConfigError } from '../config/load.js';
 import { createLogger } from '../log.js';
-import pg from 'pg';
-import type { AcademyConfig } from '../academy/config.js';
 
 function configOrExit(file: string): AcademyConfig {
   try {
@@ -30,6 +26,8 @@ export function registerAcademy(program: Command): void {
     .action(async (opts: { config: string }) => {
       const config = configOrExit(opts.config);
       const log = createLogger(config.log.level);
+      // Loaded when used: the other commands start without PostgreSQL's client and the API's modules.
+      const { startAcademy } = await import('../academy/server.js');
       let server: Awaited<ReturnType<typeof startAcademy>>;
       try {
         server = await startAcademy(config, log);
@@ -53,6 +51,7 @@ export function registerAcademy(program: Command): void {
     .option('--gateway <id>', 'only this gateway')
     .action(async (opts: { config: string; gateway?: string }) => {
       const config = configOrExit(opts.config);
+      const [{ default: pg }, { verifyCopy }] = await Promise.all([import('pg'), import('../academy/verify.js')]);
       const pool = new pg.Pool({ connectionString: config.postgres.url, max: 1 });
       try {
         const report = await verifyCopy(pool, opts.gateway ? [opts.gateway] : undefined);
