@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { VigieConfig } from './config/types.js';
 import { Journal, type JournalHandle } from './journal/journal.js';
 import { JournalShipper, type FleetReport } from './journal/ship.js';
@@ -33,6 +34,20 @@ export interface GatewayOptions {
 
 /** The running version (package.json), told to the academy in fleet reports. */
 const VERSION = '0.1.0';
+
+/**
+ * Busy: the journal's writer is behind (its queue holds more than a batch or two), or this
+ * process's event loop was over 90 % busy in the last interval. Journal shipping waits meanwhile.
+ */
+function busyGateway(journal: Journal): () => boolean {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const elu = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    return elu > 0.9 || journal.health().queueDepth > 2048;
+  };
+}
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
 export async function compilePolicy(config: VigieConfig, ut1: CategoryIndex | null, policyVersion: number, log?: Logger, store?: PolicyStore): Promise<PolicySnapshot> {
@@ -77,7 +92,7 @@ export class Gateway {
       ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
-    this.shipper = journal && jc.ship ? new JournalShipper({ ...jc.ship, file: journal.file, log: opts.log }, () => this.fleetReport()) : null;
+    this.shipper = journal && jc.ship ? new JournalShipper({ ...jc.ship, file: journal.file, log: opts.log, busy: busyGateway(journal) }, () => this.fleetReport()) : null;
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,

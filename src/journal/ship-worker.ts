@@ -6,7 +6,7 @@ import { ShipReader, type ShipBatch } from './ship-read.js';
 import { ensurePartitions, ensureSchema, ROW_COLUMNS, ROW_TYPES } from './ship-schema.js';
 
 /** Messages between the shipper handle (ship.ts) and this thread. */
-export type ToShipper = { type: 'fleet'; report: FleetReport } | { type: 'close' };
+export type ToShipper = { type: 'fleet'; report: FleetReport } | { type: 'hold'; on: boolean } | { type: 'close' };
 export type FromShipper = { type: 'status'; status: ShipStatus } | { type: 'closed' };
 
 export interface ShipperConfig {
@@ -15,6 +15,8 @@ export interface ShipperConfig {
   gatewayId: string;
   uai: string | null;
   batchRows: number;
+  /** Held back (busy gateway) only while the lag stays under half of this. */
+  maxLagSeconds: number;
   /** Wait between looks at the journal once caught up. */
   pollMs: number;
   /** First wait after a failure (doubles up to 30 s). */
@@ -50,6 +52,8 @@ const status: ShipStatus = { connected: false, lagSeconds: null, acknowledged: n
 let closing = false;
 let wake: (() => void) | null = null;
 let pendingFleet: FleetReport | null = null;
+/** The gateway is busy (ship.ts): no new batch until it says so, unless the lag reaches half its limit. */
+let holding = false;
 
 const post = (m: FromShipper) => parentPort!.postMessage(m);
 const report = () => post({ type: 'status', status: { ...status } });
@@ -57,6 +61,7 @@ const report = () => post({ type: 'status', status: { ...status } });
 parentPort!.on('message', (m: ToShipper) => {
   if (m.type === 'close') closing = true;
   else if (m.type === 'fleet') pendingFleet = m.report;
+  else if (m.type === 'hold') holding = m.on;
   wake?.();
 });
 
@@ -167,6 +172,12 @@ async function main(): Promise<void> {
         status.lastError = null;
       }
       await sendFleet(client);
+      if (holding && (status.lagSeconds ?? 0) < cfg.maxLagSeconds / 2) {
+        updateLag(reader);
+        report();
+        await nap(cfg.pollMs);
+        continue;
+      }
       const batch = reader.read(status.acknowledged!, cfg.batchRows);
       if (batch) {
         await ship(client, batch, known);

@@ -23,6 +23,11 @@ export interface ShipOptions {
   retryMs?: number;
   /** Nice value of the shipping thread (Linux); default 19, null to leave it. */
   nice?: number | null;
+  /**
+   * Whether the gateway is busy now (its journal queue deep, its event loop saturated): shipping
+   * waits meanwhile, as long as its lag stays under half of maxLagSeconds. Asked every 250 ms.
+   */
+  busy?: () => boolean;
   log: Logger;
 }
 
@@ -40,6 +45,8 @@ export class JournalShipper {
   private closed = false;
   private closedWait: (() => void) | null = null;
   private fleetTimer: NodeJS.Timeout | null = null;
+  private busyTimer: NodeJS.Timeout | null = null;
+  private held = false;
   private restartTimer: NodeJS.Timeout | null = null;
   private wasConnected: boolean | null = null;
   private lagWarned = false;
@@ -68,6 +75,7 @@ export class JournalShipper {
       gatewayId: o.gatewayId,
       uai: o.uai ?? null,
       batchRows: o.batchRows ?? 5000,
+      maxLagSeconds: this.maxLagSeconds,
       pollMs: o.pollMs ?? 1000,
       retryMs: o.retryMs ?? 1000,
       nice: o.nice === undefined ? 19 : o.nice,
@@ -95,6 +103,17 @@ export class JournalShipper {
       this.restartTimer.unref();
     });
     worker.unref();
+    this.held = false;
+    if (o.busy && !this.busyTimer) {
+      this.busyTimer = setInterval(() => {
+        const busy = o.busy!();
+        if (busy !== this.held) {
+          this.held = busy;
+          this.post({ type: 'hold', on: busy });
+        }
+      }, 250);
+      this.busyTimer.unref();
+    }
     if (this.fleetStatus && (o.fleetSeconds ?? 60) > 0 && !this.fleetTimer) {
       const send = () => {
         try {
@@ -148,6 +167,7 @@ export class JournalShipper {
     if (this.closed) return;
     this.closed = true;
     if (this.fleetTimer) clearInterval(this.fleetTimer);
+    if (this.busyTimer) clearInterval(this.busyTimer);
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const worker = this.worker;
     if (!worker) return;
