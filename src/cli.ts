@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerAcademy } from './cli/academy.js';
 import { registerCheck } from './cli/check.js';
 import { registerDirectory } from './cli/directory.js';
 import { registerJournal } from './cli/journal.js';
@@ -22,6 +23,7 @@ registerLists(program);
 registerToken(program);
 registerPolicy(program);
 registerDirectory(program);
+registerAcademy(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`vigie: ${e.message}\n`);

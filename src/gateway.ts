@@ -1,9 +1,11 @@
 import { join } from 'node:path';
 import { Identity } from './auth/identity.js';
+import { performance } from 'node:perf_hooks';
 import type { VigieConfig } from './config/types.js';
 import { DailyBackup } from './journal/backup-schedule.js';
 import { fileAccess } from './journal/files.js';
 import { Journal, type JournalHandle } from './journal/journal.js';
+import { JournalShipper, type FleetReport } from './journal/ship.js';
 import { loadAcademyLists } from './lists/load.js';
 import { ListUpdateScheduler } from './lists/schedule.js';
 import { loadListSet } from './lists/set.js';
@@ -33,6 +35,23 @@ export interface GatewayOptions {
   onSwap?: (snapshot: PolicySnapshot) => void;
   /** false: every connection on `net.Socket`, tunnels included (see ProxyDeps.rawTunnels). */
   rawTunnels?: boolean;
+}
+
+/** The running version (package.json), told to the academy in fleet reports. */
+const VERSION = '0.1.0';
+
+/**
+ * Busy: the journal's writer is behind (its queue holds more than a batch or two), or this
+ * process's event loop was over 90 % busy in the last interval. Journal shipping waits meanwhile.
+ */
+function busyGateway(journal: Journal): () => boolean {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const elu = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    return elu > 0.9 || journal.health().queueDepth > 2048;
+  };
 }
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed), with the extra lists. */
@@ -75,6 +94,8 @@ export class Gateway {
   backups: DailyBackup | null = null;
   /** Who is browsing: the directory in memory, the LDAP verifier, address ↔ user sessions. */
   readonly identity: Identity;
+  /** Ships the journal to the academy's PostgreSQL (config `journal.ship`); null when off. */
+  readonly shipper: JournalShipper | null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -84,6 +105,7 @@ export class Gateway {
       : null;
     this.journalWriter = journal;
     this.identity = new Identity(opts.config, opts.log);
+    this.shipper = journal && jc.ship ? new JournalShipper({ ...jc.ship, file: journal.file, log: opts.log, busy: busyGateway(journal) }, () => this.fleetReport()) : null;
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
@@ -137,7 +159,7 @@ export class Gateway {
       // Recording is a legal duty: under `block` no connection is served unrecorded.
       if (config.journal.overflow === 'block') throw new Error(`journal: ${journalError.message}`);
       log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${journalError.message}`);
-    }
+    } else this.shipper?.start();
     const jc = config.journal;
     if (this.journalWriter && jc.backup) {
       this.backups = new DailyBackup({ source: this.journalWriter.file, dir: jc.backup.dir, hour: jc.backup.hour ?? 2, keep: jc.backup.keep ?? 14, timezone: config.timezone, access: fileAccess(jc.group), log }).start();
@@ -224,5 +246,23 @@ export class Gateway {
     this.identity.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
+    await this.shipper?.close();
+  }
+
+  /** What this gateway tells the academy every minute through the shipper (fleet status). */
+  fleetReport(): FleetReport {
+    const snap = this.current;
+    const journal = this.journalWriter?.health() ?? null;
+    const ship = this.shipper?.status ?? null;
+    const degraded = !snap?.listsLoaded || (journal !== null && !journal.writable) || ship?.late === true;
+    const loaded = this.policyUpdates.lastSuccess;
+    return {
+      version: VERSION,
+      policyVersion: this.policy.version,
+      listsLoaded: snap?.listsLoaded ?? false,
+      listsAgeSeconds: loaded ? (Date.now() - loaded) / 1000 : null,
+      status: degraded ? 'degraded' : 'ok',
+      health: { listVersion: snap?.listVersion ?? 'none', journal },
+    };
   }
 }

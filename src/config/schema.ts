@@ -228,6 +228,19 @@ export const configSchema = {
             },
           ],
         },
+        ship: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          required: ['url', 'gatewayId'],
+          properties: {
+            url: { type: 'string', pattern: '^postgres(ql)?://' },
+            gatewayId: name,
+            uai: { type: ['string', 'null'], pattern: '^[0-9]{7}[A-Z]$' },
+            batchRows: { type: 'integer', minimum: 1, maximum: 100_000 },
+            maxLagSeconds: { type: 'integer', minimum: 1, maximum: 31_536_000 },
+            fleetSeconds: { type: 'integer', minimum: 0, maximum: 86_400 },
+          },
+        },
       },
     },
     directory: {

@@ -224,6 +224,8 @@ export interface JournalConfig {
   group: string | number | null;
   /** Daily online backup of the journal, verified, the newest `keep` kept; null: none. */
   backup: JournalBackupConfig | null;
+  /** Ships the journal to the academy's PostgreSQL copy (src/journal/ship.ts); absent or null = off. */
+  ship?: JournalShipConfig | null;
 }
 
 export interface JournalBackupConfig {
@@ -233,6 +235,21 @@ export interface JournalBackupConfig {
   hour?: number;
   /** Backups kept, newest first; default 14. */
   keep?: number;
+}
+
+export interface JournalShipConfig {
+  /** postgres://user@host:port/db (a password is better kept in ~/.pgpass or PGPASSWORD than here). */
+  url: string;
+  /** This gateway's name in the academy (unique). */
+  gatewayId: string;
+  /** Establishment served (UAI, e.g. 0801234X), for academy-wide filters. */
+  uai?: string | null;
+  /** Rows per PostgreSQL transaction. Default 5000. */
+  batchRows?: number;
+  /** Shipping lag beyond which the gateway reports itself degraded. Default 300. */
+  maxLagSeconds?: number;
+  /** Seconds between fleet status reports into the same database; 0 = none. Default 60. */
+  fleetSeconds?: number;
 }
 
 export interface SupervisionConfig {

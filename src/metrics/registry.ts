@@ -15,6 +15,7 @@ export interface MetricsSource {
   readonly listSources?: readonly { readonly source: string; readonly dataTime: number | null }[];
   /** Authentication checks by outcome, live sessions, directory size (src/auth/identity.ts). */
   readonly identity?: { readonly verifier: { readonly counts: Readonly<Record<string, number>> } | null; readonly sessions: { active(): number }; readonly userCount: number };
+  readonly shipper?: { readonly status: { lagSeconds: number | null } } | null;
 }
 
 export interface GatewayMetrics {
@@ -97,6 +98,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     }),
     new CollectedMetric('vigie_sessions_active', 'Client addresses currently bound to a user (API or portal sessions).', 'gauge', () => one(source()?.identity?.sessions.active() ?? NaN)),
     new CollectedMetric('vigie_directory_users', 'Users of the academy directory held by the gateway.', 'gauge', () => one(source()?.identity?.userCount ?? NaN)),
+    new CollectedMetric('vigie_journal_ship_lag_seconds', 'Age of the oldest journal entry the academy PostgreSQL has not acknowledged (0 = caught up; absent when shipping is off).', 'gauge', () => one(source()?.shipper?.status.lagSeconds ?? NaN)),
     new CollectedMetric('vigie_build_info', 'Always 1; labels tell the running version.', 'gauge', () => one(1, { version: VERSION, nodejs: process.version })),
   ];
   // The registry only calls get()/reset() on what it holds; the prom-client types want its own classes.

@@ -25,6 +25,9 @@ export interface ApiContext {
   fleet: FleetPuller | null;
 }
 
+/** What authentication and the audit need (a gateway's API and the academy's share them). */
+export type AuditContext = Pick<ApiContext, 'tokens' | 'audit' | 'log'>;
+
 /** The journal, once the gateway has one (`gateway.journal`); null until then. */
 export function journalOf(gateway: Gateway): JournalReader | null {
   return ((gateway as unknown as { journal?: JournalReader | null }).journal ?? null) as JournalReader | null;
@@ -41,7 +44,7 @@ export const changeMeta = (req: FastifyRequest, action: string, why: string | un
 });
 
 /** Appends an audit line for this request (who, when, from where, what). */
-export function audit(ctx: ApiContext, req: FastifyRequest, action: string, target: string | null, details?: Record<string, unknown>, outcome: AuditEntry['outcome'] = 'ok', status = 200): Promise<void> {
+export function audit(ctx: AuditContext, req: FastifyRequest, action: string, target: string | null, details?: Record<string, unknown>, outcome: AuditEntry['outcome'] = 'ok', status = 200): Promise<void> {
   return ctx.audit.record({
     actor: actorOf(req),
     tokenId: req.principal?.id ?? null,

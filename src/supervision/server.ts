@@ -7,7 +7,7 @@ import type { Gateway } from '../gateway.js';
 import type { Logger } from '../log.js';
 import { PolicyValidationError } from '../policy/store.js';
 import { AuditLog } from './audit.js';
-import { audit, problem, type ApiContext } from './context.js';
+import { audit, problem, type ApiContext, type AuditContext } from './context.js';
 import { FleetPuller } from './fleet.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
@@ -76,6 +76,23 @@ function fieldOf(context: string, e: { instancePath: string; keyword: string; pa
 
 /** Builds the API (routes, auth, validation, OpenAPI) without listening. */
 export async function buildSupervisionApp(ctx: ApiContext, https: { key: string; cert: string } | null, refusals = new RefusalAudit(ctx)): Promise<FastifyInstance> {
+  const app = await buildApiApp(ctx, https, { title: 'Vigie supervision API', description: 'Remote administration of a Vigie gateway: profiles, academy lists, versioned policy, journal, statistics, audit.' }, refusals);
+  registerSystemRoutes(app, ctx);
+  registerProfileRoutes(app, ctx);
+  registerPolicyRoutes(app, ctx);
+  registerJournalRoutes(app, ctx);
+  registerSessionRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
+  await registerConsoleRoutes(app);
+  return app;
+}
+
+/**
+ * What every Vigie API shares (a gateway's, the academy's, src/academy/): bearer tokens and
+ * roles, sign-in limits and refused-request audit, ajv validation naming the field, problem
+ * answers, OpenAPI, modern TLS. The caller registers its routes.
+ */
+export async function buildApiApp(ctx: AuditContext, https: { key: string; cert: string } | null, info: { title: string; description: string }, refusals = new RefusalAudit(ctx)): Promise<FastifyInstance> {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({
     ...(https ? { https: { ...https, ...TLS_OPTIONS } } : {}),
     logger: false,
@@ -113,20 +130,12 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Vigie supervision API', version: '1', description: 'Remote administration of a Vigie gateway: profiles, academy lists, versioned policy, journal, statistics, audit.' },
+      info: { ...info, version: '1' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
   });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-
-  registerSystemRoutes(app, ctx);
-  registerProfileRoutes(app, ctx);
-  registerPolicyRoutes(app, ctx);
-  registerJournalRoutes(app, ctx);
-  registerSessionRoutes(app, ctx);
-  registerUserRoutes(app, ctx);
-  await registerConsoleRoutes(app);
   return app;
 }
 

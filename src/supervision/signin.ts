@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
-import { audit, problem, type ApiContext } from './context.js';
+import { audit, problem, type AuditContext } from './context.js';
 
 /** Unknown tokens accepted per source address and minute before that address gets 429s. */
 export const AUTH_FAILURES_PER_MINUTE = 10;
@@ -29,7 +29,7 @@ export class RefusalAudit {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly ctx: ApiContext,
+    private readonly ctx: AuditContext,
     private readonly limits = { perSource: REFUSALS_AUDITED_PER_SOURCE, perMinute: REFUSALS_AUDITED_PER_MINUTE },
   ) {}
 
@@ -79,7 +79,7 @@ export class RefusalAudit {
  * until its minute is over. Tokens are 256 random bits, so the limit is not what keeps them
  * from being guessed: it keeps scanners from being served.
  */
-export function signInHook(ctx: ApiContext, refusals: RefusalAudit) {
+export function signInHook(ctx: AuditContext, refusals: RefusalAudit) {
   const failures = new LRUCache<string, { count: number }>({ max: 10_000, ttl: MINUTE, ttlAutopurge: false });
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const roles = req.routeOptions.config?.roles;

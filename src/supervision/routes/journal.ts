@@ -10,7 +10,8 @@ import { audit, journalOf, problem, type ApiContext } from '../context.js';
 import type { Role } from '../tokens.js';
 import { timeField } from './time.js';
 
-const filterProps = {
+/** The journal filters' query parameters (the academy's routes add where: gateway, UAI, network). */
+export const filterProps = {
   from: { type: 'string', description: 'ISO 8601 or ms since the epoch (inclusive)' },
   to: { type: 'string', description: 'ISO 8601 or ms since the epoch (exclusive)' },
   client: { type: 'string', maxLength: 64 },
@@ -21,9 +22,9 @@ const filterProps = {
   category: { type: 'string', maxLength: 128 },
 } as const;
 
-type FilterQuery = { from?: string; to?: string; client?: string; user?: string; host?: string; decision?: 'allow' | 'block'; profile?: string; category?: string };
+export type FilterQuery = { from?: string; to?: string; client?: string; user?: string; host?: string; decision?: 'allow' | 'block'; profile?: string; category?: string };
 
-function filterOf(q: FilterQuery): JournalFilter {
+export function filterOf(q: FilterQuery): JournalFilter {
   const f: JournalFilter = {};
   const from = timeField(q.from, 'querystring/from');
   const to = timeField(q.to, 'querystring/to');

@@ -18,7 +18,8 @@ export function registerSystemRoutes(app: FastifyInstance, ctx: ApiContext): voi
       journalHealth = null;
     }
     const fleet = ctx.fleet?.status ?? null;
-    const degraded = !snap?.listsLoaded || (journalHealth !== null && !journalHealth.writable) || fleet?.lastOutcome === 'rejected' || fleet?.lastOutcome === 'error';
+    const ship = ctx.gateway.shipper?.status ?? null;
+    const degraded = !snap?.listsLoaded || (journalHealth !== null && !journalHealth.writable) || fleet?.lastOutcome === 'rejected' || fleet?.lastOutcome === 'error' || ship?.late === true;
     return {
       status: degraded ? 'degraded' : 'ok',
       policyVersion: ctx.gateway.policy.version,
@@ -28,6 +29,7 @@ export function registerSystemRoutes(app: FastifyInstance, ctx: ApiContext): voi
       lists: { emptyCategories: snap?.emptyCategories ?? [] },
       journal: journalHealth ? { writable: journalHealth.writable, queueDepth: journalHealth.queueDepth, rowsLost: journalHealth.rowsLost, lastError: journalHealth.lastError } : null,
       fleet,
+      ship: ship && { connected: ship.connected, lagSeconds: ship.lagSeconds, maxLagSeconds: ship.maxLagSeconds, acknowledged: ship.acknowledged, rowsShipped: ship.rowsShipped, lastError: ship.lastError },
     };
   });
 
