@@ -4,3 +4,4 @@ import { fileURLToPath } from 'node:url';
 export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BUNDLED_UT1 = fileURLToPath(new URL('../lists/ut1', import.meta.url));
 export const BUNDLED_ACADEMY = fileURLToPath(new URL('../lists/academy', import.meta.url));
+export const BUNDLED_SAFESEARCH = fileURLToPath(new URL('../lists/safesearch.json', import.meta.url));

@@ -4,6 +4,7 @@ import { loadUt1Index } from '../lists/load.js';
 import { resolveUt1Dir } from '../lists/update.js';
 import { createLogger } from '../log.js';
 import { decide } from '../policy/decide.js';
+import { retargetFor } from '../policy/safesearch.js';
 import { PolicyStore } from '../policy/store.js';
 import type { DecisionRequest } from '../policy/types.js';
 import { parseAbsoluteUrl, splitAuthority } from '../proxy/server.js';
@@ -47,8 +48,10 @@ export function registerCheck(program: Command): void {
       const snapshot = await compilePolicy(config, index, store.version, log, store);
       const req = requestFor(url, opts.client, opts.at ?? Date.now());
       const d = decide(snapshot, req);
+      // What is allowed may still be connected elsewhere: the profile's SafeSearch enforcement.
+      const retarget = d.action === 'allow' ? retargetFor(snapshot, d.profile, req.host) : null;
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ url, client: opts.client, host: req.host, at: new Date(req.time).toISOString(), ...d }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ url, client: opts.client, host: req.host, at: new Date(req.time).toISOString(), ...d, retarget }, null, 2) + '\n');
       } else {
         const lines = [
           `${d.action === 'allow' ? 'ALLOW' : 'BLOCK'} ${req.scheme === 'connect' ? `CONNECT ${req.host}:${req.port}` : `http://${req.host}${req.port === 80 ? '' : `:${req.port}`}${req.path}`}`,
@@ -58,6 +61,7 @@ export function registerCheck(program: Command): void {
           `  entry:    ${d.entry ?? '-'}${d.matchKind ? ` (${d.matchKind})` : ''}`,
           `  lists:    ${d.listVersion}`,
         ];
+        if (retarget) lines.push(`  connect:  ${retarget.host} instead (${retarget.engine} SafeSearch, set by the profile's "safeSearch")`);
         process.stdout.write(lines.join('\n') + '\n');
       }
     });

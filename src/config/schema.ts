@@ -10,6 +10,18 @@ const listenAddress = {
 } as const;
 const name = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
 
+/** A profile's SafeSearch switches (src/policy/safesearch.ts); absent keys get the profile's default. */
+const safeSearch = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    google: { type: 'boolean' },
+    bing: { type: 'boolean' },
+    duckduckgo: { type: 'boolean' },
+    youtube: { enum: ['strict', 'moderate', 'off'] },
+  },
+} as const;
+
 const ruleSet = {
   type: 'object',
   additionalProperties: false,
@@ -34,6 +46,14 @@ export const configSchema = {
       minItems: 1,
       items: listenAddress,
     },
+    transparent: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        http: { type: 'array', items: listenAddress },
+        https: { type: 'array', items: listenAddress },
+      },
+    },
     clients: {
       type: 'array',
       items: {
@@ -53,6 +73,7 @@ export const configSchema = {
         properties: {
           ...ruleSet.properties,
           description: { type: 'string' },
+          safeSearch,
           schedule: {
             type: 'object',
             additionalProperties: false,

@@ -1,8 +1,9 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import AjvModule from 'ajv';
+import { completeSafeSearch } from '../config/defaults.js';
 import { configSchema } from '../config/schema.js';
-import type { ProfileConfig, VigieConfig } from '../config/types.js';
+import type { ProfileConfig, ProfileInput, RuleSet, VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
 import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from '../lists/normalize.js';
 import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
@@ -135,7 +136,7 @@ const stateSchema = {
 } as const;
 const validateState = ajv.compile(stateSchema);
 
-const fullRules = (p: Partial<ProfileConfig>) => ({
+const fullRules = (p: Partial<RuleSet>) => ({
   mode: p.mode ?? 'blocklist',
   categories: p.categories ?? [],
   allow: p.allow ?? [],
@@ -145,8 +146,8 @@ const fullRules = (p: Partial<ProfileConfig>) => ({
 });
 
 /** Fills a profile's absent keys the way the config loader does. */
-export function normalizeProfile(p: Partial<ProfileConfig>): ProfileConfig {
-  const out: ProfileConfig = { ...fullRules(p) };
+export function normalizeProfile(id: string, p: ProfileInput): ProfileConfig {
+  const out: ProfileConfig = { ...fullRules(p), safeSearch: completeSafeSearch(id, p.safeSearch) };
   if (p.description !== undefined) out.description = p.description;
   if (p.schedule) out.schedule = { within: p.schedule.within, otherwise: fullRules(p.schedule.otherwise) };
   return out;
@@ -177,7 +178,7 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
   for (const name of PERMANENT_LISTS) if (!lists[name]) lists[name] = { domains: [], urls: [], expressions: [], changedIn: 0 };
   const profiles: Record<string, ProfileConfig> = {};
   for (const [id, raw] of Object.entries(draft.profiles)) {
-    const p = normalizeProfile(raw);
+    const p = normalizeProfile(id, raw);
     profiles[id] = p;
     const sets: [string, typeof p][] = [[`${prefix}/profiles/${id}`, p]];
     if (p.schedule) {
