@@ -1,0 +1,46 @@
+import t from 'tap';
+import { NET, netnsPair, netnsUnsupported, shippedRuleset, waitForLine } from './netns-helpers.js';
+
+const unsupported = await netnsUnsupported();
+const HTTP_PORT = 3129;
+const HTTPS_PORT = 3130;
+const ROOT = new URL('..', import.meta.url).pathname;
+
+t.test('the shipped nftables ruleset, in a gateway namespace: web redirected with the client address kept, QUIC refused', { skip: unsupported ?? false }, async (t) => {
+  const net = await netnsPair(t);
+  // Only the client's first address is a pupil's; its second one plays a machine outside the pupil networks.
+  await net.nft(shippedRuleset({ PUPILS_V4: `${NET.client4}/32`, PUPILS_V6: NET.pupils6, VIGIE_HTTP: HTTP_PORT, VIGIE_HTTPS: HTTPS_PORT }));
+  const other = '198.18.0.3';
+  await net.exec(net.client, ['ip', 'addr', 'add', `${other}/24`, 'dev', 'veth0']);
+  const server = net.spawn(net.gateway, [process.execPath, '--import', 'tsx', `${ROOT}test/netns-hello-server.ts`, String(HTTP_PORT), String(HTTPS_PORT)]);
+  await waitForLine(server, /listening/);
+  const lines: string[] = [];
+  server.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+
+  // curl in the client namespace, no proxy setting, to addresses beyond the gateway.
+  const curl = (url: string, ...args: string[]) => net.exec(net.client, ['curl', '-sS', '--noproxy', '*', '--max-time', '10', ...args, url]);
+  const v4 = await curl(`http://${NET.remote4}/page`);
+  t.equal(v4.stdout, `http ${HTTP_PORT} ::ffff:${NET.client4} ${NET.remote4}\n`, `port 80 reaches the HTTP listener from the client's own address (${v4.stderr})`);
+  const v6 = await curl(`http://[${NET.remote6}]/page`);
+  t.equal(v6.stdout, `http ${HTTP_PORT} ${NET.client6} [${NET.remote6}]\n`, `IPv6 too (${v6.stderr})`);
+
+  const outsider = await curl(`http://${NET.remote4}/page`, '--interface', other, '--connect-timeout', '2');
+  t.equal(outsider.code, 28, 'a source outside the pupil networks is not redirected (its SYN goes out to the void: timeout)');
+  const own = await curl(`http://${NET.gateway4}/`, '--connect-timeout', '2');
+  t.equal(own.code, 7, "the gateway's own addresses are not redirected (nothing listens on its port 80: refused)");
+
+  const tls = await curl('https://pupil.test/', '--resolve', `pupil.test:443:${NET.remote4}`);
+  t.not(tls.code, 0, 'the TLS client is refused');
+  t.match(tls.stderr, /alert access denied/i, `with the access_denied alert (${tls.stderr.trim()})`);
+  t.ok(lines.includes(`hello pupil.test ${HTTPS_PORT} ::ffff:${NET.client4}`), `port 443 reaches the HTTPS listener, which reads the server name (${lines.join(' | ')})`);
+
+  // QUIC: refused at the gateway with an ICMP port-unreachable, so browsers fall back to TCP at once.
+  const udp = await net.exec(net.client, [process.execPath, '-e', `
+    const s = require('node:dgram').createSocket('udp4');
+    s.on('error', (e) => { console.log(e.code); process.exit(0); });
+    s.on('message', () => { console.log('answered'); process.exit(0); });
+    s.connect(443, '${NET.remote4}', () => { s.send('quic'); setTimeout(() => s.send('quic'), 200); });
+    setTimeout(() => { console.log('silence'); process.exit(0); }, 3000);
+  `]);
+  t.equal(udp.stdout.trim(), 'ECONNREFUSED', `UDP 443 is refused (${udp.stderr})`);
+});
