@@ -106,6 +106,9 @@ t.test('transparent listeners: off by default, validated, never on an address al
   t.same(cfg.transparent, { http: [], https: [{ host: '10.0.0.1', port: 3130 }] }, 'sections merge key by key');
   t.throws(() => resolveConfig({ transparent: { http: [{ host: '10.0.0.1' }] } }), /\/transparent\/http\/0: must have required property 'port'/);
   t.throws(() => resolveConfig({ transparent: { quic: [] } }), /\/transparent: unknown key "quic"/);
+  const alt = resolveConfig({ transparent: { https: [{ host: '10.0.0.1', port: 3131, targetPort: 8443 }] } });
+  t.equal(alt.transparent.https[0]!.targetPort, 8443, 'a listener for another port meant (a redirect loses it)');
+  t.throws(() => resolveConfig({ transparent: { https: [{ host: '10.0.0.1', port: 3131, targetPort: 0 }] } }), /\/transparent\/https\/0\/targetPort: must be >= 1/);
   t.throws(
     () => resolveConfig({ listen: [{ host: '10.0.0.1', port: 3128 }], transparent: { http: [{ host: '10.0.0.1', port: 3129 }], https: [{ host: '10.0.0.1', port: 3128 }] } }),
     /\/transparent\/https\/0: 10\.0\.0\.1:3128 is already \/listen\/0/,

@@ -87,6 +87,9 @@ const EMBEDDED_SAFESEARCH: Readonly<Record<string, SafeSearchSettings>> = Object
   Object.fromEntries(Object.entries(defaultProfiles()).map(([id, p]) => [id, p.safeSearch])),
 );
 
+/** The port a transparent listener stands for when its entry names none (`targetPort`). */
+export const TRANSPARENT_TARGET_PORT = { http: 80, https: 443 } as const;
+
 /** The embedded configuration: a one-machine demo where loopback addresses play classrooms. */
 export function defaultConfig(): VigieConfig {
   return {

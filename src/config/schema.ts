@@ -8,6 +8,11 @@ const listenAddress = {
   required: ['host', 'port'],
   properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
 } as const;
+/** A transparent listener: where it binds, and the port the redirected clients meant (lost in a redirect). */
+const transparentListener = {
+  ...listenAddress,
+  properties: { ...listenAddress.properties, targetPort: { type: 'integer', minimum: 1, maximum: 65535 } },
+} as const;
 const name = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
 
 /** A profile's SafeSearch switches (src/policy/safesearch.ts); absent keys get the profile's default. */
@@ -50,8 +55,8 @@ export const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        http: { type: 'array', items: listenAddress },
-        https: { type: 'array', items: listenAddress },
+        http: { type: 'array', items: transparentListener },
+        https: { type: 'array', items: transparentListener },
       },
     },
     clients: {

@@ -55,6 +55,14 @@ export interface ListenAddress {
   port: number;
 }
 
+export interface TransparentListener extends ListenAddress {
+  /**
+   * The port the redirected clients were connecting to, which a `redirect` does not pass on: the
+   * origin's port. Default 80 for `http` listeners, 443 for `https`; one listener per port meant.
+   */
+  targetPort?: number;
+}
+
 export interface Timeouts {
   /** Connecting to an origin (TCP). */
   connectMs: number;
@@ -73,7 +81,7 @@ export interface VigieConfig {
    * the pupil networks, deploy/nftables/): plain HTTP decided on its Host header, HTTPS on the
    * TLS ClientHello's server name, without terminating TLS. Empty = off.
    */
-  transparent: { http: ListenAddress[]; https: ListenAddress[] };
+  transparent: { http: TransparentListener[]; https: TransparentListener[] };
   clients: ClientRule[];
   profiles: Record<string, ProfileConfig>;
   /** Named time windows, e.g. "school": Mon–Fri 08:00–18:00. */
