@@ -1,4 +1,8 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
+import { tmp } from './helpers.js';
+import type { NetnsGatewaySpec } from './netns-gateway.js';
 import { NET, netnsPair, netnsUnsupported, shippedRuleset, waitForLine } from './netns-helpers.js';
 
 const unsupported = await netnsUnsupported();
@@ -43,4 +47,26 @@ t.test('the shipped nftables ruleset, in a gateway namespace: web redirected wit
     setTimeout(() => { console.log('silence'); process.exit(0); }, 3000);
   `]);
   t.equal(udp.stdout.trim(), 'ECONNREFUSED', `UDP 443 is refused (${udp.stderr})`);
+});
+
+t.test('the real gateway in its namespace: a client namespace reaches it as a proxy (the harness for the transparent listeners)', { skip: unsupported ?? false }, async (t) => {
+  const net = await netnsPair(t);
+  const spec = join(tmp(), 'spec.json');
+  const doc: NetnsGatewaySpec = {
+    config: {
+      listen: [{ host: NET.gateway4, port: 3128 }],
+      clients: [{ network: NET.pupils4, profile: 'cycle3' }, { network: NET.pupils6, profile: 'cycle3' }],
+    },
+  };
+  writeFileSync(spec, JSON.stringify(doc));
+  const gw = net.spawn(net.gateway, [process.execPath, '--import', 'tsx', `${ROOT}test/netns-gateway.ts`, spec]);
+  const ready = JSON.parse((await waitForLine(gw, /ready (\{.*\})\n/, 60_000))[1]!) as { ca: string };
+  const curl = (url: string, ...args: string[]) => net.exec(net.client, ['curl', '-sS', '--max-time', '10', '--cacert', ready.ca, '-x', `http://${NET.gateway4}:3128`, ...args, url]);
+  const plain = await curl('http://site.test/page');
+  t.equal(plain.stdout, 'origin-http site.test /page\n', `plain HTTP through the proxy (${plain.stderr})`);
+  const tls = await curl('https://site.test/secure');
+  t.equal(tls.stdout, 'origin-tls site.test /secure\n', `HTTPS through a CONNECT tunnel, certificate checked (${tls.stderr})`);
+  const blocked = await curl('https://blocked.test/');
+  t.not(blocked.code, 0, 'a blocked name is refused');
+  t.match(blocked.stderr, /403/);
 });
