@@ -163,11 +163,12 @@ export class Gateway {
   /**
    * Applies a re-read config without dropping connections: the policy (clients, times, lists) is
    * rebuilt and swapped, names and per-request timeouts apply to the next requests. Returns the
-   * top-level keys that only a restart applies (listen addresses, server limits, ...).
+   * top-level keys that only a restart applies (listen addresses, server limits, ...), and the
+   * file's profiles that the policy managed over the API or the fleet overrides.
    */
-  async reload(next: VigieConfig): Promise<{ restartNeeded: string[]; listsLoaded: boolean }> {
+  async reload(next: VigieConfig): Promise<{ restartNeeded: string[]; listsLoaded: boolean; overriddenProfiles: string[] }> {
     const prev = this.opts.config;
-    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'hosts', 'dns', 'lists', 'log', 'timeouts']);
+    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'httpPorts', 'destinations', 'hosts', 'dns', 'lists', 'log', 'timeouts']);
     const restartNeeded = (Object.keys(next) as (keyof VigieConfig)[]).filter((k) => !live.has(k) && JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
     // Keys that need a restart keep their running values, so the config read back is what runs.
     const applied = { ...next } as Record<string, unknown>;
@@ -176,12 +177,12 @@ export class Gateway {
     this.opts.config = config;
     this.proxyDeps.config = config;
     // Profiles from the file apply while the policy store has not taken them over (API, fleet).
-    this.policy.reconfigure(config);
+    const overriddenProfiles = this.policy.reconfigure(config);
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
     const listsLoaded = await this.loadLists();
     // Lists that fail to load keep the previous ones; the new rules still apply over them.
     if (!listsLoaded) await this.recompile();
-    return { restartNeeded, listsLoaded };
+    return { restartNeeded, listsLoaded, overriddenProfiles };
   }
 
   private swap(next: PolicySnapshot): void {

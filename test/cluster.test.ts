@@ -20,6 +20,7 @@ function config(port: number, metricsPort: number, originPort: number, extra: Re
     supervision: { enabled: false },
     dns: { servers: DEAD_DNS, timeoutMs: 300 },
     hosts: { 'www.site.test': '127.0.0.1', 'adult.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     clients: [{ network: '127.0.0.1/32', profile: 'pupils' }],
     profiles: { pupils: { mode: 'blocklist', categories: ['adult'], denyLists: ['academy-deny'] } },
     connectPorts: [originPort],

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -49,6 +50,20 @@ t.test('invalid configs name the path and the reason', async (t) => {
   t.match(problems({ hosts: { 'a.test': 'not-an-ip' } }), /\/hosts\/a.test: "not-an-ip" is not an IP address/);
   t.match(problems({ timezone: 'Mars/Olympus' }), /\/timezone: unknown time zone/);
   t.match(problems({ timeouts: { connectMs: 'soon' } }), /\/timeouts\/connectMs: must be integer/);
+  t.match(problems({ dns: { servers: ['not an ip'] } }), /\/dns\/servers\/0: "not an ip" is not a name server address/);
+  t.equal(problems({ dns: { servers: ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]:53'] } }), '', 'ip, ip:port, ipv6, [ipv6]:port');
+  t.match(problems({ dns: { servers: ['127.0.0.1:99999'] } }), /\/dns\/servers\/0: /);
+  const fleet = (f: Record<string, unknown>) => problems({ supervision: { fleet: { url: 'https://academy.test/policy.json', ...f } } });
+  t.match(fleet({}), /\/supervision\/fleet\/publicKey: is required/);
+  t.notMatch(fleet({}), /must be null|must match a schema in anyOf/, 'no noise from the null branch');
+  t.match(fleet({ publicKey: '/nonexistent/academy.pub' }), /\/supervision\/fleet\/publicKey: cannot read the public key file/);
+  t.match(fleet({ publicKey: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }), /\/supervision\/fleet\/publicKey: not a PEM public key/);
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  t.match(fleet({ publicKey: ec }), /\/supervision\/fleet\/publicKey: a ec key: use Ed25519 or RSA/);
+  const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  t.equal(fleet({ publicKey: ed }), '', 'an inline Ed25519 key');
+  t.match(problems({ profiles: { __proto__x: { mode: 'blocklist' } } }), '', 'ordinary names');
+  t.match(problems(JSON.parse('{"profiles": {"__proto__": {"mode": "blocklist"}}}')), /\/profiles: property name must be valid/, '__proto__ is not a name');
 });
 
 t.test('config files: unreadable and malformed', async (t) => {
@@ -62,4 +77,17 @@ t.test('the example school config in deploy/ is valid', async (t) => {
   const cfg = loadConfig(new URL('../deploy/vigie.example.json', import.meta.url).pathname);
   t.ok(cfg.clients.length >= 4);
   t.not(cfg.listen[0]!.host, '127.0.0.1', 'listens on the LAN');
+});
+
+t.test('destination policy keys: defaults, and errors naming the path', async (t) => {
+  const cfg = loadConfig();
+  t.same(cfg.destinations, { allow: [] }, 'nothing internal is open by default');
+  t.same(cfg.httpPorts, [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'], "Squid's Safe_ports");
+  t.equal(problems({ destinations: { allow: [{ network: '10.20.0.10/32', ports: [443] }] }, httpPorts: [80, '8000-8100'] }), '');
+  t.match(problems({ destinations: { allow: [{ network: '10.20.0.300/32' }] } }), /\/destinations\/allow\/0\/network: not an address or CIDR range/);
+  t.match(problems({ destinations: { allow: [{ ports: [443] }] } }), /\/destinations\/allow\/0: must have required property 'network'/);
+  t.match(problems({ destinations: { open: true } }), /\/destinations: unknown key "open"/);
+  t.match(problems({ httpPorts: ['9000-8000'] }), /\/httpPorts\/0: "9000-8000" is not a port range/);
+  t.match(problems({ httpPorts: ['80-99999'] }), /\/httpPorts\/0: "80-99999" is not a port range/);
+  t.match(problems({ httpPorts: [0] }), /\/httpPorts\/0/);
 });

@@ -114,13 +114,23 @@ export interface GatewayHandle {
   close(): Promise<void>;
 }
 
-/** A gateway on an ephemeral loopback port with test lists; names resolve only through `hosts`. */
+/**
+ * What tests open in the destination policy: their origins listen on loopback, which the proxy
+ * refuses unless allowed (the gateway's own listeners stay refused whatever this says).
+ */
+export const LOOPBACK_ORIGINS = { allow: [{ network: '127.0.0.0/8' }] };
+
+/**
+ * A gateway on an ephemeral loopback port with test lists; names resolve only through `hosts`.
+ * Its destination policy opens 127.0.0.0/8 (the tests' origins) unless `doc.destinations` says otherwise.
+ */
 export async function startGateway(doc: Record<string, unknown> = {}, lists: string = writeLists(tmp(), TEST_LISTS), opts: Pick<GatewayOptions, 'observers' | 'rawTunnels'> = {}): Promise<GatewayHandle> {
   const academy = (doc.lists as { academy?: string } | undefined)?.academy ?? writeLists(tmp(), { 'academy-allow': { domains: ['academy-ok.test'] }, 'academy-deny': { domains: ['academy-no.test'] } });
   const config = resolveConfig({
     listen: [{ host: '127.0.0.1', port: 0 }],
     dns: { servers: DEAD_DNS, timeoutMs: 500 },
     dataDir: tmp(),
+    destinations: LOOPBACK_ORIGINS,
     ...doc,
     lists: { ut1: lists, academy },
   });

@@ -16,6 +16,7 @@ async function gatewayWith(journal: Record<string, unknown>) {
     dns: { servers: DEAD_DNS, timeoutMs: 500 },
     dataDir: tmp(),
     hosts: { 'www.site.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
     journal: { flushMs: 20, ...journal },
   });

@@ -8,6 +8,7 @@ t.test('listens on IPv4 and IPv6 addresses at once; IPv6 clients get their profi
     listen: [{ host: '127.0.0.1', port: 0 }, { host: '::1', port: 0 }],
     clients: [{ network: '127.0.0.1/32', profile: 'staff' }, { network: '::1/128', profile: 'cycle1' }],
     hosts: { 'site.test': '127.0.0.1', 'kids.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
   });
   t.teardown(async () => {
     await gw.close();

@@ -34,6 +34,7 @@ t.test('metrics follow the traffic exactly', async (t) => {
     clients: [{ network: '127.0.0.1/32', profile: 'pupils' }],
     profiles: { pupils: { mode: 'blocklist', categories: ['adult', 'games', 'malware'] } },
     hosts,
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     connectPorts: [443, origin.port],
     timeouts: { connectMs: 1000, upstreamResponseMs: 2000, headersMs: 2000, idleMs: 5000 },
     lists: { ut1, academy },

@@ -344,6 +344,7 @@ t.test('raw tunnels over IPv6: a client on ::1 to an origin on ::1', async (t) =
       clients: [{ network: '::1/128', profile: 'cycle3' }],
       profiles: { cycle3: { mode: 'blocklist', categories: ['adult'] } },
       hosts: { 'six.test': '::1' },
+      destinations: { allow: [{ network: '::1/128' }] },
       connectPorts: [port],
       journal: { enabled: false },
     },

@@ -22,6 +22,7 @@ function baseConfig(port: number, metricsPort: number, originPort: number, extra
     supervision: { enabled: false },
     dns: { servers: DEAD_DNS, timeoutMs: 300 },
     hosts: { 'www.site.test': '127.0.0.1', 'games.test': '127.0.0.1', 'adult.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     clients: [{ network: '127.0.0.1/32', profile: 'pupils' }],
     profiles,
     connectPorts: [originPort],
@@ -87,6 +88,7 @@ t.test('SIGHUP reloads config and lists without dropping connections', async (t)
     clients: [{ network: '127.0.0.1/32', profile: 'staff' }],
     profiles: { ...profiles, staff: { mode: 'blocklist', categories: ['malware', 'adult'] } },
     hosts: { 'www.site.test': '127.0.0.1', 'games.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'new.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
   }));
   cli.child.kill('SIGHUP');
   await cli.waitLog(/INFO {2}reloaded /);

@@ -167,20 +167,19 @@ t.test('supervision API over HTTPS', async (t) => {
     // What `vigie token create|revoke` do on the same data dir, while the server runs.
     const cli = await TokenStore.open(h.gw.config.dataDir);
     const made = await cli.create('supervisor', 'made-by-cli', 'cli');
-    await new Promise((r) => setTimeout(r, 1100));
-    t.equal((await h.api('GET', '/api/v1/policy', { token: made.token })).status, 200, 'a token made by the CLI works without a restart');
+    t.equal((await h.api('GET', '/api/v1/policy', { token: made.token })).status, 200, 'a token made by the CLI works at the next request');
     t.same((await cli.revoke('made-by-cli')).map((r) => r.id), [made.record.id]);
-    await new Promise((r) => setTimeout(r, 1100));
-    t.equal((await h.api('GET', '/api/v1/policy', { token: made.token, from: stranger() })).status, 401, 'a CLI revocation applies within a second or so');
+    t.equal((await h.api('GET', '/api/v1/policy', { token: made.token, from: stranger() })).status, 401, 'a CLI revocation applies at the next request');
   });
 
-  t.test('failed authentications are rate-limited per source', async (t) => {
+  t.test('failed authentications are rate-limited per source, never for a known token', async (t) => {
     const from = '127.0.5.5';
     for (let i = 0; i < AUTH_FAILURES_PER_MINUTE; i++) t.equal((await h.api('GET', '/api/v1/policy', { token: 'vigie_guess' + i, from })).status, 401);
-    const locked = await h.api('GET', '/api/v1/policy', { token: tokens.supervisor, from });
-    t.equal(locked.status, 429, 'even a good token waits once the source is locked out');
+    const locked = await h.api('GET', '/api/v1/policy', { token: 'vigie_guess-again', from });
+    t.equal(locked.status, 429, 'the next unknown token from that source waits');
     t.ok(Number(locked.headers['retry-after']) > 0);
-    t.equal((await h.api('GET', '/api/v1/policy', { token: tokens.supervisor, from: '127.0.5.6' })).status, 200, 'other sources are not affected');
+    t.equal((await h.api('GET', '/api/v1/policy', { token: tokens.supervisor, from })).status, 200, 'a known token from the same source (a shared NAT) is served');
+    t.equal((await h.api('GET', '/api/v1/policy', { token: 'vigie_guess-elsewhere', from: '127.0.5.6' })).status, 401, 'other sources are not affected');
   });
 
   t.test('the audit log holds each action: who, when, what, from where', async (t) => {

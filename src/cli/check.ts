@@ -6,38 +6,28 @@ import { createLogger } from '../log.js';
 import { decide } from '../policy/decide.js';
 import { retargetFor } from '../policy/safesearch.js';
 import { PolicyStore } from '../policy/store.js';
-import type { DecisionRequest } from '../policy/types.js';
-import { parseAbsoluteUrl, splitAuthority } from '../proxy/server.js';
+import { requestFor } from '../policy/request.js';
+import { parseTimeIn } from '../policy/schedule.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
 
-/** `URL` as the gateway would see it: plain http keeps its path, https is a CONNECT to host:port. */
-export function requestFor(url: string, client: string, time: number): DecisionRequest {
-  const m = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  const scheme = m ? m[1]!.toLowerCase() : 'http';
-  if (scheme === 'https') {
-    const rest = url.slice(m![0].length);
-    const authority = rest.split(/[/?#]/, 1)[0]!;
-    const hp = splitAuthority(authority, 443);
-    return { client, scheme: 'connect', host: hp?.host ?? '', port: hp?.port ?? 443, path: '', time };
-  }
-  const target = parseAbsoluteUrl(m ? `http://${url.slice(m[0].length)}` : `http://${url}`);
-  return { client, scheme: 'http', host: target?.host ?? '', port: target?.port ?? 80, path: target?.path ?? '/', time };
-}
+/** `2026-12-07 08:10` in `timezone`, for people. */
+const localTime = (t: number, timezone: string): string =>
+  new Intl.DateTimeFormat('sv-SE', { timeZone: timezone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(t);
 
 export function registerCheck(program: Command): void {
-  const parseTime = (v: string): number => {
-    const t = Date.parse(v);
-    if (Number.isNaN(t)) throw new InvalidArgumentError('not an ISO 8601 time');
-    return t;
+  // Checked here, read in the action: a time without an offset is in the config's time zone.
+  const checkTime = (v: string): string => {
+    if (Number.isNaN(parseTimeIn(v, 'UTC'))) throw new InvalidArgumentError('not an ISO 8601 time');
+    return v;
   };
-  
+
   withCommon(program.command('check'))
     .description('print what the gateway would decide for URL from a client, and why')
     .argument('<url>', 'http://host/path, https://host, or a bare host name')
     .requiredOption('--client <ip>', 'client address (picks the profile)')
-    .option('--at <iso-time>', 'decide at this time (schedules), default now', parseTime)
+    .option('--at <iso-time>', "decide at this time (schedules), default now; without an offset it is in the config's timezone", checkTime)
     .option('--json', 'print a JSON object')
-    .action(async (url: string, opts: CommonOpts & { client: string; at?: number; json?: boolean }) => {
+    .action(async (url: string, opts: CommonOpts & { client: string; at?: string; json?: boolean }) => {
       const config = configFrom(opts);
       const log = createLogger('error');
       // The same policy the running gateway would serve: its lists (updated ones included) and
@@ -46,12 +36,12 @@ export function registerCheck(program: Command): void {
       const store = new PolicyStore(config, log);
       await store.load();
       const snapshot = await compilePolicy(config, index, store.version, log, store);
-      const req = requestFor(url, opts.client, opts.at ?? Date.now());
+      const req = requestFor(url, opts.client, opts.at === undefined ? Date.now() : parseTimeIn(opts.at, config.timezone));
       const d = decide(snapshot, req);
       // What is allowed may still be connected elsewhere: the profile's SafeSearch enforcement.
       const retarget = d.action === 'allow' ? retargetFor(snapshot, d.profile, req.host) : null;
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ url, client: opts.client, host: req.host, at: new Date(req.time).toISOString(), ...d, retarget }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ url, client: opts.client, host: req.host, at: new Date(req.time).toISOString(), timezone: config.timezone, dataDir: config.dataDir, ...d, retarget }, null, 2) + '\n');
       } else {
         const lines = [
           `${d.action === 'allow' ? 'ALLOW' : 'BLOCK'} ${req.scheme === 'connect' ? `CONNECT ${req.host}:${req.port}` : `http://${req.host}${req.port === 80 ? '' : `:${req.port}`}${req.path}`}`,
@@ -60,6 +50,9 @@ export function registerCheck(program: Command): void {
           `  category: ${d.category ?? '-'}`,
           `  entry:    ${d.entry ?? '-'}${d.matchKind ? ` (${d.matchKind})` : ''}`,
           `  lists:    ${d.listVersion}`,
+          `  policy:   version ${d.policyVersion}`,
+          `  at:       ${new Date(req.time).toISOString()} (${config.timezone}: ${localTime(req.time, config.timezone)})`,
+          `  data:     ${config.dataDir}`,
         ];
         if (retarget) lines.push(`  connect:  ${retarget.host} instead (${retarget.engine} SafeSearch, set by the profile's "safeSearch")`);
         process.stdout.write(lines.join('\n') + '\n');

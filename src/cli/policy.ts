@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { createLogger } from '../log.js';
-import { PolicyStore } from '../policy/store.js';
+import { PolicyStore, PolicyValidationError, validateDraft } from '../policy/store.js';
 import { BundleError, exportBundle, publicKeyFrom, signBundle, verifyBundle, type BundlePayload } from '../supervision/bundle.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
 
@@ -50,18 +50,27 @@ export function registerPolicy(program: Command): void {
       process.stderr.write(`signed bundle version ${payload.version} (${signed.alg})\n`);
     });
 
-  policy
-    .command('verify')
-    .description('check a signed bundle against a public key, as a gateway would')
+  withCommon(policy.command('verify'))
+    .description("check a signed bundle as a gateway would: the signature against a public key, then the policy inside against this gateway's config (client networks, time windows)")
     .requiredOption('-k, --key <file>', 'public key, PEM')
     .option('-i, --in <file>', 'signed bundle (default stdin)')
-    .action((opts: { key: string; in?: string }) => {
+    .action((opts: CommonOpts & { key: string; in?: string }) => {
+      let p: BundlePayload;
       try {
-        const p = verifyBundle(JSON.parse(readInput(opts.in)), publicKeyFrom(opts.key, (f) => readFileSync(f, 'utf8')));
-        process.stdout.write(`good signature: bundle version ${p.version} from ${p.origin}, ${Object.keys(p.profiles).length} profiles, ${Object.keys(p.lists).length} academy lists\n`);
+        p = verifyBundle(JSON.parse(readInput(opts.in)), publicKeyFrom(opts.key, (f) => readFileSync(f, 'utf8')));
       } catch (e) {
         process.stderr.write(`vigie: ${e instanceof BundleError ? `${e.reason}: ` : ''}${(e as Error).message}\n`);
         process.exit(1);
       }
+      // What the gateway checks next, before it applies the bundle: a good signature on a bad policy is still refused.
+      const config = configFrom(opts);
+      try {
+        validateDraft({ profiles: structuredClone(p.profiles), lists: Object.fromEntries(Object.entries(p.lists).map(([n, l]) => [n, { ...l, changedIn: 0 }])) }, config);
+      } catch (e) {
+        if (!(e instanceof PolicyValidationError)) throw e;
+        process.stderr.write(`vigie: good signature, but the policy inside is invalid (a gateway would refuse bundle version ${p.version}):\n${e.problems.map((x) => `  ${x.field}: ${x.message}${x.entry ? ` (${JSON.stringify(x.entry)})` : ''}`).join('\n')}\n`);
+        process.exit(1);
+      }
+      process.stdout.write(`good signature, valid policy: bundle version ${p.version} from ${p.origin}, ${Object.keys(p.profiles).length} profiles, ${Object.keys(p.lists).length} academy lists\n`);
     });
 }

@@ -58,9 +58,13 @@ export function registerStart(program: Command): void {
         }
         if (opts.lists) next.lists.ut1 = resolve(opts.lists);
         if (opts.data) next.dataDir = resolve(opts.data);
-        const { restartNeeded, listsLoaded } = await gateway.reload(next);
+        const { restartNeeded, listsLoaded, overriddenProfiles } = await gateway.reload(next);
         await clustered?.settled();
         log.level = next.log.level;
+        if (overriddenProfiles.length) {
+          const meta = gateway.policy.current.meta;
+          log.warn('reload: these profiles of the config file are not applied: the policy managed over the API or the fleet overrides them (change them there, or roll back)', { profiles: overriddenProfiles.join(','), policyVersion: meta.version, changedBy: meta.who });
+        }
         if (restartNeeded.length) log.warn('reload: these settings changed but apply only after a restart', { keys: restartNeeded.join(',') });
         log.info('reloaded', { policyVersion: gateway.snapshot.policyVersion, listsLoaded });
       };

@@ -35,13 +35,13 @@ export function registerToken(program: Command): void {
       const config = configFrom(opts);
       const store = await TokenStore.open(config.dataDir);
       const { token: secret, record } = await store.create(opts.role, opts.name, cliUser());
-      await auditCli(config.dataDir, 'token.create', record.id, { role: record.role, name: record.name });
+      await auditCli(config.dataDir, 'token.create', record.id, { id: record.id, role: record.role, name: record.name });
       process.stderr.write(`created ${record.role} token ${record.id} for "${record.name}"; it is shown only now:\n`);
       process.stdout.write(secret + '\n');
     });
 
   withCommon(token.command('revoke'))
-    .description('revoke a token by id, or every active token with that name (a running gateway notices within a second)')
+    .description('revoke a token by id, or every active token with that name (a running gateway refuses it from its next request)')
     .argument('<id-or-name>')
     .action(async (idOrName: string, opts: CommonOpts) => {
       const config = configFrom(opts);
@@ -51,7 +51,7 @@ export function registerToken(program: Command): void {
         process.stderr.write(`vigie: no active token "${idOrName}"\n`);
         process.exit(1);
       }
-      await auditCli(config.dataDir, 'token.revoke', idOrName, { revoked: revoked.map((r) => r.id) });
+      await auditCli(config.dataDir, 'token.revoke', idOrName, { revoked: revoked.map((r) => ({ id: r.id, role: r.role, name: r.name })) });
       for (const r of revoked) process.stdout.write(`revoked ${r.id} ${r.role} "${r.name}"\n`);
     });
 

@@ -73,6 +73,9 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
   };
 }
 
+/** Squid's default Safe_ports: where plain HTTP may go (http, ftp, https, gopher, wais, ...). */
+export const SAFE_PORTS: readonly (number | string)[] = [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'];
+
 /**
  * A profile's SafeSearch settings with the absent keys filled: from the embedded profile of the
  * same name (so a school redefining `staff` keeps staff's "off"), else everything on, strict:
@@ -108,6 +111,8 @@ export function defaultConfig(): VigieConfig {
     },
     timezone: 'Europe/Paris',
     connectPorts: [443],
+    httpPorts: [...SAFE_PORTS],
+    destinations: { allow: [] },
     hosts: {},
     dns: { servers: null, timeoutMs: 5_000, maxTtlSeconds: 300, negativeTtlSeconds: 10 },
     lists: { ut1: null, academy: null, updateUrl: null, checksumUrl: null, updateIntervalHours: 0, maxDownloadBytes: 512 * 1048576 },

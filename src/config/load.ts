@@ -1,7 +1,9 @@
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import AjvModule from 'ajv';
-import { parseNetwork } from '../policy/clients.js';
+import { parseNetwork } from '../net/address.js';
+import { own } from '../policy/own.js';
 import { completeSafeSearch, defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
@@ -23,11 +25,53 @@ export class ConfigError extends Error {
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
 const validateFile = ajv.compile(configSchema);
 
-function describe(err: { instancePath: string; message?: string; keyword: string; params: Record<string, unknown> }): { path: string; message: string } {
+type AjvError = { instancePath: string; message?: string; keyword: string; params: Record<string, unknown> };
+
+function describe(err: AjvError): { path: string; message: string } {
   let message = err.message ?? 'invalid';
+  let path = err.instancePath;
   if (err.keyword === 'additionalProperties') message = `unknown key "${String(err.params.additionalProperty)}"`;
   if (err.keyword === 'enum') message = `must be one of ${(err.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-  return { path: err.instancePath, message };
+  if (err.keyword === 'required') {
+    path += `/${String(err.params.missingProperty)}`;
+    message = 'is required';
+  }
+  return { path, message };
+}
+
+/**
+ * The errors worth reading: for an `anyOf` of null or an object (`"fleet": null | {...}`), the
+ * object's own errors, without "must be null" and "must match a schema in anyOf" beside them.
+ */
+function relevant(errors: AjvError[]): AjvError[] {
+  const specific = new Set(errors.filter((e) => e.keyword !== 'anyOf' && !(e.keyword === 'type' && e.params.type === 'null')).map((e) => e.instancePath));
+  return errors.filter((e) => !((e.keyword === 'anyOf' || (e.keyword === 'type' && e.params.type === 'null')) && [...specific].some((p) => p === e.instancePath || p.startsWith(e.instancePath + '/'))));
+}
+
+/** `ip`, `ip:port` or `[ipv6]:port`, as `dns.Resolver#setServers` takes them. */
+function isServerAddress(s: string): boolean {
+  if (isIP(s)) return true;
+  const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s) ?? /^([^:]+):(\d{1,5})$/.exec(s);
+  if (!m || !isIP(m[1]!)) return false;
+  return m[2] === undefined || (Number(m[2]) >= 1 && Number(m[2]) <= 65535);
+}
+
+/** The fleet's public key (inline PEM or a file): readable, and Ed25519 or RSA. */
+function publicKeyProblem(pemOrFile: string): string | null {
+  let pem = pemOrFile;
+  if (!pemOrFile.includes('-----BEGIN')) {
+    try {
+      pem = readFileSync(pemOrFile, 'utf8');
+    } catch (e) {
+      return `cannot read the public key file: ${(e as Error).message}`;
+    }
+  }
+  try {
+    const type = createPublicKey(pem).asymmetricKeyType;
+    return type === 'ed25519' || type === 'rsa' ? null : `a ${type ?? 'unknown'} key: use Ed25519 or RSA`;
+  } catch (e) {
+    return `not a PEM public key: ${(e as Error).message}`;
+  }
 }
 
 const defaultRuleSet = (r: Partial<RuleSet>): RuleSet => ({
@@ -71,10 +115,10 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     } catch (e) {
       problems.push({ path: `/clients/${i}/network`, message: `not an address or CIDR range: ${(e as Error).message}` });
     }
-    if (!cfg.profiles[c.profile]) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
+    if (!own(cfg.profiles, c.profile)) problems.push({ path: `/clients/${i}/profile`, message: `unknown profile "${c.profile}"` });
   });
   for (const [id, p] of Object.entries(cfg.profiles)) {
-    if (p.schedule && !cfg.times[p.schedule.within]) {
+    if (p.schedule && !own(cfg.times, p.schedule.within)) {
       problems.push({ path: `/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (define it under "times")` });
     }
   }
@@ -83,9 +127,27 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
       if (s.from >= s.to) problems.push({ path: `/times/${name}/${i}`, message: `"from" (${s.from}) must be before "to" (${s.to})` });
     });
   }
+  cfg.destinations.allow.forEach((d, i) => {
+    try {
+      parseNetwork(d.network);
+    } catch (e) {
+      problems.push({ path: `/destinations/allow/${i}/network`, message: `not an address or CIDR range: ${(e as Error).message}` });
+    }
+  });
+  cfg.httpPorts.forEach((p, i) => {
+    if (typeof p !== 'string') return;
+    const [from, to] = p.split('-').map(Number) as [number, number];
+    if (from < 1 || to > 65535 || from > to) problems.push({ path: `/httpPorts/${i}`, message: `"${p}" is not a port range: "from-to", 1 <= from <= to <= 65535` });
+  });
   for (const [host, ip] of Object.entries(cfg.hosts)) {
     if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });
   }
+  cfg.dns.servers?.forEach((s, i) => {
+    if (!isServerAddress(s)) problems.push({ path: `/dns/servers/${i}`, message: `"${s}" is not a name server address (ip, ip:port or [ipv6]:port)` });
+  });
+  const fleet = cfg.supervision.fleet;
+  const keyProblem = fleet ? publicKeyProblem(fleet.publicKey) : null;
+  if (keyProblem) problems.push({ path: '/supervision/fleet/publicKey', message: keyProblem });
   // One address, one listener: an explicit and a transparent listener cannot share a port.
   const seen = new Map<string, string>();
   const listeners: [string, { host: string; port: number }[]][] = [['/listen', cfg.listen], ['/transparent/http', cfg.transparent.http], ['/transparent/https', cfg.transparent.https]];
@@ -108,7 +170,7 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
 
 /** Validates a parsed config document; throws ConfigError naming every problem. */
 export function resolveConfig(doc: unknown, file = '<config>'): VigieConfig {
-  if (!validateFile(doc)) throw new ConfigError(file, (validateFile.errors ?? []).map(describe));
+  if (!validateFile(doc)) throw new ConfigError(file, relevant(validateFile.errors ?? []).map(describe));
   const cfg = mergeConfig(doc as Record<string, unknown>);
   const problems = checkConfig(cfg);
   if (problems.length) throw new ConfigError(file, problems);

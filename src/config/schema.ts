@@ -13,7 +13,8 @@ const transparentListener = {
   ...listenAddress,
   properties: { ...listenAddress.properties, targetPort: { type: 'integer', minimum: 1, maximum: 65535 } },
 } as const;
-const name = { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' } as const;
+// `__proto__` is refused: as a key it would change an object's prototype.
+const name = { type: 'string', pattern: '^(?!__proto__$)[A-Za-z0-9_.-]{1,64}$' } as const;
 
 /** A profile's SafeSearch switches (src/policy/safesearch.ts); absent keys get the profile's default. */
 const safeSearch = {
@@ -108,6 +109,22 @@ export const configSchema = {
     },
     timezone: { type: 'string', minLength: 1 },
     connectPorts: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 } },
+    httpPorts: { type: 'array', items: { anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^[0-9]{1,5}-[0-9]{1,5}$' }] } },
+    destinations: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        allow: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['network'],
+            properties: { network: { type: 'string', minLength: 1 }, ports: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 1, maximum: 65535 } } },
+          },
+        },
+      },
+    },
     hosts: { type: 'object', additionalProperties: { type: 'string' } },
     dns: {
       type: 'object',

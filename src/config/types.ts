@@ -50,6 +50,13 @@ export interface ClientRule {
   name?: string;
 }
 
+export interface DestinationAllow {
+  /** CIDR (IPv4 or IPv6) or a single address. */
+  network: string;
+  /** Only these ports; absent = any port the scheme allows (httpPorts, connectPorts). */
+  ports?: number[];
+}
+
 export interface ListenAddress {
   host: string;
   port: number;
@@ -89,6 +96,14 @@ export interface VigieConfig {
   timezone: string;
   /** Ports CONNECT may reach. */
   connectPorts: number[];
+  /** Ports plain HTTP may reach: numbers and "from-to" ranges (default: Squid's Safe_ports). */
+  httpPorts: (number | string)[];
+  /**
+   * Loopback and private destinations (RFC 1918, 100.64.0.0/10, fc00::/7) the proxy may connect
+   * clients to; every other one stays refused. The gateway's own listeners, unspecified,
+   * link-local, multicast and broadcast addresses are refused whatever this says.
+   */
+  destinations: { allow: DestinationAllow[] };
   /** Static name → address map consulted before DNS (squid's hosts_file). */
   hosts: Record<string, string>;
   dns: {

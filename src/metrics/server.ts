@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../config/types.js';
+import { ownListeners } from '../net/own-listeners.js';
 
 export interface MetricsServer {
   readonly server: http.Server;
@@ -42,11 +43,14 @@ export async function startMetricsServer(registry: Registry, listen: ListenAddre
     });
   });
   const a = server.address() as AddressInfo;
+  // The proxy never takes a client here, whatever its destination policy allows.
+  const forget = ownListeners.add(a.address, a.port);
   return {
     server,
     address: { host: a.address, port: a.port },
     close: () =>
       new Promise<void>((resolve) => {
+        forget();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -1,6 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import type { ClientRule } from '../config/types.js';
+import { parseNetwork } from '../net/address.js';
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 
@@ -10,19 +11,6 @@ interface CompiledRule {
   readonly kind: 'ipv4' | 'ipv6';
   readonly profile: string;
   readonly name: string;
-}
-
-/** Parses `a.b.c.d/n`, `::/n` or a bare address; throws with the reason. */
-export function parseNetwork(network: string): [Addr, number] {
-  if (network.includes('/')) {
-    const [addr, bits] = ipaddr.parseCIDR(network);
-    if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-      return [(addr as ipaddr.IPv6).toIPv4Address(), bits - 96];
-    }
-    return [addr, bits];
-  }
-  const addr = ipaddr.process(network);
-  return [addr, addr.kind() === 'ipv4' ? 32 : 128];
 }
 
 /** Client address → profile by source range; the most specific range wins, like a routing table. */

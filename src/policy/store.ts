@@ -5,10 +5,14 @@ import { completeSafeSearch } from '../config/defaults.js';
 import { configSchema } from '../config/schema.js';
 import type { ProfileConfig, ProfileInput, RuleSet, VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
-import { isValidHostEntry, normalizeHost, normalizeUrlEntry } from '../lists/normalize.js';
 import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
 import { BUNDLED_ACADEMY } from '../paths.js';
+import { checkDomain, checkExpression, checkUrl, PolicyValidationError, type Problem } from './entries.js';
+import { own } from './own.js';
+
+// Entry checks live in entries.ts; re-exported here, where the routes and the CLI look for them.
+export * from './entries.js';
 
 // ajv ships CommonJS; under NodeNext its default export is the module object.
 const Ajv = AjvModule.default ?? AjvModule;
@@ -45,72 +49,9 @@ export interface PolicyState {
 /** What a change may touch: a deep copy of the current state. */
 export type PolicyDraft = Pick<PolicyState, 'profiles' | 'lists'>;
 
-export interface Problem {
-  /** Where, as a JSON-pointer-like path into the request (`body/entries/3`). */
-  field: string;
-  message: string;
-  entry?: string;
-}
-
-/** Refused input: every problem found, each naming its field; the policy is left as it was. */
-export class PolicyValidationError extends Error {
-  constructor(readonly problems: Problem[]) {
-    super(problems.map((p) => `${p.field}: ${p.message}`).join('; '));
-    this.name = 'PolicyValidationError';
-  }
-}
-
-/** An academy list entry as the API takes it: a domain, a `host/path` prefix, or `{expression}`. */
-export type EntryInput = string | { expression: string };
-
 export const PERMANENT_LISTS = ['academy-allow', 'academy-deny'] as const;
-export const LIST_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-/** Long regexes are where catastrophic backtracking hides; the proxy runs these on every path. */
-export const MAX_EXPRESSION_LENGTH = 512;
-
-export function checkDomain(raw: string): { value: string } | { problem: string } {
-  const host = normalizeHost(raw.trim());
-  if (!host || !isValidHostEntry(host)) return { problem: 'not a hostname or IP address' };
-  return { value: host };
-}
-
-export function checkUrl(raw: string): { value: string } | { problem: string } {
-  const u = normalizeUrlEntry(raw);
-  if (!u || !isValidHostEntry(u.host)) return { problem: 'not a url prefix (host/path)' };
-  if (/\s/.test(u.path)) return { problem: 'url prefix holds white space' };
-  return { value: u.host + u.path };
-}
-
-export function checkExpression(raw: string): { value: string } | { problem: string } {
-  const src = raw.trim();
-  if (!src) return { problem: 'empty regular expression' };
-  if (src.length > MAX_EXPRESSION_LENGTH) return { problem: `regular expression longer than ${MAX_EXPRESSION_LENGTH} characters` };
-  try {
-    new RegExp(src, 'i');
-  } catch (e) {
-    return { problem: `invalid regular expression: ${(e as Error).message}` };
-  }
-  return { value: src };
-}
-
-/** Sorts API entries into the three UT1 files, normalised; problems name `field/index`. */
-export function parseEntries(entries: readonly EntryInput[], field: string): { domains: string[]; urls: string[]; expressions: string[]; problems: Problem[] } {
-  const out = { domains: [] as string[], urls: [] as string[], expressions: [] as string[], problems: [] as Problem[] };
-  entries.forEach((e, i) => {
-    const isExpr = typeof e === 'object' && e !== null;
-    const raw = isExpr ? (e as { expression: string }).expression : (e as string);
-    if (typeof raw !== 'string') return void out.problems.push({ field: `${field}/${i}`, message: 'must be a string or {"expression": string}' });
-    const r = isExpr ? checkExpression(raw) : raw.includes('/') ? checkUrl(raw) : checkDomain(raw);
-    if ('problem' in r) out.problems.push({ field: `${field}/${i}${isExpr ? '/expression' : ''}`, entry: raw.slice(0, 200), message: r.problem });
-    else (isExpr ? out.expressions : raw.includes('/') ? out.urls : out.domains).push(r.value);
-  });
-  return out;
-}
-
-/** A list's entries in API form: what GET returns can be PUT back as it is. */
-export function listEntries(l: AcademyList): EntryInput[] {
-  return [...l.domains, ...l.urls, ...l.expressions.map((expression) => ({ expression }))];
-}
+/** A list or profile name; `__proto__` is refused (as a key it would change an object's prototype). */
+export const LIST_NAME = /^(?!__proto__$)[A-Za-z0-9_.-]{1,64}$/;
 
 const uniq = (xs: string[]): string[] => [...new Set(xs)];
 
@@ -162,7 +103,8 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
     throw new PolicyValidationError((validateState.errors ?? []).map((e) => ({ field: `${prefix}${e.instancePath}` || '/', message: e.message ?? 'invalid' })));
   }
   const problems: Problem[] = [];
-  const lists: Record<string, AcademyList> = {};
+  // Null-prototype records: a name is only ever a key, never a way into Object.prototype.
+  const lists: Record<string, AcademyList> = Object.create(null);
   for (const [name, l] of Object.entries(draft.lists)) {
     const parsed = { domains: [] as string[], urls: [] as string[], expressions: [] as string[] };
     for (const kind of ['domains', 'urls', 'expressions'] as const) {
@@ -175,20 +117,20 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
     }
     lists[name] = { domains: uniq(parsed.domains), urls: uniq(parsed.urls), expressions: uniq(parsed.expressions), changedIn: l.changedIn ?? 0 };
   }
-  for (const name of PERMANENT_LISTS) if (!lists[name]) lists[name] = { domains: [], urls: [], expressions: [], changedIn: 0 };
-  const profiles: Record<string, ProfileConfig> = {};
+  for (const name of PERMANENT_LISTS) if (!own(lists, name)) lists[name] = { domains: [], urls: [], expressions: [], changedIn: 0 };
+  const profiles: Record<string, ProfileConfig> = Object.create(null);
   for (const [id, raw] of Object.entries(draft.profiles)) {
     const p = normalizeProfile(id, raw);
     profiles[id] = p;
     const sets: [string, typeof p][] = [[`${prefix}/profiles/${id}`, p]];
     if (p.schedule) {
-      if (!config.times[p.schedule.within]) problems.push({ field: `${prefix}/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (the config defines ${Object.keys(config.times).map((t) => `"${t}"`).join(', ') || 'none'})` });
+      if (!own(config.times, p.schedule.within)) problems.push({ field: `${prefix}/profiles/${id}/schedule/within`, message: `unknown time window "${p.schedule.within}" (the config defines ${Object.keys(config.times).map((t) => `"${t}"`).join(', ') || 'none'})` });
       sets.push([`${prefix}/profiles/${id}/schedule/otherwise`, { ...p, ...p.schedule.otherwise }]);
     }
     for (const [path, rules] of sets) {
       for (const kind of ['allowLists', 'denyLists'] as const) {
         rules[kind].forEach((l, i) => {
-          if (!lists[l]) problems.push({ field: `${path}/${kind}/${i}`, message: `unknown academy list "${l}" (create it first: PUT /api/v1/lists/academy/${l})` });
+          if (!own(lists, l)) problems.push({ field: `${path}/${kind}/${i}`, message: `unknown academy list "${l}" (create it first: PUT /api/v1/lists/academy/${l})` });
         });
       }
       for (const kind of ['allow', 'deny'] as const) {
@@ -200,7 +142,7 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
     }
   }
   for (const c of config.clients) {
-    if (!profiles[c.profile]) problems.push({ field: `${prefix}/profiles/${c.profile}`, message: `profile "${c.profile}" is used by client network ${c.network} and cannot disappear` });
+    if (!own(profiles, c.profile)) problems.push({ field: `${prefix}/profiles/${c.profile}`, message: `profile "${c.profile}" is used by client network ${c.network} and cannot disappear` });
   }
   if (problems.length) throw new PolicyValidationError(problems);
   return { profiles, lists };
@@ -293,12 +235,23 @@ export class PolicyStore {
 
   /**
    * A re-read config file (SIGHUP): while no change was ever stored, its profiles are the policy;
-   * once the API or the fleet manage the policy, only profiles new to the file are added.
+   * once the API or the fleet manage the policy, only profiles new to the file are added. Returns
+   * the file's profiles that the managed policy overrides (they differ from the version in force).
    */
-  reconfigure(config: VigieConfig): void {
+  reconfigure(config: VigieConfig): string[] {
     this.config = config;
-    if (this.state.meta.version === 1 && !this.baseOnDisk) this.state.profiles = structuredClone(config.profiles);
-    else for (const [id, p] of Object.entries(config.profiles)) if (!this.state.profiles[id]) this.state.profiles[id] = structuredClone(p);
+    if (this.state.meta.version === 1 && !this.baseOnDisk) {
+      this.state.profiles = structuredClone(config.profiles);
+      return [];
+    }
+    const overridden: string[] = [];
+    const same = (id: string, a: ProfileConfig, b: ProfileConfig) => JSON.stringify(normalizeProfile(id, a)) === JSON.stringify(normalizeProfile(id, b));
+    for (const [id, p] of Object.entries(config.profiles)) {
+      const managed = own(this.state.profiles, id);
+      if (!managed) this.state.profiles[id] = structuredClone(p);
+      else if (!same(id, managed, p)) overridden.push(id);
+    }
+    return overridden;
   }
 
   /** The config the snapshot compiles: the file's, with this store's profiles. */
@@ -329,7 +282,7 @@ export class PolicyStore {
       const next = validateDraft(draft, this.config);
       const version = this.state.meta.version + 1;
       for (const [name, l] of Object.entries(next.lists)) {
-        const before = this.state.lists[name];
+        const before = own(this.state.lists, name);
         const same = before && JSON.stringify([before.domains, before.urls, before.expressions]) === JSON.stringify([l.domains, l.urls, l.expressions]);
         l.changedIn = same ? before.changedIn : version;
       }

@@ -15,7 +15,9 @@ export interface DecisionRequest {
 /**
  * Why a decision was taken. Stable identifiers: they go into the journal, the metrics and the API.
  * - no-client: the source address is in no configured client network
- * - port: CONNECT to a port that is not allowed
+ * - port: CONNECT, or plain HTTP, to a port that is not allowed
+ * - destination: the address connected to is internal or reserved (the gateway's own services,
+ *   loopback, private ranges, link-local...): the proxy's destination policy, after the lists
  * - invalid-host: the host cannot be normalised
  * - fail-closed: no list set is loaded yet (only allow entries pass)
  * - profile-allow / profile-deny: the profile's own entries
@@ -28,6 +30,7 @@ export interface DecisionRequest {
 export type DecisionRule =
   | 'no-client'
   | 'port'
+  | 'destination'
   | 'invalid-host'
   | 'fail-closed'
   | 'profile-allow'

@@ -14,7 +14,8 @@ export interface ConnectionRecord {
   readonly port: number;
   /** Path with its query, for plain HTTP; '' for tunnels. The journal decides what it keeps. */
   readonly path: string;
-  readonly decision: Decision;
+  /** Set by the gate; it may still turn an allow into a destination block once a name is resolved. */
+  decision: Decision;
   /** Status sent to the client: 200 for an opened tunnel; 0 when the client went away first. */
   status: number;
   /** Bytes received from the client and sent to it (headers included, approximate on keep-alive). */

@@ -1,14 +1,12 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
-import { decideCached } from '../policy/decide.js';
-import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord } from './events.js';
-import { ChunkedScanner, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
-import { blockPage, errorPage, pickLang, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
+import { parseAbsoluteUrl, type Gate, type GateUser, type Reply } from './gate.js';
+import { ChunkedScanner, cleanHead, CRLF2, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead } from './http1.js';
+import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
-import type { Resolved } from './resolver.js';
-import { classify, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
+import { classify, statusFor } from './target.js';
 import type { ClientReader } from './client-reads.js';
 import type { Upstream, UpstreamPool, UpstreamUser } from './upstream.js';
 
@@ -19,16 +17,14 @@ export interface FastContext {
   readonly pool: UpstreamPool;
   /** Inactivity limits of client connections, origin connections and tunnels. */
   readonly idle: IdleSweeper;
-  snapshot(): PolicySnapshot;
-  admit(): boolean;
+  /** Admits, decides, records and says what to answer (src/proxy/gate.ts). */
+  readonly gate: Gate;
   requestDone(rec: ConnectionRecord): void;
   upstreamError(problem: UpstreamProblem): void;
   /** Gives the connection (and the bytes read but not used) to node's HTTP server. */
   handoff(socket: Socket, unread: Buffer | null): void;
   /** Opens a CONNECT tunnel on this socket; `head` is what the client sent after the request. */
-  tunnel(socket: Socket, target: string, lang: Lang, head: Buffer, clientAddr?: string): void;
-  /** Where to connect for host:port, or why not ('dns', 'loop'...); synchronous when cached. */
-  locate(host: string, port: number, found: (r: Resolved) => void, failed: (p: UpstreamProblem) => void): void;
+  tunnel(socket: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr?: string): void;
   /** The connection stopped being a fast-path connection (closed, handed off, tunnelled). */
   released(conn: ClientConnection): void;
 }
@@ -59,7 +55,7 @@ const enum S {
  * already read, for the rest of the connection. Node's request/response objects cost more than the
  * filtering itself; here a request is one head string in, one head string out.
  */
-export class ClientConnection implements UpstreamUser, IdleMember, ClientReader {
+export class ClientConnection implements UpstreamUser, IdleMember, ClientReader, GateUser {
   idleSince = 0;
   idleLimit = 0;
   private buf: Buffer | null = null;
@@ -80,8 +76,10 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader 
   // The exchange in progress (reset by finish()).
   private rec: ConnectionRecord | null = null;
   private req: RequestHead | null = null;
-  private target: Target | null = null;
-  private resolved: Resolved | null = null;
+  /** The gate's answer for the exchange in progress: where to connect. */
+  private pass: Reply | null = null;
+  /** The Host header to send: the request target's authority. */
+  private authority = '';
   private out = '';
   private bodyLeft = 0;
   private up: Upstream | null = null;
@@ -187,13 +185,15 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader 
           clearTimeout(this.headerTimer);
           this.headerTimer = null;
         }
-        const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via);
+        // Control bytes, bare CRs or LFs: node's parser refuses them (400).
+        if (!cleanHead(buf, end)) return this.handoff();
+        const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via, true);
         if (p === null || p.target.charCodeAt(0) === 47 /* / */) return this.handoff();
         const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
         if (p.method === 'CONNECT') {
           this.buf = null;
           this.detach();
-          this.ctx.tunnel(this.socket, p.target, pickLang(p.acceptLanguage), rest ?? EMPTY, this.client);
+          this.ctx.tunnel(this.socket, p.target, p.acceptLanguage, rest ?? EMPTY, this.client);
           return;
         }
         this.buf = rest;
@@ -236,50 +236,44 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader 
     const unreadBody = () => {
       if (this.bodyLeft > 0) this.closeAfter = true;
     };
-    if (!this.ctx.admit()) {
+    const t = parseAbsoluteUrl(p.target);
+    const r = this.ctx.gate.enter({ client: this.client, mode: 'explicit', method: p.method, host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: p.acceptLanguage });
+    this.rec = r.record;
+    this.pass = r;
+    if (r.kind !== 'forward') {
       unreadBody();
-      return this.reply(503, TEXT, Buffer.from(UNRECORDED), 'Retry-After: 5\r\n');
+      return this.answer(r);
     }
-    const target = parseAbsoluteUrl(p.target);
-    if (!target) {
-      unreadBody();
-      return this.reply(400, HTML, Buffer.from(errorPage(pickLang(p.acceptLanguage), '', 'bad-request')));
-    }
-    const started = Date.now();
-    const t0 = performance.now();
-    const decision = decideCached(this.ctx.snapshot(), { client: this.client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
-    this.rec = newRecord('request', started, this.client, p.method, 'http', target.host, target.port, target.path, decision, (performance.now() - t0) / 1000);
-    if (decision.action === 'block') {
-      unreadBody();
-      const lang = pickLang(p.acceptLanguage);
-      return this.reply(403, HTML, Buffer.from(decision.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, target.host, decision)));
-    }
-    this.target = target;
-    this.ctx.locate(target.host, target.port, this.onLocated, this.onUnlocated);
+    this.authority = t!.authority;
+    if (r.address === '') this.ctx.gate.resolve(r, this);
+    else this.forward();
   }
 
-  // Bound once per connection (no closure per request); a late DNS answer finds the client gone.
-  private readonly onLocated = (r: Resolved): void => {
-    if (this.rec !== null) this.forward(r);
-  };
+  /** The gate settled a name it had to resolve; a late answer finds the exchange gone. */
+  gated(r: Reply): void {
+    if (r !== this.pass) return;
+    if (r.kind === 'forward') return this.forward();
+    if (this.bodyLeft > 0) this.closeAfter = true;
+    this.answer(r);
+  }
 
-  private readonly onUnlocated = (problem: UpstreamProblem): void => {
-    if (this.rec !== null) this.fail(problem);
-  };
+  /** Carries out a gate's answer that is not a forward: a block page, a refusal, a DNS error. */
+  private answer(r: Reply): void {
+    if (r.problem !== null) this.ctx.upstreamError(r.problem);
+    this.reply(r.status, r.html ? HTML : TEXT, Buffer.from(r.body), r.retryAfter ? 'Retry-After: 5\r\n' : '');
+  }
 
-  private forward(resolved: Resolved): void {
+  private forward(): void {
     const p = this.req!;
-    const t = this.target!;
-    this.resolved = resolved;
-    this.out = `${p.method} ${t.path} HTTP/1.1\r\n${p.forward}Host: ${t.authority}\r\n\r\n`;
+    this.out = `${p.method} ${this.pass!.path} HTTP/1.1\r\n${p.forward}Host: ${this.authority}\r\n\r\n`;
     this.acquire();
   }
 
   private acquire(): void {
-    const t = this.target!;
-    const key = `${t.host}:${t.port}`;
+    const r = this.pass!;
+    const key = `${r.host}:${r.port}`;
     this.waitingKey = key;
-    this.ctx.pool.acquire(key, this.resolved!.address, this.resolved!.family, t.port, this);
+    this.ctx.pool.acquire(key, r.address, r.family, r.port, this);
   }
 
   upReady(up: Upstream): void {
@@ -339,7 +333,8 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader 
       return;
     }
     this.respBuf = null;
-    const h = parseResponseHead(buf.toString('latin1', 0, end), this.req!.method === 'HEAD', this.ctx.via);
+    if (!cleanHead(buf, end)) return this.fail('reset');
+    const h = parseResponseHead(buf.toString('latin1', 0, end), this.req!.method === 'HEAD', this.ctx.via, true);
     if (typeof h === 'string' || h.status === 101) return this.fail('reset');
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
     if (h.status < 200) {
@@ -518,8 +513,8 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader 
   private reset(): void {
     this.rec = null;
     this.req = null;
-    this.target = null;
-    this.resolved = null;
+    this.pass = null;
+    this.authority = '';
     this.out = '';
     this.bodyLeft = 0;
     this.respBuf = null;

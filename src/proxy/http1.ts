@@ -6,20 +6,26 @@
  * Pure functions over latin1 strings (one char per byte), testable without sockets.
  */
 
+import { METHODS as NODE_METHODS } from 'node:http';
+import { DIRTY, TOKEN } from './http-bytes.js';
+
+export { cleanHead } from './http-bytes.js';
+export { ChunkedScanner } from './chunked.js';
+
 export const CRLF2 = Buffer.from('\r\n\r\n');
 
+/** The methods node's parser (llhttp) takes: any other one it refuses, so the fast path never forwards it. */
+const METHODS: ReadonlySet<string> = new Set(NODE_METHODS);
+
 /**
- * RFC 9110 §5.5: CR, LF and NUL in a field value must make a recipient reject the message (or
- * replace them). A NUL is looked for once per head (memchr speed), bare CRs and LFs line by line;
- * a character-class regex over the whole head cost a third of the parse.
+ * A request target the fast path forwards: visible ASCII only (RFC 9112 §3.2; llhttp refuses
+ * control bytes, spaces and raw non-ASCII bytes there, and so would an origin). A loop, not a
+ * regex: this runs for every request.
  */
-const hasNul = (head: string): boolean => head.indexOf('\0') !== -1;
-/** A method: 1 to 20 upper-case letters (a loop, not a regex: this runs for every request). */
-function isMethod(m: string): boolean {
-  if (m.length === 0 || m.length > 20) return false;
-  for (let i = 0; i < m.length; i++) {
-    const c = m.charCodeAt(i);
-    if (c < 65 || c > 90) return false;
+function isVisibleAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
 }
@@ -109,14 +115,10 @@ function kind(h: string, s: number, colon: number): H {
   }
 }
 
-/** RFC 9110 token characters (header names), by code. */
-const TOKEN = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN[c.charCodeAt(0)] = 1;
-
 /**
  * Checks the header line h[s, e) and returns the index of its colon, or -1: a name of token
  * characters only (a space before the colon is how smuggling starts; a leading space is a folded
- * line), and no CR or LF inside the line.
+ * line). Control bytes, bare CRs and LFs were refused for the whole head already (cleanHead).
  */
 function headerColon(h: string, s: number, e: number): number {
   const colon = h.indexOf(':', s);
@@ -125,10 +127,6 @@ function headerColon(h: string, s: number, e: number): number {
     const c = h.charCodeAt(i);
     if (c >= 128 || TOKEN[c] === 0) return -1;
   }
-  const cr = h.indexOf('\r', colon);
-  if (cr !== -1 && cr < e) return -1;
-  const lf = h.indexOf('\n', colon);
-  if (lf !== -1 && lf < e) return -1;
   return colon;
 }
 
@@ -210,17 +208,19 @@ class Forwarded {
 /**
  * Parses a request head (the text before the blank line). Returns null for whatever the fast path
  * leaves to node's parser: another HTTP version, a chunked or announced-but-odd body, Expect,
- * Upgrade, a malformed line. `via` is this proxy's Via entry (`1.1 vigie`).
+ * Upgrade, a malformed line (which node then refuses: nothing is taken here that llhttp would
+ * refuse, test/http1-differential.test.ts). `via` is this proxy's Via entry (`1.1 vigie`);
+ * `checked`: the caller ran `cleanHead` on the bytes.
  */
-export function parseRequestHead(head: string, via: string): RequestHead | null {
-  if (hasNul(head)) return null;
+export function parseRequestHead(head: string, via: string, checked = false): RequestHead | null {
+  if (!checked && DIRTY.test(head)) return null;
   const first = lineEnd(head, 0);
   const sp1 = head.indexOf(' ');
   const sp2 = sp1 === -1 ? -1 : head.indexOf(' ', sp1 + 1);
   if (sp1 <= 0 || sp2 === -1 || first - sp2 !== 9 || !head.startsWith(' HTTP/1.1', sp2)) return null;
   const method = head.slice(0, sp1);
   const target = head.slice(sp1 + 1, sp2);
-  if (!isMethod(method) || target.length === 0 || target.includes('\r') || target.includes('\n')) return null;
+  if (!METHODS.has(method) || target.length === 0 || !isVisibleAscii(target)) return null;
   const fwd = new Forwarded(head, first + 2);
   let contentLength = -1;
   let close = false;
@@ -239,8 +239,9 @@ export function parseRequestHead(head: string, via: string): RequestHead | null 
       case H.Upgrade:
         return null;
       case H.ContentLength: {
+        // A second Content-Length, even an equal one, llhttp refuses.
         const n = parseLength(head.slice(colon + 1, e).trim());
-        if (n < 0 || (contentLength !== -1 && n !== contentLength)) return null;
+        if (n < 0 || contentLength !== -1) return null;
         contentLength = n;
         keep = true;
         break;
@@ -279,13 +280,13 @@ function dropNamed(lines: string, named: Set<string>): string {
 
 /**
  * Parses a response head. `headRequest`: the request was HEAD, so no body follows whatever the
- * headers say. Returns a string naming the problem when the head is not valid HTTP/1.x.
+ * headers say. Returns a string naming the problem when the head is not valid HTTP/1.x (or is
+ * one llhttp would refuse); `checked`: the caller ran `cleanHead` on the bytes.
  */
-export function parseResponseHead(head: string, headRequest: boolean, via: string): ResponseHead | string {
-  if (hasNul(head)) return 'NUL in the response head';
+export function parseResponseHead(head: string, headRequest: boolean, via: string, checked = false): ResponseHead | string {
+  if (!checked && DIRTY.test(head)) return 'control byte, bare CR or LF in the response head';
   const first = lineEnd(head, 0);
   const line = head.slice(0, first);
-  if (line.includes('\r') || line.includes('\n')) return 'bad status line';
   if (line.length < 12 || !line.startsWith('HTTP/1.') || (line.length > 12 && line.charCodeAt(12) !== 32)) return 'bad status line';
   const minor = line.charCodeAt(7);
   if ((minor !== 48 && minor !== 49) || line.charCodeAt(8) !== 32) return 'bad status line';
@@ -312,7 +313,7 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
       case H.ContentLength: {
         // Dropped here and written after the other lines, once.
         const n = parseLength(head.slice(colon + 1, e).trim());
-        if (n < 0 || (length !== -1 && n !== length)) return 'bad Content-Length';
+        if (n < 0 || length !== -1) return 'bad Content-Length';
         length = n;
         break;
       }
@@ -341,6 +342,8 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
     if (!keep) fwd.drop(s, e);
     s = e + 2;
   }
+  // RFC 9112 §6.3: both framings at once is how smuggling starts; llhttp refuses it too.
+  if (transferEncoding && length !== -1) return 'Content-Length with Transfer-Encoding';
   let forward = fwd.finish(via);
   let framing: ResponseHead['framing'];
   if (headRequest || status === 204 || status === 304 || (status >= 100 && status < 200)) framing = 'none';
@@ -359,112 +362,4 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
     length: framing === 'length' ? length : 0,
     reusable: keepAlive && framing !== 'close',
   };
-}
-
-const enum C {
-  Size,
-  /** Inside a chunk extension or a trailer line, skipped up to its CR; `afterLine` says what follows. */
-  Line,
-  SizeLf,
-  Data,
-  DataCr,
-  DataLf,
-  TrailerStart,
-  TrailerLf,
-  EndLf,
-  Done,
-}
-
-/**
- * Follows a chunked body without decoding it (the bytes go on unchanged) to find where it ends.
- * Chunk sizes are limited to 2^48 - 1 and extensions and trailers to `maxLine` bytes each.
- */
-export class ChunkedScanner {
-  private state = C.Size;
-  private size = 0;
-  private digits = 0;
-  private line = 0;
-  private afterLine = C.SizeLf;
-
-  constructor(private readonly maxLine = 16_384) {}
-
-  /** Scans `buf` from `from`; returns the index just past the body's end, -1 if not there yet, -2 on a framing error. */
-  scan(buf: Buffer, from = 0): number {
-    let i = from;
-    const n = buf.length;
-    while (i < n) {
-      switch (this.state) {
-        case C.Data: {
-          const take = Math.min(this.size, n - i);
-          this.size -= take;
-          i += take;
-          if (this.size === 0) this.state = C.DataCr;
-          continue;
-        }
-        case C.Size: {
-          const c = buf[i]!;
-          const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-          if (v !== -1) {
-            if (++this.digits > 12) return -2;
-            this.size = this.size * 16 + v;
-          } else if (this.digits === 0) return -2;
-          else if (c === 13) this.state = C.SizeLf;
-          else if (c === 59 /* ; */ || c === 32 || c === 9) {
-            this.state = C.Line;
-            this.afterLine = C.SizeLf;
-            this.line = 0;
-          } else return -2;
-          i++;
-          continue;
-        }
-        case C.Line: {
-          const c = buf[i]!;
-          if (c === 13) this.state = this.afterLine;
-          else if (c === 10 || ++this.line > this.maxLine) return -2;
-          i++;
-          continue;
-        }
-        case C.SizeLf:
-          if (buf[i] !== 10) return -2;
-          i++;
-          this.digits = 0;
-          if (this.size === 0) {
-            this.state = C.TrailerStart;
-          } else this.state = C.Data;
-          continue;
-        case C.DataCr:
-          if (buf[i] !== 13) return -2;
-          i++;
-          this.state = C.DataLf;
-          continue;
-        case C.DataLf:
-          if (buf[i] !== 10) return -2;
-          i++;
-          this.state = C.Size;
-          continue;
-        case C.TrailerStart:
-          if (buf[i] === 13) this.state = C.EndLf;
-          else if (buf[i] === 10) return -2;
-          else {
-            this.state = C.Line;
-            this.afterLine = C.TrailerLf;
-            this.line = 0;
-          }
-          i++;
-          continue;
-        case C.TrailerLf:
-          if (buf[i] !== 10) return -2;
-          i++;
-          this.state = C.TrailerStart;
-          continue;
-        case C.EndLf:
-          if (buf[i] !== 10) return -2;
-          this.state = C.Done;
-          return i + 1;
-        case C.Done:
-          return i;
-      }
-    }
-    return this.state === C.Done ? i : -1;
-  }
 }

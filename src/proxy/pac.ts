@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import ipaddr from 'ipaddr.js';
 import type { VigieConfig } from '../config/types.js';
-import { parseNetwork } from '../policy/clients.js';
+import { parseNetwork } from '../net/address.js';
 
 export const PAC_PATHS = new Set(['/proxy.pac', '/wpad.dat']);
 export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';

@@ -1,4 +1,5 @@
 import type { Decision } from '../policy/types.js';
+import type { DestinationRefusal } from './destinations.js';
 
 export type Lang = 'fr' | 'en';
 
@@ -64,6 +65,7 @@ const REASONS: Record<Lang, Record<string, string>> = {
     'fail-closed': 'les listes de filtrage ne sont pas encore chargées',
     'invalid-host': 'nom de site invalide',
     port: 'port non autorisé',
+    destination: 'adresse interne ou réservée, que la passerelle ne joint pas pour un poste',
     'no-client': 'poste non autorisé',
   },
   en: {
@@ -74,6 +76,7 @@ const REASONS: Record<Lang, Record<string, string>> = {
     'fail-closed': 'the filtering lists are not loaded yet',
     'invalid-host': 'invalid site name',
     port: 'port not allowed',
+    destination: 'an internal or reserved address, which the gateway does not reach for a device',
     'no-client': 'device not allowed',
   },
 };
@@ -91,10 +94,38 @@ ${body}
 `;
 }
 
+/** What a destination refusal says about the address (src/proxy/destinations.ts). */
+const DESTINATIONS: Record<Lang, Record<DestinationRefusal, string>> = {
+  fr: {
+    self: 'un service de la passerelle elle-même',
+    loopback: 'une adresse de bouclage (loopback)',
+    private: 'une adresse de réseau privé',
+    'link-local': 'une adresse lien-local',
+    multicast: 'une adresse multicast',
+    broadcast: 'une adresse de diffusion (broadcast)',
+    unspecified: 'une adresse non spécifiée',
+  },
+  en: {
+    self: 'a service of the gateway itself',
+    loopback: 'a loopback address',
+    private: 'a private network address',
+    'link-local': 'a link-local address',
+    multicast: 'a multicast address',
+    broadcast: 'a broadcast address',
+    unspecified: 'an unspecified address',
+  },
+};
+
+/** One line on why a destination is refused: `127.0.0.1:9464 is a service of the gateway itself`. */
+export function destinationText(lang: Lang, address: string, port: number, why: DestinationRefusal): string {
+  const at = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+  return lang === 'fr' ? `${at} est ${DESTINATIONS.fr[why]}.` : `${at} is ${DESTINATIONS.en[why]}.`;
+}
+
 /** The block page: names the profile and the category; every request-derived value is escaped. */
-export function blockPage(lang: Lang, host: string, decision: Decision): string {
+export function blockPage(lang: Lang, host: string, decision: Decision, detail = ''): string {
   const t = T[lang];
-  const reason = REASONS[lang][decision.rule] ?? decision.rule;
+  const reason = (REASONS[lang][decision.rule] ?? decision.rule) + (detail ? ` (${detail})` : '');
   return page(
     lang,
     t.blockedTitle,
@@ -114,7 +145,7 @@ export function refusedPage(lang: Lang): string {
   return page(lang, t.refusedTitle, `<p>${t.refusedLead}</p>`);
 }
 
-export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request' | 'loop';
+export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request';
 
 const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
   fr: {
@@ -125,7 +156,6 @@ const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
     'response-timeout': 'Le serveur de ce site n’a pas répondu à temps.',
     reset: 'La connexion avec le serveur de ce site a été interrompue.',
     'bad-request': 'La requête n’est pas une requête de proxy valide.',
-    loop: 'Cette adresse est celle du proxy lui-même : la requête tournerait en boucle.',
   },
   en: {
     dns: 'This site’s name does not exist or could not be resolved (DNS error).',
@@ -135,7 +165,6 @@ const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
     'response-timeout': 'This site’s server did not answer in time.',
     reset: 'The connection to this site’s server was cut.',
     'bad-request': 'This is not a valid proxy request.',
-    loop: 'This address is the proxy’s own: the request would go round in a loop.',
   },
 };
 

@@ -1,28 +1,27 @@
 import { getSystemErrorName } from 'node:util';
 import type { VigieConfig } from '../config/types.js';
-import { decideCached } from '../policy/decide.js';
-import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord } from './events.js';
-import { CRLF2, parseRequestHead } from './http1.js';
+import { connectTarget, type Gate, type GateUser, type Reply } from './gate.js';
+import { cleanHead, CRLF2, parseRequestHead } from './http1.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
 import { pickLang, type Lang, type UpstreamProblem } from './pages.js';
 import { shutdownRaw, UV_EOF, writeRaw, type PeerName, type RawBinding, type TcpHandle } from './raw.js';
-import type { Resolved } from './resolver.js';
-import { classify, connectTarget, ESTABLISHED, newRecord } from './target.js';
+import { classify, ESTABLISHED } from './target.js';
 
 /** What a raw connection needs from the proxy around it. */
 export interface RawContext {
   readonly config: VigieConfig;
   readonly via: string;
   readonly idle: IdleSweeper;
-  snapshot(): PolicySnapshot;
-  admit(): boolean;
-  locate(host: string, port: number, found: (r: Resolved) => void, failed: (p: UpstreamProblem) => void): void;
+  /** Admits, decides, records and says what to answer (src/proxy/gate.ts). */
+  readonly gate: Gate;
   /**
-   * Anything but a tunnel that opens: the connection goes on as a `net.Socket` on the ordinary
-   * paths, from the bytes read so far (requests, refusals, blocks, odd heads).
+   * Anything but a CONNECT: the connection goes on as a `net.Socket` on the ordinary paths, from
+   * the bytes read so far (requests, partial or odd heads).
    */
   rawAdopt(conn: RawConnection, client: TcpHandle, first: Buffer | null): void;
+  /** The gate's answer to this CONNECT is no tunnel (block, refusal, DNS error): carried out on a `net.Socket`. */
+  rawAnswer(conn: RawConnection, client: TcpHandle, reply: Reply): void;
   /** The origin could not be reached: answered and recorded as the `net.Socket` path does. */
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void;
   /** The tunnel is open: record it (status 200). */
@@ -68,12 +67,14 @@ function startReading(h: TcpHandle): boolean {
  * side sends FIN to the other once its writes are out; when both sides have ended, both handles
  * are closed.
  */
-export class RawConnection implements IdleMember {
+export class RawConnection implements IdleMember, GateUser {
   idleSince = 0;
   idleLimit = 0;
   private phase = P.First;
   private up: TcpHandle | null = null;
   private rec: ConnectionRecord | null = null;
+  /** The gate's answer while the origin is located and connected. */
+  private pass: Reply | null = null;
   private lang: Lang = 'fr';
   private first: Buffer | null = null;
   private head: Buffer = EMPTY;
@@ -135,24 +136,47 @@ export class RawConnection implements IdleMember {
     if (buf.length < 16 || buf.compare(CONNECT_, 0, 8, 0, 8) !== 0) return false;
     const end = buf.indexOf(CRLF2);
     if (end === -1 || end + 4 > this.ctx.config.limits.maxHeaderBytes) return false;
-    const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via);
-    if (p === null || p.method !== 'CONNECT' || !this.ctx.admit()) return false;
-    const hp = connectTarget(p.target);
-    if (hp === null) return false;
+    if (!cleanHead(buf, end)) return false;
+    const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via, true);
+    if (p === null || p.method !== 'CONNECT') return false;
     const peer: PeerName = {};
     if (this.client.getpeername(peer) !== 0 || peer.address === undefined) return false;
-    const started = Date.now();
-    const t0 = performance.now();
-    const decision = decideCached(this.ctx.snapshot(), { client: peer.address, scheme: 'connect', host: hp.host, port: hp.port, path: '', time: started });
-    if (decision.action === 'block') return false;
-    this.rec = newRecord('tunnel', started, peer.address, 'CONNECT', 'connect', hp.host, hp.port, '', decision, (performance.now() - t0) / 1000);
+    const hp = connectTarget(p.target);
+    const r = this.ctx.gate.enter({ client: peer.address, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage: p.acceptLanguage });
+    this.first = null;
+    if (r.kind !== 'tunnel') {
+      this.answer(r);
+      return true;
+    }
+    this.rec = r.record;
+    this.pass = r;
     this.lang = pickLang(p.acceptLanguage);
-    this.port = hp.port;
+    this.port = r.port;
     if (buf.length > end + 4) this.head = buf.subarray(end + 4);
     // Locating keeps the client's idle limit (the resolver has its own); connecting has its own.
     this.phase = P.Connecting;
-    this.ctx.locate(hp.host, hp.port, this.onLocated, this.onUnlocated);
+    if (r.address === '') this.ctx.gate.resolve(r, this);
+    else this.connect(r);
     return true;
+  }
+
+  /** The gate settled the name it had to resolve (the proxy may be closing by then). */
+  gated(r: Reply): void {
+    if (this.phase !== P.Connecting || r !== this.pass) return;
+    if (r.kind === 'tunnel') this.connect(r);
+    else {
+      this.rec = null;
+      this.answer(r);
+    }
+  }
+
+  /** The gate's answer is not a tunnel: answered where it was decided, on a `net.Socket`. */
+  private answer(r: Reply): void {
+    this.phase = P.Done;
+    this.pass = null;
+    this.ctx.idle.delete(this);
+    this.client.onread = ignoreRead;
+    this.ctx.rawAnswer(this, this.client, r);
   }
 
   private adopt(): void {
@@ -163,9 +187,7 @@ export class RawConnection implements IdleMember {
     this.first = null;
   }
 
-  // Bound once: the answer may come after the client was closed (proxy shutting down).
-  private readonly onLocated = (r: Resolved): void => {
-    if (this.phase !== P.Connecting) return;
+  private connect(r: Reply): void {
     const up = new this.b.TCP(this.b.SOCKET);
     const req = new this.b.TCPConnectWrap();
     req.oncomplete = this.onConnect;
@@ -179,14 +201,6 @@ export class RawConnection implements IdleMember {
     this.handles++;
     this.idleLimit = this.ctx.config.timeouts.connectMs;
     this.idleSince = this.ctx.idle.now;
-  };
-
-  // A name that does not resolve (or that is this proxy): the ordinary path finds the same answer
-  // in the resolver's cache and gives it.
-  private readonly onUnlocated = (): void => {
-    if (this.phase !== P.Connecting) return;
-    this.rec = null;
-    this.adopt();
   };
 
   private connectFailed(problem: UpstreamProblem): void {

@@ -2,6 +2,7 @@ import { lookup as systemLookup } from 'node:dns';
 import { Resolver } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
+import { canonicalIp } from '../net/address.js';
 
 export interface Resolved {
   readonly address: string;
@@ -51,7 +52,13 @@ export class HostResolver {
   private readonly maxWaiting = 2_000;
 
   constructor(cfg: Pick<VigieConfig, 'hosts' | 'dns'>) {
-    this.hosts = new Map(Object.entries(cfg.hosts).map(([name, ip]) => [name.toLowerCase().replace(/\.$/, ''), { address: ip, family: isIP(ip) === 6 ? 6 : 4 }]));
+    this.hosts = new Map(
+      Object.entries(cfg.hosts).map(([name, ip]) => {
+        // The address as the gate checks it and the proxy connects to it (`::ffff:a.b.c.d` is IPv4).
+        const address = canonicalIp(ip) || ip;
+        return [name.toLowerCase().replace(/\.$/, ''), { address, family: isIP(address) === 6 ? 6 : 4 }];
+      }),
+    );
     this.maxTtlMs = cfg.dns.maxTtlSeconds * 1000;
     this.negativeTtlMs = cfg.dns.negativeTtlSeconds * 1000;
     if (cfg.dns.servers) {

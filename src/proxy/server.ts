@@ -1,18 +1,17 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
-import os from 'node:os';
-import type { LookupFunction } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
-import { decideCached } from '../policy/decide.js';
+import { ownListeners } from '../net/own-listeners.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
 import { ClientReads } from './client-reads.js';
 import { ClientConnection, type FastContext } from './fast.js';
+import { connectTarget, Gate, parseAbsoluteUrl, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
-import { blockPage, errorPage, pickLang, problemText, refusedPage, type Lang, type UpstreamProblem } from './pages.js';
-import { HostResolver, ResolveError, type Resolved } from './resolver.js';
-import { classify, connectTarget, connectTimeout, ESTABLISHED, newRecord, parseAbsoluteUrl, statusFor, UNRECORDED, type Target } from './target.js';
+import { errorPage, pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
+import type { HostResolver } from './resolver.js';
+import { classify, connectTimeout, ESTABLISHED, statusFor } from './target.js';
 import { rawBinding, rawSelfTest, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
@@ -38,9 +37,16 @@ export interface ProxyDeps {
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
 const HTML = 'text/html; charset=utf-8';
+const TEXT = 'text/plain; charset=utf-8';
 
 function destroySelf(this: Socket): void {
   this.destroy();
+}
+
+/** Answers a request that cannot be read (or must not be) with `status`, and closes. */
+function refuseConnection(socket: Socket, status: number): void {
+  const body = `${status} ${http.STATUS_CODES[status]}\n`;
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 
@@ -65,7 +71,8 @@ export class ProxyServer implements FastContext, RawContext {
   private readonly general: http.Server;
   private readonly agent: http.Agent;
   private readonly observers: ProxyObserver[];
-  private readonly lookup: LookupFunction;
+  /** Admits, decides, records and says what to answer, for every entry (src/proxy/gate.ts). */
+  readonly gate: Gate;
   /** Open tunnels (a client `net.Socket`, or a raw connection), cut when the proxy closes. */
   private readonly tunnels = new Set<{ destroy(): void }>();
   /** Connections accepted on raw handles and not handed to `net.Socket` (src/proxy/raw-tunnel.ts). */
@@ -79,8 +86,8 @@ export class ProxyServer implements FastContext, RawContext {
   /** Open client connections, so close() can wait until each has ended its request. */
   private readonly sockets = new Set<Socket>();
   private readonly fast = new Set<ClientConnection>();
-  /** Addresses this proxy answers on, by port: forwarding there would loop back into it. */
-  private readonly self = new Map<number, Set<string>>();
+  /** Forget this proxy's listeners in the registry of the gateway's own (src/net/own-listeners.ts). */
+  private readonly unlisten: (() => void)[] = [];
   private onDrained: (() => void) | null = null;
 
   constructor(private readonly deps: ProxyDeps) {
@@ -101,13 +108,13 @@ export class ProxyServer implements FastContext, RawContext {
       return tickFor(t.connectMs, t.idleMs, t.upstreamResponseMs);
     });
     this.pool = new UpstreamPool({ maxPerOrigin: config.limits.maxSocketsPerOrigin, connectMs: config.timeouts.connectMs, timeoutMs: config.timeouts.upstreamResponseMs, idle: this.idle });
-    // The agent pools sockets per origin name; new sockets resolve through our cache.
-    this.lookup = ((hostname: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => {
-      deps.resolver.resolve(hostname).then(
-        (r) => (options.all ? cb(null, [{ address: r.address, family: r.family }]) : cb(null, r.address, r.family)),
-        (e) => cb(e),
-      );
-    }) as unknown as LookupFunction;
+    this.gate = new Gate({
+      config: () => this.deps.config,
+      snapshot: () => this.deps.snapshot(),
+      resolver: () => this.deps.resolver,
+      admit: () => (this.deps.admit ? this.deps.admit() : true),
+      own: ownListeners,
+    });
     this.general = this.createGeneralServer();
   }
 
@@ -122,30 +129,6 @@ export class ProxyServer implements FastContext, RawContext {
   // through deps: a reload (SIGHUP) replaces them.
   get config(): VigieConfig {
     return this.deps.config;
-  }
-
-  /**
-   * Where to connect for host:port, for either path and for tunnels: the address (synchronously
-   * when it is cached), or why not: 'dns', or 'loop' when it is one of this proxy's own listeners.
-   */
-  locate(host: string, port: number, found: (r: Resolved) => void, failed: (p: UpstreamProblem) => void): void {
-    const known = this.deps.resolver.peek(host);
-    if (known === undefined) {
-      this.deps.resolver.resolve(host).then(
-        (r) => (this.isSelf(r.address, port) ? failed('loop') : found(r)),
-        (e: unknown) => failed(e instanceof ResolveError ? 'dns' : 'unreachable'),
-      );
-    } else if (known instanceof ResolveError) failed('dns');
-    else if (this.isSelf(known.address, port)) failed('loop');
-    else found(known);
-  }
-
-  snapshot(): PolicySnapshot {
-    return this.deps.snapshot();
-  }
-
-  admit(): boolean {
-    return this.deps.admit ? this.deps.admit() : true;
   }
 
   requestDone(rec: ConnectionRecord): void {
@@ -164,11 +147,6 @@ export class ProxyServer implements FastContext, RawContext {
     socket.resume();
   }
 
-  private isSelf(address: string, port: number): boolean {
-    const addrs = this.self.get(port);
-    return addrs !== undefined && (addrs.has(address) || (address.startsWith('::ffff:') && addrs.has(address.slice(7))));
-  }
-
   released(conn: ClientConnection): void {
     this.fast.delete(conn);
   }
@@ -183,16 +161,15 @@ export class ProxyServer implements FastContext, RawContext {
       noDelay: true,
     });
     server.timeout = config.timeouts.idleMs;
-    server.on('request', (req, res) => this.onRequest(req, res));
-    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => this.tunnel(socket, req.url ?? '', pickLang(req.headers['accept-language']), head));
+    // llhttp takes HTTP/0.9 request lines (no version) and any HTTP/x.y: only 1.0 and 1.1 pass.
+    server.on('request', (req, res) => (req.httpVersionMajor === 1 ? this.onRequest(req, res) : refuseConnection(req.socket, 400)));
+    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => (req.httpVersionMajor === 1 ? this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head) : refuseConnection(socket, 400)));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
       }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = `${status} ${http.STATUS_CODES[status]}\n`;
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      refuseConnection(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
     });
     // Starts node's tracking of the connections it is given (headers timeout, closeIdleConnections):
     // it never listens itself, the front servers below do.
@@ -256,6 +233,13 @@ export class ProxyServer implements FastContext, RawContext {
     if (first !== null) fast.feed(first);
   }
 
+  rawAnswer(conn: RawConnection, client: TcpHandle, reply: Reply): void {
+    this.raws.delete(conn);
+    const socket = this.wrap(client, null);
+    socket.on('error', destroySelf);
+    this.answerTunnel(socket, reply);
+  }
+
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
@@ -313,27 +297,15 @@ export class ProxyServer implements FastContext, RawContext {
       if (this.rawTunnels) this.acceptRaw(server);
       const addr = server.address() as net.AddressInfo;
       bound.push({ host: addr.address, port: addr.port });
-      this.addSelf(addr.address, addr.port);
+      this.unlisten.push(ownListeners.add(addr.address, addr.port));
     }
     return bound;
-  }
-
-  private addSelf(address: string, port: number): void {
-    let set = this.self.get(port);
-    if (!set) this.self.set(port, (set = new Set()));
-    const wildcard = address === '0.0.0.0' || address === '::';
-    if (!wildcard) {
-      set.add(address);
-      return;
-    }
-    // A wildcard listener answers on every local address (and '::' on IPv4 ones too, dual-stack).
-    set.add('127.0.0.1').add('::1').add('0.0.0.0').add('::');
-    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) if (address === '::' || i.family === 'IPv4') set.add(i.address);
   }
 
   /** Stops accepting; open connections are cut after `graceMs`. */
   async close(graceMs = 0): Promise<void> {
     const closing = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const forget of this.unlisten.splice(0)) forget();
     for (const c of [...this.fast]) c.closeSoon();
     for (const r of [...this.raws]) if (r.waiting) r.destroy();
     this.general.closeIdleConnections();
@@ -367,63 +339,55 @@ export class ProxyServer implements FastContext, RawContext {
       this.sendPage(res, 400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request'));
       return;
     }
-    if (this.deps.admit && !this.deps.admit()) {
-      req.resume();
-      if (res.destroyed) return;
-      res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(UNRECORDED), 'Retry-After': '5', 'Cache-Control': 'no-store', Via: this.via });
-      res.end(UNRECORDED);
-      return;
-    }
-    const target = parseAbsoluteUrl(url);
-    if (!target) {
-      this.sendPage(res, 400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request'));
-      return;
-    }
-    const started = Date.now();
-    const t0 = performance.now();
-    const client = req.socket.remoteAddress ?? '';
-    const snapshot = this.deps.snapshot();
-    const decision = decideCached(snapshot, { client, scheme: 'http', host: target.host, port: target.port, path: target.path, time: started });
-    const rec = newRecord('request', started, client, req.method ?? 'GET', 'http', target.host, target.port, target.path, decision, (performance.now() - t0) / 1000);
+    const t = parseAbsoluteUrl(url);
     const socket = req.socket;
-    // The parser has already read this request's headers (often its whole body too): count from
-    // where the previous request on this connection stopped, so uploads and headers are included.
-    const read0 = (socket as Socket & { [READ_MARK]?: number })[READ_MARK] ?? 0;
-    const written0 = socket.bytesWritten;
-    res.once('close', () => {
-      rec.status = res.headersSent ? res.statusCode : 0;
-      rec.durationMs = Date.now() - started;
-      rec.bytesIn = socket.bytesRead - read0;
-      (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead;
-      rec.bytesOut = socket.bytesWritten - written0;
-      this.emit('requestDone', rec);
-    });
-    if (decision.action === 'block') {
-      const lang = pickLang(req.headers['accept-language']);
-      this.sendPage(res, 403, decision.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, target.host, decision));
-      req.resume();
-      return;
+    const r = this.gate.enter({ client: socket.remoteAddress ?? '', mode: 'explicit', method: req.method ?? 'GET', host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: req.headers['accept-language'] });
+    const rec = r.record;
+    if (rec !== null) {
+      // The parser has already read this request's headers (often its whole body too): count from
+      // where the previous request on this connection stopped, so uploads and headers are included.
+      const read0 = (socket as Socket & { [READ_MARK]?: number })[READ_MARK] ?? 0;
+      const written0 = socket.bytesWritten;
+      res.once('close', () => {
+        rec.status = res.headersSent ? res.statusCode : 0;
+        rec.durationMs = Date.now() - rec.time;
+        rec.bytesIn = socket.bytesRead - read0;
+        (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead;
+        rec.bytesOut = socket.bytesWritten - written0;
+        this.emit('requestDone', rec);
+      });
     }
-    this.locate(
-      target.host,
-      target.port,
-      (r) => this.forward(req, res, target, r, rec),
-      (problem) => this.fail(req, res, rec, target.host, problem),
-    );
+    if (r.kind !== 'forward') return this.answer(req, res, r);
+    if (r.address !== '') return this.forward(req, res, r, t!.authority);
+    this.gate.resolve(r, { gated: () => (r.kind === 'forward' ? this.forward(req, res, r, t!.authority) : this.answer(req, res, r)) });
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, target: Target, _resolved: Resolved, rec: ConnectionRecord): void {
+  /** Carries out a gate's answer that is not a forward: block page, refusal, DNS error. */
+  private answer(req: IncomingMessage, res: ServerResponse, r: Reply): void {
+    req.resume();
+    if (r.problem !== null) this.emit('upstreamError', r.problem);
+    if (res.destroyed) return;
+    const body = Buffer.from(r.body);
+    const headers: http.OutgoingHttpHeaders = { 'Content-Type': r.html ? HTML : TEXT, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.via };
+    if (r.retryAfter) headers['Retry-After'] = '5';
+    res.writeHead(r.status, headers);
+    res.end(body);
+  }
+
+  /** Forwards over the agent to the address the gate checked: never a second lookup that could answer otherwise. */
+  private forward(req: IncomingMessage, res: ServerResponse, r: Reply, authority: string): void {
     const { timeouts } = this.deps.config;
     if (res.destroyed) return;
+    const rec = r.record!;
     const upstream = http.request({
-      host: target.host,
-      port: target.port,
+      host: r.address,
+      family: r.family,
+      port: r.port,
       method: req.method,
-      path: target.path,
-      headers: forwardHeaders(req.rawHeaders, this.via, target.authority) as unknown as http.OutgoingHttpHeaders,
+      path: r.path,
+      headers: forwardHeaders(req.rawHeaders, this.via, authority) as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: this.agent,
-      lookup: this.lookup,
       timeout: timeouts.upstreamResponseMs,
     });
     let connectTimer: NodeJS.Timeout | null = null;
@@ -444,8 +408,8 @@ export class ProxyServer implements FastContext, RawContext {
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (connectTimer) clearTimeout(connectTimer);
-      const problem: UpstreamProblem = err.code === 'ERESPONSETIMEOUT' ? 'response-timeout' : err.code === 'ENOTFOUND' || err instanceof ResolveError ? 'dns' : classify(err);
-      this.fail(req, res, rec, target.host, problem);
+      const problem: UpstreamProblem = err.code === 'ERESPONSETIMEOUT' ? 'response-timeout' : classify(err);
+      this.fail(req, res, rec, r.host, problem);
     });
     // The client went away: stop talking to the origin too.
     res.once('close', () => {
@@ -472,35 +436,25 @@ export class ProxyServer implements FastContext, RawContext {
     res.end(body);
   }
 
-  /** A CONNECT request (from either path): decide, then open the tunnel or answer why not. */
-  tunnel(client: Socket, target: string, lang: Lang, head: Buffer, clientAddr = client.remoteAddress ?? ''): void {
-    const started = Date.now();
-    const t0 = performance.now();
+  /** A CONNECT request on a `net.Socket` (from either path): through the gate, then opened or answered. */
+  tunnel(client: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr = client.remoteAddress ?? ''): void {
     client.on('error', destroySelf);
-    if (!this.admit()) {
-      this.endTunnel(client, 503, UNRECORDED);
-      return;
-    }
     const hp = connectTarget(target);
-    if (!hp) {
-      this.endTunnel(client, 400, problemText(lang, 'bad-request'));
-      return;
-    }
-    const decision = decideCached(this.deps.snapshot(), { client: clientAddr, scheme: 'connect', host: hp.host, port: hp.port, path: '', time: started });
-    const rec = newRecord('tunnel', started, clientAddr, 'CONNECT', 'connect', hp.host, hp.port, '', decision, (performance.now() - t0) / 1000);
-    if (decision.action === 'block') {
-      rec.status = 403;
+    const r = this.gate.enter({ client: clientAddr, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage });
+    if (r.kind !== 'tunnel') return this.answerTunnel(client, r);
+    if (r.address !== '') return this.openTunnel(client, head, r);
+    this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r) : this.answerTunnel(client, r)) });
+  }
+
+  /** Carries out a gate's answer to a CONNECT that opens no tunnel: recorded (when decided), then answered. */
+  private answerTunnel(client: Socket, r: Reply): void {
+    const rec = r.record;
+    if (r.problem !== null) this.emit('upstreamError', r.problem);
+    if (rec !== null) {
+      rec.status = r.status;
       this.emit('tunnelOpened', rec);
-      const why = decision.rule === 'no-client' ? 'client not allowed' : decision.rule === 'port' ? `port ${hp.port} not allowed` : `blocked: profile ${decision.profile}, category ${decision.category ?? 'none'} (${decision.rule})`;
-      this.endTunnel(client, 403, `Vigie: ${why}\n`);
-      return;
     }
-    this.locate(
-      hp.host,
-      hp.port,
-      (r) => this.openTunnel(client, head, r, rec, lang),
-      (problem) => this.refuseTunnel(client, rec, lang, problem),
-    );
+    this.endTunnel(client, r.status, r.body, r.retryAfter);
   }
 
   /** A tunnel that cannot be opened: recorded with its cause, and the client told why. */
@@ -512,10 +466,12 @@ export class ProxyServer implements FastContext, RawContext {
     this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
   }
 
-  private openTunnel(client: Socket, head: Buffer, target: Resolved, rec: ConnectionRecord, lang: Lang): void {
+  private openTunnel(client: Socket, head: Buffer, r: Reply): void {
     if (client.destroyed) return;
     const { timeouts } = this.deps.config;
-    const upstream = net.connect({ host: target.address, port: rec.port, family: target.family, noDelay: true });
+    const rec = r.record!;
+    const lang = pickLang(r.acceptLanguage);
+    const upstream = net.connect({ host: r.address, port: r.port, family: r.family, noDelay: true });
     let opened = false;
     // Nothing the client sends goes anywhere before the tunnel is open.
     client.pause();
@@ -560,11 +516,11 @@ export class ProxyServer implements FastContext, RawContext {
     client.on('close', beforeOpen);
   }
 
-  private endTunnel(client: Socket, status: number, text: string): void {
+  private endTunnel(client: Socket, status: number, text: string, retryAfter = false): void {
     if (client.destroyed) return;
     // Read (and drop) what the client still sends, so its close is seen and the socket freed.
     client.resume();
     const body = Buffer.from(text);
-    client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\nVia: ${this.via}\r\n\r\n${text}`);
+    client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\nVia: ${this.via}\r\n${retryAfter ? 'Retry-After: 5\r\n' : ''}\r\n${text}`);
   }
 }

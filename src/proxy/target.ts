@@ -1,43 +1,10 @@
-import { normalizeHost } from '../lists/normalize.js';
 import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord } from './events.js';
 import type { UpstreamProblem } from './pages.js';
 
-export interface Target {
-  host: string;
-  port: number;
-  path: string;
-  /** The Host header to send: the request-target's authority. */
-  authority: string;
-}
-
-/** Splits `host[:port]` (IPv6 in brackets) as found in a request line. */
-export function splitAuthority(authority: string, defaultPort: number): { host: string; port: number } | null {
-  let host = authority;
-  let port = defaultPort;
-  const at = host.lastIndexOf('@');
-  if (at !== -1) host = host.slice(at + 1);
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end === -1) return null;
-    const rest = host.slice(end + 1);
-    host = host.slice(0, end + 1);
-    if (rest) {
-      if (!rest.startsWith(':')) return null;
-      port = Number(rest.slice(1));
-    }
-  } else {
-    const colon = host.indexOf(':');
-    if (colon !== -1) {
-      port = Number(host.slice(colon + 1));
-      host = host.slice(0, colon);
-    }
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
-  const normalized = normalizeHost(host);
-  if (!normalized) return null;
-  return { host: normalized, port };
-}
+// Request-target parsing is shared with the decision explainers (API, CLI): it lives in the policy layer.
+export { canonicalHost, parseAbsoluteUrl, splitAuthority, type Target } from '../policy/request.js';
+import { splitAuthority } from '../policy/request.js';
 
 /** `...:digits` at the end (a CONNECT target must name its port). */
 function endsWithPort(target: string): boolean {
@@ -46,29 +13,13 @@ function endsWithPort(target: string): boolean {
   return i < target.length - 1 && i >= 0 && target.charCodeAt(i) === 58;
 }
 
-/** A CONNECT request-target: authority-form only, port included (RFC 9110 §9.3.6); null if not. */
+/** A CONNECT request-target: authority-form only (no userinfo), port included (RFC 9110 §9.3.6); null if not. */
 export function connectTarget(target: string): { host: string; port: number } | null {
-  return endsWithPort(target) && !target.includes('/') ? splitAuthority(target, 443) : null;
+  return endsWithPort(target) && !target.includes('/') && !target.includes('@') ? splitAuthority(target, 443) : null;
 }
 
 /** The answer that opens a tunnel. */
 export const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
-
-/** Parses an absolute-form `http://authority/path?query` request target. */
-export function parseAbsoluteUrl(url: string): Target | null {
-  if (url.length < 8 || url.charCodeAt(4) !== 58 /* : */ || url.slice(0, 7).toLowerCase() !== 'http://') return null;
-  let end = url.indexOf('/', 7);
-  const q = url.indexOf('?', 7);
-  if (q !== -1 && (end === -1 || q < end)) end = q;
-  const authority = end === -1 ? url.slice(7) : url.slice(7, end);
-  let path = end === -1 ? '/' : url.slice(end);
-  if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
-  const hash = path.indexOf('#');
-  if (hash !== -1) path = path.slice(0, hash);
-  const hp = splitAuthority(authority, 80);
-  if (!hp) return null;
-  return { host: hp.host, port: hp.port, path, authority: authority.slice(authority.lastIndexOf('@') + 1) };
-}
 
 /** The error a connection attempt is destroyed with at the connect limit (classified 'connect-timeout'). */
 export const connectTimeout = (): NodeJS.ErrnoException => Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' });
@@ -88,7 +39,7 @@ export function classify(err: NodeJS.ErrnoException): UpstreamProblem {
   }
 }
 
-export const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : p === 'loop' ? 508 : 502);
+export const statusFor = (p: UpstreamProblem): number => (p === 'connect-timeout' || p === 'response-timeout' ? 504 : p === 'bad-request' ? 400 : 502);
 
 /** Said when new work is refused because it could not be recorded (journal overflow policy `block`). */
 export const UNRECORDED =

@@ -2,7 +2,6 @@ import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
 import AjvModule from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { LRUCache } from 'lru-cache';
 import type { Registry } from 'prom-client';
 import type { Gateway } from '../gateway.js';
 import type { Logger } from '../log.js';
@@ -13,10 +12,13 @@ import { FleetPuller } from './fleet.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
+import { registerProfileRoutes } from './routes/profiles.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { BODY_LIMIT } from './limits.js';
+import { RefusalAudit, signInHook } from './signin.js';
 import { loadOrCreateCertificate } from './tls.js';
 import { TokenStore } from './tokens.js';
+import { ownListeners } from '../net/own-listeners.js';
 
 // ajv ships CommonJS; under NodeNext its default export is the module object.
 const Ajv = AjvModule.default ?? AjvModule;
@@ -30,6 +32,8 @@ export interface SupervisionServer {
   fleet: FleetPuller | null;
   tokens: TokenStore;
   audit: AuditLog;
+  /** Refused requests on their way to the audit log (rate-limited). */
+  refusals: RefusalAudit;
   close(): Promise<void>;
 }
 
@@ -40,8 +44,27 @@ export interface SupervisionOptions {
   registry?: Registry;
 }
 
-/** Failed authentications allowed per source address and minute before it gets 429s. */
-export const AUTH_FAILURES_PER_MINUTE = 10;
+export { AUTH_FAILURES_PER_MINUTE } from './signin.js';
+
+/**
+ * TLS 1.2 with forward-secret AEAD suites only (ECDHE with AES-GCM or ChaCha20-Poly1305), and
+ * TLS 1.3 (whose suites all are): no CBC, no static RSA key exchange.
+ */
+export const TLS_OPTIONS = {
+  minVersion: 'TLSv1.2',
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  honorCipherOrder: true,
+} as const;
 
 /** Maps an ajv error to the field it is about (`body/entries/3`, `querystring/reference`). */
 function fieldOf(context: string, e: { instancePath: string; keyword: string; params: Record<string, unknown> }): string {
@@ -52,9 +75,9 @@ function fieldOf(context: string, e: { instancePath: string; keyword: string; pa
 }
 
 /** Builds the API (routes, auth, validation, OpenAPI) without listening. */
-export async function buildSupervisionApp(ctx: ApiContext, https: { key: string; cert: string } | null): Promise<FastifyInstance> {
+export async function buildSupervisionApp(ctx: ApiContext, https: { key: string; cert: string } | null, refusals = new RefusalAudit(ctx)): Promise<FastifyInstance> {
   const app = (Fastify as unknown as (o: object) => FastifyInstance)({
-    ...(https ? { https } : {}),
+    ...(https ? { https: { ...https, ...TLS_OPTIONS } } : {}),
     logger: false,
     bodyLimit: BODY_LIMIT,
     requestTimeout: 60_000,
@@ -68,31 +91,7 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
   app.decorateRequest('principal', null);
 
-  // Failed attempts per source: a token cannot be guessed, but a scanner should not be served.
-  const failures = new LRUCache<string, { count: number }>({ max: 10_000, ttl: 60_000, ttlAutopurge: false });
-  app.addHook('onRequest', async (req, reply) => {
-    const roles = req.routeOptions.config?.roles;
-    if (!roles) return;
-    const f = failures.get(req.ip);
-    if (f && f.count >= AUTH_FAILURES_PER_MINUTE) {
-      reply.header('retry-after', String(Math.ceil(failures.getRemainingTTL(req.ip) / 1000)));
-      return problem(reply, 429, 'too many failed authentications from this address; retry later');
-    }
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const principal = m ? await ctx.tokens.authenticate(m[1]!) : null;
-    if (!principal) {
-      if (f) f.count++;
-      else failures.set(req.ip, { count: 1 });
-      ctx.log.warn('supervision: authentication failed', { source: req.ip, route: req.routeOptions.url, reason: m ? 'unknown or revoked token' : 'no bearer token' });
-      reply.header('www-authenticate', 'Bearer realm="vigie"');
-      return problem(reply, 401, m ? 'unknown or revoked token' : 'a bearer token is required (Authorization: Bearer ...)');
-    }
-    req.principal = principal;
-    if (!roles.includes(principal.role)) {
-      await audit(ctx, req, 'access.denied', `${req.method} ${req.routeOptions.url}`, { needs: roles }, 'refused', 403);
-      return problem(reply, 403, `role "${principal.role}" may not do this (needs ${roles.join(' or ')})`);
-    }
-  });
+  app.addHook('onRequest', signInHook(ctx, refusals));
 
   app.setErrorHandler(async (err: FastifyError & { validationContext?: string }, req, reply) => {
     if (err.validation) {
@@ -122,6 +121,7 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   registerSystemRoutes(app, ctx);
+  registerProfileRoutes(app, ctx);
   registerPolicyRoutes(app, ctx);
   registerJournalRoutes(app, ctx);
   await registerConsoleRoutes(app);
@@ -150,9 +150,13 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
   const fleet = s.fleet ? new FleetPuller(gateway, log, s.fleet) : null;
   if (fleet && opts.registry) opts.registry.registerMetric(fleet.metric);
   const tls = await loadOrCreateCertificate(config, log);
-  const app = await buildSupervisionApp({ gateway, tokens, audit: auditLog, log, fleet }, tls);
+  const ctx: ApiContext = { gateway, tokens, audit: auditLog, log, fleet };
+  const refusals = new RefusalAudit(ctx);
+  const app = await buildSupervisionApp(ctx, tls, refusals);
   await app.listen({ host: s.listen.host, port: s.listen.port });
   const addr = app.server.address() as AddressInfo;
+  // The proxy never takes a client here, whatever its destination policy allows.
+  const forget = ownListeners.add(addr.address, addr.port);
   log.info('supervision API listening', { address: `https://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}/api/v1/`, cert: tls.file });
   fleet?.start();
   return {
@@ -163,10 +167,13 @@ export async function startSupervision(opts: SupervisionOptions): Promise<Superv
     fleet,
     tokens,
     audit: auditLog,
+    refusals,
     close: async () => {
+      forget();
       clearInterval(auditTimer);
       fleet?.stop();
       await app.close();
+      await refusals.flush();
     },
   };
 }

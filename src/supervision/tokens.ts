@@ -32,14 +32,14 @@ const hashOf = (token: string) => createHash('sha256').update(token).digest('hex
 
 /**
  * Bearer tokens in `<dataDir>/tokens.json` (mode 0600), hashed. The CLI and the running server
- * share the file: the server re-reads it when it changed (checked at most once a second), so a
- * revocation made with `vigie token revoke` takes effect without a restart.
+ * share the file: the server looks at it (one stat) on every authentication and re-reads it when
+ * it changed, so a token made or revoked with `vigie token` counts from the next request.
  */
 export class TokenStore {
   private records: TokenRecord[] = [];
   private byHash = new Map<string, TokenRecord>();
-  private mtimeMs = -1;
-  private checkedAt = 0;
+  /** Identity of the file last read (inode, size, mtime); '' when there was none. */
+  private stamp = '';
   private chain: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly file: string) {}
@@ -51,20 +51,24 @@ export class TokenStore {
   }
 
   get exists(): boolean {
-    return this.mtimeMs >= 0;
+    return this.stamp !== '';
+  }
+
+  private async fileStamp(): Promise<string> {
+    try {
+      const s = await stat(this.file);
+      return `${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      return '';
+    }
   }
 
   private async reload(force = false): Promise<void> {
-    let m: number;
-    try {
-      m = (await stat(this.file)).mtimeMs;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      m = -1;
-    }
-    if (!force && m === this.mtimeMs) return;
-    this.mtimeMs = m;
-    if (m < 0) this.records = [];
+    const stamp = await this.fileStamp();
+    if (!force && stamp === this.stamp) return;
+    this.stamp = stamp;
+    if (!stamp) this.records = [];
     else {
       const doc = JSON.parse(await readFile(this.file, 'utf8')) as { tokens?: TokenRecord[] };
       this.records = Array.isArray(doc.tokens) ? doc.tokens.filter((t) => t && typeof t.hash === 'string' && (ROLES as readonly string[]).includes(t.role)) : [];
@@ -77,7 +81,7 @@ export class TokenStore {
     const tmp = `${this.file}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify({ tokens: this.records }, null, 1) + '\n', { mode: 0o600 });
     await rename(tmp, this.file);
-    this.mtimeMs = (await stat(this.file)).mtimeMs;
+    this.stamp = await this.fileStamp();
     this.byHash = new Map(this.records.filter((r) => !r.revoked).map((r) => [r.hash, r]));
   }
 
@@ -89,11 +93,8 @@ export class TokenStore {
 
   /** The principal for a bearer token, or null. */
   async authenticate(token: string): Promise<Principal | null> {
-    const now = Date.now();
-    if (now - this.checkedAt > 1000) {
-      this.checkedAt = now;
-      await this.serial(() => this.reload()).catch(() => undefined);
-    }
+    // A stat per API call is cheap next to the call; an unreadable file keeps the tokens known.
+    await this.serial(() => this.reload()).catch(() => undefined);
     const r = this.byHash.get(hashOf(token));
     return r ? { id: r.id, name: r.name, role: r.role } : null;
   }

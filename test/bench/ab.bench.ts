@@ -20,6 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { fixedRate, tunnelSetupRate, type Target } from './proxy/clients.js';
 import { cpuTicks, freePort, startPinned, stopAll, killAllNow, waitForOutput, waitForPort, type Proc } from './proxy/procs.js';
 import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, type Ports } from './proxy/setup.js';
@@ -62,6 +63,26 @@ function build(rev: string): { dist: string; label: string } {
   return { dist: join(dir, 'dist'), label: `${rev} (${sha})` };
 }
 
+/**
+ * The bench's config as a build reads it: top-level keys an older build does not know (it would
+ * refuse the file) are left out, since that build could not use them anyway.
+ */
+async function configFor(dist: string, cfg: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const { resolveConfig } = (await import(pathToFileURL(join(dist, 'config', 'load.js')).href)) as typeof import('../../src/config/load.js');
+  const doc = { ...cfg };
+  for (;;) {
+    try {
+      resolveConfig({ ...doc, dataDir: tmpdir() });
+      return doc;
+    } catch (e) {
+      const unknown = /^ {2}\/: unknown key "([^"]+)"$/m.exec((e as Error).message);
+      if (!unknown || !(unknown[1]! in doc)) throw e;
+      log(`${dist}: leaves out "${unknown[1]}", a key it does not know`);
+      delete doc[unknown[1]!];
+    }
+  }
+}
+
 interface Row {
   mode: string;
   measure: string;
@@ -97,7 +118,7 @@ async function main(): Promise<void> {
       const dir = join(tmp, side);
       mkdirSync(dir);
       const file = join(dir, 'vigie.json');
-      writeFileSync(file, JSON.stringify(vigieConfig(ports, { journal: true, workers: 1 }), null, 2));
+      writeFileSync(file, JSON.stringify(await configFor(builds[side].dist, vigieConfig(ports, { journal: true, workers: 1 })), null, 2));
       const proc = startPinned(`vigie ${side}`, 0, [process.execPath, join(builds[side].dist, 'cli.js'), 'start', '--config', file, '--data', join(dir, 'data')], { cwd: dir });
       await waitForOutput(proc, /gateway ready/, 180_000);
       gateways[side] = { proc, target: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: base.plain } };

@@ -49,6 +49,7 @@ async function startGateway(workers: number): Promise<Gw> {
       workers,
       listen: [{ host: '127.0.0.1', port }],
       hosts: { 'origin.test': '127.0.0.1' },
+      destinations: { allow: [{ network: '127.0.0.0/8' }] },
       dns: { servers: ['127.0.0.1:9'] },
       metrics: { listen: { host: '127.0.0.1', port: 0 } },
       supervision: { enabled: false },

@@ -29,6 +29,7 @@ async function main() {
     JSON.stringify({
       listen: [{ host: '127.0.0.1', port: proxyPort }],
       hosts: { 'origin.test': '127.0.0.1' },
+      destinations: { allow: [{ network: '127.0.0.0/8' }] },
       dns: { servers: ['127.0.0.1:9'] },
       log: { level: 'info' },
       // WORKERS=1 for one process; by default the gateway runs one proxy worker per core.

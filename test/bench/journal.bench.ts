@@ -700,6 +700,7 @@ async function lagPhase(mode: LagMode) {
     dns: { servers: DEAD_DNS, timeoutMs: 500 },
     dataDir: tmp('vigie-bench-journal-lag-'),
     hosts: { 'site.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
     journal: { enabled: mode.startsWith('journal'), ...(mode === 'journal, writer nice 0' ? { writerNice: 0 } : mode === 'journal, writer nice 5' ? { writerNice: 5 } : {}) },
     supervision: { enabled: false },

@@ -45,6 +45,7 @@ async function startGateway(dir: string, name: string, proxyPort: number, metric
       metrics: { enabled, listen: { host: '127.0.0.1', port: metricsPort } },
       supervision: { enabled: false },
       hosts: { 'origin.test': '127.0.0.1' },
+      destinations: { allow: [{ network: '127.0.0.0/8' }] },
       dns: { servers: ['127.0.0.1:9'] },
       log: { level: 'info' },
     }),

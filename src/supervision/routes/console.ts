@@ -22,6 +22,8 @@ export async function registerConsoleRoutes(app: FastifyInstance, dir = join(PAC
       return false;
     }
   }
+  // The API's address in a browser leads to the console.
+  app.get('/', { schema: { hide: true } }, (_req, reply) => reply.redirect('/admin/'));
   app.get('/admin', { schema: { hide: true } }, (_req, reply) => reply.redirect('/admin/'));
   app.get<{ Params: { file?: string } }>('/admin/:file', { schema: { hide: true } }, (req, reply) => {
     const name = req.params.file || 'index.html';

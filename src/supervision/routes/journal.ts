@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { requestFor } from '../../cli/check.js';
 import type { JournalFilter, JournalReader, StatsBucket, StatsRow } from '../../journal/types.js';
 import { decide } from '../../policy/decide.js';
+import { requestFor } from '../../policy/request.js';
 import { PolicyValidationError } from '../../policy/store.js';
 import type { Decision } from '../../policy/types.js';
 import { audit, journalOf, problem, type ApiContext } from '../context.js';
@@ -46,7 +46,8 @@ export function explain(d: Decision): string {
   const period = d.period === 'within' ? ' during its time window' : d.period === 'otherwise' ? ' outside its time window' : '';
   switch (d.rule) {
     case 'no-client': return `${what}: the client address is in no configured network${d.profile ? ` (profile "${d.profile}" does not exist)` : ''}.`;
-    case 'port': return `${what}: tunnels to this port are not allowed.`;
+    case 'port': return `${what}: connections to this port are not allowed.`;
+    case 'destination': return `${what}: the address is internal or reserved (the gateway itself, loopback, a private range...).`;
     case 'invalid-host': return `${what}: the host name is not valid.`;
     case 'fail-closed': return `${what}: no list set is loaded yet, so only allow entries pass (fail closed).`;
     case 'profile-allow': return `${what} by an allow entry of profile "${d.profile}"${period}${entry}.`;

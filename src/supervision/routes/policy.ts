@@ -1,16 +1,20 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ProfileConfig } from '../../config/types.js';
-import { LIST_NAME, listEntries, parseEntries, PERMANENT_LISTS, PolicyValidationError, profileSchema, type AcademyList, type EntryInput, type PolicyDraft } from '../../policy/store.js';
+import { own } from '../../policy/own.js';
+import { LIST_NAME, listEntries, parseEntries, PERMANENT_LISTS, PolicyValidationError, type AcademyList, type EntryInput } from '../../policy/store.js';
 import { exportBundle } from '../bundle.js';
-import { audit, changeMeta, problem, type ApiContext } from '../context.js';
+import { listChange, policyChange } from '../changes.js';
+import { commitChange } from '../commit.js';
+import { actorOf, audit, changeMeta, problem, type ApiContext } from '../context.js';
 import { LIST_BODY_LIMIT } from '../limits.js';
 import type { Role } from '../tokens.js';
 
 const READERS: readonly Role[] = ['admin', 'supervisor'];
 const ADMIN: readonly Role[] = ['admin'];
 
-const listName = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: LIST_NAME.source } } } as const;
-const profileId = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: LIST_NAME.source } } } as const;
+/** Reads and edits take any name and answer 404 for one that is not a list; creation takes valid names only. */
+const anyList = { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 200 } } } as const;
+const listName = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: LIST_NAME.source, description: 'letters, digits, `_`, `.`, `-`; not `__proto__`' } } } as const;
 const reasonQuery = { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500, description: 'Why: kept in the policy history and the audit log' } } } as const;
 const entry = {
   anyOf: [
@@ -37,6 +41,9 @@ function listView(name: string, l: AcademyList, profiles: Record<string, Profile
   return { name, version: l.changedIn, counts: { domains: l.domains.length, urls: l.urls.length, expressions: l.expressions.length }, usedBy: usedBy(profiles, name), entries: listEntries(l) };
 }
 
+/** What a change answers: the version, whether it serves already, its warnings. */
+const committed = (o: { policyVersion: number; applied: boolean; warnings: string[] }) => ({ policyVersion: o.policyVersion, applied: o.applied, warnings: o.warnings });
+
 function entriesOrThrow(entries: EntryInput[]) {
   const parsed = parseEntries(entries, 'body/entries');
   if (parsed.problems.length) throw new PolicyValidationError(parsed.problems);
@@ -45,47 +52,6 @@ function entriesOrThrow(entries: EntryInput[]) {
 
 export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const store = ctx.gateway.policy;
-
-  /** Makes a change a new version, applies it to the proxy, records it; answers with the version. */
-  const commit = async (req: FastifyRequest, action: string, target: string, why: string | undefined, details: Record<string, unknown>, mutate: (d: PolicyDraft) => void) => {
-    const state = await store.change(changeMeta(req, action, why), mutate);
-    const snap = await ctx.gateway.recompile();
-    await audit(ctx, req, action, target, { ...details, policyVersion: state.meta.version, ...(why ? { reason: why } : {}) });
-    // Only what concerns the changed profile or list: the rest is in GET /api/v1/policy.
-    const warnings = snap.warnings.filter((w) => w.profile === target || w.message.includes(`"${target}"`)).map((w) => w.message);
-    return { policyVersion: state.meta.version, applied: snap.policyVersion === state.meta.version, warnings };
-  };
-
-  app.get('/api/v1/profiles', { config: { roles: READERS }, schema: { tags: ['profiles'], summary: 'Every profile and the client networks using it' } }, async () => {
-    const profiles = store.current.profiles;
-    const clients = ctx.gateway.config.clients;
-    return {
-      policyVersion: store.version,
-      profiles: Object.entries(profiles).map(([id, p]) => ({ id, ...p, clients: clients.filter((c) => c.profile === id).map((c) => ({ network: c.network, name: c.name ?? null })) })),
-    };
-  });
-
-  app.get<{ Params: { id: string } }>('/api/v1/profiles/:id', { config: { roles: READERS }, schema: { tags: ['profiles'], params: profileId } }, async (req, reply) => {
-    const p = store.current.profiles[req.params.id];
-    if (!p) return problem(reply, 404, `no profile "${req.params.id}"`);
-    return { id: req.params.id, policyVersion: store.version, ...p, warnings: ctx.gateway.snapshot.warnings.filter((w) => w.profile === req.params.id).map((w) => w.message) };
-  });
-
-  app.put<{ Params: { id: string }; Body: ProfileConfig; Querystring: Reason }>('/api/v1/profiles/:id', {
-    config: { roles: ADMIN },
-    schema: { tags: ['profiles'], summary: 'Replace (or create) a profile: mode, categories, allow/deny entries, academy lists, schedule', params: profileId, querystring: reasonQuery, body: profileSchema },
-  }, async (req, reply) => {
-    const existed = Boolean(store.current.profiles[req.params.id]);
-    const out = await commit(req, 'profile.replace', req.params.id, req.query.reason, { created: !existed }, (d) => {
-      d.profiles[req.params.id] = req.body;
-    }).catch((e) => {
-      // The store names paths inside the whole policy; the caller sent this profile as the body.
-      if (!(e instanceof PolicyValidationError)) throw e;
-      const own = `/profiles/${req.params.id}`;
-      throw new PolicyValidationError(e.problems.map((p) => (p.field === own || p.field.startsWith(own + '/') ? { ...p, field: 'body' + p.field.slice(own.length) } : p)));
-    });
-    return reply.code(existed ? 200 : 201).send({ id: req.params.id, ...out });
-  });
 
   app.get('/api/v1/lists', { config: { roles: READERS }, schema: { tags: ['lists'], summary: 'UT1 categories and academy lists with entry counts and versions' } }, async () => {
     const snap = ctx.gateway.snapshot;
@@ -100,8 +66,8 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
     };
   });
 
-  app.get<{ Params: { name: string } }>('/api/v1/lists/academy/:name', { config: { roles: READERS }, schema: { tags: ['lists'], params: listName } }, async (req, reply) => {
-    const l = store.current.lists[req.params.name];
+  app.get<{ Params: { name: string } }>('/api/v1/lists/academy/:name', { config: { roles: READERS }, schema: { tags: ['lists'], summary: 'One academy list with its entries (what PUT takes back as it is)', params: anyList } }, async (req, reply) => {
+    const l = own(store.current.lists, req.params.name);
     if (!l) return problem(reply, 404, `no academy list "${req.params.name}"`);
     return { policyVersion: store.version, ...listView(req.params.name, l, store.current.profiles) };
   });
@@ -113,20 +79,20 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
   }, async (req, reply) => {
     const { name } = req.params;
     const p = entriesOrThrow(req.body.entries);
-    const existed = Boolean(store.current.lists[name]);
-    const out = await commit(req, existed ? 'list.replace' : 'list.create', name, req.query.reason, { domains: p.domains.length, urls: p.urls.length, expressions: p.expressions.length }, (d) => {
+    const existed = Boolean(own(store.current.lists, name));
+    const out = await commitChange(ctx, req, { action: existed ? 'list.replace' : 'list.create', target: name, why: req.query.reason }, (d) => {
       d.lists[name] = { domains: p.domains, urls: p.urls, expressions: p.expressions, changedIn: 0 };
-    });
-    const l = store.current.lists[name]!;
-    return reply.code(existed ? 200 : 201).send({ name, ...out, counts: { domains: l.domains.length, urls: l.urls.length, expressions: l.expressions.length } });
+    }, (before, after) => listChange(own(before.lists, name), own(after.lists, name)));
+    const l = own(out.after.lists, name)!;
+    return reply.code(existed ? 200 : 201).send({ name, ...committed(out), counts: { domains: l.domains.length, urls: l.urls.length, expressions: l.expressions.length } });
   });
 
-  const edit = (kind: 'add' | 'remove') => async (req: FastifyRequest<{ Params: { name: string }; Body: { entries: EntryInput[] }; Querystring: Reason }>, reply: import('fastify').FastifyReply) => {
+  const edit = (kind: 'add' | 'remove') => async (req: FastifyRequest<{ Params: { name: string }; Body: { entries: EntryInput[] }; Querystring: Reason }>, reply: FastifyReply) => {
     const { name } = req.params;
-    if (!store.current.lists[name]) return problem(reply, 404, `no academy list "${name}" (create it with PUT)`);
+    if (!own(store.current.lists, name)) return problem(reply, 404, `no academy list "${name}" (create it with PUT)`);
     const p = entriesOrThrow(req.body.entries);
     let changed = 0;
-    const out = await commit(req, kind === 'add' ? 'list.add' : 'list.remove', name, req.query.reason, { entries: req.body.entries.length }, (d) => {
+    const out = await commitChange(ctx, req, { action: kind === 'add' ? 'list.add' : 'list.remove', target: name, why: req.query.reason }, (d) => {
       const l = d.lists[name]!;
       for (const k of ['domains', 'urls', 'expressions'] as const) {
         const before = l[k].length;
@@ -137,26 +103,27 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
         }
         changed += Math.abs(l[k].length - before);
       }
-    });
-    const l = store.current.lists[name]!;
-    return { name, ...out, [kind === 'add' ? 'added' : 'removed']: changed, counts: { domains: l.domains.length, urls: l.urls.length, expressions: l.expressions.length } };
+    }, (before, after) => ({ requested: req.body.entries.length, ...listChange(own(before.lists, name), own(after.lists, name)) }));
+    const l = own(out.after.lists, name)!;
+    return { name, ...committed(out), [kind === 'add' ? 'added' : 'removed']: changed, counts: { domains: l.domains.length, urls: l.urls.length, expressions: l.expressions.length } };
   };
-  const editSchema = (summary: string) => ({ config: { roles: ADMIN }, bodyLimit: LIST_BODY_LIMIT, schema: { tags: ['lists'], summary, params: listName, querystring: reasonQuery, body: entriesBody } });
+  const editSchema = (summary: string) => ({ config: { roles: ADMIN }, bodyLimit: LIST_BODY_LIMIT, schema: { tags: ['lists'], summary, params: anyList, querystring: reasonQuery, body: entriesBody } });
   app.post('/api/v1/lists/academy/:name/entries', editSchema('Add entries to an academy list'), edit('add'));
   app.delete('/api/v1/lists/academy/:name/entries', editSchema('Remove entries from an academy list'), edit('remove'));
 
   app.delete<{ Params: { name: string }; Querystring: Reason }>('/api/v1/lists/academy/:name', {
     config: { roles: ADMIN },
-    schema: { tags: ['lists'], summary: 'Delete an academy list no profile references (academy-allow and academy-deny always exist)', params: listName, querystring: reasonQuery },
+    schema: { tags: ['lists'], summary: 'Delete an academy list no profile references (academy-allow and academy-deny always exist)', params: anyList, querystring: reasonQuery },
   }, async (req, reply) => {
     const { name } = req.params;
-    if (!store.current.lists[name]) return problem(reply, 404, `no academy list "${name}"`);
+    if (!own(store.current.lists, name)) return problem(reply, 404, `no academy list "${name}"`);
     if ((PERMANENT_LISTS as readonly string[]).includes(name)) return problem(reply, 409, `"${name}" always exists; empty it with PUT {"entries": []}`);
     const users = usedBy(store.current.profiles, name);
     if (users.length) return problem(reply, 409, `"${name}" is used by profile(s) ${users.join(', ')}`);
-    return commit(req, 'list.delete', name, req.query.reason, {}, (d) => {
+    const out = await commitChange(ctx, req, { action: 'list.delete', target: name, why: req.query.reason }, (d) => {
       delete d.lists[name];
-    });
+    }, (before, after) => listChange(own(before.lists, name), own(after.lists, name)));
+    return committed(out);
   });
 
   app.get('/api/v1/policy', { config: { roles: READERS }, schema: { tags: ['policy'], summary: 'The policy in force: version, who changed it, when and why' } }, async () => {
@@ -190,9 +157,11 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
       body: { type: 'object', additionalProperties: false, required: ['version'], properties: { version: { type: 'integer', minimum: 1 }, reason: { type: 'string', maxLength: 500 } } },
     },
   }, async (req) => {
+    const before = store.current;
     const state = await store.rollback(req.body.version, changeMeta(req, 'policy.rollback', req.body.reason));
     const snap = await ctx.gateway.recompile();
-    await audit(ctx, req, 'policy.rollback', String(req.body.version), { policyVersion: state.meta.version, ...(req.body.reason ? { reason: req.body.reason } : {}) });
+    await audit(ctx, req, 'policy.rollback', String(req.body.version), { policyVersion: state.meta.version, changes: policyChange(before, state), ...(req.body.reason ? { reason: req.body.reason } : {}) });
+    ctx.log.info('policy changed over the API', { actor: actorOf(req), source: req.ip, action: 'policy.rollback', target: String(req.body.version), version: state.meta.version });
     return { policyVersion: state.meta.version, rollbackOf: req.body.version, applied: snap.policyVersion === state.meta.version };
   });
 

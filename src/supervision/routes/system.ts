@@ -40,7 +40,7 @@ export function registerSystemRoutes(app: FastifyInstance, ctx: ApiContext): voi
     },
   }, async (req, reply) => {
     const { token, record } = await ctx.tokens.create(req.body.role, req.body.name, `${req.principal!.name} (${req.principal!.id})`);
-    await audit(ctx, req, 'token.create', record.id, { role: record.role, name: record.name });
+    await audit(ctx, req, 'token.create', record.id, { id: record.id, role: record.role, name: record.name });
     return reply.code(201).send({ token, ...record });
   });
 
@@ -50,7 +50,7 @@ export function registerSystemRoutes(app: FastifyInstance, ctx: ApiContext): voi
   }, async (req, reply) => {
     const revoked = await ctx.tokens.revoke(req.params.id);
     if (!revoked.length) return problem(reply, 404, `no active token "${req.params.id}"`);
-    await audit(ctx, req, 'token.revoke', req.params.id, { revoked: revoked.map((r) => r.id) });
+    await audit(ctx, req, 'token.revoke', req.params.id, { revoked: revoked.map((r) => ({ id: r.id, role: r.role, name: r.name })) });
     return { revoked };
   });
 

@@ -198,6 +198,8 @@ export function vigieConfig(ports: Ports, opts: VigieOptions): Record<string, un
     // Every load address plays the same classroom: the CM1–CM2 blocklist over the full lists.
     clients: [{ network: '127.0.0.0/8', profile: 'cycle3', name: 'bench' }],
     hosts: { [ORIGIN_HOST]: '127.0.0.1' },
+    // The origins listen on loopback, which the destination policy refuses unless allowed.
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     dns: { servers: ['127.0.0.1:9'] },
     connectPorts: [ports.plain, ports.tls],
     log: { level: 'info' },

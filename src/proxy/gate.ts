@@ -1,0 +1,218 @@
+/**
+ * The gate: the one place where a connection is admitted, decided, recorded and given its answer.
+ * Every entry calls it (the fast path, node's HTTP server behind it, CONNECT on `net.Socket` and on
+ * raw handles, and later the transparent and intercepting listeners); an entry only reads its
+ * protocol and carries out the Reply. New rules (teacher overrides, SafeSearch retargets,
+ * authentication) are steps here, not in the entries.
+ *
+ * Steps of `enter()`, in order; the first that answers ends it:
+ *   1. admit      new work is taken only while the journal can record it: else 503, Retry-After.
+ *   2. target     the host must be canonical (read with `parseAbsoluteUrl`, `connectTarget` or
+ *                 `canonicalHost`, re-exported below): '' means unreadable → 400.
+ *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
+ *   4. ports      plain HTTP only to `httpPorts` (a 'port' block).
+ *   5. record     the journal row (ConnectionRecord), for every request and tunnel decided.
+ *   6. locate     host map, IP literal or cached DNS answer, synchronously; else `resolve()` later.
+ *   7. destination the address actually connected to passes the destination policy
+ *                 (src/proxy/destinations.ts): never the gateway's own listeners, never loopback
+ *                 or private ranges unless `destinations.allow` opens them (a 'destination' block).
+ *
+ * Using it:
+ *   const r = gate.enter({ client, mode: 'explicit', method, host, port, path, acceptLanguage });
+ *   if (r.kind === 'forward' || r.kind === 'tunnel') {
+ *     if (r.address === '') gate.resolve(r, user);   // later: user.gated(r), any kind
+ *     else connect to r.address (r.family), port r.port
+ *   } else answer r.status with r.body (r.html: HTML page, else text; r.retryAfter: add Retry-After)
+ *   r.record (null for 400/503 refusals) goes to the journal when the exchange ends.
+ * The answer is carried out by the entry that called: a CONNECT blocked here is answered by the
+ * entry that read it, never parsed or decided again. Allocation: one Reply and the record.
+ */
+import type { VigieConfig } from '../config/types.js';
+import { canonicalIp, dottedQuad } from '../net/address.js';
+import type { OwnListeners } from '../net/own-listeners.js';
+import { decideCached } from '../policy/decide.js';
+import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { Decision, DecisionRule } from '../policy/types.js';
+import { DestinationPolicy } from './destinations.js';
+import type { ConnectionRecord } from './events.js';
+import { blockPage, destinationText, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { ResolveError, type HostResolver } from './resolver.js';
+import { newRecord, statusFor, UNRECORDED } from './target.js';
+
+export { canonicalHost, connectTarget, parseAbsoluteUrl } from './target.js';
+
+/** How the connection reached the proxy: asked as a proxy, caught on its way (Host/SNI), or TLS opened by the gateway. */
+export type GateMode = 'explicit' | 'transparent' | 'intercepted';
+
+/** What an entry read from the client: small, so every entry can build it cheaply. */
+export interface GateTarget {
+  /** The client's address as its socket gives it (IPv4-mapped accepted). */
+  readonly client: string;
+  readonly mode: GateMode;
+  /** `CONNECT` for a tunnel; else the HTTP method forwarded. */
+  readonly method: string;
+  /** Canonical host (name or IP, see `canonicalHost`); '' when the target could not be read. */
+  readonly host: string;
+  readonly port: number;
+  /** Path and query for plain HTTP; '' for a tunnel. */
+  readonly path: string;
+  /** For the language of pages; read only when the gate answers itself. */
+  readonly acceptLanguage: string | undefined;
+}
+
+export type ReplyKind = 'forward' | 'tunnel' | 'block' | 'refuse';
+
+/** The gate's answer, which the entry carries out. */
+export class Reply {
+  /** Status the proxy answers with itself (block, refuse); 0 while the origin is to answer. */
+  status = 0;
+  /** Where to connect (canonical), once located; '' until then. */
+  address = '';
+  family: 4 | 6 = 4;
+  /** The journal row; null for refusals that are not recorded (400, 503). */
+  record: ConnectionRecord | null = null;
+  /** The answer's body (block, refuse): an HTML page, or a short text for a tunnel. */
+  body = '';
+  html = true;
+  /** Add `Retry-After` (503: the journal cannot record for now). */
+  retryAfter = false;
+  /** An upstream problem (DNS): the entry counts it. */
+  problem: UpstreamProblem | null = null;
+
+  constructor(
+    public kind: ReplyKind,
+    readonly host: string,
+    readonly port: number,
+    readonly path: string,
+    readonly acceptLanguage: string | undefined,
+  ) {}
+}
+
+/** Told when `resolve()` has settled a Reply (its kind may have changed). */
+export interface GateUser {
+  gated(r: Reply): void;
+}
+
+export interface GateDeps {
+  /** Read per request: a reload replaces them. */
+  config(): VigieConfig;
+  snapshot(): PolicySnapshot;
+  resolver(): HostResolver;
+  /** false = refuse new work (503). */
+  admit(): boolean;
+  /** This process's listeners (src/net/own-listeners.ts). */
+  readonly own: OwnListeners;
+}
+
+/** An allowed decision turned into a block by the gate's own rules; what the lists said is kept for the rest. */
+const blockedBy = (d: Decision, rule: DecisionRule): Decision => Object.freeze({ ...d, action: 'block' as const, rule, category: null, entry: null, matchKind: null });
+
+/** Why a tunnel is blocked, in the short text a CONNECT answer carries. */
+function tunnelWhy(d: Decision, port: number, detail: string): string {
+  if (d.rule === 'no-client') return 'client not allowed';
+  if (d.rule === 'port') return `port ${port} not allowed`;
+  if (d.rule === 'destination') return `destination refused: ${detail}`;
+  return `blocked: profile ${d.profile}, category ${d.category ?? 'none'} (${d.rule})`;
+}
+
+export class Gate {
+  private policyFor: VigieConfig | null = null;
+  private policy: DestinationPolicy | null = null;
+
+  constructor(private readonly deps: GateDeps) {}
+
+  /** The destination policy of the config in force (compiled again after a reload). */
+  get destinations(): DestinationPolicy {
+    const config = this.deps.config();
+    if (config !== this.policyFor || this.policy === null) {
+      this.policy = new DestinationPolicy(config, this.deps.own);
+      this.policyFor = config;
+    }
+    return this.policy;
+  }
+
+  /** Steps 1 to 7 (see above), synchronously; a Reply without `address` waits for `resolve()`. */
+  enter(t: GateTarget): Reply {
+    const tunnel = t.method === 'CONNECT';
+    const r = new Reply(tunnel ? 'tunnel' : 'forward', t.host, t.port, t.path, t.acceptLanguage);
+    if (!this.deps.admit()) {
+      r.kind = 'refuse';
+      r.status = 503;
+      r.body = UNRECORDED;
+      r.html = false;
+      r.retryAfter = true;
+      return r;
+    }
+    if (!t.host) {
+      r.kind = 'refuse';
+      r.status = 400;
+      const lang = pickLang(t.acceptLanguage);
+      r.html = !tunnel;
+      r.body = tunnel ? problemText(lang, 'bad-request') + '\n' : errorPage(lang, '', 'bad-request');
+      return r;
+    }
+    const started = Date.now();
+    const t0 = performance.now();
+    const scheme = tunnel ? 'connect' : 'http';
+    let decision = decideCached(this.deps.snapshot(), { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started });
+    const destinations = this.destinations;
+    if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
+    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000);
+    if (decision.action === 'block') return this.block(r, '');
+    const known = this.deps.resolver().peek(t.host);
+    if (known === undefined) return r;
+    if (known instanceof ResolveError) return this.fail(r, 'dns');
+    return this.place(r, known.address);
+  }
+
+  /** Step 6 for a name not in the resolver's cache, then step 7; `user.gated(r)` once settled. */
+  resolve(r: Reply, user: GateUser): void {
+    this.deps.resolver().resolve(r.host).then(
+      (a) => user.gated(this.place(r, a.address)),
+      (e: unknown) => user.gated(this.fail(r, e instanceof ResolveError ? 'dns' : 'unreachable')),
+    );
+  }
+
+  /** Step 7: the address the connection would go to, checked and kept (so the connect uses that very one). */
+  private place(r: Reply, found: string): Reply {
+    const address = dottedQuad(found) >= 0 ? found : (canonicalIp(found) ?? found);
+    const why = this.destinations.check(address, r.port);
+    if (why !== null) {
+      const rec = r.record!;
+      rec.decision = blockedBy(rec.decision, 'destination');
+      return this.block(r, destinationText(pickLang(r.acceptLanguage), address, r.port, why));
+    }
+    r.address = address;
+    r.family = address.includes(':') ? 6 : 4;
+    return r;
+  }
+
+  private block(r: Reply, detail: string): Reply {
+    const d = r.record!.decision;
+    r.kind = 'block';
+    r.status = 403;
+    if (r.record!.kind === 'tunnel') {
+      r.html = false;
+      r.body = `Vigie: ${tunnelWhy(d, r.port, detail)}\n`;
+    } else {
+      const lang = pickLang(r.acceptLanguage);
+      r.body = d.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, r.host, d, detail);
+    }
+    return r;
+  }
+
+  /** The origin cannot be located (DNS): recorded with its cause, answered with an error page. */
+  private fail(r: Reply, problem: UpstreamProblem): Reply {
+    const rec = r.record!;
+    const lang = pickLang(r.acceptLanguage);
+    rec.problem = problem;
+    r.kind = 'refuse';
+    r.problem = problem;
+    r.status = statusFor(problem);
+    if (rec.kind === 'tunnel') {
+      r.html = false;
+      r.body = problemText(lang, problem) + '\n';
+    } else r.body = errorPage(lang, rec.host, problem);
+    return r;
+  }
+}

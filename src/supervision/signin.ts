@@ -1,0 +1,114 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
+import { audit, problem, type ApiContext } from './context.js';
+
+/** Unknown tokens accepted per source address and minute before that address gets 429s. */
+export const AUTH_FAILURES_PER_MINUTE = 10;
+/**
+ * Refused requests written to the audit log per minute, from one source and from all. Above the
+ * failures that lock a source out, so its first 429s are in the log one by one too.
+ */
+export const REFUSALS_AUDITED_PER_SOURCE = 20;
+export const REFUSALS_AUDITED_PER_MINUTE = 100;
+
+const MINUTE = 60_000;
+
+/**
+ * Refused requests (401, 403, 429) go to the audit log with their route and reason, but a flood
+ * must not fill the disk: per minute, at most REFUSALS_AUDITED_PER_SOURCE entries from one source
+ * and REFUSALS_AUDITED_PER_MINUTE in all. What is left out is counted, and the count written as
+ * one `access.suppressed` entry when the minute ends.
+ */
+export class RefusalAudit {
+  private windowStart = 0;
+  private total = 0;
+  private readonly perSource = new Map<string, number>();
+  private suppressed = 0;
+  private suppressedSources = new Map<string, number>();
+  private suppressedStatus: Record<string, number> = {};
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ctx: ApiContext,
+    private readonly limits = { perSource: REFUSALS_AUDITED_PER_SOURCE, perMinute: REFUSALS_AUDITED_PER_MINUTE },
+  ) {}
+
+  async record(req: FastifyRequest, action: string, status: number, reason: string, details: Record<string, unknown> = {}): Promise<void> {
+    const now = Date.now();
+    if (now - this.windowStart >= MINUTE) {
+      this.windowStart = now;
+      this.total = 0;
+      this.perSource.clear();
+    }
+    const fromSource = this.perSource.get(req.ip) ?? 0;
+    if (fromSource >= this.limits.perSource || this.total >= this.limits.perMinute) {
+      this.suppressed++;
+      this.suppressedSources.set(req.ip, (this.suppressedSources.get(req.ip) ?? 0) + 1);
+      this.suppressedStatus[status] = (this.suppressedStatus[status] ?? 0) + 1;
+      // The summary is written once the minute is over, whether or not more refusals come.
+      this.timer ??= setTimeout(() => void this.flush(), this.windowStart + MINUTE - now).unref();
+      return;
+    }
+    this.perSource.set(req.ip, fromSource + 1);
+    this.total++;
+    const route = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
+    await audit(this.ctx, req, action, route, { route, reason, ...details }, 'refused', status).catch((e: Error) => this.ctx.log.error(`audit: cannot record a refused request: ${e.message}`));
+  }
+
+  /** Writes the count of refusals left out of the log (and by which sources, the busiest first). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.suppressed) return;
+    const sources = [...this.suppressedSources].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([source, count]) => ({ source, count }));
+    const details = { refused: this.suppressed, byStatus: this.suppressedStatus, sources, distinctSources: this.suppressedSources.size };
+    this.suppressed = 0;
+    this.suppressedSources = new Map();
+    this.suppressedStatus = {};
+    this.ctx.log.warn('supervision: refused requests not written one by one to the audit log (rate limit)', { refused: details.refused, sources: details.distinctSources });
+    await this.ctx.audit
+      .record({ actor: 'vigie', tokenId: null, role: null, source: 'rate-limit', action: 'access.suppressed', target: null, outcome: 'refused', status: 0, details })
+      .catch((e: Error) => this.ctx.log.error(`audit: cannot record suppressed refusals: ${e.message}`));
+  }
+}
+
+/**
+ * Bearer-token sign-in for the routes that name roles. A token that is known is always served
+ * (a shared NAT or a mistyped token elsewhere never locks out a good one); unknown tokens are
+ * counted per source address, and an address past AUTH_FAILURES_PER_MINUTE gets 429s for them
+ * until its minute is over. Tokens are 256 random bits, so the limit is not what keeps them
+ * from being guessed: it keeps scanners from being served.
+ */
+export function signInHook(ctx: ApiContext, refusals: RefusalAudit) {
+  const failures = new LRUCache<string, { count: number }>({ max: 10_000, ttl: MINUTE, ttlAutopurge: false });
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const roles = req.routeOptions.config?.roles;
+    if (!roles) return;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const principal = m ? await ctx.tokens.authenticate(m[1]!) : null;
+    if (principal) {
+      req.principal = principal;
+      if (roles.includes(principal.role)) return;
+      const reason = `role "${principal.role}" may not do this (needs ${roles.join(' or ')})`;
+      await refusals.record(req, 'access.denied', 403, reason, { needs: roles });
+      return problem(reply, 403, reason);
+    }
+    reply.header('www-authenticate', 'Bearer realm="vigie"');
+    if (!m) {
+      // No token at all is not a guess: answered, audited, not counted.
+      await refusals.record(req, 'access.unauthenticated', 401, 'no bearer token');
+      return problem(reply, 401, 'a bearer token is required (Authorization: Bearer ...)');
+    }
+    const f = failures.get(req.ip);
+    if (f && f.count >= AUTH_FAILURES_PER_MINUTE) {
+      reply.header('retry-after', String(Math.max(1, Math.ceil(failures.getRemainingTTL(req.ip) / 1000))));
+      await refusals.record(req, 'access.limited', 429, `more than ${AUTH_FAILURES_PER_MINUTE} unknown tokens from this address within a minute`);
+      return problem(reply, 429, 'too many failed authentications from this address; retry later');
+    }
+    if (f) f.count++;
+    else failures.set(req.ip, { count: 1 });
+    ctx.log.warn('supervision: authentication failed', { source: req.ip, route: req.routeOptions.url, reason: 'unknown or revoked token' });
+    await refusals.record(req, 'access.unauthenticated', 401, 'unknown or revoked token');
+    return problem(reply, 401, 'unknown or revoked token');
+  };
+}
