@@ -104,7 +104,7 @@ t.test('transparent listeners: off by default, validated, never on an address al
   t.same(resolveConfig({}).transparent, { http: [], https: [] });
   const cfg = resolveConfig({ transparent: { https: [{ host: '10.0.0.1', port: 3130 }] } });
   t.same(cfg.transparent, { http: [], https: [{ host: '10.0.0.1', port: 3130 }] }, 'sections merge key by key');
-  t.throws(() => resolveConfig({ transparent: { http: [{ host: '10.0.0.1' }] } }), /\/transparent\/http\/0: must have required property 'port'/);
+  t.throws(() => resolveConfig({ transparent: { http: [{ host: '10.0.0.1' }] } }), /\/transparent\/http\/0\/port: is required/);
   t.throws(() => resolveConfig({ transparent: { quic: [] } }), /\/transparent: unknown key "quic"/);
   const alt = resolveConfig({ transparent: { https: [{ host: '10.0.0.1', port: 3131, targetPort: 8443 }] } });
   t.equal(alt.transparent.https[0]!.targetPort, 8443, 'a listener for another port meant (a redirect loses it)');

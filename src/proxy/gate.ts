@@ -27,10 +27,12 @@
  * The answer is carried out by the entry that called: a CONNECT blocked here is answered by the
  * entry that read it, never parsed or decided again. Allocation: one Reply and the record.
  */
+import { isIP } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import { canonicalIp, dottedQuad } from '../net/address.js';
 import type { OwnListeners } from '../net/own-listeners.js';
 import { decideCached } from '../policy/decide.js';
+import { retargetFor } from '../policy/safesearch.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
 import { DestinationPolicy } from './destinations.js';
@@ -66,6 +68,8 @@ export type ReplyKind = 'forward' | 'tunnel' | 'block' | 'refuse';
 export class Reply {
   /** Status the proxy answers with itself (block, refuse); 0 while the origin is to answer. */
   status = 0;
+  /** The name located and connected to: `host`, or the enforcing host SafeSearch sends it to. */
+  connectHost: string;
   /** Where to connect (canonical), once located; '' until then. */
   address = '';
   family: 4 | 6 = 4;
@@ -85,7 +89,9 @@ export class Reply {
     readonly port: number,
     readonly path: string,
     readonly acceptLanguage: string | undefined,
-  ) {}
+  ) {
+    this.connectHost = host;
+  }
 }
 
 /** Told when `resolve()` has settled a Reply (its kind may have changed). */
@@ -118,6 +124,8 @@ function tunnelWhy(d: Decision, port: number, detail: string): string {
 export class Gate {
   private policyFor: VigieConfig | null = null;
   private policy: DestinationPolicy | null = null;
+  /** Each allowed decision's SafeSearch variant, built once (decisions are cached per host). */
+  private readonly retargeted = new WeakMap<Decision, Decision>();
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -143,7 +151,8 @@ export class Gate {
       r.retryAfter = true;
       return r;
     }
-    if (!t.host) {
+    // A transparent entry's unreadable target (a ClientHello without a name) is decided and recorded.
+    if (!t.host && t.mode !== 'transparent') {
       r.kind = 'refuse';
       r.status = 400;
       const lang = pickLang(t.acceptLanguage);
@@ -154,12 +163,17 @@ export class Gate {
     const started = Date.now();
     const t0 = performance.now();
     const scheme = tunnel ? 'connect' : 'http';
-    let decision = decideCached(this.deps.snapshot(), { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started });
+    const snapshot = this.deps.snapshot();
+    let decision = decideCached(snapshot, { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started });
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
+    // A transparent TLS connection is connected by its server name: none (or an address) is refused.
+    if (decision.action === 'allow' && tunnel && t.mode === 'transparent' && isIP(t.host) !== 0) decision = blockedBy(decision, 'invalid-host');
+    if (decision.action === 'allow') decision = this.safeSearch(snapshot, decision, t.host);
+    r.connectHost = decision.retarget?.host ?? t.host;
     r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000);
     if (decision.action === 'block') return this.block(r, '');
-    const known = this.deps.resolver().peek(t.host);
+    const known = this.deps.resolver().peek(r.connectHost);
     if (known === undefined) return r;
     if (known instanceof ResolveError) return this.fail(r, 'dns');
     return this.place(r, known.address);
@@ -167,10 +181,22 @@ export class Gate {
 
   /** Step 6 for a name not in the resolver's cache, then step 7; `user.gated(r)` once settled. */
   resolve(r: Reply, user: GateUser): void {
-    this.deps.resolver().resolve(r.host).then(
+    this.deps.resolver().resolve(r.connectHost).then(
       (a) => user.gated(this.place(r, a.address)),
       (e: unknown) => user.gated(this.fail(r, e instanceof ResolveError ? 'dns' : 'unreachable')),
     );
+  }
+
+  /** The SafeSearch step: an allowed search or video host goes to its provider's enforcing address. */
+  private safeSearch(snapshot: PolicySnapshot, d: Decision, host: string): Decision {
+    const to = retargetFor(snapshot, d.profile, host);
+    if (to === null) return d;
+    let out = this.retargeted.get(d);
+    if (out === undefined || out.retarget !== to) {
+      out = Object.freeze({ ...d, retarget: to });
+      this.retargeted.set(d, out);
+    }
+    return out;
   }
 
   /** Step 7: the address the connection would go to, checked and kept (so the connect uses that very one). */
