@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     metrics: { enabled: false },
     supervision: { enabled: false },
     workers: 1,
+    // The origins are on this namespace's loopback, which the destination policy refuses unless opened.
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
     ...spec.config,
     lists: { ut1: writeLists(join(dir, 'ut1'), { adult: { domains: ['blocked.test'] } }), academy: writeLists(join(dir, 'academy'), { 'academy-allow': {}, 'academy-deny': {} }) },
   });

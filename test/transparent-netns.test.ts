@@ -49,24 +49,39 @@ t.test('the shipped nftables ruleset, in a gateway namespace: web redirected wit
   t.equal(udp.stdout.trim(), 'ECONNREFUSED', `UDP 443 is refused (${udp.stderr})`);
 });
 
-t.test('the real gateway in its namespace: a client namespace reaches it as a proxy (the harness for the transparent listeners)', { skip: unsupported ?? false }, async (t) => {
+t.test('the real gateway in its namespace: curl without any proxy setting reaches http:// and https:// names through the transparent listeners', { skip: unsupported ?? false }, async (t) => {
   const net = await netnsPair(t);
+  await net.nft(shippedRuleset({ PUPILS_V4: NET.pupils4, PUPILS_V6: NET.pupils6, VIGIE_HTTP: HTTP_PORT, VIGIE_HTTPS: HTTPS_PORT }));
   const spec = join(tmp(), 'spec.json');
   const doc: NetnsGatewaySpec = {
     config: {
       listen: [{ host: NET.gateway4, port: 3128 }],
-      clients: [{ network: NET.pupils4, profile: 'cycle3' }, { network: NET.pupils6, profile: 'cycle3' }],
+      transparent: { http: [{ host: '::', port: HTTP_PORT }], https: [{ host: '::', port: HTTPS_PORT }] },
+      clients: [{ network: NET.pupils4, profile: 'cycle3' }, { network: NET.pupils6, profile: 'staff' }],
     },
   };
   writeFileSync(spec, JSON.stringify(doc));
   const gw = net.spawn(net.gateway, [process.execPath, '--import', 'tsx', `${ROOT}test/netns-gateway.ts`, spec]);
   const ready = JSON.parse((await waitForLine(gw, /ready (\{.*\})\n/, 60_000))[1]!) as { ca: string };
-  const curl = (url: string, ...args: string[]) => net.exec(net.client, ['curl', '-sS', '--max-time', '10', '--cacert', ready.ca, '-x', `http://${NET.gateway4}:3128`, ...args, url]);
+  // The names resolve (for curl) to an address beyond the gateway: only the redirect brings them to Vigie.
+  const curl = (url: string, remote: string = NET.remote4, ...args: string[]) => {
+    const u = new URL(url);
+    const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+    return net.exec(net.client, ['curl', '-sS', '--noproxy', '*', '--max-time', '10', '--cacert', ready.ca, '--resolve', `${u.hostname}:${port}:${remote}`, ...args, url]);
+  };
   const plain = await curl('http://site.test/page');
-  t.equal(plain.stdout, 'origin-http site.test /page\n', `plain HTTP through the proxy (${plain.stderr})`);
+  t.equal(plain.stdout, 'origin-http site.test /page\n', `http:// through the transparent HTTP listener (${plain.stderr})`);
   const tls = await curl('https://site.test/secure');
-  t.equal(tls.stdout, 'origin-tls site.test /secure\n', `HTTPS through a CONNECT tunnel, certificate checked (${tls.stderr})`);
+  t.equal(tls.stdout, 'origin-tls site.test /secure\n', `https:// through the transparent HTTPS listener, the origin's certificate checked (${tls.stderr})`);
   const blocked = await curl('https://blocked.test/');
-  t.not(blocked.code, 0, 'a blocked name is refused');
-  t.match(blocked.stderr, /403/);
+  t.not(blocked.code, 0);
+  t.match(blocked.stderr, /alert access denied/, `a blocked name is refused with the access_denied alert (${blocked.stderr.trim()})`);
+  const blockedHttp = await curl('http://blocked.test/');
+  t.match(blockedHttp.stdout, /adult/, 'a blocked plain-HTTP name gets the block page');
+  const google = await curl('https://www.google.fr/search?q=x');
+  t.equal(google.stdout, 'safesearch-tls www.google.fr /search?q=x\n', `SafeSearch for cycle3: the enforcing stand-in (${google.stderr})`);
+  const staffGoogle = await curl('https://www.google.fr/search?q=x', `[${NET.remote6}]`);
+  t.equal(staffGoogle.stdout, 'origin-tls www.google.fr /search?q=x\n', `over IPv6 the client is staff here: the original (${staffGoogle.stderr})`);
+  const proxied = await net.exec(net.client, ['curl', '-sS', '--max-time', '10', '--cacert', ready.ca, '-x', `http://${NET.gateway4}:3128`, 'https://site.test/explicit']);
+  t.equal(proxied.stdout, 'origin-tls site.test /explicit\n', `the explicit port still serves devices with a proxy setting (${proxied.stderr})`);
 });
