@@ -57,14 +57,6 @@ t.test('vigie check with --lists, --at and the text output', async (t) => {
   t.match(badTime.stderr, /ISO 8601/);
 });
 
-t.test('vigie check explains a SafeSearch retarget (test/safesearch.test.ts: which profiles get one)', async (t) => {
-  const lists = writeLists(tmp(), TEST_LISTS);
-  const pupil = JSON.parse((await vigie('check', 'https://www.google.fr/', '--client', '127.0.0.1', '--lists', lists, '--json')).stdout);
-  t.match(pupil, { action: 'allow', profile: 'cycle3', host: 'www.google.fr', retarget: { engine: 'google', host: 'forcesafesearch.google.com' } });
-  const text = await vigie('check', 'http://www.youtube.com/watch?v=x', '--client', '127.0.0.4', '--lists', lists, '--at', '2026-11-24T20:00:00+01:00');
-  t.match(text.stdout, /connect: +restrictmoderate\.youtube\.com instead \(youtube SafeSearch/);
-});
-
 t.test('vigie check applies the latest policy version stored by the supervision API', async (t) => {
   const lists = writeLists(tmp(), TEST_LISTS);
   const data = tmp();

@@ -85,7 +85,7 @@ t.test('destination policy keys: defaults, and errors naming the path', async (t
   t.same(cfg.httpPorts, [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'], "Squid's Safe_ports");
   t.equal(problems({ destinations: { allow: [{ network: '10.20.0.10/32', ports: [443] }] }, httpPorts: [80, '8000-8100'] }), '');
   t.match(problems({ destinations: { allow: [{ network: '10.20.0.300/32' }] } }), /\/destinations\/allow\/0\/network: not an address or CIDR range/);
-  t.match(problems({ destinations: { allow: [{ ports: [443] }] } }), /\/destinations\/allow\/0: must have required property 'network'/);
+  t.match(problems({ destinations: { allow: [{ ports: [443] }] } }), /\/destinations\/allow\/0\/network: is required/);
   t.match(problems({ destinations: { open: true } }), /\/destinations: unknown key "open"/);
   t.match(problems({ httpPorts: ['9000-8000'] }), /\/httpPorts\/0: "9000-8000" is not a port range/);
   t.match(problems({ httpPorts: ['80-99999'] }), /\/httpPorts\/0: "80-99999" is not a port range/);
