@@ -3,6 +3,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
+import { MetricsObserver } from '../src/metrics/observer.js';
 import type { ConnectionRecord } from '../src/proxy/events.js';
 import { extension, handshake, helloBody, records, sniExtension } from './clienthello-helpers.js';
 import { connectTunnel, startGateway, startOrigin, testCert, type GatewayHandle } from './helpers.js';
@@ -26,7 +27,7 @@ function recorder() {
   return { rows, observers: [{ tunnelOpened: (r: ConnectionRecord) => rows.push(r), requestDone: (r: ConnectionRecord) => rows.push(r) }] };
 }
 
-async function gatewayWith(t: Test, doc: Record<string, unknown>, rec = recorder()): Promise<GatewayHandle & { rows: ConnectionRecord[]; https: number; http: number }> {
+async function gatewayWith(t: Test, doc: Record<string, unknown>, rec: { rows: ConnectionRecord[]; observers: object[] } = recorder()): Promise<GatewayHandle & { rows: ConnectionRecord[]; https: number; http: number }> {
   const g = await startGateway(doc, undefined, { observers: rec.observers });
   t.teardown(() => g.close());
   const find = (kind: string) => g.gateway.transparentListening.find((l) => l.kind === kind)?.port ?? 0;
@@ -158,11 +159,13 @@ t.test('SafeSearch: a CONNECT and a ClientHello for www.google.fr land on the en
     port = await tlsStandIn(t, 'original', '127.0.0.1', p).then(() => p, () => 0);
   }
   t.not(port, 0, 'one free port on both addresses');
+  const metrics = new MetricsObserver();
+  const rec = recorder();
   const g = await gatewayWith(t, {
     hosts: { 'www.google.fr': '127.0.0.1', 'forcesafesearch.google.com': '127.0.0.2' },
     transparent: { https: [{ host: '127.0.0.1', port: 0, targetPort: port }] },
     connectPorts: [port],
-  });
+  }, { rows: rec.rows, observers: [...rec.observers, metrics] });
   const viaConnect = async (from: string) => {
     const { status, socket } = await connectTunnel(g.port, `www.google.fr:${port}`, from);
     t.equal(status, 200);
@@ -179,4 +182,9 @@ t.test('SafeSearch: a CONNECT and a ClientHello for www.google.fr land on the en
   await journal.flush();
   const { rows } = journal.search({ host: 'www.google.fr' }, { limit: 10 });
   t.same(rows.map((r) => [r.client, r.retarget]).sort(), [['127.0.0.1', 'forcesafesearch.google.com'], ['127.0.0.1', 'forcesafesearch.google.com'], ['127.0.0.5', null], ['127.0.0.5', null]]);
+  // Metrics: retargets by engine, and tunnels by the way they came in.
+  const count = (c: MetricsObserver['byMode'], ...labels: string[]) => c.slot(...labels).value;
+  t.equal(count(metrics.retargets, 'google'), 2, 'two retargets counted');
+  t.equal(count(metrics.byMode, 'explicit', 'tunnel'), 2);
+  t.equal(count(metrics.byMode, 'transparent', 'tunnel'), 2);
 });

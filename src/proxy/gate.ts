@@ -111,7 +111,11 @@ export interface GateDeps {
 }
 
 /** An allowed decision turned into a block by the gate's own rules; what the lists said is kept for the rest. */
-const blockedBy = (d: Decision, rule: DecisionRule): Decision => Object.freeze({ ...d, action: 'block' as const, rule, category: null, entry: null, matchKind: null });
+const blockedBy = (d: Decision, rule: DecisionRule): Decision => {
+  // A blocked connection goes nowhere: no SafeSearch retarget either.
+  const { retarget: _none, ...kept } = d;
+  return Object.freeze({ ...kept, action: 'block' as const, rule, category: null, entry: null, matchKind: null });
+};
 
 /** Why a tunnel is blocked, in the short text a CONNECT answer carries. */
 function tunnelWhy(d: Decision, port: number, detail: string): string {
@@ -171,7 +175,7 @@ export class Gate {
     if (decision.action === 'allow' && tunnel && t.mode === 'transparent' && isIP(t.host) !== 0) decision = blockedBy(decision, 'invalid-host');
     if (decision.action === 'allow') decision = this.safeSearch(snapshot, decision, t.host);
     r.connectHost = decision.retarget?.host ?? t.host;
-    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000);
+    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000, t.mode);
     if (decision.action === 'block') return this.block(r, '');
     const known = this.deps.resolver().peek(r.connectHost);
     if (known === undefined) return r;
