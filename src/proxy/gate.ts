@@ -8,9 +8,14 @@
  * Steps of `enter()`, in order; the first that answers ends it:
  *   1. admit      new work is taken only while the journal can record it: else 503, Retry-After.
  *   2. target     the host must be canonical (read with `parseAbsoluteUrl`, `connectTarget` or
- *                 `canonicalHost`, re-exported below): '' means unreadable → 400.
+ *                 `canonicalHost`, re-exported below): '' means unreadable → 400; for a
+ *                 transparent entry it is decided and recorded instead (invalid-host).
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
- *   4. ports      plain HTTP only to `httpPorts` (a 'port' block).
+ *   4. ports      plain HTTP only to `httpPorts` (a 'port' block); a transparent TLS connection
+ *                 needs a server name, not an address (invalid-host).
+ *   4b. safesearch an allowed search or video host of a profile that wants it is located and
+ *                 connected as the provider's enforcing host (`connectHost`; the decision carries
+ *                 `retarget`, src/policy/safesearch.ts).
  *   5. record     the journal row (ConnectionRecord), for every request and tunnel decided.
  *   6. locate     host map, IP literal or cached DNS answer, synchronously; else `resolve()` later.
  *   7. destination the address actually connected to passes the destination policy
