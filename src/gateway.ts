@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import type { VigieConfig } from './config/types.js';
+import { DailyBackup } from './journal/backup-schedule.js';
+import { fileAccess } from './journal/files.js';
 import { Journal, type JournalHandle } from './journal/journal.js';
 import { loadAcademyLists, loadUt1Index } from './lists/load.js';
 import { ListUpdateScheduler } from './lists/schedule.js';
@@ -66,12 +68,14 @@ export class Gateway {
   private readonly proxyDeps: ProxyDeps;
   /** The connection journal (null when disabled): an observer of the proxy, opened before it listens. */
   private readonly journalWriter: Journal | null;
+  /** `journal.backup`: the daily copy of the journal, once it is open. */
+  backups: DailyBackup | null = null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
     const jc = opts.config.journal;
     const journal = jc.enabled && opts.journal !== false
-      ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, log: opts.log, timezone: opts.config.timezone })
+      ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, access: fileAccess(jc.group), log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
     this.proxyDeps = {
@@ -124,6 +128,10 @@ export class Gateway {
       // Recording is a legal duty: under `block` no connection is served unrecorded.
       if (config.journal.overflow === 'block') throw new Error(`journal: ${journalError.message}`);
       log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${journalError.message}`);
+    }
+    const jc = config.journal;
+    if (this.journalWriter && jc.backup) {
+      this.backups = new DailyBackup({ source: this.journalWriter.file, dir: jc.backup.dir, hour: jc.backup.hour ?? 2, keep: jc.backup.keep ?? 14, timezone: config.timezone, access: fileAccess(jc.group), log }).start();
     }
     if (this.opts.listen !== false) {
       this.listening.push(...(await this.proxy.listen()));
@@ -197,6 +205,7 @@ export class Gateway {
 
   async stop(graceMs = 0): Promise<void> {
     this.listUpdates?.stop();
+    this.backups?.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
   }

@@ -53,7 +53,10 @@ async function exported(file: string): Promise<JournalRow[]> {
   let s = '';
   for await (const c of q.export({}, 'jsonl')) s += c;
   q.close();
-  return s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalRow);
+  const lines = s.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalRow & { chainHead?: string });
+  // The last line is the chain head the export reached, not a row.
+  if (!lines.pop()?.chainHead) throw new Error('the export does not end with the chain head');
+  return lines;
 }
 
 t.test('a schema-1 file (JSON-line links) still verifies, and takes format-2 links after its own', async (t) => {

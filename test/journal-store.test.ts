@@ -110,10 +110,13 @@ t.test('export, search and stats filters against a reference', async (t) => {
   for (const f of filters) {
     const want = expected.filter((r) => match(r, f)).sort((a, b) => a.id - b.id);
     const jsonl = await collect(q.export(f, 'jsonl'));
-    const got = jsonl.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalRow).sort((a, b) => a.id - b.id);
+    const lines = jsonl.split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalRow & { chainHead?: string; rows?: number });
+    t.match(lines.pop(), { chainHead: /^\d+:[0-9a-f]{64}$/, rows: want.length }, 'the last line gives the chain head');
+    const got = lines.sort((a, b) => a.id - b.id);
     t.same(got, want, `export jsonl ${JSON.stringify(f)} (${want.length} rows)`);
     const csv = (await collect(q.export(f, 'csv'))).trimEnd().split('\n');
     t.equal(csv[0], 'id,time,client,user,profile,method,scheme,host,port,path,status,bytesIn,bytesOut,durationMs,decision,category,rule,policyVersion,retarget');
+    t.match(csv.pop(), new RegExp(`^# chain head \\d+:[0-9a-f]{64} - ${want.length} rows - exported `), 'so does the CSV');
     t.equal(csv.length - 1, want.length, `export csv ${JSON.stringify(f)}`);
     const st = q.stats(f, 'hour');
     t.equal(st.reduce((n, r) => n + r.requests, 0), want.length, `stats total ${JSON.stringify(f)}`);

@@ -29,7 +29,7 @@ const ENDPOINTS: { method: string; path: string; body?: unknown; roles: Role[] |
   { method: 'GET', path: '/api/v1/policy/bundle', roles: ['admin'] },
   { method: 'GET', path: '/api/v1/decision?url=http://games.test/&client=127.0.0.1', roles: ['admin', 'supervisor'] },
   { method: 'GET', path: '/api/v1/journal?limit=5', roles: ['supervisor'] },
-  { method: 'GET', path: '/api/v1/journal/export?reference=PV-2026-001&format=csv', roles: ['requisition'] },
+  { method: 'GET', path: '/api/v1/journal/export?reference=PV-2026-001&format=csv&from=2026-01-01&to=2026-01-31', roles: ['requisition'] },
   { method: 'GET', path: '/api/v1/stats?bucket=hour', roles: ['admin', 'supervisor'] },
   { method: 'GET', path: '/api/v1/audit?limit=5', roles: ['admin', 'supervisor'] },
   { method: 'GET', path: '/api/v1/tokens', roles: ['admin'] },

@@ -63,29 +63,42 @@ t.test('journal search, export and statistics through the API', async (t) => {
     t.equal((await h.api('GET', '/api/v1/journal?cursor=garbage', { token: supervisor })).json.problems[0].field, 'querystring/cursor');
   });
 
-  t.test('export for a requisition: streamed CSV and JSON lines, reference audited', async (t) => {
-    const csv = await h.api('GET', '/api/v1/journal/export?format=csv&reference=PV%202026%2F0042&client=127.0.0.2', { token: requisition });
+  t.test('export for a requisition: streamed CSV and JSON lines ending with the chain head, reference audited', async (t) => {
+    const range = `from=${t0 - 60_000}&to=${Date.now() + 60_000}`;
+    const csv = await h.api('GET', `/api/v1/journal/export?format=csv&reference=PV%202026%2F0042&client=127.0.0.2&${range}`, { token: requisition });
     t.equal(csv.status, 200);
     t.match(csv.headers['content-type'], /text\/csv/);
     t.match(csv.headers['content-disposition'], /attachment; filename="vigie-journal-.*\.csv"/);
     const lines = csv.text.trim().split('\n');
     t.match(lines[0], /^id,time,client/);
-    t.equal(lines.length, 3, 'header and the two rows of 127.0.0.2');
-    const jsonl = await h.api('GET', '/api/v1/journal/export?format=jsonl&reference=PV-43&decision=block', { token: requisition });
+    t.equal(lines.length, 4, 'header, the two rows of 127.0.0.2, the chain head');
+    t.match(lines[3], /^# chain head \d+:[0-9a-f]{64} - 2 rows - exported \d{4}-/);
+    const jsonl = await h.api('GET', `/api/v1/journal/export?format=jsonl&reference=PV-43&decision=block&${range}`, { token: requisition });
     const rows = jsonl.text.trim().split('\n').map((l) => JSON.parse(l));
-    t.equal(rows.length, 2);
-    t.ok(rows.every((r: { decision: string }) => r.decision === 'block'));
-    t.equal((await h.api('GET', '/api/v1/journal/export?format=csv', { token: requisition })).status, 400, 'no reference, no export');
-    t.equal((await h.api('GET', '/api/v1/journal/export?format=csv&reference=PV-1', { token: supervisor })).status, 403, 'supervisors cannot export');
+    t.equal(rows.length, 3);
+    t.ok(rows.slice(0, 2).every((r: { decision: string }) => r.decision === 'block'));
+    t.match(rows[2], { chainHead: /^\d+:[0-9a-f]{64}$/, rows: 2 }, 'the last line is the chain head reached');
+
+    // Scoped: a real reference, and a time range no longer than journal.maxExportDays (31).
+    const refused = async (q: string) => (await h.api('GET', `/api/v1/journal/export?format=csv&${q}`, { token: requisition })).json;
+    t.equal((await h.api('GET', `/api/v1/journal/export?format=csv&${range}`, { token: requisition })).status, 400, 'no reference, no export');
+    t.match(await refused(`reference=%20%20%20&${range}`), { statusCode: 400, problems: [{ field: 'querystring/reference', message: /at least 3 characters besides spaces/ }] }, 'a blank reference is refused');
+    t.match(await refused(`reference=%20a%20%20&${range}`), { problems: [{ field: 'querystring/reference' }] }, 'one character and spaces is refused');
+    t.match(await refused('reference=PV-44'), { statusCode: 400 }, 'no time range: refused');
+    t.match(await refused(`reference=PV-44&from=${t0}`), { statusCode: 400 }, 'no end: refused');
+    t.match(await refused(`reference=PV-44&from=2026-01-01&to=2026-02-02`), { problems: [{ field: 'querystring/to', message: /covers 32 days; at most 31/ }] }, 'more than 31 days: refused');
+    t.match(await refused(`reference=PV-44&from=2026-02-01&to=2026-01-01`), { problems: [{ field: 'querystring/to', message: /after its start/ }] });
+    t.equal((await h.api('GET', `/api/v1/journal/export?format=csv&reference=PV-1&${range}`, { token: supervisor })).status, 403, 'supervisors cannot export');
     t.equal((await h.api('GET', '/api/v1/journal', { token: requisition })).status, 403, 'requisition cannot browse');
     await new Promise((r) => setTimeout(r, 50));
-    const audit = (await h.api('GET', '/api/v1/audit?action=journal&limit=100', { token: supervisor })).json.entries as { action: string; actor: string; target: string; source: string; details: Record<string, unknown> }[];
+    const audit = (await h.api('GET', '/api/v1/audit?action=journal&limit=100', { token: supervisor })).json.entries as { action: string; actor: string; target: string; source: string; outcome: string; details: Record<string, unknown> }[];
     const start = audit.find((e) => e.action === 'journal.export' && e.details.reference === 'PV 2026/0042');
     t.ok(start, 'the export and its reference are audited');
     t.match(start, { actor: /^OPJ Durand \(tk_/, target: 'PV 2026/0042', source: '127.0.0.1' });
     t.match(start!.details.filter, { client: '127.0.0.2' });
     const end = audit.find((e) => e.action === 'journal.export.end' && e.details.reference === 'PV 2026/0042');
-    t.match(end?.details, { lines: 3, complete: true }, 'and how much left');
+    t.match(end?.details, { lines: 4, complete: true }, 'and how much left');
+    t.ok(audit.some((e) => e.action === 'journal.export' && e.outcome === 'refused' && e.details.reference === 'PV-44'), 'refusals are audited');
     t.ok(audit.some((e) => e.action === 'journal.search' && /Mme Martin/.test(e.actor)), 'searches are audited');
   });
 

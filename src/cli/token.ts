@@ -1,22 +1,7 @@
-import { userInfo } from 'node:os';
 import { InvalidArgumentError, type Command } from 'commander';
-import { AuditLog } from '../supervision/audit.js';
+import { auditCli, cliUser } from './audit.js';
 import { ROLES, TokenStore, type Role } from '../supervision/tokens.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
-
-const cliUser = (): string => {
-  let user = process.env.SUDO_USER ?? process.env.USER;
-  try {
-    user ??= userInfo().username;
-  } catch {
-    user ??= 'unknown user';
-  }
-  return `cli (${user})`;
-};
-
-/** Token changes made on the machine belong in the same audit log as those made over the API. */
-const auditCli = (dataDir: string, action: string, target: string, details: Record<string, unknown>) =>
-  new AuditLog(dataDir).record({ actor: cliUser(), tokenId: null, role: null, source: 'cli', action, target, outcome: 'ok', status: 0, details });
 
 const parseRole = (v: string): Role => {
   if (!(ROLES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);

@@ -124,6 +124,6 @@ export function defaultConfig(): VigieConfig {
     log: { level: 'info' },
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: 9464 } },
-    journal: { enabled: true, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 250, writerNice: 19 },
+    journal: { enabled: true, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 50, writerNice: 19, maxExportDays: 31, group: null, backup: null },
   };
 }

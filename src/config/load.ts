@@ -1,15 +1,14 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import AjvModule from 'ajv';
+import { fileAccess } from '../file-access.js';
+import { Ajv } from '../ajv.js';
 import { parseNetwork } from '../net/address.js';
-import { own } from '../policy/own.js';
+import { own } from '../own.js';
 import { completeSafeSearch, defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 /** A config problem: where (file and JSON path) and why. */
 export class ConfigError extends Error {
@@ -164,6 +163,11 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     new Intl.DateTimeFormat('en-GB', { timeZone: cfg.timezone });
   } catch {
     problems.push({ path: '/timezone', message: `unknown time zone "${cfg.timezone}"` });
+  }
+  try {
+    fileAccess(cfg.journal.group);
+  } catch (e) {
+    problems.push({ path: '/journal/group', message: (e as Error).message });
   }
   return problems;
 }

@@ -220,6 +220,23 @@ export const configSchema = {
         queueMax: { type: 'integer', minimum: 1, maximum: 10_000_000 },
         flushMs: { type: 'integer', minimum: 10, maximum: 250 },
         writerNice: { type: 'integer', minimum: 0, maximum: 19 },
+        maxExportDays: { type: 'integer', minimum: 1, maximum: 3660 },
+        group: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$' }, { type: 'integer', minimum: 0 }] },
+        backup: {
+          anyOf: [
+            { type: 'null' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['dir'],
+              properties: {
+                dir: { type: 'string', minLength: 1 },
+                hour: { type: 'integer', minimum: 0, maximum: 23 },
+                keep: { type: 'integer', minimum: 1, maximum: 3660 },
+              },
+            },
+          ],
+        },
       },
     },
   },

@@ -170,6 +170,24 @@ export interface JournalConfig {
    * src/journal/worker.ts).
    */
   writerNice: number;
+  /** Longest time range a requisition export may cover, in days (CLI and API). */
+  maxExportDays: number;
+  /**
+   * Group that may read the journal and its backups (name or gid): files 0640 and the folder
+   * setgid to it; null: files 0600, owner only.
+   */
+  group: string | number | null;
+  /** Daily online backup of the journal, verified, the newest `keep` kept; null: none. */
+  backup: JournalBackupConfig | null;
+}
+
+export interface JournalBackupConfig {
+  /** Folder of the backup files (`journal-<UTC time>.db`); relative to the working directory. */
+  dir: string;
+  /** Local hour (config `timezone`) the daily backup starts; default 2. */
+  hour?: number;
+  /** Backups kept, newest first; default 14. */
+  keep?: number;
 }
 
 export interface SupervisionConfig {

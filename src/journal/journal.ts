@@ -1,10 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setPriority } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { siblingModule, startWorker } from '../worker-thread.js';
 import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
+import { OWNER_ONLY, type FileAccess } from './files.js';
+import { logUncleanStop } from './marker.js';
 import { paceWords, setPaced } from './pacer.js';
 import { JournalQuery } from './reader.js';
 import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
@@ -20,7 +24,11 @@ export interface JournalOptions {
   overflow: OverflowPolicy;
   /** Rows waiting to be written (queued, in flight, or failing) beyond which the policy applies. */
   queueMax: number;
-  /** Longest time a row waits before its batch is sent to the writer. */
+  /**
+   * About the longest time a row waits in memory before it is committed (what a crash can lose):
+   * queued rows go to the writer every half of it, and a batch the writer has not committed
+   * after the other half gets the proxy's priority until it is (hurry()).
+   */
   flushMs: number;
   log: Logger;
   timezone?: string;
@@ -30,6 +38,8 @@ export interface JournalOptions {
   retryMs?: number;
   /** Nice value of the writer thread (0 = the process's own); see worker.ts. */
   writerNice?: number;
+  /** Mode and group of the journal's files (files.ts); owner only by default. */
+  access?: FileAccess;
 }
 
 export const journalFile = (dir: string): string => join(dir, 'journal.db');
@@ -109,6 +119,14 @@ export class Journal implements ProxyObserver, JournalHandle {
   private restarting = false;
   private restartMs = RESTART_FIRST_MS;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** Starts that found the last run ended without closing the journal (marker.ts). */
+  private uncleanStops = 0;
+  private readonly run = randomUUID();
+  /** When each batch in flight was sent (performance.now()), oldest first. */
+  private sentAt: number[] = [];
+  /** The writer has the proxy's priority until the batches late now are committed (hurry()). */
+  private hurried = false;
+  private hurries = 0;
 
   constructor(private readonly opts: JournalOptions) {
     this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(opts.queueMax / 2)));
@@ -118,6 +136,11 @@ export class Journal implements ProxyObserver, JournalHandle {
   /** The writer thread's priority as set at open (worker.ts); null before. */
   get writerPriority(): WriterPriority | null {
     return this.priority;
+  }
+
+  /** Times a writer left behind by the scheduler was given the proxy's priority for its late batch (tick()). */
+  get writerHurries(): number {
+    return this.hurries;
   }
 
   /** Whether the writer thread works in short slices now (pacer.ts): while in the background. */
@@ -132,19 +155,42 @@ export class Journal implements ProxyObserver, JournalHandle {
   /** Starts the writer thread; resolves once the journal can record (ids continue the file's). */
   async open(): Promise<void> {
     await this.startWriter();
-    this.timer = setInterval(() => this.send(), this.opts.flushMs);
+    const half = Math.max(1, Math.floor(this.opts.flushMs / 2));
+    this.timer = setInterval(() => this.tick(half), half);
     this.timer.unref();
+  }
+
+  /**
+   * Every half flushMs: what waits goes to the writer, and a writer that has left a batch
+   * uncommitted for as long is hurried. At nice 19 the scheduler leaves it aside while the proxy
+   * (or anything else on the host) keeps the core busy: rows would wait there for hundreds of
+   * milliseconds, all lost by a crash. Hurried, it keeps pausing in its transactions (pacer.ts):
+   * only its turn comes sooner.
+   */
+  private tick(lateMs: number): void {
+    this.send();
+    if (this.boostable && !this.hurried && this.sentAt.length && performance.now() - this.sentAt[0]! >= lateMs) this.hurry(true);
+  }
+
+  private hurry(on: boolean): void {
+    const p = this.priority!;
+    try {
+      setPriority(p.tid!, on ? p.base! : p.nice!);
+      this.hurried = on;
+      if (on) this.hurries++;
+    } catch (e) {
+      this.hurried = false;
+      this.boostable = false;
+      setPaced(this.pace!, false);
+      this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
+    }
   }
 
   private async startWriter(): Promise<void> {
     const pace = paceWords();
     this.pace = pace;
-    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace };
-    const here = import.meta.url;
-    const worker = here.endsWith('.ts')
-      ? // Running from source under tsx: the worker thread needs the TypeScript loader registered too.
-        new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(new URL('./worker.ts', here).href)}); })`, { eval: true, workerData: cfg })
-      : new Worker(new URL('./worker.js', here), { workerData: cfg });
+    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace, run: this.run, access: this.opts.access ?? OWNER_ONLY };
+    const worker = startWorker(siblingModule(import.meta.url, 'worker'), { workerData: cfg });
     this.worker = worker;
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(new Error(`journal writer failed to start: ${e.message}`));
@@ -164,6 +210,10 @@ export class Journal implements ProxyObserver, JournalHandle {
             this.opts.log.warn('journal writer restarted', { restarts: this.restarts, lostRows });
             if (lostRows > 0) this.lose(lostRows);
             this.failing = false;
+          }
+          if (m.unclean) {
+            this.uncleanStops++;
+            logUncleanStop(this.opts.log, m.unclean);
           }
           this.nextId = m.nextId;
           this.writerTid = m.tid;
@@ -211,6 +261,8 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.encoder = new BatchEncoder(BATCH_ROWS);
     this.inFlightBatches = 0;
     this.inFlightRows = 0;
+    this.sentAt = [];
+    this.hurried = false;
     this.tunnelIds = new WeakMap();
     this.boosted = false;
     this.boostable = false;
@@ -261,6 +313,8 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.restartMs = RESTART_FIRST_MS;
         this.inFlightBatches -= m.batches;
         this.inFlightRows -= m.count;
+        this.sentAt.splice(0, m.batches);
+        if (this.hurried && !this.boosted) this.hurry(false);
         this.written += m.count;
         this.rowsWritten += m.rows;
         this.pauses += m.pauses;
@@ -305,6 +359,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       if (!m) return;
       this.inFlightBatches++;
       this.inFlightRows += m.n;
+      this.sentAt.push(performance.now());
       worker.postMessage({ type: 'batch', ...m } satisfies ToWorker, [m.buf]);
     }
   }
@@ -422,6 +477,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       writerBoosts: this.boosts,
       writerPauses: this.pauses,
       writerRestarts: this.restarts,
+      uncleanStops: this.uncleanStops,
       lastError: this.lastError,
     };
   }

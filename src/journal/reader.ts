@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { formatHead, readHead } from './head.js';
 import { BLOCK_SQL, monthRange, unpackK } from './schema.js';
 import type { JournalFilter, JournalHealth, JournalReader, JournalRow, SearchPage, StatsBucket, StatsRow } from './types.js';
 
@@ -51,6 +52,13 @@ const csvCell = (v: unknown): string => {
 export const csvLine = (r: JournalRow): string =>
   [r.id, new Date(r.time).toISOString(), r.client, r.user, r.profile, r.method, r.scheme, r.host, r.port, r.path, r.status, r.bytesIn, r.bytesOut, r.durationMs, r.decision, r.category, r.rule, r.policyVersion, r.retarget].map(csvCell).join(',');
 
+/**
+ * The export's last line: the chain head it reached, the rows it holds, when. A CSV comment line
+ * (`#`, no comma: one cell for a spreadsheet), or a JSON line without an `id` (not a row).
+ */
+export const exportTrailer = (format: 'csv' | 'jsonl', head: string, rows: number, at: number): string =>
+  format === 'csv' ? `# chain head ${head} - ${rows} rows - exported ${new Date(at).toISOString()}\n` : JSON.stringify({ chainHead: head, rows, exportedAt: new Date(at).toISOString() }) + '\n';
+
 export interface ReaderOptions {
   /** Time zone of the `day` buckets of stats (hours are the same everywhere that matters). */
   timezone?: string;
@@ -82,7 +90,7 @@ export class JournalQuery implements JournalReader {
   }
 
   health(): JournalHealth {
-    return { writable: false, queueDepth: 0, rowsWritten: 0, rowsLost: 0, writerBoosts: 0, writerPauses: 0, writerRestarts: 0, lastError: null };
+    return { writable: false, queueDepth: 0, rowsWritten: 0, rowsLost: 0, writerBoosts: 0, writerPauses: 0, writerRestarts: 0, uncleanStops: 0, lastError: null };
   }
 
   private stmt(sql: string): Database.Statement {
@@ -277,8 +285,13 @@ export class JournalQuery implements JournalReader {
     return { rows, nextCursor: rows.length >= limit && last ? `${last.p}:${last.id}` : null };
   }
 
-  /** Streams matching rows, oldest month first, in pages so no read transaction stays open. */
+  /**
+   * Streams matching rows, oldest month first, in pages so no read transaction stays open. The
+   * last line gives the chain head read after the last row (exportTrailer): kept with the export,
+   * `vigie journal verify --head` proves later that the journal still holds what it covered.
+   */
   async *export(filter: JournalFilter, format: 'csv' | 'jsonl'): AsyncIterable<string> {
+    let n = 0;
     if (format === 'csv') yield CSV_COLUMNS.join(',') + '\n';
     for (const part of this.parts(filter)) {
       const plan = this.plan(part, filter);
@@ -294,11 +307,18 @@ export class JournalQuery implements JournalReader {
           out += (format === 'csv' ? csvLine(row) : JSON.stringify(row)) + '\n';
         }
         after = got[got.length - 1]!.id;
+        n += got.length;
         yield out;
         if (got.length < this.pageRows) break;
         await yieldToLoop();
       }
     }
+    yield exportTrailer(format, formatHead(readHead(this.db).head), n, Date.now());
+  }
+
+  /** The chain head now, as `ID:HASH`. */
+  head(): string {
+    return formatHead(readHead(this.db).head);
   }
 
   /** Requests and blocks per bucket, profile and category. */

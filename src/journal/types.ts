@@ -73,6 +73,8 @@ export interface JournalHealth {
   writerPauses: number;
   /** Times the writer thread died and was started again (rows lost meanwhile are in rowsLost). */
   writerRestarts: number;
+  /** Starts that found the last run had not closed the journal (`unclean-stop` events). */
+  uncleanStops: number;
   lastError: string | null;
 }
 

@@ -2,7 +2,8 @@ import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { DICT_LETTERS, dictEntry, END_NUMBERS, endLine, hashLink2, ROW_NUMBERS, rowLine, type WireRow } from './row.js';
 import { decodeIds, ENDED_SQL, hasChainFormat, monthRange, unpackK } from './schema.js';
-import { GENESIS } from './writer.js';
+import { checkHeads, recordedHeads, type KnownHead } from './anchor.js';
+import { GENESIS } from './head.js';
 
 export type ProblemKind = 'changed' | 'removed' | 'added' | 'chain';
 
@@ -70,11 +71,14 @@ interface Raw {
 const MAX_PROBLEMS = 1000;
 
 /**
+ * `heads`: chain heads kept elsewhere (`--head`), checked with those the journal's events recorded
+ * (anchor.ts): a cut tail or a wiped journal verifies otherwise.
+ *
  * Re-computes every chain link from the rows as stored (strings resolved, so an edited host name
  * counts as an edited row) and reports what no longer matches: changed or reordered rows (same
  * count, other content), removed rows (fewer), rows added outside any link, removed links.
  */
-export function verifyJournal(db: Database.Database): VerifyReport {
+export function verifyJournal(db: Database.Database, opts: { heads?: readonly KnownHead[] } = {}): VerifyReport {
   const problems: VerifyProblem[] = [];
   const add = (p: VerifyProblem) => {
     if (problems.length < MAX_PROBLEMS) problems.push(p);
@@ -226,6 +230,8 @@ export function verifyJournal(db: Database.Database): VerifyReport {
       const listed = endsListed.get(p) ?? 0;
       if (endedRows > listed) add({ kind: 'added', entry: null, firstId: null, lastId: null, from: monthRange(p).start, to: monthRange(p).end - 1, message: `${endedRows - listed} tunnel end(s) of month ${p} are covered by no chain link` });
     }
+    // Anchored outside the chain: heads the journal recorded, and those the operator kept.
+    for (const p of checkHeads(db, [...(opts.heads ?? []), ...recordedHeads(db)])) add(p);
   } finally {
     db.exec('COMMIT');
   }

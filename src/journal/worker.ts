@@ -2,6 +2,8 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BatchDecoder, type BatchMessage, type DecodedBatch } from './batch.js';
+import type { FileAccess } from './files.js';
+import { findUncleanStop, HEARTBEAT_MS, removeMarker, touchMarker, writeMarker, type UncleanStop } from './marker.js';
 import { Pacer } from './pacer.js';
 import { JournalWriter } from './writer.js';
 
@@ -13,7 +15,8 @@ export type ToWorker =
   | { type: 'close' };
 
 export type FromWorker =
-  | ({ type: 'ready'; nextId: number; head: { id: number; hash: string } } & WriterPriority)
+  /** unclean: the last run ended without closing the journal (marker.ts); recorded as an `unclean-stop` event. */
+  | ({ type: 'ready'; nextId: number; head: { id: number; hash: string }; unclean: UncleanStop | null } & WriterPriority)
   /** pauses: the writer's pauses (pacer.ts) since its last report. */
   | { type: 'written'; count: number; rows: number; batches: number; pauses: number }
   | { type: 'error'; message: string }
@@ -29,6 +32,10 @@ export interface WorkerConfig {
   nice?: number | null;
   /** The words the journal sets to pace the writer (pacer.ts); absent: never paced. */
   pace?: Int32Array;
+  /** This process's run (marker.ts): a writer started again in the same run is no unclean stop. */
+  run: string;
+  /** Mode and group of the journal's files (files.ts). */
+  access: FileAccess;
 }
 
 /** The highest nice a writer that cannot be boosted back is given: it must keep up unaided. */
@@ -91,7 +98,7 @@ const pacer = cfg.pace ? new Pacer(cfg.pace) : null;
 let pausesReported = 0;
 let writer: JournalWriter;
 try {
-  writer = new JournalWriter(cfg.file, { synchronous: cfg.synchronous, pacer: pacer ?? undefined });
+  writer = new JournalWriter(cfg.file, { synchronous: cfg.synchronous, pacer: pacer ?? undefined, access: cfg.access });
 } catch (e) {
   post({ type: 'error', message: `cannot open ${cfg.file}: ${(e as Error).message}` });
   process.exit(1);
@@ -144,12 +151,16 @@ function pump(): void {
 
 function finish(): void {
   const unwritten = pending.reduce((n, b) => n + b.n, 0);
+  let recorded = false;
   try {
-    writer.record('stop', { unwritten, head: writer.head() });
+    writer.record('stop', { unwritten, head: writer.head(), lastId: writer.nextId() - 1 });
+    recorded = true;
   } catch {
     // the disk that failed the rows fails this too; the count goes back to the journal's log
   }
   writer.close();
+  // A stop the file does not tell of is left to the next start to record, as an unclean one.
+  if (recorded) removeMarker(cfg.file);
   post({ type: 'closed', unwritten });
   port.close();
 }
@@ -183,8 +194,19 @@ port.on('message', (m: ToWorker) => {
 });
 
 const priority = setWriterPriority(cfg.nice);
-writer.record('start', { head: writer.head() });
-post({ type: 'ready', nextId: writer.nextId(), head: writer.head(), ...priority });
+let unclean: UncleanStop | null = null;
+try {
+  unclean = findUncleanStop(cfg.file, writer.db, cfg.run);
+  if (unclean) writer.record('unclean-stop', unclean);
+  writeMarker(cfg.file, cfg.run, cfg.access);
+  writer.record('start', { head: writer.head(), lastId: writer.nextId() - 1 });
+} catch (e) {
+  post({ type: 'error', message: `cannot record the start in ${cfg.file}: ${(e as Error).message}` });
+  process.exit(1);
+}
+post({ type: 'ready', nextId: writer.nextId(), head: writer.head(), unclean, ...priority });
+// Says until when this run was alive, should it end without closing the journal.
+setInterval(() => touchMarker(cfg.file), HEARTBEAT_MS).unref();
 purge();
 // Daily purge; the worker lives as long as its port, this timer does not keep it alive.
 setInterval(purge, 86_400_000).unref();

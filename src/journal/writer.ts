@@ -1,12 +1,13 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, ctxText, DEC, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
 import { CHAIN_FORMAT, DICT_LETTERS as LETTERS, dictEntry, END_NUMBERS, hashLink2, ROW_NUMBERS, type WireEnd, type WireRow } from './row.js';
+import { OWNER_ONLY, prepareDbFile, prepareDir, type FileAccess } from './files.js';
+import { GENESIS, readHead } from './head.js';
 import type { Pacer } from './pacer.js';
 import { createMeta, createPartition, DICTS, encodeIds, ENDED, monthOf, monthRange, packK, type DictName } from './schema.js';
 
-export const GENESIS = Buffer.alloc(32);
+export { GENESIS };
 
 /** A string interner over one `d_*` table; its cache is bounded (cleared when full). */
 class Dict {
@@ -118,9 +119,11 @@ export class JournalWriter {
   /** Pauses between slices of a transaction (the journal's writer thread); none elsewhere. */
   private readonly pacer: Pacer | null;
 
-  constructor(readonly file: string, opts: { synchronous?: 'FULL' | 'NORMAL' | 'OFF'; pacer?: Pacer } = {}) {
+  constructor(readonly file: string, opts: { synchronous?: 'FULL' | 'NORMAL' | 'OFF'; pacer?: Pacer; access?: FileAccess } = {}) {
     this.pacer = opts.pacer ?? null;
-    mkdirSync(dirname(file), { recursive: true });
+    const access = opts.access ?? OWNER_ONLY;
+    prepareDir(dirname(file), access);
+    prepareDbFile(file, access);
     this.db = new Database(file);
     // Must precede the first table so purged months give their pages back to the file system.
     this.db.pragma('auto_vacuum = INCREMENTAL');
@@ -144,16 +147,11 @@ export class JournalWriter {
     for (const d of Object.values(this.dicts)) d.clear();
     this.parts.clear();
     this.lastPart = null;
-    const last = this.db.prepare('SELECT id, wt, h FROM chain ORDER BY id DESC LIMIT 1').get() as { id: number; wt: number; h: Buffer } | undefined;
-    const seq = (this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'chain'`).pluck().get() as number | undefined) ?? 0;
-    this.lastChainId = Math.max(seq, last?.id ?? 0);
-    if (last && last.id === this.lastChainId) this.prevHash = last.h;
-    else {
-      // Everything up to the head was purged: the purge left the head's hash as an anchor.
-      const anchor = this.db.prepare('SELECT prev FROM anchors WHERE id = ?').pluck().get(this.lastChainId + 1) as Buffer | undefined;
-      this.prevHash = anchor ?? GENESIS;
-    }
-    this.lastWt = last?.wt ?? 0;
+    // Purged up to the head, readHead gives the anchor the purge left as the link to chain to.
+    const { head, prev, wt } = readHead(this.db);
+    this.lastChainId = head.id;
+    this.prevHash = prev;
+    this.lastWt = wt;
     this.high = Number(this.db.prepare(`SELECT v FROM meta WHERE k = 'high'`).pluck().get() ?? 0);
   }
 

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { siblingModule, startWorker } from '../worker-thread.js';
 import { CompactIndexBuilder } from './compact-builder.js';
 import { loadUt1Dir, type LoadReport } from './ut1.js';
 
@@ -21,17 +21,10 @@ export async function buildUt1Bytes(dir: string): Promise<BuildResult> {
 
 /**
  * Same, in a worker thread: parsing millions of lines takes seconds, and the gateway keeps
- * proxying meanwhile. From the TypeScript sources (tests, benchmarks) the worker needs the
- * TypeScript loader the parent has; tsx does not carry over to workers, so register it there.
+ * proxying meanwhile.
  */
 export function buildUt1InWorker(req: BuildRequest): Promise<BuildResult> {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(fromSource ? './build-worker.ts' : './build-worker.js', import.meta.url);
-  // tsx's hooks do not reach workers: register them there. Other loaders (tap's) carry over.
-  const viaTsx = fromSource && process.execArgv.some((a) => a.includes('tsx'));
-  const worker = viaTsx
-    ? new Worker(`(await import('tsx/esm/api')).register(); await import(${JSON.stringify(url.href)});`, { eval: true, workerData: req })
-    : new Worker(url, { workerData: req });
+  const worker = startWorker(siblingModule(import.meta.url, 'build-worker'), { workerData: req });
   return new Promise((resolve, reject) => {
     let settled = false;
     worker.once('message', (m: { ok: true; report: LoadReport; bytes: Uint8Array } | { ok: false; message: string }) => {

@@ -72,6 +72,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     new CollectedMetric('vigie_journal_rows_written_total', 'Connection records written to the journal.', 'counter', () => one(health()?.rowsWritten ?? NaN)),
     new CollectedMetric('vigie_journal_rows_lost_total', 'Connection records the journal could not keep (queue full or write errors).', 'counter', () => one(health()?.rowsLost ?? NaN)),
     new CollectedMetric('vigie_journal_writer_restarts_total', 'Times the journal writer thread died and was started again.', 'counter', () => one(health()?.writerRestarts ?? NaN)),
+    new CollectedMetric('vigie_journal_unclean_stops_total', 'Starts that found the last run had not closed the journal (rows it held in memory lost; an unclean-stop event records it).', 'counter', () => one(health()?.uncleanStops ?? NaN)),
     new CollectedMetric('vigie_journal_writer_pauses_total', 'Pauses the journal writer made in its transactions to hand the core back to the proxy (while in the background).', 'counter', () => one(health()?.writerPauses ?? NaN)),
     new CollectedMetric('vigie_journal_writer_boosts_total', 'Times the journal writer was given the proxy\'s priority because records piled up.', 'counter', () => one(health()?.writerBoosts ?? NaN)),
     new CollectedMetric('vigie_journal_writable', '1 when the journal database accepts writes.', 'gauge', () => {

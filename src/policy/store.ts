@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import AjvModule from 'ajv';
+import { Ajv } from '../ajv.js';
 import { completeSafeSearch } from '../config/defaults.js';
 import { configSchema } from '../config/schema.js';
 import type { ProfileConfig, ProfileInput, RuleSet, VigieConfig } from '../config/types.js';
@@ -9,13 +9,11 @@ import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
 import { BUNDLED_ACADEMY } from '../paths.js';
 import { checkDomain, checkExpression, checkUrl, PolicyValidationError, type Problem } from './entries.js';
-import { own } from './own.js';
+import { own } from '../own.js';
 
 // Entry checks live in entries.ts; re-exported here, where the routes and the CLI look for them.
 export * from './entries.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 /** One academy list, entries normalised; `changedIn` is the policy version that last changed it. */
 export interface AcademyList {

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import swagger from '@fastify/swagger';
-import AjvModule from 'ajv';
+import { Ajv } from '../ajv.js';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Gateway } from '../gateway.js';
@@ -20,8 +20,6 @@ import { loadOrCreateCertificate } from './tls.js';
 import { TokenStore } from './tokens.js';
 import { ownListeners } from '../net/own-listeners.js';
 
-// ajv ships CommonJS; under NodeNext its default export is the module object.
-const Ajv = AjvModule.default ?? AjvModule;
 
 export interface SupervisionServer {
   app: FastifyInstance;

@@ -13,7 +13,9 @@
  *   A=main~3 B=main ROUNDS=5 npm run bench:ab
  *
  * Knobs: A, B (git revisions, or "worktree"), ROUNDS (3), SECONDS (8, per phase), RATE (8000
- * requests/s to each gateway), MODES (fixed,tunnel). Each revision is built once into
+ * requests/s to each gateway), MODES (fixed,tunnel), A_JOURNAL / B_JOURNAL (JSON merged into that
+ * side's `journal` config: one build, two settings, e.g.
+ * `A=worktree B=worktree A_JOURNAL='{"flushMs":250}' npm run bench:ab`). Each revision is built once into
  * .bench-ab/<commit>/ (git archive + tsc) and kept for the next run.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,6 +36,7 @@ const num = (name: string, dflt: number) => {
   return n;
 };
 const REVS = { A: env('A', 'HEAD'), B: env('B', 'worktree') };
+const JOURNAL = { A: JSON.parse(env('A_JOURNAL', '{}')) as Record<string, unknown>, B: JSON.parse(env('B_JOURNAL', '{}')) as Record<string, unknown> };
 const ROUNDS = Math.floor(num('ROUNDS', 3));
 const SECONDS = num('SECONDS', 8);
 const RATE = num('RATE', 8000);
@@ -99,7 +102,8 @@ const fmt = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed
 
 async function main(): Promise<void> {
   ensureTools(log);
-  const builds = { A: build(REVS.A), B: build(REVS.B) };
+  const builds = { A: build(REVS.A), B: REVS.B === REVS.A ? build(REVS.A) : build(REVS.B) };
+  for (const side of ['A', 'B'] as const) if (Object.keys(JOURNAL[side]).length) builds[side] = { ...builds[side], label: `${builds[side].label} journal ${JSON.stringify(JOURNAL[side])}` };
   const tmp = mkdtempSync(join(tmpdir(), 'vigie-ab-'));
   const cleanup = async () => {
     await stopAll();
@@ -118,7 +122,9 @@ async function main(): Promise<void> {
       const dir = join(tmp, side);
       mkdirSync(dir);
       const file = join(dir, 'vigie.json');
-      writeFileSync(file, JSON.stringify(await configFor(builds[side].dist, vigieConfig(ports, { journal: true, workers: 1 })), null, 2));
+      const cfg = vigieConfig(ports, { journal: true, workers: 1 });
+      cfg.journal = { ...(cfg.journal as object), ...JOURNAL[side] };
+      writeFileSync(file, JSON.stringify(await configFor(builds[side].dist, cfg), null, 2));
       const proc = startPinned(`vigie ${side}`, 0, [process.execPath, join(builds[side].dist, 'cli.js'), 'start', '--config', file, '--data', join(dir, 'data')], { cwd: dir });
       await waitForOutput(proc, /gateway ready/, 180_000);
       gateways[side] = { proc, target: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: base.plain } };

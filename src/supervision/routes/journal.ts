@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requisitionProblems } from '../../journal/requisition.js';
 import type { JournalFilter, JournalReader, StatsBucket, StatsRow } from '../../journal/types.js';
 import { decide } from '../../policy/decide.js';
 import { requestFor } from '../../policy/request.js';
@@ -108,19 +109,25 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
     config: { roles: ['requisition'] },
     schema: {
       tags: ['journal'],
-      summary: 'Stream matching journal rows (oldest first) for a legal request; the reference goes into the audit',
+      summary: 'Stream matching journal rows (oldest first) for a legal request: reference and time range (at most journal.maxExportDays) mandatory; the reference goes into the audit; the last line gives the chain head reached',
       querystring: {
         type: 'object',
         additionalProperties: false,
-        required: ['reference'],
+        required: ['reference', 'from', 'to'],
         properties: { ...filterProps, format: { type: 'string', enum: ['csv', 'jsonl'], default: 'jsonl' }, reference: { type: 'string', minLength: 3, maxLength: 200, pattern: '^[^\\x00-\\x1f]+$', description: 'the requisition number (mandatory)' } },
       },
     },
   }, async (req: FastifyRequest<{ Querystring: FilterQuery & { format: 'csv' | 'jsonl'; reference: string } }>, reply) => {
     const j = needJournal(ctx, reply);
     if (!j) return reply;
-    const { format, reference, ...rest } = req.query;
+    const { format, ...rest } = req.query;
     const filter = filterOf(rest);
+    const reference = req.query.reference.trim();
+    const refused = requisitionProblems({ reference, from: filter.from, to: filter.to }, ctx.gateway.config.journal.maxExportDays);
+    if (refused.length) {
+      await audit(ctx, req, 'journal.export', reference, { reference, filter, format, refused: refused.map((p) => p.message) }, 'refused', 400);
+      throw new PolicyValidationError(refused.map((p) => ({ field: `querystring/${p.field}`, message: p.message })));
+    }
     // Recorded before the first byte leaves: an export that is not in the audit never starts.
     await audit(ctx, req, 'journal.export', reference, { reference, filter, format });
     let lines = 0;

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ProfileConfig } from '../../config/types.js';
-import { own } from '../../policy/own.js';
+import { own } from '../../own.js';
 import { LIST_NAME, listEntries, parseEntries, PERMANENT_LISTS, PolicyValidationError, type AcademyList, type EntryInput } from '../../policy/store.js';
 import { exportBundle } from '../bundle.js';
 import { listChange, policyChange } from '../changes.js';

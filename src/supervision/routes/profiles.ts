@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ProfileConfig, RuleSet } from '../../config/types.js';
 import { checkDomain, checkUrl, type Problem } from '../../policy/entries.js';
-import { own } from '../../policy/own.js';
+import { own } from '../../own.js';
 import { LIST_NAME, normalizeProfile, PolicyValidationError, profileSchema } from '../../policy/store.js';
 import { periodWarnings, profileChange } from '../changes.js';
 import { commitChange } from '../commit.js';
