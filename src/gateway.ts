@@ -20,6 +20,7 @@ import type { ProxyObserver } from './proxy/events.js';
 import { HostResolver } from './proxy/resolver.js';
 import { pacHandler } from './proxy/pac.js';
 import { ProxyServer, type ProxyDeps } from './proxy/server.js';
+import type { TransparentBound } from './proxy/transparent.js';
 
 export interface GatewayOptions {
   config: VigieConfig;
@@ -84,6 +85,8 @@ export class Gateway {
   listUpdates: ListUpdateScheduler | null = null;
   private version = 0;
   readonly listening: { host: string; port: number }[] = [];
+  /** The transparent listeners (config `transparent`), with the port each stands for. */
+  readonly transparentListening: TransparentBound[] = [];
   /** When the lists last loaded and last failed to (ms since the epoch, 0 = never): policy freshness. */
   readonly policyUpdates = { lastSuccess: 0, lastFailure: 0 };
   /** Kept so a reload can hand the proxy a new config and resolver (it reads both per request). */
@@ -166,6 +169,8 @@ export class Gateway {
     }
     if (this.opts.listen !== false) {
       this.listening.push(...(await this.proxy.listen()));
+      this.transparentListening.push(...(await this.proxy.listenTransparent()));
+      for (const l of this.transparentListening) log.info(`transparent ${l.kind} listening`, { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, targetPort: l.targetPort });
       log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
       if (this.proxy.rawProblem) log.warn(`tunnels on net.Socket: ${this.proxy.rawProblem}`);
       const tunnels = this.proxy.rawTunnels ? 'raw handles' : 'net.Socket';

@@ -115,7 +115,7 @@ t.test('export, search and stats filters against a reference', async (t) => {
     const got = lines.sort((a, b) => a.id - b.id);
     t.same(got, want, `export jsonl ${JSON.stringify(f)} (${want.length} rows)`);
     const csv = (await collect(q.export(f, 'csv'))).trimEnd().split('\n');
-    t.equal(csv[0], 'id,time,client,user,profile,method,scheme,host,port,path,status,bytesIn,bytesOut,durationMs,decision,category,rule,policyVersion');
+    t.equal(csv[0], 'id,time,client,user,profile,method,scheme,host,port,path,status,bytesIn,bytesOut,durationMs,decision,category,rule,policyVersion,retarget');
     t.match(csv.pop(), new RegExp(`^# chain head \\d+:[0-9a-f]{64} - ${want.length} rows - exported `), 'so does the CSV');
     t.equal(csv.length - 1, want.length, `export csv ${JSON.stringify(f)}`);
     const st = q.stats(f, 'hour');

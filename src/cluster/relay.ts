@@ -1,5 +1,7 @@
+import type { Retarget } from '../policy/safesearch.js';
 import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
+import type { GateMode } from '../proxy/gate.js';
 import type { UpstreamProblem } from '../proxy/pages.js';
 
 /**
@@ -63,14 +65,14 @@ export class RelayObserver implements ProxyObserver {
       }
       id = this.nextDecision++;
       this.decisionIds.set(d, id);
-      this.buf.push(DEF, id, d.action, d.profile, d.category, d.rule, d.entry, d.matchKind, d.period, d.listVersion, d.policyVersion, d.list ?? null);
+      this.buf.push(DEF, id, d.action, d.profile, d.category, d.rule, d.entry, d.matchKind, d.period, d.listVersion, d.policyVersion, d.list ?? null, d.retarget ?? null);
     }
     return id;
   }
 
   /** The record's fields, after its op (and key): `dec` is resolved first, its definition precedes them. */
   private fields(r: ConnectionRecord, dec: number): void {
-    this.buf.push(dec, r.time, r.client, r.user, r.method, r.scheme, r.host, r.port, r.path, r.status, r.bytesIn, r.bytesOut, r.durationMs, r.problem, r.decisionSeconds);
+    this.buf.push(dec, r.time, r.client, r.user, r.method, r.scheme, r.host, r.port, r.path, r.status, r.bytesIn, r.bytesOut, r.durationMs, r.problem, r.decisionSeconds, r.mode ?? 'explicit');
   }
 
   private counted(): void {
@@ -199,6 +201,7 @@ export class RelayReceiver {
         durationMs: b[i + 12] as number,
         problem: b[i + 13] as UpstreamProblem | null,
         decisionSeconds: b[i + 14] as number,
+        mode: b[i + 15] as GateMode,
       };
     };
     let i = 0;
@@ -216,6 +219,7 @@ export class RelayReceiver {
             listVersion: b[i + 9] as string,
             policyVersion: b[i + 10] as number,
             list: b[i + 11] as string | null,
+            ...(b[i + 12] ? { retarget: b[i + 12] as Retarget } : {}),
           };
           s.decisions[b[i + 1] as number] = d;
           i += 12;
@@ -224,7 +228,7 @@ export class RelayReceiver {
         case REQUEST: {
           const r = rec('request', i + 1);
           for (const o of obs) o.requestDone?.(r);
-          i += 16;
+          i += 17;
           break;
         }
         case TUNNEL_OPEN: {
@@ -232,7 +236,7 @@ export class RelayReceiver {
           const r = rec('tunnel', i + 2);
           if (key >= 0) s.tunnels.set(key, r);
           for (const o of obs) o.tunnelOpened?.(r);
-          i += 17;
+          i += 18;
           break;
         }
         case TUNNEL_CLOSE: {

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import type { ProfileConfig, RuleSet, VigieConfig } from './types.js';
+import type { ProfileConfig, RuleSet, SafeSearchSettings, VigieConfig } from './types.js';
 
 /** Threats to the machine or the network: blocked for everyone, staff included. */
 export const SECURITY = ['malware', 'phishing', 'cryptojacking', 'stalkerware', 'ddos', 'dialer'];
@@ -28,6 +28,11 @@ export const YOUNG_DISTRACTIONS = [
 
 const pupilLists = { allowLists: ['academy-allow'], denyLists: ['academy-deny'] };
 
+/** Every engine forced safe, YouTube at its strictest: the default for pupils and unknown profiles. */
+export const SAFESEARCH_STRICT: Readonly<SafeSearchSettings> = Object.freeze({ google: true, bing: true, duckduckgo: true, youtube: 'strict' });
+const SAFESEARCH_COLLEGE: Readonly<SafeSearchSettings> = Object.freeze({ ...SAFESEARCH_STRICT, youtube: 'moderate' });
+const SAFESEARCH_OFF: Readonly<SafeSearchSettings> = Object.freeze({ google: false, bing: false, duckduckgo: false, youtube: 'off' });
+
 function blocklist(categories: string[], extra: Partial<RuleSet> = {}): RuleSet {
   return { mode: 'blocklist', categories, allow: [], deny: [], ...pupilLists, ...extra };
 }
@@ -46,21 +51,25 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       allow: [],
       deny: [],
       ...pupilLists,
+      safeSearch: { ...SAFESEARCH_STRICT },
     },
     cycle2: {
       description: 'CP–CE2 (cycle 2); streaming blocked in school hours, as for cycle 3',
       ...blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS, CYCLE2_ALWAYS, ['audio-video'])),
       schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS, CYCLE2_ALWAYS)) },
+      safeSearch: { ...SAFESEARCH_STRICT },
     },
     cycle3: {
       description: 'CM1–CM2 (cycle 3); games and streaming blocked in school hours',
       ...blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS, ['games', 'audio-video'])),
       schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, YOUNG_DISTRACTIONS)) },
+      safeSearch: { ...SAFESEARCH_STRICT },
     },
     college: {
       description: 'Collège; social networks, chat and games blocked in school hours',
       ...blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, ['social_networks', 'chat', 'games', 'bitcoin', 'marketingware'])),
       schedule: { within: 'school', otherwise: blocklist(unique(SECURITY, MINORS, UNDER_13, BYPASS, ['bitcoin', 'marketingware'])) },
+      safeSearch: { ...SAFESEARCH_COLLEGE },
     },
     staff: {
       description: 'Teachers and staff: security categories only',
@@ -70,6 +79,7 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
       deny: [],
       allowLists: ['academy-allow'],
       denyLists: [],
+      safeSearch: { ...SAFESEARCH_OFF },
     },
   };
 }
@@ -89,10 +99,28 @@ export const DEFAULT_LEVELS: Readonly<Record<string, string>> = Object.freeze({
 /** Squid's default Safe_ports: where plain HTTP may go (http, ftp, https, gopher, wais, ...). */
 export const SAFE_PORTS: readonly (number | string)[] = [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'];
 
+/**
+ * A profile's SafeSearch settings with the absent keys filled: from the embedded profile of the
+ * same name (so a school redefining `staff` keeps staff's "off"), else everything on, strict:
+ * a child-safety switch is on unless a profile turns it off.
+ */
+export function completeSafeSearch(profileId: string, given: Partial<SafeSearchSettings> | undefined): SafeSearchSettings {
+  const base = Object.hasOwn(EMBEDDED_SAFESEARCH, profileId) ? EMBEDDED_SAFESEARCH[profileId]! : SAFESEARCH_STRICT;
+  return { ...base, ...given };
+}
+
+const EMBEDDED_SAFESEARCH: Readonly<Record<string, SafeSearchSettings>> = Object.freeze(
+  Object.fromEntries(Object.entries(defaultProfiles()).map(([id, p]) => [id, p.safeSearch])),
+);
+
+/** The port a transparent listener stands for when its entry names none (`targetPort`). */
+export const TRANSPARENT_TARGET_PORT = { http: 80, https: 443 } as const;
+
 /** The embedded configuration: a one-machine demo where loopback addresses play classrooms. */
 export function defaultConfig(): VigieConfig {
   return {
     listen: [{ host: '127.0.0.1', port: 3128 }],
+    transparent: { http: [], https: [] },
     clients: [
       { network: '127.0.0.1/32', profile: 'cycle3', name: 'demo CM1–CM2' },
       { network: '127.0.0.2/32', profile: 'cycle1', name: 'demo maternelle' },

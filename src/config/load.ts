@@ -5,7 +5,7 @@ import { fileAccess } from '../file-access.js';
 import { Ajv } from '../ajv.js';
 import { parseNetwork } from '../net/address.js';
 import { own } from '../own.js';
-import { defaultConfig } from './defaults.js';
+import { completeSafeSearch, defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import { holidaysOf, windowsOf, type ProfileConfig, type RuleSet, type VigieConfig } from './types.js';
 
@@ -98,7 +98,7 @@ export function mergeConfig(file: Record<string, unknown>, base: VigieConfig = d
   }
   const merged = cfg as unknown as VigieConfig;
   for (const [id, p] of Object.entries(merged.profiles)) {
-    const profile: ProfileConfig = { ...defaultRuleSet(p), description: p.description };
+    const profile: ProfileConfig = { ...defaultRuleSet(p), description: p.description, safeSearch: completeSafeSearch(id, p.safeSearch) };
     if (p.schedule) profile.schedule = { within: p.schedule.within, otherwise: defaultRuleSet(p.schedule.otherwise) };
     merged.profiles[id] = profile;
   }
@@ -156,6 +156,18 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
   const fleet = cfg.supervision.fleet;
   const keyProblem = fleet ? publicKeyProblem(fleet.publicKey) : null;
   if (keyProblem) problems.push({ path: '/supervision/fleet/publicKey', message: keyProblem });
+  // One address, one listener: an explicit and a transparent listener cannot share a port.
+  const seen = new Map<string, string>();
+  const listeners: [string, { host: string; port: number }[]][] = [['/listen', cfg.listen], ['/transparent/http', cfg.transparent.http], ['/transparent/https', cfg.transparent.https]];
+  for (const [path, list] of listeners) {
+    list.forEach((l, i) => {
+      if (l.port === 0) return;
+      const key = `${l.host}|${l.port}`;
+      const other = seen.get(key);
+      if (other) problems.push({ path: `${path}/${i}`, message: `${l.host}:${l.port} is already ${other}` });
+      else seen.set(key, `${path}/${i}`);
+    });
+  }
   try {
     new Intl.DateTimeFormat('en-GB', { timeZone: cfg.timezone });
   } catch {

@@ -8,8 +8,25 @@ const listenAddress = {
   required: ['host', 'port'],
   properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
 } as const;
+/** A transparent listener: where it binds, and the port the redirected clients meant (lost in a redirect). */
+const transparentListener = {
+  ...listenAddress,
+  properties: { ...listenAddress.properties, targetPort: { type: 'integer', minimum: 1, maximum: 65535 } },
+} as const;
 // `__proto__` is refused: as a key it would change an object's prototype.
 const name = { type: 'string', pattern: '^(?!__proto__$)[A-Za-z0-9_.-]{1,64}$' } as const;
+
+/** A profile's SafeSearch switches (src/policy/safesearch.ts); absent keys get the profile's default. */
+const safeSearch = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    google: { type: 'boolean' },
+    bing: { type: 'boolean' },
+    duckduckgo: { type: 'boolean' },
+    youtube: { enum: ['strict', 'moderate', 'off'] },
+  },
+} as const;
 
 const ruleSet = {
   type: 'object',
@@ -35,6 +52,14 @@ export const configSchema = {
       minItems: 1,
       items: listenAddress,
     },
+    transparent: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        http: { type: 'array', items: transparentListener },
+        https: { type: 'array', items: transparentListener },
+      },
+    },
     clients: {
       type: 'array',
       items: {
@@ -54,6 +79,7 @@ export const configSchema = {
         properties: {
           ...ruleSet.properties,
           description: { type: 'string' },
+          safeSearch,
           schedule: {
             type: 'object',
             additionalProperties: false,

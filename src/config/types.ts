@@ -38,11 +38,27 @@ export interface RuleSet {
   denyLists: string[];
 }
 
+/**
+ * SafeSearch and YouTube restricted mode without interception: a profile's requests and tunnels
+ * for these engines are connected to the provider's enforcing address instead (lists/safesearch.json).
+ */
+export interface SafeSearchSettings {
+  google: boolean;
+  bing: boolean;
+  duckduckgo: boolean;
+  youtube: 'strict' | 'moderate' | 'off';
+}
+
 export interface ProfileConfig extends RuleSet {
   description?: string;
+  /** Absent keys come from the embedded profile of the same name, else everything on (strict). */
+  safeSearch: SafeSearchSettings;
   /** When set, the rules above apply within this time window and `otherwise` outside it. */
   schedule?: { within: string; otherwise: RuleSet };
 }
+
+/** A profile as a file or the API may give it: every key optional, SafeSearch switches one by one. */
+export type ProfileInput = Omit<Partial<ProfileConfig>, 'safeSearch'> & { safeSearch?: Partial<SafeSearchSettings> };
 
 export interface ClientRule {
   /** CIDR (IPv4 or IPv6) or a single address. */
@@ -65,6 +81,14 @@ export interface ListenAddress {
   port: number;
 }
 
+export interface TransparentListener extends ListenAddress {
+  /**
+   * The port the redirected clients were connecting to, which a `redirect` does not pass on: the
+   * origin's port. Default 80 for `http` listeners, 443 for `https`; one listener per port meant.
+   */
+  targetPort?: number;
+}
+
 export interface Timeouts {
   /** Connecting to an origin (TCP). */
   connectMs: number;
@@ -78,6 +102,12 @@ export interface Timeouts {
 
 export interface VigieConfig {
   listen: ListenAddress[];
+  /**
+   * Listeners for traffic the gateway's firewall redirects (nftables `redirect` of TCP 80/443 from
+   * the pupil networks, deploy/nftables/): plain HTTP decided on its Host header, HTTPS on the
+   * TLS ClientHello's server name, without terminating TLS. Empty = off.
+   */
+  transparent: { http: TransparentListener[]; https: TransparentListener[] };
   clients: ClientRule[];
   profiles: Record<string, ProfileConfig>;
   /**

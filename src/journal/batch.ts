@@ -44,8 +44,15 @@ export const DEC = 5;
 /** Entries per table (client, user, method, host, path, decision) before every table starts afresh. */
 export const FIELD_LIMITS: readonly number[] = [65_536, 65_536, 1024, 100_000, 100_000, 65_536];
 
-/** What a row needs of its decision: [action, profile, category, rule, policyVersion]. */
-export type DecTuple = [action: JournalDecision, profile: string | null, category: string | null, rule: string, policyVersion: number];
+/** What a row needs of its decision: [action, profile, category, rule, policyVersion, SafeSearch retarget]. */
+export type DecTuple = [action: JournalDecision, profile: string | null, category: string | null, rule: string, policyVersion: number, retarget?: string | null];
+
+/**
+ * The `ctx` dictionary text of a decision: [profile, category, policyVersion], and the enforcing
+ * host as a fourth element when SafeSearch sent the connection there (rows without keep the
+ * three-element text they always had).
+ */
+export const ctxText = (t: DecTuple): string => JSON.stringify(t[5] ? [t[1], t[2], t[4], t[5]] : [t[1], t[2], t[4]]);
 
 /** The decision fields of a proxy Decision (structural, so this module needs nothing of the policy). */
 export interface DecisionLike {
@@ -56,6 +63,7 @@ export interface DecisionLike {
   readonly policyVersion: number;
   /** The list that decided (`ut1`, `extra/NAME`, an academy list, `profile:ID`). */
   readonly list?: string | null;
+  readonly retarget?: { readonly host: string };
 }
 
 /**
@@ -179,7 +187,7 @@ export class BatchEncoder {
   private decOf(d: DecisionLike): number {
     let id = this.decObjects.get(d);
     if (id === undefined) {
-      id = this.newDec([d.action, d.profile, d.category, journalRule(d), d.policyVersion]);
+      id = this.newDec([d.action, d.profile, d.category, journalRule(d), d.policyVersion, d.retarget?.host ?? null]);
       this.decObjects.set(d, id);
     }
     return id;
@@ -187,10 +195,10 @@ export class BatchEncoder {
 
   private decOfTuple(t: DecTuple): number {
     // Length-prefixed: no two tuples share a key, and cheaper than JSON.
-    const key = `${t[0]}${t[4]}|${t[1] === null ? '-' : `${t[1].length}:${t[1]}`}${t[2] === null ? '-' : `${t[2].length}:${t[2]}`}${t[3]}`;
+    const key = `${t[0]}${t[4]}|${t[1] === null ? '-' : `${t[1].length}:${t[1]}`}${t[2] === null ? '-' : `${t[2].length}:${t[2]}`}${t[5] ? `${t[5].length}:${t[5]}` : '-'}${t[3]}`;
     let id = this.decKeys.get(key);
     if (id === undefined) {
-      id = this.newDec([t[0], t[1], t[2], t[3], t[4]]);
+      id = this.newDec([t[0], t[1], t[2], t[3], t[4], t[5] ?? null]);
       this.decKeys.set(key, id);
     }
     return id;

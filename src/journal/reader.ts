@@ -31,6 +31,7 @@ interface Ctx {
   profile: string | null;
   category: string | null;
   policyVersion: number;
+  retarget: string | null;
 }
 
 /** A filter turned into SQL for one partition; null = cannot match anything. */
@@ -39,7 +40,7 @@ interface Plan {
   params: (number | string)[];
 }
 
-export const CSV_COLUMNS = ['id', 'time', 'client', 'user', 'profile', 'method', 'scheme', 'host', 'port', 'path', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'decision', 'category', 'rule', 'policyVersion'] as const;
+export const CSV_COLUMNS = ['id', 'time', 'client', 'user', 'profile', 'method', 'scheme', 'host', 'port', 'path', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'decision', 'category', 'rule', 'policyVersion', 'retarget'] as const;
 
 const csvCell = (v: unknown): string => {
   if (v === null || v === undefined) return '';
@@ -49,7 +50,7 @@ const csvCell = (v: unknown): string => {
 };
 
 export const csvLine = (r: JournalRow): string =>
-  [r.id, new Date(r.time).toISOString(), r.client, r.user, r.profile, r.method, r.scheme, r.host, r.port, r.path, r.status, r.bytesIn, r.bytesOut, r.durationMs, r.decision, r.category, r.rule, r.policyVersion].map(csvCell).join(',');
+  [r.id, new Date(r.time).toISOString(), r.client, r.user, r.profile, r.method, r.scheme, r.host, r.port, r.path, r.status, r.bytesIn, r.bytesOut, r.durationMs, r.decision, r.category, r.rule, r.policyVersion, r.retarget].map(csvCell).join(',');
 
 /**
  * The export's last line: the chain head it reached, the rows it holds, when. A CSV comment line
@@ -109,16 +110,16 @@ export class JournalQuery implements JournalReader {
     if (!c) {
       this.ctxs = new Map(
         (this.stmt('SELECT id, v FROM d_ctx').all() as { id: number; v: string }[]).map((r) => {
-          let ctx: [string | null, string | null, number] = [null, null, -1];
+          let ctx: [string | null, string | null, number, string?] = [null, null, -1];
           try {
             ctx = JSON.parse(r.v) as typeof ctx;
           } catch {
             // an edited file: verify reports it; reading goes on
           }
-          return [r.id, { profile: ctx[0] ?? null, category: ctx[1] ?? null, policyVersion: ctx[2] ?? -1 }];
+          return [r.id, { profile: ctx[0] ?? null, category: ctx[1] ?? null, policyVersion: ctx[2] ?? -1, retarget: ctx[3] ?? null }];
         }),
       );
-      c = this.ctxs.get(id) ?? { profile: null, category: null, policyVersion: -1 };
+      c = this.ctxs.get(id) ?? { profile: null, category: null, policyVersion: -1, retarget: null };
     }
     return c;
   }
@@ -249,6 +250,7 @@ export class JournalQuery implements JournalReader {
       category: cx.category,
       rule: this.name('rule', k.rule) ?? '',
       policyVersion: cx.policyVersion,
+      retarget: cx.retarget,
     };
   }
 

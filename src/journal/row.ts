@@ -92,4 +92,6 @@ export const fromWire = (w: WireRow): JournalRow => ({
   category: w[15],
   rule: w[16],
   policyVersion: w[17],
+  // Format-1 tuples predate SafeSearch: no retarget.
+  retarget: null,
 });

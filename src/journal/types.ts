@@ -41,6 +41,8 @@ export interface JournalRow {
   category: string | null;
   rule: string;
   policyVersion: number;
+  /** The enforcing host SafeSearch connected to instead of `host` (src/policy/safesearch.ts); null: none. */
+  retarget: string | null;
 }
 
 export interface SearchPage {

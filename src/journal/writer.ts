@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
-import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, DEC, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
+import { BatchDecoder, BatchEncoder, BYTES_IN, BYTES_OUT, CLIENT, CLIENT_S, ctxText, DEC, DEC_S, DURATION, HOST, HOST_S, ID, K_CONNECT, K_END, METHOD, METHOD_S, PATH, PATH_S, PORT, SLOTS, STATUS, TIME, USER, USER_S, type DecodedBatch, type WireTables } from './batch.js';
 import { CHAIN_FORMAT, DICT_LETTERS as LETTERS, dictEntry, END_NUMBERS, hashLink2, ROW_NUMBERS, type WireEnd, type WireRow } from './row.js';
 import { OWNER_ONLY, prepareDbFile, prepareDir, type FileAccess } from './files.js';
 import { GENESIS, readHead } from './head.js';
@@ -296,7 +296,7 @@ export class JournalWriter {
         let cx = ctxIds[dn];
         let rule = ruleIds[dn];
         if (cx === undefined || rule === undefined) {
-          const text = (ctxTexts[dn] ??= JSON.stringify([dt[1], dt[2], dt[4]]));
+          const text = (ctxTexts[dn] ??= ctxText(dt));
           ctxIds[dn] = cx = d.ctx.id(text);
           ruleIds[dn] = rule = d.rule.id(dt[3]);
         }
@@ -341,7 +341,7 @@ export class JournalWriter {
         const newDec = decSeen[dn] !== g.stamp;
         if (newDec) {
           decSeen[dn] = g.stamp;
-          this.list(g, 2, cx, ctxTexts[dn] ??= JSON.stringify([dt[1], dt[2], dt[4]]));
+          this.list(g, 2, cx, ctxTexts[dn] ??= ctxText(dt));
         }
         this.listField(g, t, METHOD, 3, mn, me);
         this.listField(g, t, HOST, 4, hn, ho);

@@ -15,7 +15,11 @@ const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'];
 interface DecisionSlots {
   readonly requests: Slot;
   readonly tunnels: Slot;
+  /** The decision's SafeSearch retarget, by engine; null when it has none. */
+  readonly retarget: Slot | null;
 }
+
+const MODES = ['explicit', 'transparent', 'intercepted'] as const;
 
 /**
  * The proxy's traffic as Prometheus counters. Runs on the data path, so each event is a few
@@ -27,6 +31,8 @@ export class MetricsObserver implements ProxyObserver {
   readonly tunnels = new SlotCounter('vigie_tunnels_total', 'CONNECT tunnels asked for, by profile, decision, category and deciding rule.', ['profile', 'decision', 'category', 'rule']);
   readonly responses = new SlotCounter('vigie_responses_total', 'Answers sent to clients by kind and status class (none: the client left first).', ['kind', 'code']);
   readonly bytes = new SlotCounter('vigie_client_bytes_total', 'Bytes exchanged with clients: direction="in" received from them, "out" sent to them (tunnels count when they close).', ['kind', 'direction']);
+  readonly byMode = new SlotCounter('vigie_mode_total', 'Requests and tunnels decided, by how they reached the gateway: explicit (a proxy setting) or transparent (redirected by the firewall).', ['mode', 'kind']);
+  readonly retargets = new SlotCounter('vigie_safesearch_retargets_total', "Requests and tunnels connected to a search or video provider's enforcing address (SafeSearch, YouTube restricted mode), by engine.", ['engine']);
   readonly upstreamErrors = new SlotCounter('vigie_upstream_errors_total', 'Failures reaching origins, by reason.', ['reason']);
   readonly requestDuration = new FixedHistogram('vigie_request_duration_seconds', 'Time from a request arriving to its answer ending.', REQUEST_BUCKETS);
   readonly tunnelDuration = new FixedHistogram('vigie_tunnel_duration_seconds', 'Lifetime of opened CONNECT tunnels.', TUNNEL_BUCKETS);
@@ -38,8 +44,10 @@ export class MetricsObserver implements ProxyObserver {
   private readonly responseSlots: { request: Slot[]; tunnel: Slot[] };
   private readonly byteSlots: { requestIn: Slot; requestOut: Slot; tunnelIn: Slot; tunnelOut: Slot };
   private readonly errorSlots = new Map<string, Slot>();
+  private readonly modeSlots: Record<(typeof MODES)[number], { request: Slot; tunnel: Slot }>;
 
   constructor() {
+    this.modeSlots = Object.fromEntries(MODES.map((m) => [m, { request: this.byMode.slot(m, 'request'), tunnel: this.byMode.slot(m, 'tunnel') }])) as MetricsObserver['modeSlots'];
     this.responseSlots = {
       request: STATUS_CLASSES.map((c) => this.responses.slot('request', c)),
       tunnel: STATUS_CLASSES.map((c) => this.responses.slot('tunnel', c)),
@@ -54,14 +62,14 @@ export class MetricsObserver implements ProxyObserver {
 
   /** Every metric this observer owns, for the registry. */
   get metrics() {
-    return [this.requests, this.tunnels, this.responses, this.bytes, this.upstreamErrors, this.requestDuration, this.tunnelDuration, this.decisionDuration];
+    return [this.requests, this.tunnels, this.byMode, this.retargets, this.responses, this.bytes, this.upstreamErrors, this.requestDuration, this.tunnelDuration, this.decisionDuration];
   }
 
   private slotsFor(d: Decision): DecisionSlots {
     let s = this.byDecision.get(d);
     if (!s) {
       const labels = [d.profile ?? 'none', d.action, d.category ?? 'none', d.rule];
-      s = { requests: this.requests.slot(...labels), tunnels: this.tunnels.slot(...labels) };
+      s = { requests: this.requests.slot(...labels), tunnels: this.tunnels.slot(...labels), retarget: d.retarget ? this.retargets.slot(d.retarget.engine) : null };
       this.byDecision.set(d, s);
     }
     return s;
@@ -73,7 +81,10 @@ export class MetricsObserver implements ProxyObserver {
   }
 
   requestDone(rec: ConnectionRecord): void {
-    this.slotsFor(rec.decision).requests.value++;
+    const s = this.slotsFor(rec.decision);
+    s.requests.value++;
+    if (s.retarget !== null) s.retarget.value++;
+    this.modeSlots[rec.mode ?? 'explicit'].request.value++;
     this.responseSlots.request[MetricsObserver.statusIndex(rec.status)]!.value++;
     this.byteSlots.requestIn.value += rec.bytesIn;
     this.byteSlots.requestOut.value += rec.bytesOut;
@@ -82,7 +93,10 @@ export class MetricsObserver implements ProxyObserver {
   }
 
   tunnelOpened(rec: ConnectionRecord): void {
-    this.slotsFor(rec.decision).tunnels.value++;
+    const s = this.slotsFor(rec.decision);
+    s.tunnels.value++;
+    if (s.retarget !== null) s.retarget.value++;
+    this.modeSlots[rec.mode ?? 'explicit'].tunnel.value++;
     this.responseSlots.tunnel[MetricsObserver.statusIndex(rec.status)]!.value++;
     this.decisionDuration.observe(rec.decisionSeconds);
   }

@@ -1,9 +1,11 @@
 import { LRUCache } from 'lru-cache';
-import type { RuleSet, VigieConfig } from '../config/types.js';
+import { completeSafeSearch } from '../config/defaults.js';
+import type { RuleSet, SafeSearchSettings, VigieConfig } from '../config/types.js';
 import { MapIndex, MapIndexBuilder } from '../lists/map-index.js';
 import type { CategoryIndex } from '../lists/types.js';
 import { ClientMatcher } from './clients.js';
 import { emptyCategories, type EmptyCategory } from './coverage.js';
+import { bundledSafeSearch, type SafeSearchTable } from './safesearch.js';
 import { ScheduleClock } from './schedule.js';
 import type { Decision } from './types.js';
 
@@ -51,6 +53,8 @@ export interface CompiledProfile {
   readonly window: string | null;
   readonly within: CompiledRules;
   readonly otherwise: CompiledRules | null;
+  /** Engines retargeted to their enforcing address for this profile (src/policy/safesearch.ts). */
+  readonly safeSearch: Readonly<SafeSearchSettings>;
 }
 
 /** Something odd but not fatal found while compiling: shown in the log and the API. */
@@ -75,6 +79,8 @@ export class PolicySnapshot {
     readonly connectPorts: ReadonlySet<number>,
     readonly indexes: { readonly ut1: CategoryIndex; readonly local: CategoryIndex; readonly extra: ExtraLists | null },
     readonly warnings: readonly SnapshotWarning[],
+    /** Search and video hosts → enforcing addresses; a profile's `safeSearch` says which apply. */
+    readonly safeSearch: SafeSearchTable,
     /** Categories some blocklist profile blocks and no list gives a single domain to (loud: log, metric, health). */
     readonly emptyCategories: readonly EmptyCategory[] = [],
     /** Every category some blocklist profile blocks (the metric reports each, 0 or 1). */
@@ -91,6 +97,8 @@ export interface SnapshotInput {
   /** Academy lists, already fed into a builder (profile entries are added here). */
   academy: MapIndexBuilder;
   policyVersion: number;
+  /** The SafeSearch mapping; default: the bundled lists/safesearch.json. */
+  safeSearch?: SafeSearchTable;
 }
 
 const EMPTY_UT1 = new MapIndexBuilder().build('none');
@@ -179,7 +187,8 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
   const profiles = new Map<string, CompiledProfile>();
   for (const plan of plans) {
     const [first, second] = plan.periods.map((x) => compile(plan.id, x.period, x.rules, x.allowName, x.denyName));
-    profiles.set(plan.id, { id: plan.id, window: plan.window, within: first!, otherwise: second ?? null });
+    const safeSearch = Object.freeze(completeSafeSearch(plan.id, config.profiles[plan.id]!.safeSearch));
+    profiles.set(plan.id, { id: plan.id, window: plan.window, within: first!, otherwise: second ?? null, safeSearch });
   }
 
   return new PolicySnapshot(
@@ -192,6 +201,7 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
     new Set(config.connectPorts),
     { ut1, local, extra },
     warnings,
+    input.safeSearch ?? bundledSafeSearch(),
     ...coverage,
   );
 }

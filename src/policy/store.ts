@@ -1,8 +1,9 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from '../ajv.js';
+import { completeSafeSearch } from '../config/defaults.js';
 import { configSchema } from '../config/schema.js';
-import { windowsOf, type ProfileConfig, type VigieConfig } from '../config/types.js';
+import { windowsOf, type ProfileConfig, type ProfileInput, type RuleSet, type VigieConfig } from '../config/types.js';
 import { MapIndexBuilder } from '../lists/map-index.js';
 import { loadUt1Dir, type ListSink } from '../lists/ut1.js';
 import type { Logger } from '../log.js';
@@ -74,7 +75,7 @@ const stateSchema = {
 } as const;
 const validateState = ajv.compile(stateSchema);
 
-const fullRules = (p: Partial<ProfileConfig>) => ({
+const fullRules = (p: Partial<RuleSet>) => ({
   mode: p.mode ?? 'blocklist',
   categories: p.categories ?? [],
   allow: p.allow ?? [],
@@ -84,8 +85,8 @@ const fullRules = (p: Partial<ProfileConfig>) => ({
 });
 
 /** Fills a profile's absent keys the way the config loader does. */
-export function normalizeProfile(p: Partial<ProfileConfig>): ProfileConfig {
-  const out: ProfileConfig = { ...fullRules(p) };
+export function normalizeProfile(id: string, p: ProfileInput): ProfileConfig {
+  const out: ProfileConfig = { ...fullRules(p), safeSearch: completeSafeSearch(id, p.safeSearch) };
   if (p.description !== undefined) out.description = p.description;
   if (p.schedule) out.schedule = { within: p.schedule.within, otherwise: fullRules(p.schedule.otherwise) };
   return out;
@@ -117,7 +118,7 @@ export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = 
   for (const name of PERMANENT_LISTS) if (!own(lists, name)) lists[name] = { domains: [], urls: [], expressions: [], changedIn: 0 };
   const profiles: Record<string, ProfileConfig> = Object.create(null);
   for (const [id, raw] of Object.entries(draft.profiles)) {
-    const p = normalizeProfile(raw);
+    const p = normalizeProfile(id, raw);
     profiles[id] = p;
     const sets: [string, typeof p][] = [[`${prefix}/profiles/${id}`, p]];
     if (p.schedule) {
@@ -242,11 +243,11 @@ export class PolicyStore {
       return [];
     }
     const overridden: string[] = [];
-    const same = (a: ProfileConfig, b: ProfileConfig) => JSON.stringify(normalizeProfile(a)) === JSON.stringify(normalizeProfile(b));
+    const same = (id: string, a: ProfileConfig, b: ProfileConfig) => JSON.stringify(normalizeProfile(id, a)) === JSON.stringify(normalizeProfile(id, b));
     for (const [id, p] of Object.entries(config.profiles)) {
       const managed = own(this.state.profiles, id);
       if (!managed) this.state.profiles[id] = structuredClone(p);
-      else if (!same(managed, p)) overridden.push(id);
+      else if (!same(id, managed, p)) overridden.push(id);
     }
     return overridden;
   }

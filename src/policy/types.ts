@@ -1,3 +1,5 @@
+import type { Retarget } from './safesearch.js';
+
 /** What the data plane asks the policy. Hosts arrive normalised (see lists/normalize.ts). */
 export interface DecisionRequest {
   /** Client address as seen on the socket (IPv4-mapped IPv6 accepted). */
@@ -44,6 +46,11 @@ export type DecisionRule =
 
 export interface Decision {
   readonly action: 'allow' | 'block';
+  /**
+   * Set by the gate on an allow that SafeSearch sends elsewhere (src/policy/safesearch.ts): the
+   * enforcing host connected to instead of `host`. Absent otherwise (and from `decide`).
+   */
+  readonly retarget?: Retarget;
   /** The client's profile; null when the client is not ours. */
   readonly profile: string | null;
   /** The UT1 category or academy list that decided; null when none did. */

@@ -1,4 +1,5 @@
 import type { Decision } from '../policy/types.js';
+import type { GateMode } from './gate.js';
 import type { UpstreamProblem } from './pages.js';
 
 /** One proxied HTTP request or one CONNECT tunnel, as the journal and the metrics see it. */
@@ -25,6 +26,8 @@ export interface ConnectionRecord {
   problem: UpstreamProblem | null;
   /** Seconds spent deciding (for the decision-time metric). */
   decisionSeconds: number;
+  /** How the connection reached the gateway (src/proxy/gate.ts); absent: explicit. */
+  readonly mode?: GateMode;
 }
 
 /**

@@ -273,7 +273,8 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
 
   private acquire(): void {
     const r = this.pass!;
-    const key = `${r.host}:${r.port}`;
+    // By the name connected to: a SafeSearch retarget never shares an origin connection with the original.
+    const key = `${r.connectHost}:${r.port}`;
     this.waitingKey = key;
     this.ctx.pool.acquire(key, r.address, r.family, r.port, this);
   }

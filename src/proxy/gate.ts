@@ -8,14 +8,19 @@
  * Steps of `enter()`, in order; the first that answers ends it:
  *   1. admit      new work is taken only while the journal can record it: else 503, Retry-After.
  *   2. target     the host must be canonical (read with `parseAbsoluteUrl`, `connectTarget` or
- *                 `canonicalHost`, re-exported below): '' means unreadable → 400.
+ *                 `canonicalHost`, re-exported below): '' means unreadable → 400; for a
+ *                 transparent entry it is decided and recorded instead (invalid-host).
  *   2b. identify  who the client is (src/auth/admit.ts): a session, or, in a network with
  *                 `auth: required`, its Proxy-Authorization checked against LDAP (a promise when the
  *                 directory must be asked: the Reply then waits in `resolve()`); 407 with the
  *                 challenge, 429 or 503 refuse it unrecorded. The user's profile (directory) replaces
  *                 the network's, and the record carries the user's id.
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
- *   4. ports      plain HTTP only to `httpPorts` (a 'port' block).
+ *   4. ports      plain HTTP only to `httpPorts` (a 'port' block); a transparent TLS connection
+ *                 needs a server name, not an address (invalid-host).
+ *   4b. safesearch an allowed search or video host of a profile that wants it is located and
+ *                 connected as the provider's enforcing host (`connectHost`; the decision carries
+ *                 `retarget`, src/policy/safesearch.ts).
  *   5. record     the journal row (ConnectionRecord), for every request and tunnel decided.
  *   6. locate     host map, IP literal or cached DNS answer, synchronously; else `resolve()` later.
  *   7. destination the address actually connected to passes the destination policy
@@ -34,10 +39,12 @@
  */
 import { ANONYMOUS, identify, isRefused, type Identification } from '../auth/admit.js';
 import type { Identity } from '../auth/identity.js';
+import { isIP } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import { canonicalIp, dottedQuad } from '../net/address.js';
 import type { OwnListeners } from '../net/own-listeners.js';
 import { decideCached } from '../policy/decide.js';
+import { retargetFor } from '../policy/safesearch.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
 import { DestinationPolicy } from './destinations.js';
@@ -75,6 +82,8 @@ export type ReplyKind = 'forward' | 'tunnel' | 'block' | 'refuse';
 export class Reply {
   /** Status the proxy answers with itself (block, refuse); 0 while the origin is to answer. */
   status = 0;
+  /** The name located and connected to: `host`, or the enforcing host SafeSearch sends it to. */
+  connectHost: string;
   /** Where to connect (canonical), once located; '' until then. */
   address = '';
   family: 4 | 6 = 4;
@@ -99,7 +108,9 @@ export class Reply {
     readonly port: number,
     readonly path: string,
     readonly acceptLanguage: string | undefined,
-  ) {}
+  ) {
+    this.connectHost = host;
+  }
 }
 
 /** The header lines a refusal adds: `Retry-After` (503), `Proxy-Authenticate` (407). */
@@ -128,7 +139,11 @@ export interface GateDeps {
 }
 
 /** An allowed decision turned into a block by the gate's own rules; what the lists said is kept for the rest. */
-const blockedBy = (d: Decision, rule: DecisionRule): Decision => Object.freeze({ ...d, action: 'block' as const, rule, category: null, entry: null, matchKind: null });
+const blockedBy = (d: Decision, rule: DecisionRule): Decision => {
+  // A blocked connection goes nowhere: no SafeSearch retarget either.
+  const { retarget: _none, ...kept } = d;
+  return Object.freeze({ ...kept, action: 'block' as const, rule, category: null, entry: null, matchKind: null });
+};
 
 /** Why a tunnel is blocked, in the short text a CONNECT answer carries. */
 function tunnelWhy(d: Decision, port: number, detail: string): string {
@@ -141,6 +156,8 @@ function tunnelWhy(d: Decision, port: number, detail: string): string {
 export class Gate {
   private policyFor: VigieConfig | null = null;
   private policy: DestinationPolicy | null = null;
+  /** Each allowed decision's SafeSearch variant, built once (decisions are cached per host). */
+  private readonly retargeted = new WeakMap<Decision, Decision>();
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -166,7 +183,8 @@ export class Gate {
       r.retryAfter = true;
       return r;
     }
-    if (!t.host) {
+    // A transparent entry's unreadable target (a ClientHello without a name) is decided and recorded.
+    if (!t.host && t.mode !== 'transparent') {
       r.kind = 'refuse';
       r.status = 400;
       const lang = pickLang(t.acceptLanguage);
@@ -207,12 +225,17 @@ export class Gate {
     const started = Date.now();
     const t0 = performance.now();
     const scheme = tunnel ? 'connect' : 'http';
-    let decision = decideCached(this.deps.snapshot(), { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started }, who.profile);
+    const snapshot = this.deps.snapshot();
+    let decision = decideCached(snapshot, { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started }, who.profile);
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
-    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000, who.user);
+    // A transparent TLS connection is connected by its server name: none (or an address) is refused.
+    if (decision.action === 'allow' && tunnel && t.mode === 'transparent' && isIP(t.host) !== 0) decision = blockedBy(decision, 'invalid-host');
+    if (decision.action === 'allow') decision = this.safeSearch(snapshot, decision, t.host);
+    r.connectHost = decision.retarget?.host ?? t.host;
+    r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000, who.user, t.mode);
     if (decision.action === 'block') return this.block(r, '');
-    const known = this.deps.resolver().peek(t.host);
+    const known = this.deps.resolver().peek(r.connectHost);
     if (known === undefined) return r;
     if (known instanceof ResolveError) return this.fail(r, 'dns');
     return this.place(r, known.address);
@@ -232,10 +255,22 @@ export class Gate {
       pending.then(settle, () => settle({ status: 503, challenge: null, reason: 'the school directory cannot check logins right now' }));
       return;
     }
-    this.deps.resolver().resolve(r.host).then(
+    this.deps.resolver().resolve(r.connectHost).then(
       (a) => user.gated(this.place(r, a.address)),
       (e: unknown) => user.gated(this.fail(r, e instanceof ResolveError ? 'dns' : 'unreachable')),
     );
+  }
+
+  /** The SafeSearch step: an allowed search or video host goes to its provider's enforcing address. */
+  private safeSearch(snapshot: PolicySnapshot, d: Decision, host: string): Decision {
+    const to = retargetFor(snapshot, d.profile, host);
+    if (to === null) return d;
+    let out = this.retargeted.get(d);
+    if (out === undefined || out.retarget !== to) {
+      out = Object.freeze({ ...d, retarget: to });
+      this.retargeted.set(d, out);
+    }
+    return out;
   }
 
   /** Step 7: the address the connection would go to, checked and kept (so the connect uses that very one). */

@@ -7,15 +7,17 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
 import { ClientReads } from './client-reads.js';
 import { ClientConnection, type FastContext } from './fast.js';
-import { connectTarget, Gate, parseAbsoluteUrl, refusalHeaders, type Reply } from './gate.js';
+import { ALERT, tlsAlert } from './clienthello.js';
+import { connectTarget, Gate, parseAbsoluteUrl, refusalHeaders, type GateMode, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
 import { errorPage, pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
 import type { HostResolver } from './resolver.js';
-import { classify, connectTimeout, ESTABLISHED, statusFor } from './target.js';
+import { classify, connectTimeout, ESTABLISHED, statusFor, type Target } from './target.js';
 import { rawBinding, rawSelfTest, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
+import { listenTransparent, type TransparentBound, type TransparentHost } from './transparent.js';
 import { UpstreamPool } from './upstream.js';
 
 export interface ProxyDeps {
@@ -38,6 +40,9 @@ export interface ProxyDeps {
 }
 
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
+
+/** How a tunnel's entry answers when it opens none: an HTTP status (CONNECT), or a TLS alert (transparent). */
+export type TunnelStyle = 'http' | 'tls';
 
 const HTML = 'text/html; charset=utf-8';
 const TEXT = 'text/plain; charset=utf-8';
@@ -65,7 +70,7 @@ const rawHandlesWork = (): Promise<boolean> => (selfTest ??= rawSelfTest(rawBind
  * comes here through node's HTTP server (`general`), which forwards over a keep-alive http.Agent.
  * CONNECT opens a TCP tunnel. Everything passes the policy first.
  */
-export class ProxyServer implements FastContext, RawContext {
+export class ProxyServer implements FastContext, RawContext, TransparentHost {
   readonly servers: net.Server[] = [];
   readonly via: string;
   readonly pool: UpstreamPool;
@@ -168,17 +173,30 @@ export class ProxyServer implements FastContext, RawContext {
     // llhttp takes HTTP/0.9 request lines (no version) and any HTTP/x.y: only 1.0 and 1.1 pass.
     server.on('request', (req, res) => (req.httpVersionMajor === 1 ? this.onRequest(req, res) : refuseConnection(req.socket, 400)));
     server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => (req.httpVersionMajor === 1 ? this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head, undefined, req.headers['proxy-authorization']) : refuseConnection(socket, 400)));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable || err.code === 'ECONNRESET') {
-        socket.destroy();
-        return;
-      }
-      refuseConnection(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
-    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.clientError(err, socket));
     // Starts node's tracking of the connections it is given (headers timeout, closeIdleConnections):
     // it never listens itself, the front servers below do.
     server.emit('listening');
     return server;
+  }
+
+  /** Answers what node's HTTP parser refuses (bad request, headers too large, timeout). */
+  clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    refuseConnection(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
+  }
+
+  /** Refuses a request that must not be read on (HTTP/0.9, versions other than 1.x). */
+  refuse(socket: Socket, status: number): void {
+    refuseConnection(socket, status);
+  }
+
+  /** Starts the transparent listeners (config `transparent`, src/proxy/transparent.ts). */
+  listenTransparent(): Promise<TransparentBound[]> {
+    return listenTransparent(this, (address, port) => ownListeners.add(address, port), this.unlisten);
   }
 
   private createFront(): net.Server {
@@ -190,6 +208,17 @@ export class ProxyServer implements FastContext, RawContext {
     });
     this.servers.push(server);
     return server;
+  }
+
+  /** A client connection accepted by another entry (transparent listeners): counted and closed with the proxy. */
+  adopt(socket: Socket): void {
+    this.emit('connectionsChanged', 'client', 1);
+    this.track(socket);
+  }
+
+  /** A server of another entry, closed with the proxy's own. */
+  addServer(server: net.Server): void {
+    this.servers.push(server);
   }
 
   /** A client connection on `net.Socket` (already counted in the gauge), until it closes. */
@@ -241,14 +270,14 @@ export class ProxyServer implements FastContext, RawContext {
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
-    this.answerTunnel(socket, reply);
+    this.answerTunnel(socket, reply, 'http');
   }
 
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
-    this.refuseTunnel(socket, rec, lang, problem);
+    this.refuseTunnel(socket, rec, lang, problem, 'http');
   }
 
   rawOpened(conn: RawConnection, rec: ConnectionRecord): void {
@@ -343,9 +372,13 @@ export class ProxyServer implements FastContext, RawContext {
       this.sendPage(res, 400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request'));
       return;
     }
-    const t = parseAbsoluteUrl(url);
+    this.request(req, res, parseAbsoluteUrl(url), 'explicit');
+  }
+
+  /** A request whose target the entry has read (null: unreadable): through the gate, then forwarded or answered. */
+  request(req: IncomingMessage, res: ServerResponse, t: Target | null, mode: GateMode): void {
     const socket = req.socket;
-    const r = this.gate.enter({ client: socket.remoteAddress ?? '', mode: 'explicit', method: req.method ?? 'GET', host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: req.headers['accept-language'], proxyAuthorization: req.headers['proxy-authorization'] });
+    const r = this.gate.enter({ client: socket.remoteAddress ?? '', mode, method: req.method ?? 'GET', host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: req.headers['accept-language'], proxyAuthorization: req.headers['proxy-authorization'] });
     if (r.pending !== null) {
       // The client is being identified: decided (and recorded) once that is done.
       this.gate.resolve(r, { gated: () => this.settled(req, res, r, t) });
@@ -457,32 +490,42 @@ export class ProxyServer implements FastContext, RawContext {
     client.on('error', destroySelf);
     const hp = connectTarget(target);
     const r = this.gate.enter({ client: clientAddr, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage, proxyAuthorization });
-    if (r.kind !== 'tunnel') return this.answerTunnel(client, r);
-    if (r.address !== '') return this.openTunnel(client, head, r);
-    this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r) : this.answerTunnel(client, r)) });
+    this.gatedTunnel(client, head, r, 'http');
+  }
+
+  /**
+   * Carries out a gate's answer to a tunnel: opened (then `head` goes first), or answered in the
+   * entry's own terms: an HTTP status for a CONNECT, a TLS alert for a transparent ClientHello.
+   */
+  gatedTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
+    if (r.kind !== 'tunnel') return this.answerTunnel(client, r, style);
+    if (r.address !== '') return this.openTunnel(client, head, r, style);
+    this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r, style) : this.answerTunnel(client, r, style)) });
   }
 
   /** Carries out a gate's answer to a CONNECT that opens no tunnel: recorded (when decided), then answered. */
-  private answerTunnel(client: Socket, r: Reply): void {
+  private answerTunnel(client: Socket, r: Reply, style: TunnelStyle): void {
     const rec = r.record;
     if (r.problem !== null) this.emit('upstreamError', r.problem);
     if (rec !== null) {
       rec.status = r.status;
       this.emit('tunnelOpened', rec);
     }
-    this.endTunnel(client, r.status, r.body, refusalHeaders(r));
+    if (style === 'tls') this.endTls(client, r.kind === 'block' ? ALERT.accessDenied : ALERT.internalError);
+    else this.endTunnel(client, r.status, r.body, refusalHeaders(r));
   }
 
   /** A tunnel that cannot be opened: recorded with its cause, and the client told why. */
-  private refuseTunnel(client: Socket, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
+  private refuseTunnel(client: Socket, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem, style: TunnelStyle): void {
     rec.problem = problem;
     rec.status = statusFor(problem);
     this.emit('upstreamError', problem);
     this.emit('tunnelOpened', rec);
-    this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
+    if (style === 'tls') this.endTls(client, ALERT.internalError);
+    else this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
   }
 
-  private openTunnel(client: Socket, head: Buffer, r: Reply): void {
+  private openTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
     if (client.destroyed) return;
     const { timeouts } = this.deps.config;
     const rec = r.record!;
@@ -505,7 +548,8 @@ export class ProxyServer implements FastContext, RawContext {
       this.emit('connectionsChanged', 'tunnel', 1);
       upstream.off('close', beforeOpen);
       client.off('close', beforeOpen);
-      client.write(ESTABLISHED);
+      // A transparent connection was never asked anything: its ClientHello is `head`.
+      if (style === 'http') client.write(ESTABLISHED);
       if (head.length) upstream.write(head);
       splice(client, upstream, this.idle, watch, () => {
         this.tunnels.delete(client);
@@ -518,7 +562,7 @@ export class ProxyServer implements FastContext, RawContext {
       client.resume();
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (!opened && !rec.status) this.refuseTunnel(client, rec, lang, classify(err));
+      if (!opened && !rec.status) this.refuseTunnel(client, rec, lang, classify(err), style);
       else client.destroy();
     });
     // Until the tunnel opens, either side closing ends the attempt.
@@ -530,6 +574,13 @@ export class ProxyServer implements FastContext, RawContext {
     };
     upstream.on('close', beforeOpen);
     client.on('close', beforeOpen);
+  }
+
+  /** Ends a transparent TLS connection with a fatal alert: no page can be shown inside TLS. */
+  private endTls(client: Socket, alert: number): void {
+    if (client.destroyed) return;
+    client.resume();
+    client.end(tlsAlert(alert));
   }
 
   private endTunnel(client: Socket, status: number, text: string, extraHeaders = ''): void {

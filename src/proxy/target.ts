@@ -1,5 +1,6 @@
 import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord } from './events.js';
+import type { GateMode } from './gate.js';
 import type { UpstreamProblem } from './pages.js';
 
 // Request-target parsing is shared with the decision explainers (API, CLI): it lives in the policy layer.
@@ -46,6 +47,6 @@ export const UNRECORDED =
   'Vigie : le journal des connexions ne peut pas enregistrer pour le moment ; les nouvelles connexions sont refusées. Réessayez dans un instant.\n' +
   'Vigie: the connection journal cannot record right now, so new connections are refused. Try again shortly.\n';
 
-export function newRecord(kind: ConnectionRecord['kind'], time: number, client: string, method: string, scheme: ConnectionRecord['scheme'], host: string, port: number, path: string, decision: Decision, decisionSeconds: number, user: string | null = null): ConnectionRecord {
-  return { kind, time, client, user, method, scheme, host, port, path, decision, status: 0, bytesIn: 0, bytesOut: 0, durationMs: 0, problem: null, decisionSeconds };
+export function newRecord(kind: ConnectionRecord['kind'], time: number, client: string, method: string, scheme: ConnectionRecord['scheme'], host: string, port: number, path: string, decision: Decision, decisionSeconds: number, user: string | null = null, mode: GateMode = 'explicit'): ConnectionRecord {
+  return { kind, time, client, user, method, scheme, host, port, path, decision, status: 0, bytesIn: 0, bytesOut: 0, durationMs: 0, problem: null, decisionSeconds, mode };
 }

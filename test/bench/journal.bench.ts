@@ -228,7 +228,7 @@ async function main() {
     if (!got.length) break;
     let out = '';
     for (const r of got) {
-      out += csvLine({ id: r.id as number, time: Date.parse(r.time as string), client: r.client as string, user: r.user as string | null, profile: r.profile as string | null, method: r.method as string, scheme: r.scheme as 'http', host: r.host as string, port: r.port as number, path: r.path as string | null, status: r.status as number, bytesIn: r.bytes_in as number, bytesOut: r.bytes_out as number, durationMs: r.duration_ms as number, decision: r.decision as 'allow', category: r.category as string | null, rule: r.rule as string, policyVersion: r.policy_version as number }) + '\n';
+      out += csvLine({ id: r.id as number, time: Date.parse(r.time as string), client: r.client as string, user: r.user as string | null, profile: r.profile as string | null, method: r.method as string, scheme: r.scheme as 'http', host: r.host as string, port: r.port as number, path: r.path as string | null, status: r.status as number, bytesIn: r.bytes_in as number, bytesOut: r.bytes_out as number, durationMs: r.duration_ms as number, decision: r.decision as 'allow', category: r.category as string | null, rule: r.rule as string, policyVersion: r.policy_version as number, retarget: null }) + '\n';
     }
     nExported += got.length;
     after = got[got.length - 1]!.id as number;
