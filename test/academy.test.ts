@@ -93,7 +93,7 @@ t.test('academy service over two gateways\' copies', { skip }, async (t) => {
     const csv = await api(`/api/v1/journal/export?reference=PV-2026-118&format=csv&host=example.org&from=${from}`, requisition);
     t.equal(csv.status, 200, csv.status === 200 ? 'export' : csv.text);
     const lines = csv.text.trim().split('\n');
-    t.equal(lines[0], 'gateway,id,time,client,user,profile,method,scheme,host,port,path,status,bytesIn,bytesOut,durationMs,decision,category,rule,policyVersion');
+    t.equal(lines[0], 'gateway,id,time,client,user,profile,method,scheme,host,port,path,status,bytesIn,bytesOut,durationMs,decision,category,rule,policyVersion,retarget');
     const gws = new Set(lines.slice(1).map((l) => l.split(',')[0]));
     t.same([...gws].sort(), ['gw-a', 'gw-b'], 'rows of both gateways');
     const jsonl = await api(`/api/v1/journal/export?reference=PV-2026-119&network=10.2.3.4`, requisition);
