@@ -12,6 +12,10 @@ import { PolicyStore } from './policy/store.js';
 import type { ProxyObserver } from './proxy/events.js';
 import { HostResolver } from './proxy/resolver.js';
 import { pacHandler } from './proxy/pac.js';
+import { reportHandler, type NewReport, type ReportSink } from './proxy/report.js';
+import { OverrideStore, overridesFile } from './policy/override-store.js';
+import type { Override } from './policy/overrides.js';
+import { ReportQueue, reportsFile } from './supervision/report-queue.js';
 import { ProxyServer, type ProxyDeps } from './proxy/server.js';
 
 export interface GatewayOptions {
@@ -28,6 +32,15 @@ export interface GatewayOptions {
   onSwap?: (snapshot: PolicySnapshot) => void;
   /** false: every connection on `net.Socket`, tunnels included (see ProxyDeps.rawTunnels). */
   rawTunnels?: boolean;
+  /**
+   * A cluster worker: reports go to this sink (the primary's queue) and overrides are kept in
+   * memory, as the primary sends them; absent = this process owns both files in the data dir.
+   */
+  worker?: { reports: ReportSink };
+  /** Told the overrides in force after every change (the cluster primary passes them on). */
+  onOverrides?: (list: readonly Override[]) => void;
+  /** The clock of the overrides' expiries (tests). */
+  now?: () => number;
 }
 
 /** Builds the policy snapshot for a config and a UT1 index (null: fail closed). */
@@ -63,6 +76,10 @@ export class Gateway {
   private readonly proxyDeps: ProxyDeps;
   /** The connection journal (null when disabled): an observer of the proxy, opened before it listens. */
   private readonly journalWriter: Journal | null;
+  /** Teachers' unblocks in force (src/policy/override-store.ts); the gate reads its table. */
+  readonly overrides: OverrideStore;
+  /** Reports from the block page and /report; null in a cluster worker (the primary keeps them). */
+  readonly reports: ReportQueue | null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -71,12 +88,19 @@ export class Gateway {
       ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
+    this.overrides = new OverrideStore({ file: opts.worker ? null : overridesFile(opts.config.dataDir), now: opts.now });
+    if (opts.onOverrides) this.overrides.onChange(opts.onOverrides);
+    this.reports = opts.worker ? null : new ReportQueue(reportsFile(opts.config.dataDir), () => this.opts.config.reports.maxQueued);
+    const sink: ReportSink = opts.worker?.reports ?? ((r: NewReport) => void this.reports!.add(r).catch((e: Error) => opts.log.error(`report not queued: ${e.message}`)));
+    const pac = pacHandler(() => this.opts.config);
+    const report = reportHandler({ config: () => this.opts.config, snapshot: () => this.current, sink });
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
       observers: journal ? [...(opts.observers ?? []), journal] : opts.observers,
-      local: pacHandler(() => this.opts.config),
+      overrides: () => this.overrides.table,
+      local: (req, res) => pac(req, res) || report(req, res),
       admit: journal ? () => journal.admit() : opts.admit,
       rawTunnels: opts.rawTunnels,
     };
@@ -110,6 +134,8 @@ export class Gateway {
   async start(): Promise<void> {
     const { config, log } = this.opts;
     await this.policy.load();
+    await this.overrides.load();
+    await this.reports?.load();
     // The journal's writer thread starts while the first policy compiles.
     const journalOpened = this.journalWriter?.open().then(
       () => null,
@@ -192,6 +218,7 @@ export class Gateway {
 
   async stop(graceMs = 0): Promise<void> {
     this.listUpdates?.stop();
+    this.overrides.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
   }

@@ -1,4 +1,6 @@
 import type { VigieConfig } from '../config/types.js';
+import type { Override } from '../policy/overrides.js';
+import type { NewReport } from '../proxy/report.js';
 import type { EventBatch } from './relay.js';
 
 /**
@@ -16,8 +18,10 @@ export interface PolicyNotice {
 
 export type ToWorker =
   /** `policy`: what already serves (a replacement worker applies it before it listens). */
-  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null }
+  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null; overrides: readonly Override[] }
   | PolicyNotice
+  /** Teachers' unblocks in force, the whole list, after every change. */
+  | { t: 'overrides'; list: readonly Override[] }
   /** Whether new connections may be taken (the primary's journal can record them). */
   | { t: 'admit'; ok: boolean }
   | { t: 'stop'; graceMs: number };
@@ -30,4 +34,6 @@ export type FromWorker =
   /** A policy notice was applied (or failed to, then `error` says why and the previous one serves). */
   | { t: 'applied'; seq: number; policyVersion: number; listsLoaded: boolean; error?: string }
   | { t: 'ev'; b: EventBatch }
+  /** A report sent on the proxy port: the primary queues it. */
+  | { t: 'report'; r: NewReport }
   | { t: 'stopped'; requests: number; tunnels: number };

@@ -67,6 +67,9 @@ export function defaultProfiles(): Record<string, ProfileConfig> {
 export const SAFE_PORTS: readonly (number | string)[] = [80, 21, 443, 70, 210, 280, 488, 591, 777, '1025-65535'];
 
 /** The embedded configuration: a one-machine demo where loopback addresses play classrooms. */
+/** Categories a teacher's unblock never opens: adult content, attacks on the device, incitement. */
+export const NON_OVERRIDABLE = ['adult', 'mixed_adult', 'malware', 'phishing', 'cryptojacking', 'agressif', 'drogue', 'sect', 'dangerous_material'] as const;
+
 export function defaultConfig(): VigieConfig {
   return {
     listen: [{ host: '127.0.0.1', port: 3128 }],
@@ -97,5 +100,8 @@ export function defaultConfig(): VigieConfig {
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: 9464 } },
     journal: { enabled: true, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 250, writerNice: 19 },
+    overrides: { maxMinutes: 120, nonOverridable: [...NON_OVERRIDABLE], consoleUrl: null },
+    notifications: { webhooks: [] },
+    reports: { perClientPerHour: 10, maxQueued: 5000, url: null },
   };
 }

@@ -120,6 +120,35 @@ export interface VigieConfig {
   metrics: { enabled: boolean; listen: ListenAddress };
   /** The legal connection journal (src/journal/), under `<dataDir>/journal/`. */
   journal: JournalConfig;
+  /** Teachers' temporary unblocks (POST /api/v1/overrides). */
+  overrides: OverridesConfig;
+  /** Where escalated reports (and later other events) are sent. */
+  notifications: NotificationsConfig;
+  /** Reports sent from the block page and `/report` on the proxy port. */
+  reports: ReportsConfig;
+}
+
+export interface OverridesConfig {
+  /** Longest unblock a teacher may ask for. */
+  maxMinutes: number;
+  /** Categories (UT1 or academy lists) no override ever opens. */
+  nonOverridable: string[];
+  /** The console the block page links staff to (`…/admin/`); null = https://<supervision.names[0]>:<port>/admin/. */
+  consoleUrl: string | null;
+}
+
+export interface NotificationsConfig {
+  /** URLs receiving one JSON POST per event. */
+  webhooks: string[];
+}
+
+export interface ReportsConfig {
+  /** Reports one client address may send per hour (on the proxy port). */
+  perClientPerHour: number;
+  /** Open reports kept at most; older closed ones are dropped first. */
+  maxQueued: number;
+  /** Where the block page's report form posts; null = http://<first proxy listen address>/report. */
+  url: string | null;
 }
 
 export interface JournalConfig {

@@ -11,31 +11,32 @@ interface CompiledRule {
   readonly kind: 'ipv4' | 'ipv6';
   readonly profile: string;
   readonly name: string;
+  readonly network: string;
 }
 
 /** Client address → profile by source range; the most specific range wins, like a routing table. */
 export class ClientMatcher {
   private readonly rules: CompiledRule[];
   /** A school has a few thousand devices at most: parsing each address once is enough. */
-  private readonly memo = new LRUCache<string, { profile: string; name: string } | false>({ max: 8192 });
+  private readonly memo = new LRUCache<string, { profile: string; name: string; network: string } | false>({ max: 8192 });
 
   constructor(rules: readonly ClientRule[]) {
     this.rules = rules
       .map((r) => {
         const [range, bits] = parseNetwork(r.network);
-        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network };
+        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network, network: r.network };
       })
       .sort((a, b) => b.bits - a.bits);
   }
 
   /** Returns the matching rule, or null when the client is not one of ours. */
-  match(ip: string): { profile: string; name: string } | null {
+  match(ip: string): { profile: string; name: string; network: string } | null {
     let m = this.memo.get(ip);
     if (m === undefined) this.memo.set(ip, (m = this.lookup(ip) ?? false));
     return m || null;
   }
 
-  private lookup(ip: string): { profile: string; name: string } | null {
+  private lookup(ip: string): { profile: string; name: string; network: string } | null {
     let addr: Addr;
     try {
       addr = ipaddr.process(ip); // maps ::ffff:a.b.c.d to IPv4

@@ -10,7 +10,11 @@
  *   2. target     the host must be canonical (read with `parseAbsoluteUrl`, `connectTarget` or
  *                 `canonicalHost`, re-exported below): '' means unreadable → 400.
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
- *   4. ports      plain HTTP only to `httpPorts` (a 'port' block).
+ *   4. override   a block by the lists or the profile is lifted by a teacher's unblock for the
+ *                 client's network (rule 'override'), unless the host is in a non-overridable
+ *                 category. A step here rather than data in the snapshot: an unblock changes every
+ *                 few minutes and must not rebuild the policy nor empty the decision caches.
+ *   4b. ports     plain HTTP only to `httpPorts` (a 'port' block).
  *   5. record     the journal row (ConnectionRecord), for every request and tunnel decided.
  *   6. locate     host map, IP literal or cached DNS answer, synchronously; else `resolve()` later.
  *   7. destination the address actually connected to passes the destination policy
@@ -31,11 +35,13 @@ import type { VigieConfig } from '../config/types.js';
 import { canonicalIp, dottedQuad } from '../net/address.js';
 import type { OwnListeners } from '../net/own-listeners.js';
 import { decideCached } from '../policy/decide.js';
+import { liftable, overridden, OverrideGuard, type OverrideTable } from '../policy/overrides.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
 import { DestinationPolicy } from './destinations.js';
 import type { ConnectionRecord } from './events.js';
-import { blockPage, destinationText, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { blockPage, type BlockLinks, destinationText, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { blockLinks } from './report.js';
 import { ResolveError, type HostResolver } from './resolver.js';
 import { newRecord, statusFor, UNRECORDED } from './target.js';
 
@@ -98,6 +104,8 @@ export interface GateDeps {
   config(): VigieConfig;
   snapshot(): PolicySnapshot;
   resolver(): HostResolver;
+  /** Teachers' unblocks in force (swapped whole on change). */
+  overrides(): OverrideTable;
   /** false = refuse new work (503). */
   admit(): boolean;
   /** This process's listeners (src/net/own-listeners.ts). */
@@ -118,6 +126,8 @@ function tunnelWhy(d: Decision, port: number, detail: string): string {
 export class Gate {
   private policyFor: VigieConfig | null = null;
   private policy: DestinationPolicy | null = null;
+  private guard: OverrideGuard | null = null;
+  private links: { config: VigieConfig; links: BlockLinks } | null = null;
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -129,6 +139,13 @@ export class Gate {
       this.policyFor = config;
     }
     return this.policy;
+  }
+
+  /** The non-overridable categories compiled for this snapshot and config (again after either changes). */
+  guardFor(snapshot: PolicySnapshot): OverrideGuard {
+    const names = this.deps.config().overrides.nonOverridable;
+    if (this.guard === null || this.guard.snapshot !== snapshot || this.guard.names !== names) this.guard = new OverrideGuard(snapshot, names);
+    return this.guard;
   }
 
   /** Steps 1 to 7 (see above), synchronously; a Reply without `address` waits for `resolve()`. */
@@ -154,7 +171,12 @@ export class Gate {
     const started = Date.now();
     const t0 = performance.now();
     const scheme = tunnel ? 'connect' : 'http';
-    let decision = decideCached(this.deps.snapshot(), { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started });
+    const snapshot = this.deps.snapshot();
+    let decision = decideCached(snapshot, { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started });
+    if (liftable(decision)) {
+      const o = this.deps.overrides().find(t.client, t.host, started);
+      if (o !== null && this.guardFor(snapshot).hit(t.host, t.path) === null) decision = overridden(decision, o);
+    }
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
     r.record = newRecord(tunnel ? 'tunnel' : 'request', started, t.client, t.method, scheme, t.host, t.port, t.path, decision, (performance.now() - t0) / 1000);
@@ -196,9 +218,19 @@ export class Gate {
       r.body = `Vigie: ${tunnelWhy(d, r.port, detail)}\n`;
     } else {
       const lang = pickLang(r.acceptLanguage);
-      r.body = d.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, r.host, d, detail);
+      r.body = d.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, r.host, d, detail, this.linksFor(d, r));
     }
     return r;
+  }
+
+  /** The block page's report form, and for a block a teacher may lift, the console's prefilled unblock form. */
+  private linksFor(d: Decision, r: Reply): BlockLinks {
+    const config = this.deps.config();
+    if (this.links === null || this.links.config !== config) this.links = { config, links: blockLinks(config) };
+    const base = this.links.links;
+    const client = r.record!.client;
+    const network = liftable(d) && this.guardFor(this.deps.snapshot()).hit(r.host, r.path) === null ? this.deps.snapshot().clients.match(client)?.network : undefined;
+    return { report: base.report, unblock: network && base.unblock ? `${base.unblock}#/overrides/new?host=${encodeURIComponent(r.host)}&network=${encodeURIComponent(network)}` : null };
   }
 
   /** The origin cannot be located (DNS): recorded with its cause, answered with an error page. */

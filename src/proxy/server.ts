@@ -16,12 +16,15 @@ import { rawBinding, rawSelfTest, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
 import { UpstreamPool } from './upstream.js';
+import { OverrideTable } from '../policy/overrides.js';
 
 export interface ProxyDeps {
   config: VigieConfig;
   /** The current policy; read once per request so a swap never splits a request. */
   snapshot: () => PolicySnapshot;
   resolver: HostResolver;
+  /** Teachers' unblocks in force; absent = none. */
+  overrides?: () => OverrideTable;
   observers?: ProxyObserver[];
   /** Answers origin-form requests made to the proxy itself (PAC file, ...); false = not handled. */
   local?: (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -112,6 +115,7 @@ export class ProxyServer implements FastContext, RawContext {
       config: () => this.deps.config,
       snapshot: () => this.deps.snapshot(),
       resolver: () => this.deps.resolver,
+      overrides: this.deps.overrides ?? (() => OverrideTable.EMPTY),
       admit: () => (this.deps.admit ? this.deps.admit() : true),
       own: ownListeners,
     });

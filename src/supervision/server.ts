@@ -12,6 +12,7 @@ import { FleetPuller } from './fleet.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
+import { registerOverrideRoutes } from './routes/overrides.js';
 import { registerProfileRoutes } from './routes/profiles.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { BODY_LIMIT } from './limits.js';
@@ -124,6 +125,7 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   registerProfileRoutes(app, ctx);
   registerPolicyRoutes(app, ctx);
   registerJournalRoutes(app, ctx);
+  registerOverrideRoutes(app, ctx);
   await registerConsoleRoutes(app);
   return app;
 }

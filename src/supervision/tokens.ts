@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 
-export const ROLES = ['admin', 'supervisor', 'requisition'] as const;
+export const ROLES = ['admin', 'supervisor', 'requisition', 'teacher'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface TokenRecord {
