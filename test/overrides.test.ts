@@ -75,6 +75,7 @@ t.test("a teacher's temporary unblock, on real sockets", async (t) => {
     t.equal((await h.api('POST', '/api/v1/tokens', { token: supervisor, body: { role: 'admin', name: 'x' } })).status, 403, 'nor can a supervisor');
     t.equal((await h.api('POST', '/api/v1/lists/academy/academy-allow/entries', { token: teacher, body: { entries: ['games.test'] } })).status, 403, 'a teacher cannot edit lists');
     t.equal((await h.api('GET', '/api/v1/journal', { token: teacher })).status, 403, 'nor read the journal');
+    t.equal((await h.api('GET', '/api/v1/reports', { token: teacher })).status, 403, 'nor the reports');
     t.equal((await h.api('POST', '/api/v1/overrides', { token: (await h.tokenFor('requisition')), body: { host: 'games.test', network: '127.0.0.3/32', minutes: 5, reason: 'x' } })).status, 403, 'a requisition token cannot unblock');
   });
 

@@ -106,6 +106,8 @@ export interface GateDeps {
   resolver(): HostResolver;
   /** Teachers' unblocks in force (swapped whole on change). */
   overrides(): OverrideTable;
+  /** The addresses the proxy listens on (ports bound, for the block page's report form). */
+  bound(): readonly { host: string; port: number }[];
   /** false = refuse new work (503). */
   admit(): boolean;
   /** This process's listeners (src/net/own-listeners.ts). */
@@ -226,7 +228,7 @@ export class Gate {
   /** The block page's report form, and for a block a teacher may lift, the console's prefilled unblock form. */
   private linksFor(d: Decision, r: Reply): BlockLinks {
     const config = this.deps.config();
-    if (this.links === null || this.links.config !== config) this.links = { config, links: blockLinks(config) };
+    if (this.links === null || this.links.config !== config) this.links = { config, links: blockLinks(config, this.deps.bound()[0]) };
     const base = this.links.links;
     const client = r.record!.client;
     const network = liftable(d) && this.guardFor(this.deps.snapshot()).hit(r.host, r.path) === null ? this.deps.snapshot().clients.match(client)?.network : undefined;

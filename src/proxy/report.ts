@@ -33,11 +33,11 @@ function machineAddress(): string {
 }
 
 /**
- * Where the block page's forms lead: `reports.url` or the proxy's first listen address; the
+ * Where the block page's forms lead: `reports.url` or the proxy's first bound address; the
  * console at `overrides.consoleUrl` or the API's first name and port. Computed once per config.
  */
-export function blockLinks(config: VigieConfig): BlockLinks {
-  const l = config.listen[0];
+export function blockLinks(config: VigieConfig, bound?: { host: string; port: number }): BlockLinks {
+  const l = bound ?? config.listen[0];
   let report = config.reports.url ?? null;
   if (report === null && l) {
     const host = isWildcard(l.host) ? machineAddress() : l.host;

@@ -116,6 +116,7 @@ export class ProxyServer implements FastContext, RawContext {
       snapshot: () => this.deps.snapshot(),
       resolver: () => this.deps.resolver,
       overrides: this.deps.overrides ?? (() => OverrideTable.EMPTY),
+      bound: () => this.bound,
       admit: () => (this.deps.admit ? this.deps.admit() : true),
       own: ownListeners,
     });
@@ -282,6 +283,9 @@ export class ProxyServer implements FastContext, RawContext {
     return this.raw;
   }
 
+  /** Every address this proxy listens on (the block page's report form points at the first). */
+  readonly bound: { host: string; port: number }[] = [];
+
   /** Starts one listener per configured address; resolves with the bound addresses. */
   async listen(addresses = this.deps.config.listen): Promise<{ host: string; port: number }[]> {
     if (this.raw && !(await rawHandlesWork())) {
@@ -301,6 +305,7 @@ export class ProxyServer implements FastContext, RawContext {
       if (this.rawTunnels) this.acceptRaw(server);
       const addr = server.address() as net.AddressInfo;
       bound.push({ host: addr.address, port: addr.port });
+      this.bound.push({ host: addr.address, port: addr.port });
       this.unlisten.push(ownListeners.add(addr.address, addr.port));
     }
     return bound;

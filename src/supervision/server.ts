@@ -14,6 +14,7 @@ import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
 import { registerOverrideRoutes } from './routes/overrides.js';
 import { registerProfileRoutes } from './routes/profiles.js';
+import { registerReportRoutes } from './routes/reports.js';
 import { registerSystemRoutes } from './routes/system.js';
 import { BODY_LIMIT } from './limits.js';
 import { RefusalAudit, signInHook } from './signin.js';
@@ -126,6 +127,7 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   registerPolicyRoutes(app, ctx);
   registerJournalRoutes(app, ctx);
   registerOverrideRoutes(app, ctx);
+  registerReportRoutes(app, ctx);
   await registerConsoleRoutes(app);
   return app;
 }
