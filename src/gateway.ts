@@ -19,6 +19,10 @@ import { PolicyStore } from './policy/store.js';
 import type { ProxyObserver } from './proxy/events.js';
 import { HostResolver } from './proxy/resolver.js';
 import { pacHandler } from './proxy/pac.js';
+import { reportHandler, type NewReport, type ReportSink } from './proxy/report.js';
+import { OverrideStore, overridesFile } from './policy/override-store.js';
+import type { Override } from './policy/overrides.js';
+import { ReportQueue, reportsFile } from './supervision/report-queue.js';
 import { ProxyServer, type ProxyDeps } from './proxy/server.js';
 import type { TransparentBound } from './proxy/transparent.js';
 
@@ -36,6 +40,15 @@ export interface GatewayOptions {
   onSwap?: (snapshot: PolicySnapshot) => void;
   /** false: every connection on `net.Socket`, tunnels included (see ProxyDeps.rawTunnels). */
   rawTunnels?: boolean;
+  /**
+   * A cluster worker: reports go to this sink (the primary's queue) and overrides are kept in
+   * memory, as the primary sends them; absent = this process owns both files in the data dir.
+   */
+  worker?: { reports: ReportSink };
+  /** Told the overrides in force after every change (the cluster primary passes them on). */
+  onOverrides?: (list: readonly Override[]) => void;
+  /** The clock of the overrides' expiries (tests). */
+  now?: () => number;
 }
 
 /** The running version (package.json), told to the academy in fleet reports. */
@@ -99,6 +112,10 @@ export class Gateway {
   readonly identity: Identity;
   /** Ships the journal to the academy's PostgreSQL (config `journal.ship`); null when off. */
   readonly shipper: JournalShipper | null;
+  /** Teachers' unblocks in force (src/policy/override-store.ts); the gate reads its table. */
+  readonly overrides: OverrideStore;
+  /** Reports from the block page and /report; null in a cluster worker (the primary keeps them). */
+  readonly reports: ReportQueue | null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -109,12 +126,19 @@ export class Gateway {
     this.journalWriter = journal;
     this.identity = new Identity(opts.config, opts.log);
     this.shipper = journal && jc.ship ? new JournalShipper({ ...jc.ship, file: journal.file, log: opts.log, busy: busyGateway(journal) }, () => this.fleetReport()) : null;
+    this.overrides = new OverrideStore({ file: opts.worker ? null : overridesFile(opts.config.dataDir), now: opts.now });
+    if (opts.onOverrides) this.overrides.onChange(opts.onOverrides);
+    this.reports = opts.worker ? null : new ReportQueue(reportsFile(opts.config.dataDir), () => this.opts.config.reports.maxQueued);
+    const sink: ReportSink = opts.worker?.reports ?? ((r: NewReport) => void this.reports!.add(r).catch((e: Error) => opts.log.error(`report not queued: ${e.message}`)));
+    const pac = pacHandler(() => this.opts.config);
+    const report = reportHandler({ config: () => this.opts.config, snapshot: () => this.current, sink });
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
       observers: journal ? [...(opts.observers ?? []), journal] : opts.observers,
-      local: pacHandler(() => this.opts.config),
+      overrides: () => this.overrides.table,
+      local: (req, res) => pac(req, res) || report(req, res),
       admit: journal ? () => journal.admit() : opts.admit,
       rawTunnels: opts.rawTunnels,
       identity: this.identity,
@@ -151,6 +175,8 @@ export class Gateway {
     await this.policy.load();
     // The watched AAF folder is imported where the journal is (one process), read everywhere.
     await this.identity.start({ watch: this.opts.journal !== false });
+    await this.overrides.load();
+    await this.reports?.load();
     // The journal's writer thread starts while the first policy compiles.
     const journalOpened = this.journalWriter?.open().then(
       () => null,
@@ -249,6 +275,7 @@ export class Gateway {
     this.listUpdates?.stop();
     this.backups?.stop();
     this.identity.stop();
+    this.overrides.stop();
     await this.proxy.close(graceMs);
     await this.journalWriter?.close();
     await this.shipper?.close();

@@ -110,8 +110,8 @@ t.test('LDAP bind against a real slapd', { skip }, async (t) => {
   t.equal(identity.userIdFor('sans.id', null), 'sans.id', 'nothing better than the login');
 
   // The identification step the gate runs: sessions first, then Basic where the network requires it.
-  const required = { profile: 'cycle3', name: 'salle', auth: 'required' } as const;
-  const open = { profile: 'cycle3', name: 'cdi', auth: 'none' } as const;
+  const required = { profile: 'cycle3', name: 'salle', auth: 'required', network: '127.0.0.0/8' } as const;
+  const open = { profile: 'cycle3', name: 'cdi', auth: 'none', network: '127.0.0.0/8' } as const;
   const at = (i: Identification | Promise<Identification>) => Promise.resolve(i);
   t.same(await at(identify(identity, '127.0.0.50', open, undefined, 'Vigie')), ANONYMOUS, 'a network without auth: anonymous');
   t.match(await at(identify(identity, '127.0.0.50', required, undefined, 'Vigie')), { status: 407, challenge: 'Basic realm="Vigie", charset="UTF-8"' });

@@ -52,7 +52,7 @@ export interface ApiHandle {
   admin: string;
   /** Calls the API as `token` (default: the first-start admin token). */
   api(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; from?: string }): Promise<ApiReply>;
-  tokenFor(role: 'admin' | 'supervisor' | 'requisition', name?: string): Promise<string>;
+  tokenFor(role: 'admin' | 'supervisor' | 'requisition' | 'teacher', name?: string): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -25,7 +25,7 @@ export function registerStart(program: Command): void {
       const metrics = config.metrics.enabled ? createGatewayMetrics() : null;
       // workers > 1: this process keeps the journal, metrics and API; forked workers proxy.
       const clustered = config.workers > 1 ? new ClusterPrimary(config.workers, log) : null;
-      const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [], ...(clustered ? { listen: false, onSwap: clustered.onSwap } : {}) });
+      const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [], ...(clustered ? { listen: false, onSwap: clustered.onSwap, onOverrides: clustered.onOverrides } : {}) });
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
       let supervision: SupervisionServer | null = null;

@@ -10,7 +10,7 @@ const parseRole = (v: string): Role => {
 
 /** `vigie token create|revoke|list`: the supervision API's bearer tokens, in `<dataDir>/tokens.json`. */
 export function registerToken(program: Command): void {
-  const token = program.command('token').description('manage the supervision API tokens (admin, supervisor, requisition)');
+  const token = program.command('token').description('manage the supervision API tokens (admin, supervisor, requisition, teacher)');
 
   withCommon(token.command('create'))
     .description('create a token and print it once on stdout (only its hash is kept)')

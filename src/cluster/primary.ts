@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { Gateway } from '../gateway.js';
 import type { Logger } from '../log.js';
+import type { Override } from '../policy/overrides.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
 import { RelayReceiver } from './relay.js';
@@ -68,6 +69,11 @@ export class ClusterPrimary {
       this.noticeQueued = false;
       this.broadcastPolicy();
     });
+  };
+
+  /** Give this to the Gateway as `onOverrides`: every worker gets the new list at once. */
+  readonly onOverrides = (list: readonly Override[]): void => {
+    for (const s of this.slots.values()) if (s.inited) this.post(s, { t: 'overrides', list });
   };
 
   /** Forks the workers; resolves with the addresses once every one of them listens. */
@@ -138,7 +144,7 @@ export class ClusterPrimary {
     switch (m.t) {
       case 'hello':
         slot.inited = true;
-        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null });
+        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null, overrides: this.gateway!.overrides.list() });
         this.post(slot, { t: 'sessions', changes: this.gateway!.identity.sessions.list().map((session) => ({ t: 'open' as const, session })) });
         break;
       case 'ev':
@@ -166,6 +172,9 @@ export class ClusterPrimary {
         break;
       case 'stopped':
         slot.stopped = true;
+        break;
+      case 'report':
+        this.gateway?.reports?.add(m.r).catch((e: Error) => this.log.error(`report not queued: ${e.message}`));
         break;
     }
   }

@@ -1,5 +1,7 @@
 import type { SessionChange } from '../auth/sessions.js';
 import type { VigieConfig } from '../config/types.js';
+import type { Override } from '../policy/overrides.js';
+import type { NewReport } from '../proxy/report.js';
 import type { EventBatch } from './relay.js';
 
 /**
@@ -17,8 +19,10 @@ export interface PolicyNotice {
 
 export type ToWorker =
   /** `policy`: what already serves (a replacement worker applies it before it listens). */
-  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null }
+  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null; overrides: readonly Override[] }
   | PolicyNotice
+  /** Teachers' unblocks in force, the whole list, after every change. */
+  | { t: 'overrides'; list: readonly Override[] }
   /** Whether new connections may be taken (the primary's journal can record them). */
   | { t: 'admit'; ok: boolean }
   /** Address ↔ user sessions opened or closed in the primary (the API): workers identify with the same. */
@@ -33,4 +37,6 @@ export type FromWorker =
   /** A policy notice was applied (or failed to, then `error` says why and the previous one serves). */
   | { t: 'applied'; seq: number; policyVersion: number; listsLoaded: boolean; error?: string }
   | { t: 'ev'; b: EventBatch }
+  /** A report sent on the proxy port: the primary queues it. */
+  | { t: 'report'; r: NewReport }
   | { t: 'stopped'; requests: number; tunnels: number };

@@ -1,6 +1,7 @@
 import type { VigieConfig } from '../config/types.js';
 import { Gateway } from '../gateway.js';
 import { createLogger, type Fields, type Logger } from '../log.js';
+import type { Override } from '../policy/overrides.js';
 import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
 import { RelayObserver } from './relay.js';
 
@@ -41,7 +42,7 @@ export function runProxyWorker(): void {
   const onFirst = (first: ToWorker) => {
     if (first.t !== 'init') return;
     process.off('message', onFirst);
-    start(first.id, first.config, first.admit, first.policy).catch((e: Error) => {
+    start(first.id, first.config, first.admit, first.policy, first.overrides).catch((e: Error) => {
       process.stderr.write(`cluster worker ${first.id}: ${e.stack ?? e.message}\n`);
       process.exit(1);
     });
@@ -51,7 +52,7 @@ export function runProxyWorker(): void {
   send({ t: 'hello' });
 }
 
-async function start(id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null): Promise<void> {
+async function start(id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null, overrides: readonly Override[]): Promise<void> {
   const base = createLogger(config.log.level);
   const log = workerLogger(base, id);
   let admitted = admit;
@@ -64,7 +65,8 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
     send({ t: 'ev', b }, sent);
   });
   const mayLag = !config.journal.enabled || config.journal.overflow === 'allow';
-  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected && (mayLag || unsent < MAX_UNSENT_BATCHES) });
+  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected && (mayLag || unsent < MAX_UNSENT_BATCHES), worker: { reports: (r) => send({ t: 'report', r }) } });
+  gateway.overrides.replace(overrides);
   let applied = { config: JSON.stringify(config), lists: -1 };
   let next: PolicyNotice | null = null;
   let applying = false;
@@ -107,6 +109,9 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
         break;
       case 'sessions':
         for (const c of m.changes) gateway.identity.sessions.apply(c);
+        break;
+      case 'overrides':
+        gateway.overrides.replace(m.list);
         break;
       case 'stop':
         if (stopping) return;

@@ -117,6 +117,9 @@ const EMBEDDED_SAFESEARCH: Readonly<Record<string, SafeSearchSettings>> = Object
 export const TRANSPARENT_TARGET_PORT = { http: 80, https: 443 } as const;
 
 /** The embedded configuration: a one-machine demo where loopback addresses play classrooms. */
+/** Categories a teacher's unblock never opens: adult content, attacks on the device, incitement. */
+export const NON_OVERRIDABLE = ['adult', 'mixed_adult', 'malware', 'phishing', 'cryptojacking', 'agressif', 'drogue', 'sect', 'dangerous_material'] as const;
+
 export function defaultConfig(): VigieConfig {
   return {
     listen: [{ host: '127.0.0.1', port: 3128 }],
@@ -150,5 +153,8 @@ export function defaultConfig(): VigieConfig {
     journal: { enabled: true, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 50, writerNice: 19, maxExportDays: 31, group: null, backup: null },
     directory: { levels: { ...DEFAULT_LEVELS }, classes: {}, watch: null },
     auth: { realm: 'Vigie', ldap: null, cacheSeconds: 120, cacheMax: 10_000, failuresPerMinute: 10 },
+    overrides: { maxMinutes: 120, nonOverridable: [...NON_OVERRIDABLE], consoleUrl: null },
+    notifications: { webhooks: [] },
+    reports: { perClientPerHour: 10, maxQueued: 5000, url: null },
   };
 }

@@ -305,5 +305,30 @@ export const configSchema = {
         failuresPerMinute: { type: 'integer', minimum: 1, maximum: 10_000 },
       },
     },
+    overrides: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxMinutes: { type: 'integer', minimum: 1, maximum: 1440 },
+        nonOverridable: { type: 'array', items: { type: 'string', minLength: 1 } },
+        consoleUrl: { type: ['string', 'null'], pattern: '^https?://' },
+      },
+    },
+    notifications: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        webhooks: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^https?://' } },
+      },
+    },
+    reports: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        perClientPerHour: { type: 'integer', minimum: 1, maximum: 10000 },
+        maxQueued: { type: 'integer', minimum: 10, maximum: 1000000 },
+        url: { type: ['string', 'null'], pattern: '^https?://' },
+      },
+    },
   },
 } as const;

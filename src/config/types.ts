@@ -184,6 +184,12 @@ export interface VigieConfig {
   directory: DirectoryConfig;
   /** How clients of `auth: required` networks prove who they are (src/auth/). */
   auth: AuthConfig;
+  /** Teachers' temporary unblocks (POST /api/v1/overrides). */
+  overrides: OverridesConfig;
+  /** Where escalated reports (and later other events) are sent. */
+  notifications: NotificationsConfig;
+  /** Reports sent from the block page and `/report` on the proxy port. */
+  reports: ReportsConfig;
 }
 
 export interface DirectoryConfig {
@@ -225,6 +231,29 @@ export interface AuthConfig {
   cacheMax: number;
   /** Failed checks allowed per client address and minute before further ones are refused unchecked. */
   failuresPerMinute: number;
+}
+
+export interface OverridesConfig {
+  /** Longest unblock a teacher may ask for. */
+  maxMinutes: number;
+  /** Categories (UT1 or academy lists) no override ever opens. */
+  nonOverridable: string[];
+  /** The console the block page links staff to (`…/admin/`); null = https://<supervision.names[0]>:<port>/admin/. */
+  consoleUrl: string | null;
+}
+
+export interface NotificationsConfig {
+  /** URLs receiving one JSON POST per event. */
+  webhooks: string[];
+}
+
+export interface ReportsConfig {
+  /** Reports one client address may send per hour (on the proxy port). */
+  perClientPerHour: number;
+  /** Open reports kept at most; older closed ones are dropped first. */
+  maxQueued: number;
+  /** Where the block page's report form posts; null = http://<first proxy listen address>/report. */
+  url: string | null;
 }
 
 export interface JournalConfig {

@@ -11,7 +11,7 @@ import { OWNER_ONLY, type FileAccess } from './files.js';
 import { logUncleanStop } from './marker.js';
 import { paceWords, setPaced } from './pacer.js';
 import { JournalQuery } from './reader.js';
-import type { JournalFilter, JournalHealth, JournalReader, SearchPage, StatsBucket, StatsRow } from './types.js';
+import type { JournalFilter, JournalHealth, JournalReader, ProfileSummary, SearchPage, StatsBucket, StatsRow } from './types.js';
 import type { FromWorker, ToWorker, WorkerConfig, WriterPriority } from './worker.js';
 
 export type OverflowPolicy = 'block' | 'allow';
@@ -545,5 +545,9 @@ export class Journal implements ProxyObserver, JournalHandle {
 
   stats(filter: JournalFilter, bucket: StatsBucket): StatsRow[] {
     return this.reader().stats(filter, bucket);
+  }
+
+  summary(filter: JournalFilter, top: number): Promise<ProfileSummary[]> {
+    return this.reader().summary(filter, top);
   }
 }

@@ -2,7 +2,10 @@ import Database from 'better-sqlite3';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { formatHead, readHead } from './head.js';
 import { BLOCK_SQL, monthRange, unpackK } from './schema.js';
-import type { JournalFilter, JournalHealth, JournalReader, JournalRow, SearchPage, StatsBucket, StatsRow } from './types.js';
+import type { JournalFilter, JournalHealth, JournalReader, JournalRow, ProfileSummary, SearchPage, StatsBucket, StatsRow } from './types.js';
+
+/** Row ids read per slice of a summary: a few milliseconds of work each. */
+const SLICE_IDS = 20_000;
 
 interface Part {
   p: number;
@@ -344,6 +347,67 @@ export class JournalQuery implements JournalReader {
       }
     }
     return [...acc.values()].sort((a, b) => a.bucket - b.bucket || String(a.profile).localeCompare(String(b.profile)) || String(a.category).localeCompare(String(b.category)));
+  }
+
+  /**
+   * Per profile: requests, blocks by category and host, and requests opened by overrides. Each
+   * month is read in slices of SLICE_IDS row ids, with a turn of the event loop between slices, so
+   * a week of a large school never holds the proxy's thread for long.
+   */
+  async summary(filter: JournalFilter, top: number): Promise<ProfileSummary[]> {
+    const override = this.idOf('rule', 'override') ?? -1;
+    // cx → host id → [requests, blocked, overridden]; cx → [requests, blocked]
+    const byHost = new Map<number, Map<number, [number, number, number]>>();
+    const byCx = new Map<number, [number, number]>();
+    for (const part of this.parts(filter)) {
+      const plan = this.plan(part, filter);
+      if (!plan) continue;
+      const span = this.stmt(`SELECT min(id) AS lo, max(id) AS hi FROM c_${part.p}`).get() as { lo: number | null; hi: number | null };
+      if (span.lo === null || span.hi === null) continue;
+      const cond = [plan.where, 'c.id >= ?', 'c.id < ?'].filter(Boolean).join(' AND ');
+      const stmt = this.stmt(
+        `SELECT c.cx, c.ho, count(*) AS n, sum(${BLOCK_SQL}) AS b, sum(((c.k / 8192) % 256) = ${override} AND ${BLOCK_SQL} = 0) AS o
+         FROM c_${part.p} c WHERE ${cond} GROUP BY c.cx, c.ho`,
+      );
+      for (let from = span.lo; from <= span.hi; from += SLICE_IDS) {
+        for (const g of stmt.all(...plan.params, from, from + SLICE_IDS) as { cx: number; ho: number; n: number; b: number; o: number }[]) {
+          let hosts = byHost.get(g.cx);
+          if (!hosts) byHost.set(g.cx, (hosts = new Map()));
+          const h = hosts.get(g.ho);
+          if (h) (h[0] += g.n), (h[1] += g.b), (h[2] += g.o);
+          else hosts.set(g.ho, [g.n, g.b, g.o]);
+          const c = byCx.get(g.cx);
+          if (c) (c[0] += g.n), (c[1] += g.b);
+          else byCx.set(g.cx, [g.n, g.b]);
+        }
+        await yieldToLoop();
+      }
+    }
+    const out = new Map<string | null, { s: ProfileSummary; cats: Map<string | null, number>; hosts: Map<number, [number, number, number]> }>();
+    for (const [cx, [n, b]] of byCx) {
+      const { profile, category } = this.ctx(cx);
+      let e = out.get(profile);
+      if (!e) out.set(profile, (e = { s: { profile, requests: 0, blocked: 0, blockedByCategory: [], topBlockedHosts: [], overridden: [] }, cats: new Map(), hosts: new Map() }));
+      e.s.requests += n;
+      e.s.blocked += b;
+      if (b) e.cats.set(category, (e.cats.get(category) ?? 0) + b);
+      for (const [ho, v] of byHost.get(cx)!) {
+        const h = e.hosts.get(ho);
+        if (h) (h[0] += v[0]), (h[1] += v[1]), (h[2] += v[2]);
+        else e.hosts.set(ho, [...v]);
+      }
+    }
+    const hostName = (id: number) => (this.stmt('SELECT v FROM d_host WHERE id = ?').pluck().get(id) as string | undefined) ?? `#${id}`;
+    const topOf = (hosts: Map<number, [number, number, number]>, i: 1 | 2) =>
+      [...hosts].filter(([, v]) => v[i] > 0).sort((a, b) => b[1][i] - a[1][i]).slice(0, top).map(([id, v]) => ({ host: hostName(id), n: v[i] }));
+    return [...out.values()]
+      .map(({ s, cats, hosts }) => ({
+        ...s,
+        blockedByCategory: [...cats].map(([category, blocked]) => ({ category, blocked })).sort((a, b) => b.blocked - a.blocked),
+        topBlockedHosts: topOf(hosts, 1).map(({ host, n }) => ({ host, blocked: n })),
+        overridden: topOf(hosts, 2).map(({ host, n }) => ({ host, requests: n })),
+      }))
+      .sort((a, b) => String(a.profile).localeCompare(String(b.profile)));
   }
 
   private dayFmt: Intl.DateTimeFormat | null = null;

@@ -62,6 +62,19 @@ export interface StatsRow {
   blocked: number;
 }
 
+/** A profile's week (or any range): what was blocked, what was opened by teachers' unblocks. */
+export interface ProfileSummary {
+  profile: string | null;
+  requests: number;
+  blocked: number;
+  /** Blocked requests by category (null: no category, e.g. allowlist-only), most first. */
+  blockedByCategory: { category: string | null; blocked: number }[];
+  /** The most blocked hosts, most first. */
+  topBlockedHosts: { host: string; blocked: number }[];
+  /** Requests allowed by a teacher's unblock (rule "override"), by host, most first. */
+  overridden: { host: string; requests: number }[];
+}
+
 export interface JournalHealth {
   writable: boolean;
   queueDepth: number;
@@ -84,5 +97,7 @@ export interface JournalReader {
   /** Streams matching rows, oldest first, as CSV (with a header line) or JSON lines. */
   export(filter: JournalFilter, format: 'csv' | 'jsonl'): AsyncIterable<string>;
   stats(filter: JournalFilter, bucket: StatsBucket): StatsRow[];
+  /** Per profile over the filter's range, read in slices that yield to the event loop (the proxy keeps serving). */
+  summary(filter: JournalFilter, top: number): Promise<ProfileSummary[]>;
   health(): JournalHealth;
 }

@@ -13,6 +13,7 @@ interface CompiledRule {
   readonly name: string;
   /** Whether clients of this network must say who they are (config `clients[].auth`). */
   readonly auth: 'none' | 'required';
+  readonly network: string;
 }
 
 /** The network a client address belongs to. */
@@ -20,6 +21,7 @@ export interface ClientNetwork {
   readonly profile: string;
   readonly name: string;
   readonly auth: 'none' | 'required';
+  readonly network: string;
 }
 
 /** Client address → profile by source range; the most specific range wins, like a routing table. */
@@ -32,7 +34,7 @@ export class ClientMatcher {
     this.rules = rules
       .map((r) => {
         const [range, bits] = parseNetwork(r.network);
-        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network, auth: r.auth ?? 'none' };
+        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network, auth: r.auth ?? 'none', network: r.network };
       })
       .sort((a, b) => b.bits - a.bits);
   }

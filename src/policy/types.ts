@@ -28,6 +28,8 @@ export interface DecisionRequest {
  * - default: nothing matched (blocklist mode)
  * - allowlist: an allowed category matched (allowlist mode)
  * - allowlist-only: nothing matched (allowlist mode)
+ * - override: blocked by the lists or the profile, opened by a teacher's temporary unblock for the
+ *   client's network (set by the gate, never by `decide`; `category` keeps what was lifted)
  */
 export type DecisionRule =
   | 'no-client'
@@ -42,7 +44,8 @@ export type DecisionRule =
   | 'category'
   | 'default'
   | 'allowlist'
-  | 'allowlist-only';
+  | 'allowlist-only'
+  | 'override';
 
 export interface Decision {
   readonly action: 'allow' | 'block';

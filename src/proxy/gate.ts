@@ -16,9 +16,13 @@
  *                 challenge, 429 or 503 refuse it unrecorded. The user's profile (directory) replaces
  *                 the network's, and the record carries the user's id.
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
- *   4. ports      plain HTTP only to `httpPorts` (a 'port' block); a transparent TLS connection
+ *   4. override   a block by the lists or the profile is lifted by a teacher's unblock for the
+ *                 client's network (rule 'override'), unless the host is in a non-overridable
+ *                 category. A step here rather than data in the snapshot: an unblock changes every
+ *                 few minutes and must not rebuild the policy nor empty the decision caches.
+ *   4b. ports     plain HTTP only to `httpPorts` (a 'port' block); a transparent TLS connection
  *                 needs a server name, not an address (invalid-host).
- *   4b. safesearch an allowed search or video host of a profile that wants it is located and
+ *   4c. safesearch an allowed search or video host of a profile that wants it is located and
  *                 connected as the provider's enforcing host (`connectHost`; the decision carries
  *                 `retarget`, src/policy/safesearch.ts).
  *   5. record     the journal row (ConnectionRecord), for every request and tunnel decided.
@@ -45,11 +49,13 @@ import { canonicalIp, dottedQuad } from '../net/address.js';
 import type { OwnListeners } from '../net/own-listeners.js';
 import { decideCached } from '../policy/decide.js';
 import { retargetFor } from '../policy/safesearch.js';
+import { liftable, overridden, OverrideGuard, type OverrideTable } from '../policy/overrides.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
 import { DestinationPolicy } from './destinations.js';
 import type { ConnectionRecord } from './events.js';
-import { blockPage, destinationText, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { blockPage, type BlockLinks, destinationText, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { blockLinks } from './report.js';
 import { ResolveError, type HostResolver } from './resolver.js';
 import { newRecord, statusFor, UNRECORDED } from './target.js';
 
@@ -130,6 +136,10 @@ export interface GateDeps {
   config(): VigieConfig;
   snapshot(): PolicySnapshot;
   resolver(): HostResolver;
+  /** Teachers' unblocks in force (swapped whole on change). */
+  overrides(): OverrideTable;
+  /** The addresses the proxy listens on (ports bound, for the block page's report form). */
+  bound(): readonly { host: string; port: number }[];
   /** false = refuse new work (503). */
   admit(): boolean;
   /** This process's listeners (src/net/own-listeners.ts). */
@@ -158,6 +168,8 @@ export class Gate {
   private policy: DestinationPolicy | null = null;
   /** Each allowed decision's SafeSearch variant, built once (decisions are cached per host). */
   private readonly retargeted = new WeakMap<Decision, Decision>();
+  private guard: OverrideGuard | null = null;
+  private links: { config: VigieConfig; links: BlockLinks } | null = null;
 
   constructor(private readonly deps: GateDeps) {}
 
@@ -169,6 +181,13 @@ export class Gate {
       this.policyFor = config;
     }
     return this.policy;
+  }
+
+  /** The non-overridable categories compiled for this snapshot and config (again after either changes). */
+  guardFor(snapshot: PolicySnapshot): OverrideGuard {
+    const names = this.deps.config().overrides.nonOverridable;
+    if (this.guard === null || this.guard.snapshot !== snapshot || this.guard.names !== names) this.guard = new OverrideGuard(snapshot, names);
+    return this.guard;
   }
 
   /** Steps 1 to 7 (see above), synchronously; a Reply without `address` waits for `resolve()`. */
@@ -227,6 +246,10 @@ export class Gate {
     const scheme = tunnel ? 'connect' : 'http';
     const snapshot = this.deps.snapshot();
     let decision = decideCached(snapshot, { client: t.client, scheme, host: t.host, port: t.port, path: t.path, time: started }, who.profile);
+    if (liftable(decision)) {
+      const o = this.deps.overrides().find(t.client, t.host, started);
+      if (o !== null && this.guardFor(snapshot).hit(t.host, t.path) === null) decision = overridden(decision, o);
+    }
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
     // A transparent TLS connection is connected by its server name: none (or an address) is refused.
@@ -296,9 +319,19 @@ export class Gate {
       r.body = `Vigie: ${tunnelWhy(d, r.port, detail)}\n`;
     } else {
       const lang = pickLang(r.acceptLanguage);
-      r.body = d.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, r.host, d, detail);
+      r.body = d.rule === 'no-client' ? refusedPage(lang) : blockPage(lang, r.host, d, detail, this.linksFor(d, r));
     }
     return r;
+  }
+
+  /** The block page's report form, and for a block a teacher may lift, the console's prefilled unblock form. */
+  private linksFor(d: Decision, r: Reply): BlockLinks {
+    const config = this.deps.config();
+    if (this.links === null || this.links.config !== config) this.links = { config, links: blockLinks(config, this.deps.bound()[0]) };
+    const base = this.links.links;
+    const client = r.record!.client;
+    const network = liftable(d) && this.guardFor(this.deps.snapshot()).hit(r.host, r.path) === null ? this.deps.snapshot().clients.match(client)?.network : undefined;
+    return { report: base.report, unblock: network && base.unblock ? `${base.unblock}#/overrides/new?host=${encodeURIComponent(r.host)}&network=${encodeURIComponent(network)}` : null };
   }
 
   /** The origin cannot be located (DNS): recorded with its cause, answered with an error page. */

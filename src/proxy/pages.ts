@@ -40,6 +40,10 @@ const T = {
     refusedLead: 'Ce poste ne fait pas partie des réseaux servis par cette passerelle.',
     badTitle: 'Requête invalide',
     errorTitle: 'Site injoignable',
+    reportLead: 'Ce site devrait être accessible ? Signalez-le au référent de l’école (aucune donnée vous concernant n’est transmise).',
+    comment: 'Commentaire (facultatif)',
+    send: 'Signaler',
+    unblock: 'Personnel : débloquer temporairement ce site pour la classe',
   },
   en: {
     blockedTitle: 'Access blocked',
@@ -54,6 +58,10 @@ const T = {
     refusedLead: 'This device is not on a network served by this gateway.',
     badTitle: 'Bad request',
     errorTitle: 'Site unreachable',
+    reportLead: 'Should this site be reachable? Report it to the school’s contact (nothing about you is sent).',
+    comment: 'Comment (optional)',
+    send: 'Report',
+    unblock: 'Staff: unblock this site for the class for a while',
   },
 } as const;
 
@@ -68,6 +76,7 @@ const REASONS: Record<Lang, Record<string, string>> = {
     port: 'port non autorisé',
     destination: 'adresse interne ou réservée, que la passerelle ne joint pas pour un poste',
     'no-client': 'poste non autorisé',
+    override: 'déblocage temporaire',
   },
   en: {
     category: 'category blocked for this profile',
@@ -79,10 +88,11 @@ const REASONS: Record<Lang, Record<string, string>> = {
     port: 'port not allowed',
     destination: 'an internal or reserved address, which the gateway does not reach for a device',
     'no-client': 'device not allowed',
+    override: 'temporary unblock',
   },
 };
 
-function page(lang: Lang, title: string, body: string): string {
+export function page(lang: Lang, title: string, body: string): string {
   return `<!doctype html>
 <html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${title}</title>
@@ -123,8 +133,29 @@ export function destinationText(lang: Lang, address: string, port: number, why: 
   return lang === 'fr' ? `${at} est ${DESTINATIONS.fr[why]}.` : `${at} is ${DESTINATIONS.en[why]}.`;
 }
 
+/** Where the block page's forms lead (src/proxy/report.ts): null = not offered. */
+export interface BlockLinks {
+  /** `http://<proxy>/report`: anyone may say the site should be allowed. */
+  readonly report: string | null;
+  /** The console's unblock form, prefilled with the host and the client's network (for staff). */
+  readonly unblock: string | null;
+}
+
+function reportForm(lang: Lang, host: string, links: BlockLinks): string {
+  const t = T[lang];
+  let out = '';
+  if (links.report) {
+    out += `<form method="post" action="${escapeHtml(links.report)}"><p>${t.reportLead}</p>
+<input type="hidden" name="host" value="${escapeHtml(host)}"><input type="hidden" name="kind" value="allow">
+<p><label for="c">${t.comment}</label><br><textarea id="c" name="comment" rows="3" cols="40" maxlength="500"></textarea></p>
+<p><button type="submit">${t.send}</button></p></form>`;
+  }
+  if (links.unblock) out += `<p><a href="${escapeHtml(links.unblock)}">${t.unblock}</a></p>`;
+  return out;
+}
+
 /** The block page: names the profile and the category; every request-derived value is escaped. */
-export function blockPage(lang: Lang, host: string, decision: Decision, detail = ''): string {
+export function blockPage(lang: Lang, host: string, decision: Decision, detail = '', links: BlockLinks = { report: null, unblock: null }): string {
   const t = T[lang];
   const reason = (REASONS[lang][decision.rule] ?? decision.rule) + (detail ? ` (${detail})` : '');
   return page(
@@ -137,7 +168,8 @@ export function blockPage(lang: Lang, host: string, decision: Decision, detail =
 <dt>${t.category}</dt><dd>${escapeHtml(decision.category ? categoryWithLabel(decision.category, lang) : t.none)}</dd>
 <dt>${t.reason}</dt><dd>${escapeHtml(reason)}</dd>
 </dl>
-<p>${t.help}</p>`,
+<p>${t.help}</p>
+${reportForm(lang, host, links)}`,
   );
 }
 

@@ -19,12 +19,15 @@ import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
 import { listenTransparent, type TransparentBound, type TransparentHost } from './transparent.js';
 import { UpstreamPool } from './upstream.js';
+import { OverrideTable } from '../policy/overrides.js';
 
 export interface ProxyDeps {
   config: VigieConfig;
   /** The current policy; read once per request so a swap never splits a request. */
   snapshot: () => PolicySnapshot;
   resolver: HostResolver;
+  /** Teachers' unblocks in force; absent = none. */
+  overrides?: () => OverrideTable;
   observers?: ProxyObserver[];
   /** Answers origin-form requests made to the proxy itself (PAC file, ...); false = not handled. */
   local?: (req: IncomingMessage, res: ServerResponse) => boolean;
@@ -120,6 +123,8 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
       config: () => this.deps.config,
       snapshot: () => this.deps.snapshot(),
       resolver: () => this.deps.resolver,
+      overrides: this.deps.overrides ?? (() => OverrideTable.EMPTY),
+      bound: () => this.bound,
       admit: () => (this.deps.admit ? this.deps.admit() : true),
       own: ownListeners,
       identity: () => this.deps.identity ?? null,
@@ -311,6 +316,9 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     return this.raw;
   }
 
+  /** Every address this proxy listens on (the block page's report form points at the first). */
+  readonly bound: { host: string; port: number }[] = [];
+
   /** Starts one listener per configured address; resolves with the bound addresses. */
   async listen(addresses = this.deps.config.listen): Promise<{ host: string; port: number }[]> {
     if (this.raw && !(await rawHandlesWork())) {
@@ -330,6 +338,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
       if (this.rawTunnels) this.acceptRaw(server);
       const addr = server.address() as net.AddressInfo;
       bound.push({ host: addr.address, port: addr.port });
+      this.bound.push({ host: addr.address, port: addr.port });
       this.unlisten.push(ownListeners.add(addr.address, addr.port));
     }
     return bound;

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 
 // `sessions`: a trusted system (the ENT, a NAC) that declares who is behind which address, nothing else.
-export const ROLES = ['admin', 'supervisor', 'requisition', 'sessions'] as const;
+export const ROLES = ['admin', 'supervisor', 'requisition', 'sessions', 'teacher'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface TokenRecord {

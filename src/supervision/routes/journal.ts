@@ -60,6 +60,7 @@ export function explain(d: Decision): string {
     case 'default': return `${what}: nothing blocked it for profile "${d.profile}"${period}.`;
     case 'allowlist': return `${what}: category "${d.category}" is on the allowlist of profile "${d.profile}"${period}${entry}.`;
     case 'allowlist-only': return `${what}: profile "${d.profile}" only allows listed sites${period}, and this one is in none.`;
+    case 'override': return `${what} by a teacher's temporary unblock of "${d.entry}" for the client's network${d.category ? ` (it lifted "${d.category}")` : ''}.`;
   }
 }
 
