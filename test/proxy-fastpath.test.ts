@@ -233,7 +233,7 @@ function client(port: number) {
   };
 }
 
-t.test('both paths drop the same hop-by-hop headers (one list, two matchers)', async (t) => {
+t.test('both paths drop every hop-by-hop header of the one list', async (t) => {
   for (const name of HOP_BY_HOP) {
     const cased = name.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
     const general = forwardHeaders(['Host', 'a.test', cased, 'x', 'X-Keep', '1'], VIA, 'a.test');
@@ -542,4 +542,84 @@ t.test('an origin that stalls after its head: cut and counted as a response time
     t.match(reply, /^HTTP\/1\.1 200[\s\S]*0123456789$/, `${name}: the head and the first bytes came through, then the connection was cut`);
     t.same(problems, ['response-timeout'], `${name}: one upstream error, a response timeout`);
   }
+});
+
+t.test('a client that stops reading longer than the response timeout still gets the whole body, on either path', async (t) => {
+  // While the client does not read, the proxy stops reading the origin (back-pressure): the
+  // origin's silence then is not a response timeout. The client side stays under idleMs.
+  const origin = await scriptedOrigin();
+  const problems: string[] = [];
+  const config = resolveConfig({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    dns: { servers: DEAD_DNS, timeoutMs: 500 },
+    dataDir: tmp(),
+    hosts: { 'o.test': '127.0.0.1' },
+    destinations: LOOPBACK_ORIGINS,
+    timeouts: { connectMs: 1000, upstreamResponseMs: 300, headersMs: 2000, idleMs: 5000 },
+    lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
+    journal: { enabled: false },
+  });
+  const gateway = new Gateway({ config, log: silentLogger, observers: [{ upstreamError: (p) => problems.push(p) }] });
+  await gateway.start();
+  t.teardown(async () => {
+    await gateway.stop();
+    await origin.close();
+  });
+  const o = `o.test:${origin.port}`;
+  for (const [name, version] of [['fast path', '1.1'], ['general path', '1.0']] as const) {
+    problems.length = 0;
+    const c = client(gateway.listening[0]!.port);
+    c.socket.write(`GET http://${o}/huge-split HTTP/${version}\r\nHost: ${o}\r\n\r\n`);
+    // Read the head and the first bytes, then stall five response timeouts long.
+    await c.until((s) => s.length > 100_000);
+    c.socket.pause();
+    await new Promise((r) => setTimeout(r, 1500));
+    c.socket.resume();
+    const r = await c.until((s) => {
+      const end = s.indexOf('\r\n\r\n');
+      const len = /Content-Length: (\d+)/i.exec(s);
+      return end !== -1 && len !== null && s.length >= end + 4 + Number(len[1]);
+    }, 20_000);
+    const end = r.indexOf('\r\n\r\n');
+    const body = Buffer.from(r.slice(end + 4), 'latin1');
+    t.equal(body.length, 4 * 1024 * 1024 + 123, `${name}: the whole body`);
+    t.equal(createHash('sha256').update(body).digest('hex'), /X-Sha: ([0-9a-f]+)/i.exec(r)?.[1], `${name}: body intact`);
+    t.same(problems, [], `${name}: no upstream error counted`);
+    c.socket.destroy();
+  }
+});
+
+t.test('a client that never reads again is cut after idleMs, and the origin connection with it', async (t) => {
+  const origin = await scriptedOrigin();
+  const config = resolveConfig({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    dns: { servers: DEAD_DNS, timeoutMs: 500 },
+    dataDir: tmp(),
+    hosts: { 'o.test': '127.0.0.1' },
+    destinations: LOOPBACK_ORIGINS,
+    timeouts: { connectMs: 1000, upstreamResponseMs: 300, headersMs: 2000, idleMs: 800 },
+    lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': { domains: ['ok.test'] }, 'academy-deny': { domains: ['no.test'] } }) },
+    journal: { enabled: false },
+  });
+  const gateway = new Gateway({ config, log: silentLogger });
+  await gateway.start();
+  t.teardown(async () => {
+    await gateway.stop();
+    await origin.close();
+  });
+  const o = `o.test:${origin.port}`;
+  const c = client(gateway.listening[0]!.port);
+  const closedBefore = origin.closed();
+  c.socket.write(`GET http://${o}/huge-split HTTP/1.1\r\nHost: ${o}\r\n\r\n`);
+  await c.until((s) => s.length > 100_000);
+  c.socket.pause();
+  const t0 = Date.now();
+  while (origin.closed() === closedBefore && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+  t.ok(origin.closed() > closedBefore, 'the origin connection was closed');
+  t.ok(Date.now() - t0 >= 700, 'not before idleMs (the origin response timeout does not apply)');
+  // A paused socket sees no end: read what was queued, then the close.
+  c.socket.resume();
+  const r = await c.until(() => false, 10_000);
+  t.ok(c.closed, 'the stalled client connection was closed');
+  t.ok(r.length < 4 * 1024 * 1024, 'before the whole body');
 });

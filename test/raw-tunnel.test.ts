@@ -363,3 +363,14 @@ t.test('raw tunnels over IPv6: a client on ::1 to an origin on ::1', async (t) =
   t.equal(rec.closed[0]!.client, '::1', 'the client address as the policy saw it');
   t.equal(gw.gateway.proxy.rawTunnelsOpened, 1);
 });
+
+t.test('the tunnels key picks the mode: "socket" (public APIs) by default, "raw" on request', async (t) => {
+  const { resolveConfig } = await import('../src/config/load.js');
+  t.equal(resolveConfig({}).tunnels, 'socket', 'default');
+  t.throws(() => resolveConfig({ tunnels: 'fast' }), /tunnels/, 'an unknown mode is refused, naming the key');
+  for (const [doc, raw] of [[{}, false], [{ tunnels: 'socket' }, false], [{ tunnels: 'raw' }, rawBinding !== null]] as const) {
+    const gw = await startGateway(doc);
+    t.equal(gw.gateway.proxy.rawTunnels, raw, `${JSON.stringify(doc)}: ${raw ? 'raw handles' : 'net.Socket'}`);
+    await gw.close();
+  }
+});

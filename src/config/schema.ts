@@ -186,6 +186,7 @@ export const configSchema = {
       },
     },
     proxyName: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    tunnels: { enum: ['socket', 'raw'] },
     workers: { type: 'integer', minimum: 1, maximum: 64 },
     log: {
       type: 'object',

@@ -169,6 +169,13 @@ export interface VigieConfig {
   /** Name used in the Via header and pages. */
   proxyName: string;
   /**
+   * How connections are accepted and CONNECT tunnels relayed: "socket" (net.Socket, public Node
+   * APIs only, the default) or "raw" (libuv handles through process.binding, src/proxy/raw.ts:
+   * fewer allocations per tunnel, on internals; falls back to "socket" where they are missing).
+   * Read at start.
+   */
+  tunnels: 'socket' | 'raw';
+  /**
    * Proxy processes sharing the listening ports (node:cluster); the journal, API and metrics stay
    * in the primary. 1 = one process doing everything. Default: the machine's cores.
    */

@@ -313,7 +313,8 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
   private readonly onDrain = (): void => {
     if (this.upPaused && this.up !== null) {
       this.upPaused = false;
-      this.up.socket.resume();
+      this.idleSince = this.ctx.idle.now;
+      this.up.resumeReading();
     }
   };
 
@@ -414,7 +415,9 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
     this.sent += chunk.length;
     if (!this.socket.write(chunk) && !done && this.up !== null) {
       this.upPaused = true;
-      this.up.socket.pause();
+      // From here the wait is the client's: its idleMs counts (see onIdle).
+      this.idleSince = this.ctx.idle.now;
+      this.up.pauseReading();
     }
     if (done) this.finish();
   }
@@ -495,7 +498,7 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
     }
     if (up !== null) {
       this.up = null;
-      if (this.upPaused) up.socket.resume();
+      if (this.upPaused) up.resumeReading();
       this.ctx.pool.release(up, this.reusable);
     }
     this.reset();
@@ -543,9 +546,10 @@ export class ClientConnection implements UpstreamUser, IdleMember, ClientReader,
     else this.socket.end();
   };
 
-  /** Quiet for the idle limit: closed, unless an exchange runs (the origin's own limit applies to it). */
+  /** Quiet for the idle limit: closed, unless an exchange runs and the origin is the one awaited. */
   onIdle(): boolean {
-    if (this.state === S.Busy) return false;
+    // During an exchange the origin's limits apply, unless the client is the one not reading.
+    if (this.state === S.Busy && !this.upPaused) return false;
     this.socket.destroy();
     return true;
   }

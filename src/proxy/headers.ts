@@ -1,7 +1,7 @@
 /**
  * Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
- * The fast path (http1.ts) matches the same names by length, without slicing them; a test
- * (proxy-fastpath.test.ts) checks both paths drop every name listed here.
+ * The one list of them: node's path filters with it here, the fast path's head parsers (http1.ts)
+ * build their by-length name table from it.
  */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',

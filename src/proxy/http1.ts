@@ -7,6 +7,7 @@
  */
 
 import { METHODS as NODE_METHODS } from 'node:http';
+import { HOP_BY_HOP } from './headers.js';
 import { DIRTY, TOKEN } from './http-bytes.js';
 
 export { cleanHead } from './http-bytes.js';
@@ -60,16 +61,16 @@ export interface ResponseHead {
   reusable: boolean;
 }
 
-/** Names the fast path looks at, by length first so most lines cost one comparison. */
+/**
+ * What the fast path does with a header, by name. The hop-by-hop names come from the one list
+ * (HOP_BY_HOP in headers.ts, which node's path uses too): those without a kind of their own
+ * below are `HopByHop`, dropped by both head parsers. Adding a name there drops it here.
+ */
 const enum H {
   Other,
+  HopByHop,
   Connection,
   ProxyConnection,
-  KeepAlive,
-  ProxyAuthenticate,
-  ProxyAuthorization,
-  TE,
-  Trailer,
   TransferEncoding,
   Upgrade,
   Host,
@@ -77,6 +78,25 @@ const enum H {
   ContentLength,
   Expect,
   AcceptLanguage,
+}
+
+/** Names with handling of their own (the other hop-by-hop names are only dropped). */
+const OWN_KIND: readonly (readonly [string, H])[] = [
+  ['connection', H.Connection],
+  ['proxy-connection', H.ProxyConnection],
+  ['transfer-encoding', H.TransferEncoding],
+  ['upgrade', H.Upgrade],
+  ['host', H.Host],
+  ['via', H.Via],
+  ['content-length', H.ContentLength],
+  ['expect', H.Expect],
+  ['accept-language', H.AcceptLanguage],
+];
+
+/** The names above and the hop-by-hop ones, by length: most lines cost one length check and one comparison. */
+const BY_LENGTH: (readonly [string, H])[][] = [];
+for (const entry of [...OWN_KIND, ...[...HOP_BY_HOP].filter((n) => !OWN_KIND.some(([o]) => o === n)).map((n) => [n, H.HopByHop] as const)]) {
+  (BY_LENGTH[entry[0].length] ??= []).push(entry);
 }
 
 /** Does `h` at `at` spell `lower`, ignoring ASCII case? Only called on token characters. */
@@ -87,34 +107,13 @@ function eqLower(h: string, at: number, lower: string): boolean {
 
 /** The kind of the header named by h[s, colon), without slicing it: by length first. */
 function kind(h: string, s: number, colon: number): H {
-  switch (colon - s) {
-    case 2:
-      return eqLower(h, s, 'te') ? H.TE : H.Other;
-    case 3:
-      return eqLower(h, s, 'via') ? H.Via : H.Other;
-    case 4:
-      return eqLower(h, s, 'host') ? H.Host : H.Other;
-    case 6:
-      return eqLower(h, s, 'expect') ? H.Expect : H.Other;
-    case 7:
-      return eqLower(h, s, 'trailer') ? H.Trailer : eqLower(h, s, 'upgrade') ? H.Upgrade : H.Other;
-    case 10:
-      return eqLower(h, s, 'connection') ? H.Connection : eqLower(h, s, 'keep-alive') ? H.KeepAlive : H.Other;
-    case 14:
-      return eqLower(h, s, 'content-length') ? H.ContentLength : H.Other;
-    case 15:
-      return eqLower(h, s, 'accept-language') ? H.AcceptLanguage : H.Other;
-    case 16:
-      return eqLower(h, s, 'proxy-connection') ? H.ProxyConnection : H.Other;
-    case 17:
-      return eqLower(h, s, 'transfer-encoding') ? H.TransferEncoding : H.Other;
-    case 18:
-      return eqLower(h, s, 'proxy-authenticate') ? H.ProxyAuthenticate : H.Other;
-    case 19:
-      return eqLower(h, s, 'proxy-authorization') ? H.ProxyAuthorization : H.Other;
-    default:
-      return H.Other;
+  const candidates = BY_LENGTH[colon - s];
+  if (candidates === undefined) return H.Other;
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i]!;
+    if (eqLower(h, s, c[0])) return c[1];
   }
+  return H.Other;
 }
 
 /**

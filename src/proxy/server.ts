@@ -34,8 +34,8 @@ export interface ProxyDeps {
   /** Asked before new work (request or CONNECT); false = refuse with 503 (e.g. the journal cannot record). */
   admit?: () => boolean;
   /**
-   * Tunnels on Node's raw TCP handles (src/proxy/raw.ts) where the runtime offers them; false
-   * keeps every connection on `net.Socket`. Default true.
+   * Overrides the config's `tunnels` (tests run both modes side by side): true for Node's raw TCP
+   * handles (src/proxy/raw.ts) where the runtime offers them, false for `net.Socket` throughout.
    */
   rawTunnels?: boolean;
   /** Who is browsing (sessions, LDAP logins, the directory); absent = every client anonymous. */
@@ -104,7 +104,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
   constructor(private readonly deps: ProxyDeps) {
     const { config } = deps;
     this.via = `1.1 ${config.proxyName}`;
-    this.raw = deps.rawTunnels !== false && rawBinding !== null;
+    this.raw = (deps.rawTunnels ?? config.tunnels === 'raw') && rawBinding !== null;
     this.observers = deps.observers ?? [];
     this.agent = new http.Agent({
       keepAlive: true,

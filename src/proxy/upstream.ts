@@ -93,10 +93,13 @@ export class Upstream implements IdleMember {
 
   /**
    * Quiet past its limit: still connecting (connect timeout), waiting for the origin (response
-   * timeout, its user decides), or idle in the pool (dropped).
+   * timeout, its user decides), or idle in the pool (dropped). While its user has paused it (the
+   * client reads slower than the origin sends) the origin's silence is ours, not its: kept, and
+   * counted again from when reading resumes (`resumeReading`). The slow client is under idleMs.
    */
   onIdle(): boolean {
     if (this.socket.connecting) this.socket.destroy(connectTimeout());
+    else if (this.user && this.socket.isPaused()) return false;
     else if (this.user) this.user.upTimeout();
     else this.destroy();
     return this.gone || this.socket.destroyed;
@@ -110,6 +113,17 @@ export class Upstream implements IdleMember {
     const user = this.user;
     this.user = null;
     user?.upClosed(err);
+  }
+
+  /** Stops reading the origin until `resumeReading` (back-pressure from the client). */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  /** Reads the origin again; its response timeout counts from now. */
+  resumeReading(): void {
+    this.idleSince = this.pool.idle.now;
+    this.socket.resume();
   }
 
   get alive(): boolean {
