@@ -62,7 +62,7 @@ export function Journal() {
     <${ErrorBox} error=${error} />
     ${page ? html`<p id="journal-count">${t('rows', page.rows.length)}</p>
       <div class="scroll" role="region" aria-label=${t('journal')} tabindex="0"><table id="journal-table"><thead><tr>
-        ${[t('time'), t('client'), t('user'), t('profile'), 'Méthode', t('host'), 'Statut', t('decision'), t('categories'), ''].map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
+        ${[t('time'), t('client'), t('user'), t('profile'), t('method'), t('host'), t('httpStatus'), t('decision'), t('categories'), ''].map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
         <tbody>${page.rows.map((r) => html`<tr>
           <td>${fmtTime(r.time)}</td><td>${r.client}</td><td>${r.user || ''}</td><td>${r.profile || ''}</td><td>${r.method}</td>
           <td class="wrap">${r.host}${r.path ? r.path : ''}</td><td>${r.status}</td><td class=${r.decision === 'block' ? 'bad' : ''}>${r.decision}</td><td>${r.category || ''}</td>
