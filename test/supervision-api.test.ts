@@ -216,3 +216,16 @@ t.test('supervision API over HTTPS', async (t) => {
     t.ok(logLines.some((l) => /WARN {2}supervision: authentication failed source=127\.0\./.test(l)), 'failures are logged with their source');
   });
 });
+
+t.test('whoami names the token and its role, for every role, and refuses a wrong token', async (t) => {
+  const h = await startApi();
+  t.teardown(() => h.close());
+  const me = await h.api('GET', '/api/v1/whoami');
+  t.same({ role: me.json.role, name: me.json.name }, { role: 'admin', name: 'admin' });
+  for (const role of ['supervisor', 'requisition'] as const) {
+    const r = await h.api('GET', '/api/v1/whoami', { token: await h.tokenFor(role, `${role} one`) });
+    t.same({ status: r.status, role: r.json.role, name: r.json.name }, { status: 200, role, name: `${role} one` });
+  }
+  t.equal((await h.api('GET', '/api/v1/whoami', { token: 'wrong' })).status, 401, 'a wrong token is an error');
+  t.equal((await h.api('GET', '/api/v1/whoami', { token: null })).status, 401);
+});

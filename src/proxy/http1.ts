@@ -78,6 +78,7 @@ const enum H {
   ContentLength,
   Expect,
   AcceptLanguage,
+  ProxyAuthorization,
 }
 
 /** Names with handling of their own (the other hop-by-hop names are only dropped). */
@@ -91,6 +92,8 @@ const OWN_KIND: readonly (readonly [string, H])[] = [
   ['content-length', H.ContentLength],
   ['expect', H.Expect],
   ['accept-language', H.AcceptLanguage],
+  // Read for the gate's identification step, then dropped like the other hop-by-hop names.
+  ['proxy-authorization', H.ProxyAuthorization],
 ];
 
 /** The names above and the hop-by-hop ones, by length: most lines cost one length check and one comparison. */

@@ -33,6 +33,13 @@ export function registerSystemRoutes(app: FastifyInstance, ctx: ApiContext): voi
     };
   });
 
+  // The console asks who it is before it shows anything: a wrong token is an error, and a role
+  // sees only what it may do.
+  app.get('/api/v1/whoami', {
+    config: { roles: ROLES },
+    schema: { tags: ['tokens'], summary: "The token's id, role and name (every role)" },
+  }, async (req) => ({ id: req.principal!.id, role: req.principal!.role, name: req.principal!.name }));
+
   app.get('/api/v1/tokens', { config: { roles: ['admin'] }, schema: { tags: ['tokens'], summary: 'Tokens (never their secret)' } }, async () => ({ tokens: ctx.tokens.list() }));
 
   app.post<{ Body: { role: Role; name: string } }>('/api/v1/tokens', {
