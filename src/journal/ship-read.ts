@@ -2,20 +2,10 @@ import Database from 'better-sqlite3';
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { decodeIds, hasChainFormat, unpackK } from './schema.js';
+import type { ChainLinkRow, JournalRawRow } from './verify.js';
 
-/** A chain link as shipped: the SQLite row of `chain`. */
-export interface ShipLink {
-  id: number;
-  p: number;
-  lo: number | null;
-  hi: number | null;
-  n: number;
-  ne: number;
-  wt: number;
-  h: Buffer;
-  ends: Buffer | null;
-  f: number | null;
-}
+/** A chain link as shipped: the SQLite row of `chain`, as verify reads it. */
+export type ShipLink = ChainLinkRow;
 
 /** What one PostgreSQL transaction carries: column arrays (for `unnest`), never row objects. */
 export interface ShipBatch {
@@ -30,29 +20,7 @@ export interface ShipBatch {
   months: Set<number>;
 }
 
-interface Raw {
-  id: number;
-  t: number;
-  client: string | null;
-  user: string | null;
-  ctx: string | null;
-  method: string | null;
-  host: string | null;
-  po: number | null;
-  path: string | null;
-  k: number;
-  bi: number;
-  bo: number;
-  du: number;
-  rule: string | null;
-  cl: number;
-  us: number | null;
-  cx: number;
-  mi: number;
-  ho: number;
-  pa: number | null;
-  ri: number;
-}
+type Raw = JournalRawRow;
 
 /**
  * Reads the journal for the shipper through its own read-only connection: links after a given

@@ -29,7 +29,8 @@ export interface VerifyReport {
   problems: VerifyProblem[];
 }
 
-interface Entry {
+/** A row of `chain`: one link and what it covers. */
+export interface ChainLinkRow {
   id: number;
   p: number;
   lo: number | null;
@@ -43,7 +44,8 @@ interface Entry {
   f: number | null;
 }
 
-interface Raw {
+/** A journal row as read for hashing: values and their dictionary ids. */
+export interface JournalRawRow {
   id: number;
   t: number;
   client: string | null;
@@ -119,14 +121,14 @@ export function verifyJournal(db: Database.Database, opts: { heads?: readonly Kn
   let entries = 0;
   let rows = 0;
   let ends = 0;
-  let prev: Entry | null = null;
+  let prev: ChainLinkRow | null = null;
   const lastHi = new Map<number, number>();
   const endsListed = new Map<number, number>();
   db.exec('BEGIN');
   try {
     let after = 0;
     for (;;) {
-      const page = db.prepare(`SELECT id, p, lo, hi, n, ne, wt, h, ends, ${withFormat ? 'f' : 'NULL AS f'} FROM chain WHERE id > ? ORDER BY id LIMIT 1000`).all(after) as Entry[];
+      const page = db.prepare(`SELECT id, p, lo, hi, n, ne, wt, h, ends, ${withFormat ? 'f' : 'NULL AS f'} FROM chain WHERE id > ? ORDER BY id LIMIT 1000`).all(after) as ChainLinkRow[];
       if (!page.length) break;
       for (const e of page) {
         after = e.id;
@@ -164,12 +166,12 @@ export function verifyJournal(db: Database.Database, opts: { heads?: readonly Kn
           // A missing dictionary entry gives a form the writer never makes: the hash tells.
           text += v === null ? `${DICT_LETTERS[pos]}${id}=-` : dictEntry(DICT_LETTERS[pos]!, id, v);
         };
-        let got: Raw[] = [];
+        let got: JournalRawRow[] = [];
         if (e.lo !== null && e.hi !== null) {
           const stray = strayRows(e.p, lastHi.get(e.p) ?? 0, e.lo);
           if (stray.n) add({ kind: 'added', entry: null, firstId: stray.lo, lastId: stray.hi, from: stray.tlo! + base, to: stray.thi! + base, message: `${stray.n} row(s) of month ${e.p} are covered by no chain link` });
           lastHi.set(e.p, e.hi);
-          got = rowsOf(e.p).all(e.lo, e.hi) as Raw[];
+          got = rowsOf(e.p).all(e.lo, e.hi) as JournalRawRow[];
           if (v2) nums = new Float64Array(got.length * ROW_NUMBERS);
           for (const r of got) {
             const k = unpackK(r.k);
