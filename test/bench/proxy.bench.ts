@@ -14,7 +14,10 @@
  * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), MIB_CONNECTIONS (10),
  * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,node-floor,squid,tinyproxy),
  * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir,
- * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time.
+ * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time,
+ * PHASES (small,mib,bulk,setup,fixed,idle,tls) to run only some phases, TLS_LOOPS (20).
+ * `tls` (issue 22) is Vigie only: HTTPS set-up, CONNECT + TLS against the transparent listener + TLS:
+ *   SETUPS=direct,vigie,squid PHASES=tls RUNS=3 PHASE_SECONDS=3 npm run bench:proxy
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +29,7 @@ import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned
 import { topFrames, type Frame } from './proxy/profile.js';
 import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup, type Target } from './proxy/report.js';
 import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, writeSquid, writeTinyproxy, type Ports, type VigieOptions } from './proxy/setup.js';
+import { tlsSetupRate } from './proxy/tls-setup.js';
 import { wrk, writeWrkScript } from './proxy/wrk.js';
 
 const num = (name: string, dflt: number) => {
@@ -46,6 +50,10 @@ const IDLE_TUNNELS = Math.floor(num('IDLE_TUNNELS', 10_000));
 const FIXED_WARMUP = Math.max(LEAD_IN_S, num('FIXED_WARMUP', 10));
 const VIGIE_WORKERS = Math.max(1, num('VIGIE_WORKERS', 1));
 const PROFILE = process.env.VIGIE_PROFILE === '1';
+const PHASE_NAMES = ['small', 'mib', 'bulk', 'setup', 'fixed', 'idle', 'tls'] as const;
+const PHASES = new Set((process.env.PHASES || PHASE_NAMES.join(',')).split(',').map((s) => s.trim()));
+for (const p of PHASES) if (!(PHASE_NAMES as readonly string[]).includes(p)) throw new Error(`PHASES: unknown phase ${p} (known: ${PHASE_NAMES.join(', ')})`);
+const TLS_LOOPS = Math.max(1, num('TLS_LOOPS', 20));
 const WANTED = (process.env.SETUPS ?? SETUPS.join(',')).split(',').map((s) => s.trim()) as Setup[];
 for (const s of WANTED) if (!SETUPS.includes(s)) throw new Error(`SETUPS: unknown setup ${s} (known: ${SETUPS.join(', ')})`);
 if (!WANTED.includes('direct') || !WANTED.includes('squid')) throw new Error('SETUPS must include direct and squid: they are the baselines');
@@ -137,7 +145,8 @@ async function main() {
   tmpDir = mkdtempSync(join(os.tmpdir(), 'vigie-proxy-bench-'));
   // Squid and tinyproxy drop to unprivileged users and must reach their files in here.
   chmodSync(tmpDir, 0o755);
-  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort() };
+  const transparentTls = await freePort();
+  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort(), transparentTls };
 
   const nginxConf = writeOrigin(tmpDir, ports, BIG_MIB);
   const nginx = startPinned('nginx', LOAD_CPU, ['nginx', '-e', join(tmpDir, 'nginx-error.log'), '-p', tmpDir, '-c', nginxConf]);
@@ -235,17 +244,29 @@ async function main() {
   measure('peak_rss', 'peak RSS after load phases', 'MiB', false);
   measure('idle_rss', `RSS, ${IDLE_TUNNELS} idle tunnels`, 'MiB', false);
 
+  measure('tls_explicit', 'HTTPS set-up, CONNECT + TLS + GET', 'conns/s', true);
+  measure('tls_transparent', 'HTTPS set-up, transparent + TLS + GET', 'conns/s', true);
+  measure('tls_explicit_cpu', 'proxy CPU per HTTPS set-up, CONNECT', 'µs', false);
+  measure('tls_transparent_cpu', 'proxy CPU per HTTPS set-up, transparent', 'µs', false);
+
+  const only = (p: (typeof PHASE_NAMES)[number]) => PHASES.has(p);
   log('warm-up (JIT, keep-alive pools, decision cache)');
-  for (const s of setups) {
+  for (const s of PHASES.size === 1 && only('tls') ? [] : setups) {
     await wrkFor(s, '/small', CONNECTIONS, 2);
     await tunnelSetupRate(targets[s]!, 8, 1);
   }
 
+  if (only('tls') && procs.vigie) {
+    for (const mode of ['explicit', 'transparent'] as const) {
+      const w = await tlsSetupRate({ mode, port: mode === 'explicit' ? ports.vigie : transparentTls, originTlsPort: ports.tls }, 4, 1);
+      if (w.done === 0) throw new Error(`HTTPS set-up (${mode}) never succeeded (${w.errors} errors):\n${procs.vigie.tail()}`);
+    }
+  }
   const raw: unknown[] = [];
   for (let run = 1; run <= RUNS; run++) {
-    log(`run ${run}/${RUNS}: small requests, ${CONNECTIONS} connections, ${PHASE} s each`);
+    if (only('small')) log(`run ${run}/${RUNS}: small requests, ${CONNECTIONS} connections, ${PHASE} s each`);
     let vigieMax = NaN;
-    for (const s of setups) {
+    for (const s of only('small') ? setups : []) {
       const r = await phase(s, () => wrkFor(s, '/small', CONNECTIONS, PHASE));
       record('small_rps', s, sampleOf(r.value.rps, r.value.errors + r.value.badStatus, r));
       record('small_p50', s, sampleOf(r.value.p50ms, 0, r));
@@ -258,20 +279,20 @@ async function main() {
       if (r.value.requests > 0 && r.value.errors >= 0.9 * r.value.requests && !notes.includes(note)) notes.push(note);
       if (s === 'vigie') vigieMax = r.value.rps;
     }
-    log(`run ${run}/${RUNS}: 1 MiB transfers, ${MIB_CONNECTIONS} connections`);
-    for (const s of setups) {
+    if (only('mib')) log(`run ${run}/${RUNS}: 1 MiB transfers, ${MIB_CONNECTIONS} connections`);
+    for (const s of only('mib') ? setups : []) {
       const r = await phase(s, () => wrkFor(s, '/1m', MIB_CONNECTIONS, PHASE));
       record('mib_rate', s, sampleOf(r.value.mibps, r.value.errors + r.value.badStatus, r));
       raw.push({ run, phase: '1mib', setup: s, ...r });
     }
-    log(`run ${run}/${RUNS}: one ${BIG_MIB} MiB HTTPS download through one tunnel`);
-    for (const s of setups) {
+    if (only('bulk')) log(`run ${run}/${RUNS}: one ${BIG_MIB} MiB HTTPS download through one tunnel`);
+    for (const s of only('bulk') ? setups : []) {
       const r = await phase(s, () => bulkDownload({ ...targets[s]!, tlsPort: ports.tls }, Math.max(30, PHASE * 3)));
       record('bulk', s, sampleOf(r.value.ok ? r.value.mibps : NaN, r.value.ok ? 0 : 1, r));
       raw.push({ run, phase: 'bulk', setup: s, ...r });
     }
-    log(`run ${run}/${RUNS}: tunnel setup, ${TUNNEL_LOOPS} parallel loops`);
-    for (const s of setups) {
+    if (only('setup')) log(`run ${run}/${RUNS}: tunnel setup, ${TUNNEL_LOOPS} parallel loops`);
+    for (const s of only('setup') ? setups : []) {
       const r = await phase(s, () => tunnelSetupRate(targets[s]!, TUNNEL_LOOPS, PHASE));
       record('setup', s, sampleOf(r.value.perSecond, r.value.errors, r));
       if (r.proxyCpu !== null) record('setup_cpu', s, sampleOf(cpuPerOp(r.proxyCpu, r.value.perSecond), 0, r));
@@ -279,7 +300,7 @@ async function main() {
     }
     // Half of Vigie's closed-loop maximum of this run, offered at a fixed rate to each setup.
     const rate = Number.isFinite(vigieMax) ? Math.max(100, Math.round(vigieMax / 2)) : NaN;
-    if (Number.isFinite(rate)) {
+    if (only('fixed') && Number.isFinite(rate)) {
       log(`run ${run}/${RUNS}: fixed rate ${rate} req/s (½ of Vigie's ${vigieMax.toFixed(0)})`);
       for (const s of setups.filter((x) => x !== 'tinyproxy')) {
         const r = await phase(s, () => fixedRate(targets[s]!, rate, CONNECTIONS, PHASE, FIXED_WARMUP));
@@ -287,6 +308,18 @@ async function main() {
         if (FIXED_WARMUP > LEAD_IN_S) record('fixed_warm_p99', s, sampleOf(r.value.warmupP99ms, 0, r));
         record('fixed_rate', s, sampleOf(r.value.achieved, r.value.errors, r));
         raw.push({ run, phase: 'fixed', setup: s, ...r });
+      }
+    }
+    // Issue 22: the same work, a fresh TCP connection and full TLS handshake with the origin, by
+    // both paths into Vigie; the two alternate within a run so machine noise hits both alike.
+    if (only('tls') && procs.vigie) {
+      log(`run ${run}/${RUNS}: HTTPS set-up, explicit then transparent, ${TLS_LOOPS} loops`);
+      for (const mode of ['explicit', 'transparent'] as const) {
+        const port = mode === 'explicit' ? ports.vigie : transparentTls;
+        const r = await phase('vigie', () => tlsSetupRate({ mode, port, originTlsPort: ports.tls }, TLS_LOOPS, PHASE));
+        record(`tls_${mode}`, 'vigie', sampleOf(r.value.perSecond, r.value.errors, r));
+        if (r.proxyCpu !== null) record(`tls_${mode}_cpu`, 'vigie', sampleOf(cpuPerOp(r.proxyCpu, r.value.perSecond), 0, r));
+        raw.push({ run, phase: `tls_${mode}`, setup: 'vigie', ...r });
       }
     }
   }
@@ -300,7 +333,7 @@ async function main() {
   // cannot hold IDLE_TUNNELS (a container without CAP_SYS_RESOURCE), as many as fit are opened
   // and the RSS for IDLE_TUNNELS is projected from the measured cost per tunnel.
   const idleResults: Partial<Record<Setup, { wanted: number; opened: number; failed: number; aliveOk: number; aliveChecked: number; rssBefore: number; rss: number; projected: number; fdLimit: number }>> = {};
-  if (IDLE_TUNNELS > 0) {
+  if (only('idle') && IDLE_TUNNELS > 0) {
     for (const s of setups.filter((x) => x === 'vigie' || x === 'squid')) {
       const pid = pidOf(s)!;
       const fdLimit = maxOpenFiles(pid);
@@ -364,6 +397,15 @@ async function main() {
       },
     },
     {
+      measure: 'tls_transparent',
+      text: 'transparent ≥ 0.9× explicit',
+      check: (m) => {
+        const t = med(m, 'tls_transparent', 'vigie');
+        const e = med(m, 'tls_explicit', 'vigie');
+        return t && e ? { pass: t >= 0.9 * e, detail: `${(t / e).toFixed(2)}×` } : null;
+      },
+    },
+    {
       measure: 'idle_rss',
       text: '10,000 idle tunnels < 1 GB',
       check: () => {
@@ -399,7 +441,7 @@ async function main() {
   ];
   const table = markdown(rows);
   console.log(`\n${header.join('\n')}\n\n${table}\n`);
-  console.log('Targets (issue 7):');
+  console.log('Targets (issue 7; HTTPS set-up: issue 22):');
   for (const v of verdicts) console.log(`- ${v.pass === null ? '?' : v.pass ? 'PASS' : 'FAIL'} ${v.text}: ${v.detail}`);
 
   if (frames.length) {
@@ -412,7 +454,7 @@ async function main() {
     when,
     machine: machine(),
     versions: ver,
-    params: { RUNS, PHASE, CONNECTIONS, MIB_CONNECTIONS, TUNNEL_LOOPS, BIG_MIB, IDLE_TUNNELS, VIGIE_WORKERS, setups, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU },
+    params: { PHASES: [...PHASES], TLS_LOOPS, RUNS, PHASE, CONNECTIONS, MIB_CONNECTIONS, TUNNEL_LOOPS, BIG_MIB, IDLE_TUNNELS, VIGIE_WORKERS, setups, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU },
     notes,
     rows,
     targets: verdicts,

@@ -61,6 +61,8 @@ export interface Ports {
   tinyproxy: number;
   /** The Node floor peer (test/bench/proxy/node-floor.ts). */
   floor: number;
+  /** Vigie's transparent HTTPS listener (issue 22), forwarding to `tls` by the SNI name. */
+  transparentTls?: number;
 }
 
 /** Origin content and TLS certificate; `bigMiB` is a sparse file, so no disk is written. */
@@ -201,11 +203,13 @@ export function vigieConfig(ports: Ports, opts: VigieOptions): Record<string, un
     // The origins listen on loopback, which the destination policy refuses unless allowed.
     destinations: { allow: [{ network: '127.0.0.0/8' }] },
     dns: { servers: ['127.0.0.1:9'] },
-    connectPorts: [ports.plain, ports.tls],
+    connectPorts: ports.transparentTls === undefined ? [ports.plain, ports.tls] : [ports.plain, ports.tls, ports.transparentTls],
     log: { level: 'info' },
     supervision: { enabled: false },
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: ports.vigieMetrics } },
   };
+  // Clients reach it straight (no redirect here): targetPort says which origin port they meant.
+  if (ports.transparentTls !== undefined) cfg.transparent = { http: [], https: [{ host: '127.0.0.1', port: ports.transparentTls, targetPort: ports.tls }] };
   if (opts.journal) cfg.journal = { enabled: true };
   if (opts.workers !== null) cfg.workers = opts.workers;
   return cfg;
