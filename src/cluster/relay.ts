@@ -222,7 +222,7 @@ export class RelayReceiver {
             ...(b[i + 12] ? { retarget: b[i + 12] as Retarget } : {}),
           };
           s.decisions[b[i + 1] as number] = d;
-          i += 12;
+          i += 13;
           break;
         }
         case REQUEST: {
