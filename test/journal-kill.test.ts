@@ -183,7 +183,11 @@ for (const [mode, extra] of modes) t.test(`SIGKILL under load (${mode}): the fil
   t.ok(u.aliveAt <= killedAt + 50 && u.aliveAt >= killedAt - 2000, `alive at ${u.aliveAt - killedAt} ms from the kill (heartbeat every second)`);
   t.ok(u.lastWrittenAt <= killedAt + 50, 'last commit before the kill');
   const lost = [...answered].filter(([k]) => !keys.has(k));
-  t.ok(lost.every(([, at]) => at >= u.lastTime!), `the ${lost.length} answered and lost all ended after the last row written (${new Date(u.lastTime!).toISOString()})`);
+  // With proxy workers, records reach the primary's journal through each worker's relay (flushed
+  // every 20 ms, then IPC): one worker's row may be written while another's that ended a little
+  // earlier is still on its way. One process writes in the order requests end.
+  const slack = (extra as { workers?: number }).workers === 2 ? 250 : 0;
+  t.ok(lost.every(([, at]) => at >= u.lastTime! - slack), `the ${lost.length} answered and lost all ended after the last row written (${new Date(u.lastTime!).toISOString()})`);
   t.comment(`lost at kill -9: ${lost.length} answered requests not journaled, of ${answered.size}; commit ${killedAt - u.lastWrittenAt} ms before the kill`);
   t.ok(keys.has('/after-restart'), 'the restarted gateway records');
   const ids = rows.map((r) => r.id);
