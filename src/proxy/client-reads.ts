@@ -16,7 +16,7 @@ export interface ClientReader {
 
 /**
  * A client connection's reads into a buffer of its own (node's `onread`), as origin connections
- * have had since session 5 (src/proxy/upstream.ts): no new ArrayBuffer per read for the
+ * have had since 2026-11-22 (src/proxy/upstream.ts): no new ArrayBuffer per read for the
  * scavenger to sweep, and no stream machinery between the read and the fast path. A read whose
  * bytes are kept leaves that buffer to them, and the next read gets a fresh one.
  *

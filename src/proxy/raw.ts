@@ -197,3 +197,19 @@ export function rawSelfTest(b: RawBinding): Promise<boolean> {
     }
   });
 }
+
+/**
+ * Takes over the accepting of a listening server: `accepted` gets each new connection's raw handle
+ * instead of a `net.Socket`. The handle's `onconnection` is what `net.Server` itself sets to build
+ * its sockets (a cluster worker's handle has it too); a server without one is left as it is.
+ */
+export function takeOverAccept(server: import('node:net').Server, accepted: (client: TcpHandle) => void): void {
+  const handle = (server as unknown as { _handle?: { onconnection?: unknown } | null })._handle;
+  if (!handle || typeof handle.onconnection !== 'function') return;
+  handle.onconnection = (err: number, client: TcpHandle | undefined) => {
+    // A failed accept (out of descriptors...) leaves the connection in the backlog: as net.Server
+    // but without its 'error' event, which nothing here would catch.
+    if (err !== 0 || client === undefined) return;
+    accepted(client);
+  };
+}

@@ -14,7 +14,7 @@ import { IdleSweeper, tickFor } from './idle.js';
 import { errorPage, pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
 import type { HostResolver } from './resolver.js';
 import { classify, connectTimeout, ESTABLISHED, statusFor, type Target } from './target.js';
-import { rawBinding, rawSelfTest, type TcpHandle } from './raw.js';
+import { rawBinding, rawSelfTest, takeOverAccept, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { splice, TunnelIdle } from './splice.js';
 import { listenTransparent, type TransparentBound, type TransparentHost } from './transparent.js';
@@ -241,22 +241,16 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
   }
 
   /**
-   * Takes over the accepting of a listening server: each connection starts on its raw handle
-   * (src/proxy/raw-tunnel.ts), and only those that are not tunnels get a `net.Socket`. The
-   * handle's `onconnection` is what `net.Server` itself sets to build its sockets; a cluster
-   * worker's handle has it too.
+   * Each connection of a listening server starts on its raw handle (src/proxy/raw-tunnel.ts), and
+   * only those that are not tunnels get a `net.Socket` (`tunnels: "raw"`; src/proxy/raw.ts holds
+   * the internals this needs).
    */
   private acceptRaw(server: net.Server): void {
-    const handle = (server as unknown as { _handle?: { onconnection?: unknown } | null })._handle;
-    if (!handle || typeof handle.onconnection !== 'function') return;
     const b = rawBinding!;
-    handle.onconnection = (err: number, client: TcpHandle | undefined) => {
-      // A failed accept (out of descriptors...) leaves the connection in the backlog: as net.Server
-      // but without its 'error' event, which nothing here would catch.
-      if (err !== 0 || client === undefined) return;
+    takeOverAccept(server, (client) => {
       this.emit('connectionsChanged', 'client', 1);
       this.raws.add(new RawConnection(b, this, client));
-    };
+    });
   }
 
   // RawContext: what a raw connection asks of the proxy.
