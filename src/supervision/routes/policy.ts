@@ -93,7 +93,9 @@ export function registerPolicyRoutes(app: FastifyInstance, ctx: ApiContext): voi
     const p = entriesOrThrow(req.body.entries);
     let changed = 0;
     const out = await commitChange(ctx, req, { action: kind === 'add' ? 'list.add' : 'list.remove', target: name, why: req.query.reason }, (d) => {
-      const l = d.lists[name]!;
+      const l = own(d.lists, name);
+      // Deleted by another change since the check above.
+      if (!l) throw new PolicyValidationError([{ field: 'params/name', message: `no academy list "${name}"` }]);
       for (const k of ['domains', 'urls', 'expressions'] as const) {
         const before = l[k].length;
         if (kind === 'add') l[k] = [...new Set([...l[k], ...p[k]])];

@@ -121,7 +121,10 @@ export function registerProfileRoutes(app: FastifyInstance, ctx: ApiContext): vo
     const notFound: string[] = [];
     let count = 0;
     const out = await commitChange(ctx, req, { action: kind === 'add' ? 'profile.entries.add' : 'profile.entries.remove', target: id, why: req.query.reason }, (d) => {
-      const p = normalizeProfile(id, own(d.profiles, id)!);
+      const current = own(d.profiles, id);
+      // Deleted by another change since the check above.
+      if (!current) throw new PolicyValidationError([{ field: 'params/id', message: `no profile "${id}"` }]);
+      const p = normalizeProfile(id, current);
       d.profiles[id] = p;
       for (const rules of ruleSets(p, req.body.period)) {
         for (const k of ['allow', 'deny'] as const) {
