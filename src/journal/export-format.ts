@@ -3,7 +3,8 @@ import type { JournalRow } from './types.js';
 /** How exported rows are written: CSV columns and cells, and the trailer that ends every export. */
 export const CSV_COLUMNS = ['id', 'time', 'client', 'user', 'profile', 'method', 'scheme', 'host', 'port', 'path', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'decision', 'category', 'rule', 'policyVersion', 'retarget'] as const;
 
-const csvCell = (v: unknown): string => {
+/** One CSV cell (RFC 4180), also used by the weekly summary. */
+export const csvCell = (v: unknown): string => {
   if (v === null || v === undefined) return '';
   const s = String(v);
   // RFC 4180 quoting; cells a spreadsheet would read as a formula are quoted too (values stay exact).

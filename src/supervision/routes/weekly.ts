@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { parseTimeIn } from '../../policy/schedule.js';
 import type { ProfileSummary } from '../../journal/types.js';
+import { csvCell } from '../../journal/export-format.js';
 import { audit, journalOf, problem, type ApiContext } from '../context.js';
 import type { Role } from '../tokens.js';
 
@@ -33,13 +34,6 @@ export function isoWeekOf(ms: number): string {
   const n = Math.floor((thursday - Date.UTC(year, 0, 1)) / (7 * 86_400_000)) + 1;
   return `${year}-W${String(n).padStart(2, '0')}`;
 }
-
-const csvCell = (v: unknown): string => {
-  const s = v === null || v === undefined ? '' : String(v);
-  // A leading = + - @ would be a formula in a spreadsheet: quoted with a leading apostrophe.
-  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
-  return /[",\n\r]/.test(safe) || safe !== s ? `"${safe.replace(/"/g, '""')}"` : safe;
-};
 
 interface Weekly {
   week: string;
