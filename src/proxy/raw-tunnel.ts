@@ -35,7 +35,7 @@ const EMPTY = Buffer.alloc(0);
 /** A handle's `onread` must stay a function (node asserts it): what a handle we left gets. */
 const ignoreRead = (): void => {};
 
-const enum P {
+const enum RawPhase {
   /** Accepted; waiting for the first bytes. */
   First,
   /** An allowed CONNECT whose origin is being located or connected. */
@@ -70,7 +70,7 @@ function startReading(h: TcpHandle): boolean {
 export class RawConnection implements IdleMember, GateUser {
   idleSince = 0;
   idleLimit = 0;
-  private phase = P.First;
+  private phase = RawPhase.First;
   private up: TcpHandle | null = null;
   private rec: ConnectionRecord | null = null;
   /** The gate's answer while the origin is located and connected. */
@@ -101,7 +101,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   /** Still waiting for its first bytes (closed at once when the proxy shuts down). */
   get waiting(): boolean {
-    return this.phase === P.First;
+    return this.phase === RawPhase.First;
   }
 
   /** The proxy is shutting down. */
@@ -110,7 +110,7 @@ export class RawConnection implements IdleMember, GateUser {
   }
 
   onIdle(): boolean {
-    if (this.phase === P.Connecting && this.up !== null) {
+    if (this.phase === RawPhase.Connecting && this.up !== null) {
       this.connectFailed('connect-timeout');
       return true;
     }
@@ -120,7 +120,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   private readonly onFirstRead = (ab: ArrayBuffer | undefined): void => {
     const n = this.b.state[this.b.kReadBytesOrError];
-    if (n === 0 || this.phase !== P.First) return;
+    if (n === 0 || this.phase !== RawPhase.First) return;
     if (n < 0 || ab === undefined) {
       this.close();
       return;
@@ -154,7 +154,7 @@ export class RawConnection implements IdleMember, GateUser {
     this.port = r.port;
     if (buf.length > end + 4) this.head = buf.subarray(end + 4);
     // Locating keeps the client's idle limit (the resolver has its own); connecting has its own.
-    this.phase = P.Connecting;
+    this.phase = RawPhase.Connecting;
     if (r.address === '') this.ctx.gate.resolve(r, this);
     else this.connect(r);
     return true;
@@ -162,7 +162,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   /** The gate settled the name it had to resolve (the proxy may be closing by then). */
   gated(r: Reply): void {
-    if (this.phase !== P.Connecting || r !== this.pass) return;
+    if (this.phase !== RawPhase.Connecting || r !== this.pass) return;
     // Decided only now when the client had to be identified first.
     this.rec = r.record;
     if (r.kind === 'tunnel') this.connect(r);
@@ -174,7 +174,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   /** The gate's answer is not a tunnel: answered where it was decided, on a `net.Socket`. */
   private answer(r: Reply): void {
-    this.phase = P.Done;
+    this.phase = RawPhase.Done;
     this.pass = null;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
@@ -182,7 +182,7 @@ export class RawConnection implements IdleMember, GateUser {
   }
 
   private adopt(): void {
-    this.phase = P.Done;
+    this.phase = RawPhase.Done;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
     this.ctx.rawAdopt(this, this.client, this.first);
@@ -212,7 +212,7 @@ export class RawConnection implements IdleMember, GateUser {
       this.handles--;
       up.close();
     }
-    this.phase = P.Done;
+    this.phase = RawPhase.Done;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
     const rec = this.rec!;
@@ -222,7 +222,7 @@ export class RawConnection implements IdleMember, GateUser {
   }
 
   private readonly onConnect = (status: number): void => {
-    if (this.phase !== P.Connecting || this.up === null) return;
+    if (this.phase !== RawPhase.Connecting || this.up === null) return;
     if (status < 0) {
       this.connectFailed(classify(Object.assign(new Error('connect'), { code: getSystemErrorName(status) })));
       return;
@@ -231,7 +231,7 @@ export class RawConnection implements IdleMember, GateUser {
     const rec = this.rec!;
     this.first = null;
     up.setNoDelay(true);
-    this.phase = P.Open;
+    this.phase = RawPhase.Open;
     this.idleLimit = this.ctx.config.timeouts.idleMs;
     this.idleSince = this.ctx.idle.now;
     rec.status = 200;
@@ -309,7 +309,7 @@ export class RawConnection implements IdleMember, GateUser {
     this.idleSince = this.ctx.idle.now;
     if (this.clientEnded && this.upEnded) return this.finishIfDone();
     const sourceEnded = toClient ? this.upEnded : this.clientEnded;
-    if (!sourceEnded && this.phase === P.Open && !startReading(toClient ? this.up! : this.client)) this.close();
+    if (!sourceEnded && this.phase === RawPhase.Open && !startReading(toClient ? this.up! : this.client)) this.close();
   }
 
   private readonly onHandleClosed = (): void => {
@@ -324,8 +324,8 @@ export class RawConnection implements IdleMember, GateUser {
   private close(): void {
     if (this.closing) return;
     this.closing = true;
-    if (this.phase === P.First || this.phase === P.Connecting) this.rec = null;
-    this.phase = P.Done;
+    if (this.phase === RawPhase.First || this.phase === RawPhase.Connecting) this.rec = null;
+    this.phase = RawPhase.Done;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
     this.client.close(this.onHandleClosed);
