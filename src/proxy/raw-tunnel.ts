@@ -3,13 +3,14 @@ import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
 import { connectTarget, type Gate, type GateUser, type Reply } from './gate.js';
 import { cleanHead, CRLF2, parseRequestHead } from './http1.js';
-import type { IdleMember, IdleSweeper } from './idle.js';
+import type { IdleSweeper } from './idle.js';
 import { pickLang, type Lang, type UpstreamProblem } from './pages.js';
 import { shutdownRaw, UV_EOF, writeRaw, type PeerName, type RawBinding, type TcpHandle } from './raw.js';
 import { classify, ESTABLISHED } from './target.js';
+import type { TunnelRelay, TunnelRelayHost } from './tunnel-relay.js';
 
 /** What a raw connection needs from the proxy around it. */
-export interface RawContext {
+export interface RawContext extends TunnelRelayHost {
   readonly config: VigieConfig;
   readonly via: string;
   readonly idle: IdleSweeper;
@@ -24,8 +25,6 @@ export interface RawContext {
   rawAnswer(conn: RawConnection, client: TcpHandle, reply: Reply): void;
   /** The origin could not be reached: answered and recorded as the `net.Socket` path does. */
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void;
-  /** The tunnel is open: record it (status 200). */
-  rawOpened(conn: RawConnection, rec: ConnectionRecord): void;
   /** Both handles are closed; `rec` is set when the tunnel had opened (bytes and duration filled in). */
   rawClosed(conn: RawConnection, rec: ConnectionRecord | null): void;
 }
@@ -62,12 +61,12 @@ function startReading(h: TcpHandle): boolean {
  * odd heads) is handed to the `net.Socket` paths before a byte is written, so there is one way to
  * answer each of those.
  *
- * The relay keeps at most one write in flight per direction: a write the kernel could not take at
- * once stops reading from the other side until it completes (back-pressure). End of stream on one
+ * As a tunnel it is the TunnelRelay of `tunnels: "raw"` (src/proxy/tunnel-relay.ts). The relay
+ * keeps at most one write in flight per direction: a write the kernel could not take at once stops reading from the other side until it completes (back-pressure). End of stream on one
  * side sends FIN to the other once its writes are out; when both sides have ended, both handles
  * are closed.
  */
-export class RawConnection implements IdleMember, GateUser {
+export class RawConnection implements TunnelRelay, GateUser {
   idleSince = 0;
   idleLimit = 0;
   private phase = RawPhase.First;
@@ -235,7 +234,7 @@ export class RawConnection implements IdleMember, GateUser {
     this.idleLimit = this.ctx.config.timeouts.idleMs;
     this.idleSince = this.ctx.idle.now;
     rec.status = 200;
-    this.ctx.rawOpened(this, rec);
+    this.ctx.relayOpened(this, rec);
     if (!this.send(this.client, ESTABLISHED, true)) return;
     if (this.head.length > 0) {
       rec.bytesIn += this.head.length;

@@ -18,6 +18,7 @@ import type { Target } from './target.js';
 import { rawBinding, rawSelfTest, takeOverAccept, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
 import { SocketTunnels, type TunnelContext, type TunnelStyle } from './socket-tunnel.js';
+import type { TunnelRelay } from './tunnel-relay.js';
 import { listenTransparent, type TransparentBound, type TransparentHost } from './transparent.js';
 import { UpstreamPool } from './upstream.js';
 import { OverrideTable } from '../policy/overrides.js';
@@ -75,8 +76,8 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
   readonly emit: Emit;
   /** Admits, decides, records and says what to answer, for every entry (src/proxy/gate.ts). */
   readonly gate: Gate;
-  /** Open tunnels (a client `net.Socket`, or a raw connection), cut when the proxy closes. */
-  readonly tunnels = new Set<{ destroy(): void }>();
+  /** Open tunnels (SocketRelay or RawConnection), cut when the proxy closes. */
+  private readonly tunnels = new Set<TunnelRelay>();
   /** Connections accepted on raw handles and not handed to `net.Socket` (src/proxy/raw-tunnel.ts). */
   private readonly raws = new Set<RawConnection>();
   /** Whether connections are accepted on raw handles (settled by the first listen()). */
@@ -249,20 +250,23 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
     this.socketTunnels.refuseTunnel(socket, rec, lang, problem, 'http');
   }
 
-  rawOpened(conn: RawConnection, rec: ConnectionRecord): void {
-    this.tunnels.add(conn);
-    this.rawTunnelsOpened++;
+  // TunnelRelayHost: both tunnel implementations report here (src/proxy/tunnel-relay.ts).
+  relayOpened(relay: TunnelRelay, rec: ConnectionRecord): void {
+    this.tunnels.add(relay);
+    if (relay instanceof RawConnection) this.rawTunnelsOpened++;
     this.emit('tunnelOpened', rec);
     this.emit('connectionsChanged', 'tunnel', 1);
   }
 
+  relayClosed(relay: TunnelRelay, rec: ConnectionRecord): void {
+    this.tunnels.delete(relay);
+    this.emit('connectionsChanged', 'tunnel', -1);
+    this.emit('tunnelClosed', rec);
+  }
+
   rawClosed(conn: RawConnection, rec: ConnectionRecord | null): void {
     this.raws.delete(conn);
-    if (rec !== null) {
-      this.tunnels.delete(conn);
-      this.emit('connectionsChanged', 'tunnel', -1);
-      this.emit('tunnelClosed', rec);
-    }
+    if (rec !== null) this.relayClosed(conn, rec);
     this.emit('connectionsChanged', 'client', -1);
     this.checkDrained();
   }

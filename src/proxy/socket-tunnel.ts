@@ -7,21 +7,20 @@ import { connectTarget, refusalHeaders, type Gate, type Reply } from './gate.js'
 import type { IdleSweeper } from './idle.js';
 import type { Emit } from './observe.js';
 import { pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
-import { splice, TunnelIdle } from './splice.js';
+import { SocketRelay } from './splice.js';
 import { classify, ESTABLISHED, statusFor } from './target.js';
+import type { TunnelRelayHost } from './tunnel-relay.js';
 
 /** How a tunnel's entry answers when it opens none: an HTTP status (CONNECT), or a TLS alert (transparent). */
 export type TunnelStyle = 'http' | 'tls';
 
 /** What the tunnels need from the proxy around them. */
-export interface TunnelContext {
+export interface TunnelContext extends TunnelRelayHost {
   readonly config: VigieConfig;
   readonly via: string;
   readonly gate: Gate;
   readonly idle: IdleSweeper;
   readonly emit: Emit;
-  /** Open tunnels, cut when the proxy closes. */
-  readonly tunnels: Set<{ destroy(): void }>;
 }
 
 function destroySelf(this: Socket): void {
@@ -30,7 +29,8 @@ function destroySelf(this: Socket): void {
 
 /**
  * CONNECT tunnels (and transparent TLS ones) whose client is a `net.Socket`: through the gate, then
- * opened to the origin and spliced (src/proxy/splice.ts), or answered in the entry's own terms.
+ * opened to the origin and relayed (SocketRelay, src/proxy/splice.ts), or answered in the entry's
+ * own terms.
  */
 export class SocketTunnels {
   constructor(private readonly ctx: TunnelContext) {}
@@ -85,29 +85,25 @@ export class SocketTunnels {
     // Nothing the client sends goes anywhere before the tunnel is open.
     client.pause();
     // One watch for the tunnel's life: the connect limit first, then the idle limit.
-    const watch = new TunnelIdle(client, upstream);
-    this.ctx.idle.add(watch, timeouts.connectMs);
+    const relay = new SocketRelay(client, upstream);
+    this.ctx.idle.add(relay, timeouts.connectMs);
     // 'connect' and 'close' come once each: plain listeners, no once() wrappers to build and search.
     upstream.on('connect', () => {
-      watch.idleLimit = timeouts.idleMs;
-      watch.idleSince = this.ctx.idle.now;
+      relay.idleLimit = timeouts.idleMs;
+      relay.idleSince = this.ctx.idle.now;
       opened = true;
       rec.status = 200;
-      this.ctx.tunnels.add(client);
-      this.ctx.emit('tunnelOpened', rec);
-      this.ctx.emit('connectionsChanged', 'tunnel', 1);
+      this.ctx.relayOpened(relay, rec);
       upstream.off('close', beforeOpen);
       client.off('close', beforeOpen);
       // A transparent connection was never asked anything: its ClientHello is `head`.
       if (style === 'http') client.write(ESTABLISHED);
       if (head.length) upstream.write(head);
-      splice(client, upstream, this.ctx.idle, watch, () => {
-        this.ctx.tunnels.delete(client);
+      relay.relay(this.ctx.idle, () => {
         rec.durationMs = Date.now() - rec.time;
         rec.bytesIn = upstream.bytesWritten;
         rec.bytesOut = upstream.bytesRead;
-        this.ctx.emit('connectionsChanged', 'tunnel', -1);
-        this.ctx.emit('tunnelClosed', rec);
+        this.ctx.relayClosed(relay, rec);
       });
       client.resume();
     });
@@ -117,7 +113,7 @@ export class SocketTunnels {
     });
     // Until the tunnel opens, either side closing ends the attempt.
     const beforeOpen = () => {
-      this.ctx.idle.delete(watch);
+      this.ctx.idle.delete(relay);
       // An error answer (rec.status set) is on its way: endTunnel closes the client after it.
       if (!rec.status) client.destroy();
       upstream.destroy();
