@@ -1,7 +1,7 @@
 import net from 'node:net';
 import t from 'tap';
 import { IdleSweeper } from '../src/proxy/idle.js';
-import { splice, TunnelIdle } from '../src/proxy/splice.js';
+import { SocketRelay } from '../src/proxy/splice.js';
 
 /** Two connected loopback socket pairs: [outside, inside] each, as a client and an origin would be. */
 async function pair(): Promise<[net.Socket, net.Socket, () => Promise<void>]> {
@@ -14,7 +14,7 @@ async function pair(): Promise<[net.Socket, net.Socket, () => Promise<void>]> {
   return [outside, inside, () => new Promise<void>((r) => server.close(() => r()))];
 }
 
-t.test('splice relays both ways, passes a half-close on, and unhooks both sockets once closed', async (t) => {
+t.test('a SocketRelay relays both ways, passes a half-close on, and unhooks both sockets once closed', async (t) => {
   const [client, a, closeA] = await pair();
   const [b, origin, closeB] = await pair();
   t.teardown(async () => {
@@ -24,9 +24,9 @@ t.test('splice relays both ways, passes a half-close on, and unhooks both socket
   let closed = 0;
   const idle = new IdleSweeper(() => 20);
   t.teardown(() => idle.stop());
-  const watch = new TunnelIdle(a, b);
-  idle.add(watch, 5000);
-  splice(a, b, idle, watch, () => closed++);
+  const relay = new SocketRelay(a, b);
+  idle.add(relay, 5000);
+  relay.relay(idle, () => closed++);
   let atOrigin = '';
   origin.on('data', (d: Buffer) => (atOrigin += d.toString()));
   let atClient = '';
@@ -60,11 +60,11 @@ t.test('a quiet tunnel is closed at its idle limit, and traffic in either direct
   });
   const idle = new IdleSweeper(() => 10);
   t.teardown(() => idle.stop());
-  const watch = new TunnelIdle(a, b);
-  idle.add(watch, 150);
+  const relay = new SocketRelay(a, b);
+  idle.add(relay, 150);
   let closedAt = 0;
   const start = performance.now();
-  const closed = new Promise<void>((r) => splice(a, b, idle, watch, () => ((closedAt = performance.now()), r())));
+  const closed = new Promise<void>((r) => relay.relay(idle, () => ((closedAt = performance.now()), r())));
   // Traffic every 50 ms for 400 ms, alternately from each end: longer than the limit in all.
   origin.resume();
   client.resume();
@@ -79,4 +79,32 @@ t.test('a quiet tunnel is closed at its idle limit, and traffic in either direct
   t.ok(closedAt - lastTraffic < 150 + 200, 'and not much later');
   t.ok(closedAt - start > 400, 'traffic had kept it open');
   t.equal(idle.size, 0);
+});
+
+t.test('destroy() (the proxy closing) cuts both sides of a SocketRelay, and closed is told once', async (t) => {
+  const [client, a, closeA] = await pair();
+  const [b, origin, closeB] = await pair();
+  t.teardown(async () => {
+    await closeA();
+    await closeB();
+  });
+  const idle = new IdleSweeper(() => 20);
+  t.teardown(() => idle.stop());
+  const relay = new SocketRelay(a, b);
+  idle.add(relay, 5000);
+  let closed = 0;
+  const done = new Promise<void>((r) => relay.relay(idle, () => (closed++, r())));
+  // Half-open sockets (as the proxy's): the far ends see the end of stream, or a reset.
+  const seen = (s: net.Socket) => new Promise<void>((r) => (s.once('end', () => r()), s.once('error', () => r())));
+  const ends = Promise.all([seen(client), seen(origin)]);
+  client.resume();
+  origin.resume();
+  relay.destroy();
+  await done;
+  await ends;
+  t.equal(closed, 1, 'closed once');
+  t.ok(a.destroyed && b.destroyed, 'both sockets destroyed');
+  t.equal(idle.size, 0, 'no longer watched');
+  client.destroy();
+  origin.destroy();
 });

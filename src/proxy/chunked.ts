@@ -1,6 +1,6 @@
 import { CTL, TOKEN } from './http-bytes.js';
 
-const enum C {
+const enum ChunkState {
   Size,
   /** Just after a chunk size's `;`: an extension name must start here. */
   ExtStart,
@@ -35,11 +35,11 @@ const enum C {
  * whitespace; trailers are `name: value` lines; no control byte but HTAB in either.
  */
 export class ChunkedScanner {
-  private state = C.Size;
+  private state = ChunkState.Size;
   private size = 0;
   private digits = 0;
   private line = 0;
-  private afterLine = C.SizeLf;
+  private afterLine = ChunkState.SizeLf;
 
   constructor(private readonly maxLine = 16_384) {}
 
@@ -50,33 +50,33 @@ export class ChunkedScanner {
   private extension(c: number): boolean {
     const token = c < 128 && TOKEN[c] === 1;
     switch (this.state) {
-      case C.ExtStart:
-        this.state = C.ExtName;
+      case ChunkState.ExtStart:
+        this.state = ChunkState.ExtName;
         return token;
-      case C.ExtName:
-      case C.ExtToken:
+      case ChunkState.ExtName:
+      case ChunkState.ExtToken:
         if (token) return true;
-        if (c === 61 /* = */ && this.state === C.ExtName) this.state = C.ExtValue;
-        else if (c === 59 /* ; */) this.state = C.ExtStart;
-        else if (c === 13) this.state = C.SizeLf;
+        if (c === 61 /* = */ && this.state === ChunkState.ExtName) this.state = ChunkState.ExtValue;
+        else if (c === 59 /* ; */) this.state = ChunkState.ExtStart;
+        else if (c === 13) this.state = ChunkState.SizeLf;
         else return false;
         return true;
-      case C.ExtValue:
-        if (c === 34 /* " */) this.state = C.ExtQuoted;
-        else if (token) this.state = C.ExtToken;
+      case ChunkState.ExtValue:
+        if (c === 34 /* " */) this.state = ChunkState.ExtQuoted;
+        else if (token) this.state = ChunkState.ExtToken;
         else return false;
         return true;
-      case C.ExtQuoted:
-        if (c === 34) this.state = C.ExtEnd;
-        else if (c === 92 /* \ */) this.state = C.ExtEscape;
+      case ChunkState.ExtQuoted:
+        if (c === 34) this.state = ChunkState.ExtEnd;
+        else if (c === 92 /* \ */) this.state = ChunkState.ExtEscape;
         else if (CTL[c] !== 0) return false;
         return true;
-      case C.ExtEscape:
-        this.state = C.ExtQuoted;
+      case ChunkState.ExtEscape:
+        this.state = ChunkState.ExtQuoted;
         return CTL[c] === 0;
-      case C.ExtEnd:
-        if (c === 59) this.state = C.ExtStart;
-        else if (c === 13) this.state = C.SizeLf;
+      case ChunkState.ExtEnd:
+        if (c === 59) this.state = ChunkState.ExtStart;
+        else if (c === 13) this.state = ChunkState.SizeLf;
         else return false;
         return true;
       default:
@@ -90,96 +90,96 @@ export class ChunkedScanner {
     const n = buf.length;
     while (i < n) {
       switch (this.state) {
-        case C.Data: {
+        case ChunkState.Data: {
           const take = Math.min(this.size, n - i);
           this.size -= take;
           i += take;
-          if (this.size === 0) this.state = C.DataCr;
+          if (this.size === 0) this.state = ChunkState.DataCr;
           continue;
         }
-        case C.Size: {
+        case ChunkState.Size: {
           const c = buf[i]!;
           const v = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
           if (v !== -1) {
             if (++this.digits > 12) return -2;
             this.size = this.size * 16 + v;
           } else if (this.digits === 0) return -2;
-          else if (c === 13) this.state = C.SizeLf;
+          else if (c === 13) this.state = ChunkState.SizeLf;
           else if (c === 59 /* ; */) {
-            this.state = C.ExtStart;
-            this.afterLine = C.SizeLf;
+            this.state = ChunkState.ExtStart;
+            this.afterLine = ChunkState.SizeLf;
             this.line = 0;
           } else return -2;
           i++;
           continue;
         }
-        case C.ExtStart:
-        case C.ExtName:
-        case C.ExtValue:
-        case C.ExtToken:
-        case C.ExtQuoted:
-        case C.ExtEscape:
-        case C.ExtEnd:
+        case ChunkState.ExtStart:
+        case ChunkState.ExtName:
+        case ChunkState.ExtValue:
+        case ChunkState.ExtToken:
+        case ChunkState.ExtQuoted:
+        case ChunkState.ExtEscape:
+        case ChunkState.ExtEnd:
           if (!this.extension(buf[i]!) || (buf[i] !== 13 && ++this.line > this.maxLine)) return -2;
           i++;
           continue;
-        case C.TrailerName: {
+        case ChunkState.TrailerName: {
           const c = buf[i]!;
-          if (c === 58 /* : */) this.state = C.Line;
+          if (c === 58 /* : */) this.state = ChunkState.Line;
           else if (c >= 128 || TOKEN[c] === 0 || ++this.line > this.maxLine) return -2;
           i++;
           continue;
         }
-        case C.Line: {
+        case ChunkState.Line: {
           const c = buf[i]!;
           if (c === 13) this.state = this.afterLine;
           else if (CTL[c] !== 0 || ++this.line > this.maxLine) return -2;
           i++;
           continue;
         }
-        case C.SizeLf:
+        case ChunkState.SizeLf:
           if (buf[i] !== 10) return -2;
           i++;
           this.digits = 0;
           if (this.size === 0) {
-            this.state = C.TrailerStart;
-          } else this.state = C.Data;
+            this.state = ChunkState.TrailerStart;
+          } else this.state = ChunkState.Data;
           continue;
-        case C.DataCr:
+        case ChunkState.DataCr:
           if (buf[i] !== 13) return -2;
           i++;
-          this.state = C.DataLf;
+          this.state = ChunkState.DataLf;
           continue;
-        case C.DataLf:
+        case ChunkState.DataLf:
           if (buf[i] !== 10) return -2;
           i++;
-          this.state = C.Size;
+          this.state = ChunkState.Size;
           continue;
-        case C.TrailerStart: {
+        case ChunkState.TrailerStart: {
           const c = buf[i]!;
-          if (c === 13) this.state = C.EndLf;
+          if (c === 13) this.state = ChunkState.EndLf;
           else if (c >= 128 || TOKEN[c] === 0) return -2;
           else {
-            this.state = C.TrailerName;
-            this.afterLine = C.TrailerLf;
+            this.state = ChunkState.TrailerName;
+            this.afterLine = ChunkState.TrailerLf;
             this.line = 0;
           }
           i++;
           continue;
         }
-        case C.TrailerLf:
+        case ChunkState.TrailerLf:
           if (buf[i] !== 10) return -2;
           i++;
-          this.state = C.TrailerStart;
+          this.state = ChunkState.TrailerStart;
           continue;
-        case C.EndLf:
+        case ChunkState.EndLf:
           if (buf[i] !== 10) return -2;
-          this.state = C.Done;
+          this.state = ChunkState.Done;
           return i + 1;
-        case C.Done:
+        case ChunkState.Done:
           return i;
       }
     }
-    return this.state === C.Done ? i : -1;
+    return this.state === ChunkState.Done ? i : -1;
   }
 }

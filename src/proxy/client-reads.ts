@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 export const CLIENT_READ_SMALL = 4096;
 export const CLIENT_READ_LARGE = 16 * 1024;
 
-/** What takes a client's bytes on the fast path (src/proxy/fast.ts). */
+/** What takes a client's bytes on the fast path (src/proxy/client-connection.ts). */
 export interface ClientReader {
   /**
    * Bytes read from the client, valid during this call only. Returns true when a reference to them

@@ -1,8 +1,8 @@
 /**
- * Just enough HTTP/1.1 for the proxy's fast path (src/proxy/fast.ts): the request and response
+ * Just enough HTTP/1.1 for the proxy's fast path (src/proxy/client-connection.ts): the request and response
  * heads it rewrites, and the chunked framing it must follow to find where a response ends.
  * Anything these parsers do not fully understand is not guessed at: a request head comes back
- * null and goes to node's own parser (the general path), a response head comes back as an error (502).
+ * null and goes to node's own parser (the node:http path), a response head comes back as an error (502).
  * Pure functions over latin1 strings (one char per byte), testable without sockets.
  */
 
@@ -66,7 +66,7 @@ export interface ResponseHead {
  * (HOP_BY_HOP in headers.ts, which node's path uses too): those without a kind of their own
  * below are `HopByHop`, dropped by both head parsers. Adding a name there drops it here.
  */
-const enum H {
+const enum HeaderKind {
   Other,
   HopByHop,
   Connection,
@@ -82,23 +82,23 @@ const enum H {
 }
 
 /** Names with handling of their own (the other hop-by-hop names are only dropped). */
-const OWN_KIND: readonly (readonly [string, H])[] = [
-  ['connection', H.Connection],
-  ['proxy-connection', H.ProxyConnection],
-  ['transfer-encoding', H.TransferEncoding],
-  ['upgrade', H.Upgrade],
-  ['host', H.Host],
-  ['via', H.Via],
-  ['content-length', H.ContentLength],
-  ['expect', H.Expect],
-  ['accept-language', H.AcceptLanguage],
+const OWN_KIND: readonly (readonly [string, HeaderKind])[] = [
+  ['connection', HeaderKind.Connection],
+  ['proxy-connection', HeaderKind.ProxyConnection],
+  ['transfer-encoding', HeaderKind.TransferEncoding],
+  ['upgrade', HeaderKind.Upgrade],
+  ['host', HeaderKind.Host],
+  ['via', HeaderKind.Via],
+  ['content-length', HeaderKind.ContentLength],
+  ['expect', HeaderKind.Expect],
+  ['accept-language', HeaderKind.AcceptLanguage],
   // Read for the gate's identification step, then dropped like the other hop-by-hop names.
-  ['proxy-authorization', H.ProxyAuthorization],
+  ['proxy-authorization', HeaderKind.ProxyAuthorization],
 ];
 
 /** The names above and the hop-by-hop ones, by length: most lines cost one length check and one comparison. */
-const BY_LENGTH: (readonly [string, H])[][] = [];
-for (const entry of [...OWN_KIND, ...[...HOP_BY_HOP].filter((n) => !OWN_KIND.some(([o]) => o === n)).map((n) => [n, H.HopByHop] as const)]) {
+const BY_LENGTH: (readonly [string, HeaderKind])[][] = [];
+for (const entry of [...OWN_KIND, ...[...HOP_BY_HOP].filter((n) => !OWN_KIND.some(([o]) => o === n)).map((n) => [n, HeaderKind.HopByHop] as const)]) {
   (BY_LENGTH[entry[0].length] ??= []).push(entry);
 }
 
@@ -109,14 +109,14 @@ function eqLower(h: string, at: number, lower: string): boolean {
 }
 
 /** The kind of the header named by h[s, colon), without slicing it: by length first. */
-function kind(h: string, s: number, colon: number): H {
+function kind(h: string, s: number, colon: number): HeaderKind {
   const candidates = BY_LENGTH[colon - s];
-  if (candidates === undefined) return H.Other;
+  if (candidates === undefined) return HeaderKind.Other;
   for (let i = 0; i < candidates.length; i++) {
     const c = candidates[i]!;
     if (eqLower(h, s, c[0])) return c[1];
   }
-  return H.Other;
+  return HeaderKind.Other;
 }
 
 /**
@@ -236,14 +236,14 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
     if (colon === -1) return null;
     let keep = false;
     switch (kind(head, s, colon)) {
-      case H.Other:
+      case HeaderKind.Other:
         keep = true;
         break;
-      case H.TransferEncoding:
-      case H.Expect:
-      case H.Upgrade:
+      case HeaderKind.TransferEncoding:
+      case HeaderKind.Expect:
+      case HeaderKind.Upgrade:
         return null;
-      case H.ContentLength: {
+      case HeaderKind.ContentLength: {
         // A second Content-Length, even an equal one, llhttp refuses.
         const n = parseLength(head.slice(colon + 1, e).trim());
         if (n < 0 || contentLength !== -1) return null;
@@ -251,18 +251,18 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
         keep = true;
         break;
       }
-      case H.Connection:
-      case H.ProxyConnection:
+      case HeaderKind.Connection:
+      case HeaderKind.ProxyConnection:
         if (connectionTokens(head.slice(colon + 1, e), fwd) & CLOSE) close = true;
         break;
-      case H.Via:
+      case HeaderKind.Via:
         fwd.addVia(head.slice(colon + 1, e).trim());
         break;
-      case H.AcceptLanguage:
+      case HeaderKind.AcceptLanguage:
         acceptLanguage = head.slice(colon + 1, e).trim();
         keep = true;
         break;
-      case H.ProxyAuthorization:
+      case HeaderKind.ProxyAuthorization:
         proxyAuthorization = head.slice(colon + 1, e).trim();
         break;
       default:
@@ -312,20 +312,20 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
     if (colon === -1) return 'bad header line';
     let keep = false;
     switch (kind(head, s, colon)) {
-      case H.Other:
-      case H.Host:
-      case H.Expect:
-      case H.AcceptLanguage:
+      case HeaderKind.Other:
+      case HeaderKind.Host:
+      case HeaderKind.Expect:
+      case HeaderKind.AcceptLanguage:
         keep = true;
         break;
-      case H.ContentLength: {
+      case HeaderKind.ContentLength: {
         // Dropped here and written after the other lines, once.
         const n = parseLength(head.slice(colon + 1, e).trim());
         if (n < 0 || length !== -1) return 'bad Content-Length';
         length = n;
         break;
       }
-      case H.TransferEncoding: {
+      case HeaderKind.TransferEncoding: {
         const value = head.slice(colon + 1, e).trim();
         const v = value.toLowerCase();
         transferEncoding = true;
@@ -334,14 +334,14 @@ export function parseResponseHead(head: string, headRequest: boolean, via: strin
         teLine = teLine ? `${teLine}, ${value}` : value;
         break;
       }
-      case H.Connection:
-      case H.ProxyConnection: {
+      case HeaderKind.Connection:
+      case HeaderKind.ProxyConnection: {
         const bits = connectionTokens(head.slice(colon + 1, e), fwd);
         if (bits & CLOSE) keepAlive = false;
         else if (bits & KEEP_ALIVE) keepAlive = true;
         break;
       }
-      case H.Via:
+      case HeaderKind.Via:
         fwd.addVia(head.slice(colon + 1, e).trim());
         break;
       default:

@@ -3,13 +3,14 @@ import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
 import { connectTarget, type Gate, type GateUser, type Reply } from './gate.js';
 import { cleanHead, CRLF2, parseRequestHead } from './http1.js';
-import type { IdleMember, IdleSweeper } from './idle.js';
+import type { IdleSweeper } from './idle.js';
 import { pickLang, type Lang, type UpstreamProblem } from './pages.js';
 import { shutdownRaw, UV_EOF, writeRaw, type PeerName, type RawBinding, type TcpHandle } from './raw.js';
 import { classify, ESTABLISHED } from './target.js';
+import type { TunnelRelay, TunnelRelayHost } from './tunnel-relay.js';
 
 /** What a raw connection needs from the proxy around it. */
-export interface RawContext {
+export interface RawContext extends TunnelRelayHost {
   readonly config: VigieConfig;
   readonly via: string;
   readonly idle: IdleSweeper;
@@ -24,8 +25,6 @@ export interface RawContext {
   rawAnswer(conn: RawConnection, client: TcpHandle, reply: Reply): void;
   /** The origin could not be reached: answered and recorded as the `net.Socket` path does. */
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void;
-  /** The tunnel is open: record it (status 200). */
-  rawOpened(conn: RawConnection, rec: ConnectionRecord): void;
   /** Both handles are closed; `rec` is set when the tunnel had opened (bytes and duration filled in). */
   rawClosed(conn: RawConnection, rec: ConnectionRecord | null): void;
 }
@@ -35,7 +34,7 @@ const EMPTY = Buffer.alloc(0);
 /** A handle's `onread` must stay a function (node asserts it): what a handle we left gets. */
 const ignoreRead = (): void => {};
 
-const enum P {
+const enum RawPhase {
   /** Accepted; waiting for the first bytes. */
   First,
   /** An allowed CONNECT whose origin is being located or connected. */
@@ -62,15 +61,15 @@ function startReading(h: TcpHandle): boolean {
  * odd heads) is handed to the `net.Socket` paths before a byte is written, so there is one way to
  * answer each of those.
  *
- * The relay keeps at most one write in flight per direction: a write the kernel could not take at
- * once stops reading from the other side until it completes (back-pressure). End of stream on one
+ * As a tunnel it is the TunnelRelay of `tunnels: "raw"` (src/proxy/tunnel-relay.ts). The relay
+ * keeps at most one write in flight per direction: a write the kernel could not take at once stops reading from the other side until it completes (back-pressure). End of stream on one
  * side sends FIN to the other once its writes are out; when both sides have ended, both handles
  * are closed.
  */
-export class RawConnection implements IdleMember, GateUser {
+export class RawConnection implements TunnelRelay, GateUser {
   idleSince = 0;
   idleLimit = 0;
-  private phase = P.First;
+  private phase = RawPhase.First;
   private up: TcpHandle | null = null;
   private rec: ConnectionRecord | null = null;
   /** The gate's answer while the origin is located and connected. */
@@ -101,7 +100,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   /** Still waiting for its first bytes (closed at once when the proxy shuts down). */
   get waiting(): boolean {
-    return this.phase === P.First;
+    return this.phase === RawPhase.First;
   }
 
   /** The proxy is shutting down. */
@@ -110,7 +109,7 @@ export class RawConnection implements IdleMember, GateUser {
   }
 
   onIdle(): boolean {
-    if (this.phase === P.Connecting && this.up !== null) {
+    if (this.phase === RawPhase.Connecting && this.up !== null) {
       this.connectFailed('connect-timeout');
       return true;
     }
@@ -120,7 +119,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   private readonly onFirstRead = (ab: ArrayBuffer | undefined): void => {
     const n = this.b.state[this.b.kReadBytesOrError];
-    if (n === 0 || this.phase !== P.First) return;
+    if (n === 0 || this.phase !== RawPhase.First) return;
     if (n < 0 || ab === undefined) {
       this.close();
       return;
@@ -154,7 +153,7 @@ export class RawConnection implements IdleMember, GateUser {
     this.port = r.port;
     if (buf.length > end + 4) this.head = buf.subarray(end + 4);
     // Locating keeps the client's idle limit (the resolver has its own); connecting has its own.
-    this.phase = P.Connecting;
+    this.phase = RawPhase.Connecting;
     if (r.address === '') this.ctx.gate.resolve(r, this);
     else this.connect(r);
     return true;
@@ -162,7 +161,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   /** The gate settled the name it had to resolve (the proxy may be closing by then). */
   gated(r: Reply): void {
-    if (this.phase !== P.Connecting || r !== this.pass) return;
+    if (this.phase !== RawPhase.Connecting || r !== this.pass) return;
     // Decided only now when the client had to be identified first.
     this.rec = r.record;
     if (r.kind === 'tunnel') this.connect(r);
@@ -174,7 +173,7 @@ export class RawConnection implements IdleMember, GateUser {
 
   /** The gate's answer is not a tunnel: answered where it was decided, on a `net.Socket`. */
   private answer(r: Reply): void {
-    this.phase = P.Done;
+    this.phase = RawPhase.Done;
     this.pass = null;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
@@ -182,7 +181,7 @@ export class RawConnection implements IdleMember, GateUser {
   }
 
   private adopt(): void {
-    this.phase = P.Done;
+    this.phase = RawPhase.Done;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
     this.ctx.rawAdopt(this, this.client, this.first);
@@ -212,7 +211,7 @@ export class RawConnection implements IdleMember, GateUser {
       this.handles--;
       up.close();
     }
-    this.phase = P.Done;
+    this.phase = RawPhase.Done;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
     const rec = this.rec!;
@@ -222,7 +221,7 @@ export class RawConnection implements IdleMember, GateUser {
   }
 
   private readonly onConnect = (status: number): void => {
-    if (this.phase !== P.Connecting || this.up === null) return;
+    if (this.phase !== RawPhase.Connecting || this.up === null) return;
     if (status < 0) {
       this.connectFailed(classify(Object.assign(new Error('connect'), { code: getSystemErrorName(status) })));
       return;
@@ -231,11 +230,11 @@ export class RawConnection implements IdleMember, GateUser {
     const rec = this.rec!;
     this.first = null;
     up.setNoDelay(true);
-    this.phase = P.Open;
+    this.phase = RawPhase.Open;
     this.idleLimit = this.ctx.config.timeouts.idleMs;
     this.idleSince = this.ctx.idle.now;
     rec.status = 200;
-    this.ctx.rawOpened(this, rec);
+    this.ctx.relayOpened(this, rec);
     if (!this.send(this.client, ESTABLISHED, true)) return;
     if (this.head.length > 0) {
       rec.bytesIn += this.head.length;
@@ -309,7 +308,7 @@ export class RawConnection implements IdleMember, GateUser {
     this.idleSince = this.ctx.idle.now;
     if (this.clientEnded && this.upEnded) return this.finishIfDone();
     const sourceEnded = toClient ? this.upEnded : this.clientEnded;
-    if (!sourceEnded && this.phase === P.Open && !startReading(toClient ? this.up! : this.client)) this.close();
+    if (!sourceEnded && this.phase === RawPhase.Open && !startReading(toClient ? this.up! : this.client)) this.close();
   }
 
   private readonly onHandleClosed = (): void => {
@@ -324,8 +323,8 @@ export class RawConnection implements IdleMember, GateUser {
   private close(): void {
     if (this.closing) return;
     this.closing = true;
-    if (this.phase === P.First || this.phase === P.Connecting) this.rec = null;
-    this.phase = P.Done;
+    if (this.phase === RawPhase.First || this.phase === RawPhase.Connecting) this.rec = null;
+    this.phase = RawPhase.Done;
     this.ctx.idle.delete(this);
     this.client.onread = ignoreRead;
     this.client.close(this.onHandleClosed);

@@ -7,8 +7,9 @@
  * this leaves behind (README, Performance). A tunnel only moves bytes, so it needs none of it.
  *
  * These bindings are internal to Node: `process.binding` is deprecated, with no removal date. So
- * everything here is checked once at start; if any piece is missing, or `VIGIE_RAW_TUNNELS=0`,
- * `rawBinding` is null and tunnels use `net.Socket` as before (src/proxy/splice.ts).
+ * they are used only with `tunnels: "raw"` in the config, everything here is checked once at start,
+ * and if any piece is missing `rawBinding` is null and tunnels use `net.Socket` (the default,
+ * src/proxy/splice.ts).
  */
 
 /** What `getpeername` fills in. */
@@ -77,7 +78,6 @@ export interface RawBinding {
 export const UV_EOF = -4095;
 
 function load(): RawBinding | null {
-  if (process.env.VIGIE_RAW_TUNNELS === '0') return null;
   try {
     const binding = (process as unknown as { binding(name: string): Record<string, unknown> }).binding;
     const tcp = binding('tcp_wrap');

@@ -1,4 +1,4 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { Identity } from '../auth/identity.js';
 import type { VigieConfig } from '../config/types.js';
@@ -6,17 +6,19 @@ import { ownListeners } from '../net/own-listeners.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { ConnectionRecord, ProxyObserver } from './events.js';
 import { ClientReads } from './client-reads.js';
-import { ClientConnection, type FastContext } from './fast.js';
-import { ALERT, tlsAlert } from './clienthello.js';
-import { connectTarget, Gate, parseAbsoluteUrl, refusalHeaders, type GateMode, type Reply } from './gate.js';
-import { forwardHeaders } from './headers.js';
+import { ClientConnection } from './client-connection.js';
+import { Gate, type GateMode, type Reply } from './gate.js';
+import { NodeHttpForwarder, refuseConnection, type NodeHttpContext } from './node-http-forward.js';
+import { emitter, type Emit } from './observe.js';
+import type { ClientContext } from './origin-exchange.js';
 import { IdleSweeper, tickFor } from './idle.js';
-import { errorPage, pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
+import type { Lang, UpstreamProblem } from './pages.js';
 import type { HostResolver } from './resolver.js';
-import { classify, connectTimeout, ESTABLISHED, statusFor, type Target } from './target.js';
+import type { Target } from './target.js';
 import { rawBinding, rawSelfTest, takeOverAccept, type TcpHandle } from './raw.js';
 import { RawConnection, type RawContext } from './raw-tunnel.js';
-import { splice, TunnelIdle } from './splice.js';
+import { SocketTunnels, type TunnelContext, type TunnelStyle } from './socket-tunnel.js';
+import type { TunnelRelay } from './tunnel-relay.js';
 import { listenTransparent, type TransparentBound, type TransparentHost } from './transparent.js';
 import { UpstreamPool } from './upstream.js';
 import { OverrideTable } from '../policy/overrides.js';
@@ -44,48 +46,38 @@ export interface ProxyDeps {
 
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
-/** How a tunnel's entry answers when it opens none: an HTTP status (CONNECT), or a TLS alert (transparent). */
-export type TunnelStyle = 'http' | 'tls';
-
-const HTML = 'text/html; charset=utf-8';
-const TEXT = 'text/plain; charset=utf-8';
+export type { TunnelStyle } from './socket-tunnel.js';
 
 function destroySelf(this: Socket): void {
   this.destroy();
 }
-
-/** Answers a request that cannot be read (or must not be) with `status`, and closes. */
-function refuseConnection(socket: Socket, status: number): void {
-  const body = `${status} ${http.STATUS_CODES[status]}\n`;
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-}
-
-
-const READ_MARK = Symbol('vigie.bytesReadAccounted');
 
 let selfTest: Promise<boolean> | null = null;
 /** The raw handles' self-test, run once per process (src/proxy/raw.ts). */
 const rawHandlesWork = (): Promise<boolean> => (selfTest ??= rawSelfTest(rawBinding!));
 
 /**
- * The data plane: an explicit HTTP proxy. Each client connection starts on the fast path
- * (src/proxy/fast.ts: raw sockets, pooled keep-alive origin connections); what it leaves aside
- * comes here through node's HTTP server (`general`), which forwards over a keep-alive http.Agent.
- * CONNECT opens a TCP tunnel. Everything passes the policy first.
+ * The data plane: an explicit HTTP proxy. Each client connection starts as a ClientConnection
+ * (src/proxy/client-connection.ts: requests parsed from the socket's bytes, pooled keep-alive
+ * origin connections); what it leaves aside goes to node's HTTP server (src/proxy/node-http-forward.ts).
+ * CONNECT opens a TCP tunnel (src/proxy/socket-tunnel.ts, or src/proxy/raw-tunnel.ts on raw
+ * handles). Everything passes the gate first. This module owns the listeners and the connections'
+ * lifetimes.
  */
-export class ProxyServer implements FastContext, RawContext, TransparentHost {
+export class ProxyServer implements ClientContext, RawContext, TransparentHost, NodeHttpContext, TunnelContext {
   readonly servers: net.Server[] = [];
   readonly via: string;
   readonly pool: UpstreamPool;
   readonly idle: IdleSweeper;
-  /** Node's HTTP server, never listening itself: it gets the connections the fast path hands over. */
-  private readonly general: http.Server;
-  private readonly agent: http.Agent;
-  private readonly observers: ProxyObserver[];
+  /** Requests read by node's HTTP server: what a ClientConnection hands over. */
+  private readonly nodeHttp: NodeHttpForwarder;
+  /** CONNECT tunnels on `net.Socket`. */
+  private readonly socketTunnels: SocketTunnels;
+  readonly emit: Emit;
   /** Admits, decides, records and says what to answer, for every entry (src/proxy/gate.ts). */
   readonly gate: Gate;
-  /** Open tunnels (a client `net.Socket`, or a raw connection), cut when the proxy closes. */
-  private readonly tunnels = new Set<{ destroy(): void }>();
+  /** Open tunnels (SocketRelay or RawConnection), cut when the proxy closes. */
+  private readonly tunnels = new Set<TunnelRelay>();
   /** Connections accepted on raw handles and not handed to `net.Socket` (src/proxy/raw-tunnel.ts). */
   private readonly raws = new Set<RawConnection>();
   /** Whether connections are accepted on raw handles (settled by the first listen()). */
@@ -105,14 +97,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     const { config } = deps;
     this.via = `1.1 ${config.proxyName}`;
     this.raw = (deps.rawTunnels ?? config.tunnels === 'raw') && rawBinding !== null;
-    this.observers = deps.observers ?? [];
-    this.agent = new http.Agent({
-      keepAlive: true,
-      maxSockets: config.limits.maxSocketsPerOrigin,
-      maxFreeSockets: config.limits.maxSocketsPerOrigin,
-      scheduling: 'lifo',
-      timeout: config.timeouts.idleMs,
-    });
+    this.emit = emitter(deps.observers ?? []);
     // Ticks follow the configuration in force (a reload may shorten the limits).
     this.idle = new IdleSweeper(() => {
       const t = this.deps.config.timeouts;
@@ -129,17 +114,11 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
       own: ownListeners,
       identity: () => this.deps.identity ?? null,
     });
-    this.general = this.createGeneralServer();
+    this.nodeHttp = new NodeHttpForwarder(this);
+    this.socketTunnels = new SocketTunnels(this);
   }
 
-  private emit<K extends keyof ProxyObserver>(event: K, ...args: Parameters<NonNullable<ProxyObserver[K]>>): void {
-    for (const o of this.observers) {
-      const fn = o[event] as ((...a: unknown[]) => void) | undefined;
-      if (fn) fn.apply(o, args);
-    }
-  }
-
-  // FastContext: what a fast-path connection asks of the proxy. Config and resolver are read
+  // ClientContext: what a client connection asks of the proxy. Config and resolver are read
   // through deps: a reload (SIGHUP) replaces them.
   get config(): VigieConfig {
     return this.deps.config;
@@ -154,44 +133,36 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
   }
 
   handoff(socket: Socket, unread: Buffer | null): void {
-    if (unread !== null) socket.unshift(unread);
-    // Bytes the fast path already recorded are not counted again by the general path's first request.
-    (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead - (unread?.length ?? 0);
-    this.general.emit('connection', socket);
-    socket.resume();
+    this.nodeHttp.take(socket, unread);
   }
 
   released(conn: ClientConnection): void {
     this.fast.delete(conn);
   }
 
-  private createGeneralServer(): http.Server {
-    const { config } = this.deps;
-    const server = http.createServer({
-      maxHeaderSize: config.limits.maxHeaderBytes,
-      requestTimeout: 0,
-      headersTimeout: config.timeouts.headersMs,
-      keepAliveTimeout: config.timeouts.idleMs,
-      noDelay: true,
-    });
-    server.timeout = config.timeouts.idleMs;
-    // llhttp takes HTTP/0.9 request lines (no version) and any HTTP/x.y: only 1.0 and 1.1 pass.
-    server.on('request', (req, res) => (req.httpVersionMajor === 1 ? this.onRequest(req, res) : refuseConnection(req.socket, 400)));
-    server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => (req.httpVersionMajor === 1 ? this.tunnel(socket, req.url ?? '', req.headers['accept-language'], head, undefined, req.headers['proxy-authorization']) : refuseConnection(socket, 400)));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.clientError(err, socket));
-    // Starts node's tracking of the connections it is given (headers timeout, closeIdleConnections):
-    // it never listens itself, the front servers below do.
-    server.emit('listening');
-    return server;
+  // NodeHttpContext and TransparentHost: the node:http path and the tunnels on `net.Socket`.
+  local(req: IncomingMessage, res: ServerResponse): boolean {
+    return this.deps.local?.(req, res) ?? false;
   }
 
   /** Answers what node's HTTP parser refuses (bad request, headers too large, timeout). */
   clientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    if (!socket.writable || err.code === 'ECONNRESET') {
-      socket.destroy();
-      return;
-    }
-    refuseConnection(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
+    this.nodeHttp.clientError(err, socket);
+  }
+
+  /** A request whose target the entry has read (null: unreadable): through the gate, then forwarded or answered. */
+  request(req: IncomingMessage, res: ServerResponse, t: Target | null, mode: GateMode): void {
+    this.nodeHttp.request(req, res, t, mode);
+  }
+
+  /** A CONNECT request on a `net.Socket` (from either path): through the gate, then opened or answered. */
+  tunnel(client: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr = client.remoteAddress ?? '', proxyAuthorization?: string): void {
+    this.socketTunnels.tunnel(client, target, acceptLanguage, head, clientAddr, proxyAuthorization);
+  }
+
+  /** Carries out a gate's answer to a tunnel (src/proxy/socket-tunnel.ts). */
+  gatedTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
+    this.socketTunnels.gatedTunnel(client, head, r, style);
   }
 
   /** Refuses a request that must not be read on (HTTP/0.9, versions other than 1.x). */
@@ -269,30 +240,33 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
-    this.answerTunnel(socket, reply, 'http');
+    this.socketTunnels.answerTunnel(socket, reply, 'http');
   }
 
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
-    this.refuseTunnel(socket, rec, lang, problem, 'http');
+    this.socketTunnels.refuseTunnel(socket, rec, lang, problem, 'http');
   }
 
-  rawOpened(conn: RawConnection, rec: ConnectionRecord): void {
-    this.tunnels.add(conn);
-    this.rawTunnelsOpened++;
+  // TunnelRelayHost: both tunnel implementations report here (src/proxy/tunnel-relay.ts).
+  relayOpened(relay: TunnelRelay, rec: ConnectionRecord): void {
+    this.tunnels.add(relay);
+    if (relay instanceof RawConnection) this.rawTunnelsOpened++;
     this.emit('tunnelOpened', rec);
     this.emit('connectionsChanged', 'tunnel', 1);
   }
 
+  relayClosed(relay: TunnelRelay, rec: ConnectionRecord): void {
+    this.tunnels.delete(relay);
+    this.emit('connectionsChanged', 'tunnel', -1);
+    this.emit('tunnelClosed', rec);
+  }
+
   rawClosed(conn: RawConnection, rec: ConnectionRecord | null): void {
     this.raws.delete(conn);
-    if (rec !== null) {
-      this.tunnels.delete(conn);
-      this.emit('connectionsChanged', 'tunnel', -1);
-      this.emit('tunnelClosed', rec);
-    }
+    if (rec !== null) this.relayClosed(conn, rec);
     this.emit('connectionsChanged', 'client', -1);
     this.checkDrained();
   }
@@ -344,7 +318,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     for (const forget of this.unlisten.splice(0)) forget();
     for (const c of [...this.fast]) c.closeSoon();
     for (const r of [...this.raws]) if (r.waiting) r.destroy();
-    this.general.closeIdleConnections();
+    this.nodeHttp.closeIdle();
     const cut = () => {
       for (const s of this.sockets) s.destroy();
       for (const t of [...this.tunnels]) t.destroy();
@@ -357,9 +331,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     // end and are recorded (journal, metrics): wait for those too.
     if (this.sockets.size || this.raws.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearTimeout(timer);
-    // Stops node's connection checks (it reports "not running": it never listened).
-    this.general.close(() => {});
-    this.agent.destroy();
+    this.nodeHttp.close();
     this.pool.destroy();
     this.idle.stop();
   }
@@ -368,229 +340,4 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     return this.tunnels.size;
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const url = req.url ?? '';
-    if (url.charCodeAt(0) === 47 /* / */) {
-      if (this.deps.local?.(req, res)) return;
-      this.sendPage(res, 400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request'));
-      return;
-    }
-    this.request(req, res, parseAbsoluteUrl(url), 'explicit');
-  }
-
-  /** A request whose target the entry has read (null: unreadable): through the gate, then forwarded or answered. */
-  request(req: IncomingMessage, res: ServerResponse, t: Target | null, mode: GateMode): void {
-    const socket = req.socket;
-    const r = this.gate.enter({ client: socket.remoteAddress ?? '', mode, method: req.method ?? 'GET', host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: req.headers['accept-language'], proxyAuthorization: req.headers['proxy-authorization'] });
-    if (r.pending !== null) {
-      // The client is being identified: decided (and recorded) once that is done.
-      this.gate.resolve(r, { gated: () => this.settled(req, res, r, t) });
-      return;
-    }
-    this.settled(req, res, r, t);
-  }
-
-  /** A decided request: recorded when it ends, then forwarded or answered. */
-  private settled(req: IncomingMessage, res: ServerResponse, r: Reply, t: ReturnType<typeof parseAbsoluteUrl>): void {
-    const socket = req.socket;
-    const rec = r.record;
-    if (rec !== null) {
-      // The parser has already read this request's headers (often its whole body too): count from
-      // where the previous request on this connection stopped, so uploads and headers are included.
-      const read0 = (socket as Socket & { [READ_MARK]?: number })[READ_MARK] ?? 0;
-      const written0 = socket.bytesWritten;
-      res.once('close', () => {
-        rec.status = res.headersSent ? res.statusCode : 0;
-        rec.durationMs = Date.now() - rec.time;
-        rec.bytesIn = socket.bytesRead - read0;
-        (socket as Socket & { [READ_MARK]?: number })[READ_MARK] = socket.bytesRead;
-        rec.bytesOut = socket.bytesWritten - written0;
-        this.emit('requestDone', rec);
-      });
-    }
-    if (r.kind !== 'forward') return this.answer(req, res, r);
-    if (r.address !== '') return this.forward(req, res, r, t!.authority);
-    this.gate.resolve(r, { gated: () => (r.kind === 'forward' ? this.forward(req, res, r, t!.authority) : this.answer(req, res, r)) });
-  }
-
-  /** Carries out a gate's answer that is not a forward: block page, refusal, DNS error. */
-  private answer(req: IncomingMessage, res: ServerResponse, r: Reply): void {
-    req.resume();
-    if (r.problem !== null) this.emit('upstreamError', r.problem);
-    if (res.destroyed) return;
-    const body = Buffer.from(r.body);
-    const headers: http.OutgoingHttpHeaders = { 'Content-Type': r.html ? HTML : TEXT, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.via };
-    if (r.retryAfter) headers['Retry-After'] = '5';
-    if (r.challenge !== null) headers['Proxy-Authenticate'] = r.challenge;
-    res.writeHead(r.status, headers);
-    res.end(body);
-  }
-
-  /** Forwards over the agent to the address the gate checked: never a second lookup that could answer otherwise. */
-  private forward(req: IncomingMessage, res: ServerResponse, r: Reply, authority: string): void {
-    const { timeouts } = this.deps.config;
-    if (res.destroyed) return;
-    const rec = r.record!;
-    const upstream = http.request({
-      host: r.address,
-      family: r.family,
-      port: r.port,
-      method: req.method,
-      path: r.path,
-      headers: forwardHeaders(req.rawHeaders, this.via, authority) as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-      agent: this.agent,
-      timeout: timeouts.upstreamResponseMs,
-    });
-    let connectTimer: NodeJS.Timeout | null = null;
-    upstream.once('socket', (s: Socket) => {
-      if (!s.connecting) return;
-      connectTimer = setTimeout(() => upstream.destroy(connectTimeout()), timeouts.connectMs);
-      s.once('connect', () => {
-        if (connectTimer) clearTimeout(connectTimer);
-        connectTimer = null;
-      });
-    });
-    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('response timeout'), { code: 'ERESPONSETIMEOUT' })));
-    upstream.on('response', (up) => {
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, this.via) as unknown as http.OutgoingHttpHeaders);
-      up.pipe(res);
-      up.on('error', () => res.destroy());
-      up.on('aborted', () => res.destroy());
-    });
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (connectTimer) clearTimeout(connectTimer);
-      const problem: UpstreamProblem = err.code === 'ERESPONSETIMEOUT' ? 'response-timeout' : classify(err);
-      this.fail(req, res, rec, r.host, problem);
-    });
-    // The client went away: stop talking to the origin too.
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
-  }
-
-  private fail(req: IncomingMessage, res: ServerResponse, rec: ConnectionRecord, host: string, problem: UpstreamProblem): void {
-    rec.problem = problem;
-    this.emit('upstreamError', problem);
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    req.resume();
-    this.sendPage(res, statusFor(problem), errorPage(pickLang(req.headers['accept-language']), host, problem));
-  }
-
-  private sendPage(res: ServerResponse, status: number, html: string): void {
-    if (res.destroyed) return;
-    const body = Buffer.from(html);
-    res.writeHead(status, { 'Content-Type': HTML, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.via });
-    res.end(body);
-  }
-
-  /** A CONNECT request on a `net.Socket` (from either path): through the gate, then opened or answered. */
-  tunnel(client: Socket, target: string, acceptLanguage: string | undefined, head: Buffer, clientAddr = client.remoteAddress ?? '', proxyAuthorization?: string): void {
-    client.on('error', destroySelf);
-    const hp = connectTarget(target);
-    const r = this.gate.enter({ client: clientAddr, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage, proxyAuthorization });
-    this.gatedTunnel(client, head, r, 'http');
-  }
-
-  /**
-   * Carries out a gate's answer to a tunnel: opened (then `head` goes first), or answered in the
-   * entry's own terms: an HTTP status for a CONNECT, a TLS alert for a transparent ClientHello.
-   */
-  gatedTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
-    if (r.kind !== 'tunnel') return this.answerTunnel(client, r, style);
-    if (r.address !== '') return this.openTunnel(client, head, r, style);
-    this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r, style) : this.answerTunnel(client, r, style)) });
-  }
-
-  /** Carries out a gate's answer to a CONNECT that opens no tunnel: recorded (when decided), then answered. */
-  private answerTunnel(client: Socket, r: Reply, style: TunnelStyle): void {
-    const rec = r.record;
-    if (r.problem !== null) this.emit('upstreamError', r.problem);
-    if (rec !== null) {
-      rec.status = r.status;
-      this.emit('tunnelOpened', rec);
-    }
-    if (style === 'tls') this.endTls(client, r.kind === 'block' ? ALERT.accessDenied : ALERT.internalError);
-    else this.endTunnel(client, r.status, r.body, refusalHeaders(r));
-  }
-
-  /** A tunnel that cannot be opened: recorded with its cause, and the client told why. */
-  private refuseTunnel(client: Socket, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem, style: TunnelStyle): void {
-    rec.problem = problem;
-    rec.status = statusFor(problem);
-    this.emit('upstreamError', problem);
-    this.emit('tunnelOpened', rec);
-    if (style === 'tls') this.endTls(client, ALERT.internalError);
-    else this.endTunnel(client, rec.status, problemText(lang, problem) + '\n');
-  }
-
-  private openTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
-    if (client.destroyed) return;
-    const { timeouts } = this.deps.config;
-    const rec = r.record!;
-    const lang = pickLang(r.acceptLanguage);
-    const upstream = net.connect({ host: r.address, port: r.port, family: r.family, noDelay: true });
-    let opened = false;
-    // Nothing the client sends goes anywhere before the tunnel is open.
-    client.pause();
-    // One watch for the tunnel's life: the connect limit first, then the idle limit.
-    const watch = new TunnelIdle(client, upstream);
-    this.idle.add(watch, timeouts.connectMs);
-    // 'connect' and 'close' come once each: plain listeners, no once() wrappers to build and search.
-    upstream.on('connect', () => {
-      watch.idleLimit = timeouts.idleMs;
-      watch.idleSince = this.idle.now;
-      opened = true;
-      rec.status = 200;
-      this.tunnels.add(client);
-      this.emit('tunnelOpened', rec);
-      this.emit('connectionsChanged', 'tunnel', 1);
-      upstream.off('close', beforeOpen);
-      client.off('close', beforeOpen);
-      // A transparent connection was never asked anything: its ClientHello is `head`.
-      if (style === 'http') client.write(ESTABLISHED);
-      if (head.length) upstream.write(head);
-      splice(client, upstream, this.idle, watch, () => {
-        this.tunnels.delete(client);
-        rec.durationMs = Date.now() - rec.time;
-        rec.bytesIn = upstream.bytesWritten;
-        rec.bytesOut = upstream.bytesRead;
-        this.emit('connectionsChanged', 'tunnel', -1);
-        this.emit('tunnelClosed', rec);
-      });
-      client.resume();
-    });
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (!opened && !rec.status) this.refuseTunnel(client, rec, lang, classify(err), style);
-      else client.destroy();
-    });
-    // Until the tunnel opens, either side closing ends the attempt.
-    const beforeOpen = () => {
-      this.idle.delete(watch);
-      // An error answer (rec.status set) is on its way: endTunnel closes the client after it.
-      if (!rec.status) client.destroy();
-      upstream.destroy();
-    };
-    upstream.on('close', beforeOpen);
-    client.on('close', beforeOpen);
-  }
-
-  /** Ends a transparent TLS connection with a fatal alert: no page can be shown inside TLS. */
-  private endTls(client: Socket, alert: number): void {
-    if (client.destroyed) return;
-    client.resume();
-    client.end(tlsAlert(alert));
-  }
-
-  private endTunnel(client: Socket, status: number, text: string, extraHeaders = ''): void {
-    if (client.destroyed) return;
-    // Read (and drop) what the client still sends, so its close is seen and the socket freed.
-    client.resume();
-    const body = Buffer.from(text);
-    client.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\nVia: ${this.via}\r\n${extraHeaders}\r\n${text}`);
-  }
 }

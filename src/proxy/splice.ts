@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { IdleMember, IdleSweeper } from './idle.js';
 import { connectTimeout } from './target.js';
+import type { TunnelRelay } from './tunnel-relay.js';
 
 const ignore = (): void => {};
 
@@ -50,8 +51,12 @@ export function splice(a: Socket, b: Socket, idle: IdleSweeper, member: IdleMemb
   forward(b, a);
 }
 
-/** An idle member that closes a tunnel's two sockets, and its upstream alone while it connects. */
-export class TunnelIdle implements IdleMember {
+/**
+ * A tunnel between two `net.Socket`s (the TunnelRelay of `tunnels: "socket"`). Watched from the
+ * moment the origin connection starts: quiet past the connect limit, it closes the origin side
+ * alone (the entry answers the client); once relaying, past the idle limit, both.
+ */
+export class SocketRelay implements TunnelRelay {
   idleSince = 0;
   idleLimit = 0;
   constructor(
@@ -59,13 +64,22 @@ export class TunnelIdle implements IdleMember {
     private readonly upstream: Socket,
   ) {}
 
+  /** Relays both ways from now on; `closed` is called once both sockets are gone. */
+  relay(idle: IdleSweeper, closed: () => void): void {
+    splice(this.client, this.upstream, idle, this, closed);
+  }
+
   onIdle(): boolean {
     if (this.upstream.connecting) {
       this.upstream.destroy(connectTimeout());
       return true;
     }
+    this.destroy();
+    return true;
+  }
+
+  destroy(): void {
     this.client.destroy();
     this.upstream.destroy();
-    return true;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Vigie against Squid, tinyproxy and direct access (issue 7), side by side in one run.
+ * Vigie against Squid, tinyproxy and direct access (issue 7), side by side in one run; Vigie twice,
+ * with each tunnel mode (`vigie`: `tunnels: "socket"`, the default; `vigie-raw`: `"raw"`, issue 21).
  *
  *   npm run bench:proxy
  *   RUNS=1 PHASE_SECONDS=3 npm run bench:proxy        (quick check)
@@ -12,24 +13,24 @@
  * stopped at the end, on error and on SIGINT/SIGTERM.
  *
  * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), MIB_CONNECTIONS (10),
- * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,node-floor,squid,tinyproxy),
+ * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,vigie-raw,node-floor,squid,tinyproxy),
  * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir,
  * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time,
  * PHASES (small,mib,bulk,setup,fixed,idle,tls) to run only some phases, TLS_LOOPS (20).
  * `tls` (issue 22) is Vigie only: HTTPS set-up, CONNECT + TLS against the transparent listener + TLS:
  *   SETUPS=direct,vigie,squid PHASES=tls RUNS=3 PHASE_SECONDS=3 npm run bench:proxy
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { bulkDownload, fixedRate, LEAD_IN_S, openIdleTunnels, probe, tunnelSetupRate, type Target as ClientTarget } from './proxy/clients.js';
-import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned, stop, stopAll, waitForOutput, waitForPort, withCpu, type PhaseCpu, type Proc } from './proxy/procs.js';
+import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned, stop, stopAll, waitForPort, withCpu, type PhaseCpu, type Proc } from './proxy/procs.js';
 import { topFrames, type Frame } from './proxy/profile.js';
-import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup, type Target } from './proxy/report.js';
-import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, writeSquid, writeTinyproxy, type Ports, type VigieOptions } from './proxy/setup.js';
+import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup } from './proxy/report.js';
+import { ORIGIN_HOST, ensureTools, writeOrigin, writeSquid, writeTinyproxy, type Ports } from './proxy/setup.js';
+import { issueTargets, type IdleResult } from './proxy/targets.js';
 import { tlsSetupRate } from './proxy/tls-setup.js';
+import { machine, startVigie, versions } from './proxy/vigie.js';
 import { wrk, writeWrkScript } from './proxy/wrk.js';
 
 const num = (name: string, dflt: number) => {
@@ -78,66 +79,6 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-/** Which of the keys other work adds to the config exist now (journal, workers), checked by the real loader. */
-async function vigieOptions(): Promise<VigieOptions> {
-  // The build that runs decides, not src/: they differ when the build is older than the sources.
-  const { configSchema } = (await import(pathToFileURL(join(ROOT, 'dist/config/schema.js')).href)) as typeof import('../../src/config/schema.js');
-  const props = configSchema.properties as Record<string, { properties?: Record<string, unknown> } | undefined>;
-  const journalKey = props.journal;
-  const journal = !!journalKey?.properties && 'enabled' in journalKey.properties;
-  if (!journalKey) notes.push('journal: the config schema has no `journal` key yet, so Vigie ran without a journal');
-  else if (!journal) notes.push('journal: the `journal` key has no `enabled` flag; left at its default');
-  else notes.push('journal: on (journal.enabled)');
-  const workers = 'workers' in props ? VIGIE_WORKERS : null;
-  notes.push(workers === null ? 'workers: no `workers` key yet (single process)' : `workers: ${workers} (all pinned to CPU ${PROXY_CPU})`);
-  return { journal, workers };
-}
-
-async function startVigie(dir: string, ports: Ports): Promise<Proc> {
-  const opts = await vigieOptions();
-  const file = join(dir, 'vigie.json');
-  writeFileSync(file, JSON.stringify(vigieConfig(ports, opts), null, 2));
-  const { loadConfig } = (await import(pathToFileURL(join(ROOT, 'dist/config/load.js')).href)) as typeof import('../../src/config/load.js');
-  try {
-    loadConfig(file);
-  } catch (e) {
-    // A key the schema advertises but the loader refuses: run without it rather than not at all.
-    notes.push(`config refused (${(e as Error).message}); ran without journal/workers`);
-    writeFileSync(file, JSON.stringify(vigieConfig(ports, { journal: false, workers: null }), null, 2));
-    loadConfig(file);
-  }
-  const prof = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  const p = startPinned('vigie', PROXY_CPU, [process.execPath, ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, 'vigie-data')]);
-  const t0 = performance.now();
-  await waitForOutput(p, /gateway ready/, 180_000);
-  log(`vigie ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (full bundled lists)`);
-  return p;
-}
-
-function versions(): Record<string, string> {
-  const first = (cmd: string, args: string[]) => {
-    try {
-      const out = execFileSync('/bin/sh', ['-c', `${cmd} ${args.join(' ')} 2>&1`], { encoding: 'utf8' });
-      return out.split('\n').find((l) => l.trim())?.trim() ?? '';
-    } catch (e) {
-      return String((e as { stdout?: string }).stdout ?? '').split('\n')[0] ?? '';
-    }
-  };
-  let commit = '';
-  try {
-    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    if (execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim()) commit += '+uncommitted src';
-  } catch {
-    /* not a git checkout */
-  }
-  return { vigie: commit, node: process.version, squid: first('squid', ['-v']), tinyproxy: first('tinyproxy', ['-v']), nginx: first('nginx', ['-v']), wrk: first('wrk', ['-v']) };
-}
-
-function machine(): string {
-  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? '?';
-  return `${model}, ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}`;
-}
-
 async function main() {
   ensureTools(log);
   if (os.cpus().length < 2) notes.push('fewer than 2 CPUs: proxy and load share one core');
@@ -146,7 +87,7 @@ async function main() {
   // Squid and tinyproxy drop to unprivileged users and must reach their files in here.
   chmodSync(tmpDir, 0o755);
   const transparentTls = await freePort();
-  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort(), transparentTls };
+  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), vigieRaw: await freePort(), vigieRawMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort(), transparentTls };
 
   const nginxConf = writeOrigin(tmpDir, ports, BIG_MIB);
   const nginx = startPinned('nginx', LOAD_CPU, ['nginx', '-e', join(tmpDir, 'nginx-error.log'), '-p', tmpDir, '-c', nginxConf]);
@@ -167,16 +108,22 @@ async function main() {
     await waitForPort(procs['node-floor'], ports.floor, 30_000);
   }
   if (WANTED.includes('vigie')) {
-    procs.vigie = await startVigie(tmpDir, ports);
+    procs.vigie = await startVigie(tmpDir, ports, { name: 'vigie', tunnels: 'socket', workers: VIGIE_WORKERS, cpu: PROXY_CPU, profileDir: PROFILE ? profileDir : null, notes, log });
     const r = await fetch(`http://127.0.0.1:${ports.vigieMetrics}/metrics`).catch((e: Error) => e);
     notes.push(r instanceof Response && r.ok ? 'metrics: on, /metrics answered' : `metrics: /metrics did not answer (${r instanceof Response ? r.status : r.message})`);
     if (r instanceof Response) await r.arrayBuffer();
+  }
+  if (WANTED.includes('vigie-raw')) {
+    // The same gateway with tunnels on raw handles; the transparent listener is the first one's.
+    const own = { ...ports, vigie: ports.vigieRaw!, vigieMetrics: ports.vigieRawMetrics!, transparentTls: undefined };
+    procs['vigie-raw'] = await startVigie(tmpDir, own, { name: 'vigie-raw', tunnels: 'raw', workers: VIGIE_WORKERS, cpu: PROXY_CPU, profileDir: null, notes, log });
   }
 
   // tinyproxy has no hosts table and would ask the system resolver for origin.test: it gets the address.
   const targets: Partial<Record<Setup, ClientTarget>> = {
     direct: { port: ports.plain, viaProxy: false, originHost: ORIGIN_HOST, originPort: ports.plain },
     vigie: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
+    'vigie-raw': { port: ports.vigieRaw!, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     // It has no hosts table and no resolver: every request goes to the one origin.
     'node-floor': { port: ports.floor, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     squid: { port: ports.squid, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
@@ -332,7 +279,7 @@ async function main() {
   // Each tunnel costs the proxy two descriptors (client and origin side). Where the fd ceiling
   // cannot hold IDLE_TUNNELS (a container without CAP_SYS_RESOURCE), as many as fit are opened
   // and the RSS for IDLE_TUNNELS is projected from the measured cost per tunnel.
-  const idleResults: Partial<Record<Setup, { wanted: number; opened: number; failed: number; aliveOk: number; aliveChecked: number; rssBefore: number; rss: number; projected: number; fdLimit: number }>> = {};
+  const idleResults: Partial<Record<Setup, IdleResult>> = {};
   if (only('idle') && IDLE_TUNNELS > 0) {
     for (const s of setups.filter((x) => x === 'vigie' || x === 'squid')) {
       const pid = pidOf(s)!;
@@ -357,70 +304,7 @@ async function main() {
   }
   const idle = idleResults.vigie;
 
-  type M = Parameters<Target['check']>[0];
-  const med = (m: M, key: string, s: Setup) => m[key]?.[s]?.median;
-  const targetsOfIssue: Target[] = [
-    {
-      measure: 'small_rps',
-      text: '≥ 1.2× Squid',
-      check: (m) => {
-        const v = med(m, 'small_rps', 'vigie');
-        const q = med(m, 'small_rps', 'squid');
-        return v && q ? { pass: v >= 1.2 * q, detail: `${(v / q).toFixed(2)}×` } : null;
-      },
-    },
-    {
-      measure: 'bulk',
-      text: '≥ 0.9× direct',
-      check: (m) => {
-        const v = med(m, 'bulk', 'vigie');
-        const d = med(m, 'bulk', 'direct');
-        return v && d ? { pass: v >= 0.9 * d, detail: `${(v / d).toFixed(2)}×` } : null;
-      },
-    },
-    {
-      measure: 'setup',
-      text: '≥ 1.1× Squid',
-      check: (m) => {
-        const v = med(m, 'setup', 'vigie');
-        const q = med(m, 'setup', 'squid');
-        return v && q ? { pass: v >= 1.1 * q, detail: `${(v / q).toFixed(2)}×` } : null;
-      },
-    },
-    {
-      measure: 'fixed_p99',
-      text: '≤ direct + 2 ms',
-      check: (m) => {
-        const v = med(m, 'fixed_p99', 'vigie');
-        const d = med(m, 'fixed_p99', 'direct');
-        return v !== undefined && d !== undefined ? { pass: v <= d + 2, detail: `+${(v - d).toFixed(2)} ms` } : null;
-      },
-    },
-    {
-      measure: 'tls_transparent',
-      text: 'transparent ≥ 0.9× explicit',
-      check: (m) => {
-        const t = med(m, 'tls_transparent', 'vigie');
-        const e = med(m, 'tls_explicit', 'vigie');
-        return t && e ? { pass: t >= 0.9 * e, detail: `${(t / e).toFixed(2)}×` } : null;
-      },
-    },
-    {
-      measure: 'idle_rss',
-      text: '10,000 idle tunnels < 1 GB',
-      check: () => {
-        const all = idle !== undefined && idle.opened >= 10_000;
-        // Below a few thousand tunnels the RSS step is lost in GC noise: no projection from that.
-        if (!idle || (!all && idle.opened < 5000)) return null;
-        const mib = all ? idle.rss : idle.projected;
-        const good = idle.opened === idle.wanted && idle.aliveOk === idle.aliveChecked;
-        return {
-          pass: good && mib * 1048576 < 1e9,
-          detail: `${idle.opened}/${idle.wanted} open, ${idle.aliveOk}/${idle.aliveChecked} sampled alive, ${all ? `${mib.toFixed(0)} MiB` : `${idle.rss.toFixed(0)} MiB, ${mib.toFixed(0)} MiB projected for 10,000`}`,
-        };
-      },
-    },
-  ];
+  const targetsOfIssue = issueTargets(idle);
 
   // The profile is written when Vigie exits: stop it now, gracefully (nothing is in flight).
   let frames: Frame[] = [];

@@ -1,6 +1,7 @@
 /** Spread over runs, ratios to direct and to Squid, the issue's targets, and the markdown table. */
 
-export const SETUPS = ['direct', 'vigie', 'node-floor', 'squid', 'tinyproxy'] as const;
+/** `vigie` runs with the default `tunnels: "socket"`, `vigie-raw` with `tunnels: "raw"`. */
+export const SETUPS = ['direct', 'vigie', 'vigie-raw', 'node-floor', 'squid', 'tinyproxy'] as const;
 export type Setup = (typeof SETUPS)[number];
 
 export interface Sample {
@@ -38,6 +39,8 @@ export const spread = (xs: number[]): Spread | null => {
 
 export interface Target {
   measure: string;
+  /** The row it is shown on (default vigie). */
+  setup?: Setup;
   text: string;
   check: (m: Record<string, Partial<Record<Setup, Spread>>>) => { pass: boolean; detail: string } | null;
 }
@@ -94,7 +97,7 @@ export function summarize(measures: Measure[], targets: Target[]): { rows: Row[]
       const load = spread(samples.map((x) => x.loadCpu ?? NaN));
       const busy0 = spread(samples.map((x) => x.busy?.[0] ?? NaN));
       const busy1 = spread(samples.map((x) => x.busy?.[1] ?? NaN));
-      const targetHere = s === 'vigie' ? verdicts.filter((_, i) => targets[i]!.measure === m.key) : [];
+      const targetHere = verdicts.filter((_, i) => targets[i]!.measure === m.key && (targets[i]!.setup ?? 'vigie') === s);
       rows.push({
         measure: m.label,
         unit: m.unit,

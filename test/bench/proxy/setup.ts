@@ -57,6 +57,9 @@ export interface Ports {
   tls: number;
   vigie: number;
   vigieMetrics: number;
+  /** The second Vigie, with `tunnels: "raw"`. */
+  vigieRaw?: number;
+  vigieRawMetrics?: number;
   squid: number;
   tinyproxy: number;
   /** The Node floor peer (test/bench/proxy/node-floor.ts). */
@@ -192,6 +195,8 @@ ConnectPort ${ports.tls}
 export interface VigieOptions {
   journal: boolean;
   workers: number | null;
+  /** Absent: the config's default (socket). */
+  tunnels?: 'socket' | 'raw';
 }
 
 export function vigieConfig(ports: Ports, opts: VigieOptions): Record<string, unknown> {
@@ -212,5 +217,6 @@ export function vigieConfig(ports: Ports, opts: VigieOptions): Record<string, un
   if (ports.transparentTls !== undefined) cfg.transparent = { http: [], https: [{ host: '127.0.0.1', port: ports.transparentTls, targetPort: ports.tls }] };
   if (opts.journal) cfg.journal = { enabled: true };
   if (opts.workers !== null) cfg.workers = opts.workers;
+  if (opts.tunnels !== undefined) cfg.tunnels = opts.tunnels;
   return cfg;
 }
