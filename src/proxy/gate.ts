@@ -258,7 +258,7 @@ export class Gate {
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
     // Not logged in on the portal, and no profile for that: nothing passes.
-    if (decision.action === 'allow' && who.closed === true) decision = blockedBy(decision, 'fail-closed');
+    if (who.closed === true) decision = blockedBy(decision, 'fail-closed');
     // A transparent TLS connection is connected by its server name: none (or an address) is refused.
     if (decision.action === 'allow' && tunnel && t.mode === 'transparent' && isIP(t.host) !== 0) decision = blockedBy(decision, 'invalid-host');
     if (decision.action === 'allow') decision = this.safeSearch(snapshot, decision, t.host);
