@@ -52,7 +52,8 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/ht
     'Cache-Control': 'no-store',
     'Content-Security-Policy': PORTAL_CSP,
     'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
+    // same-origin, not no-referrer: with no-referrer, browsers post the form with `Origin: null`.
+    'Referrer-Policy': 'same-origin',
     'X-Frame-Options': 'DENY',
   });
   res.end(body);
@@ -99,6 +100,7 @@ export async function startPortal(deps: PortalDeps, tls: KeyAndCert): Promise<Po
     const client = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
     const url = new URL(req.url ?? '/', 'https://portal.invalid');
     if (url.pathname === '/portal.css' && req.method === 'GET') return send(res, 200, PORTAL_CSS, 'text/css; charset=utf-8');
+    if (url.pathname === '/favicon.ico' && req.method === 'GET') return send(res, 204, '', 'text/plain');
     const q = url.searchParams;
     if (req.method === 'GET' && url.pathname === '/') {
       const lang = langOf(req, q.get('lang'));
