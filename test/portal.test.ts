@@ -4,6 +4,7 @@ import { startPortal } from '../src/auth/portal.js';
 import { importFiles } from '../src/directory/import.js';
 import { Directory } from '../src/directory/store.js';
 import { silentLogger } from '../src/log.js';
+import { pacScript } from '../src/proxy/pac.js';
 import { aafName, pupil, writeAaf } from './aaf-helpers.js';
 import { connectTunnel, startGateway, startOrigin, testCert, tmp, viaProxy } from './helpers.js';
 import { hiddenFields, portalCall, portalLogin } from './portal-helpers.js';
@@ -133,6 +134,10 @@ t.test('captive portal: redirect, login against slapd, profile and journal, logo
   await new Promise((r) => setTimeout(r, 1000));
   t.equal(identity.sessions.list().find((s) => s.address === '127.0.0.5'), undefined, 'swept after 0.6 s without traffic');
   t.equal((await viaProxy(gw.port, site, { localAddress: '127.0.0.5' })).status, 302, 'then redirected to the portal');
+
+  const cfg = gw.gateway.config;
+  const pac = pacScript({ ...cfg, auth: { ...cfg.auth, portal: { ...cfg.auth.portal!, url: 'https://Portail.ecole.test:8444' } } }, '10.0.0.1:3128');
+  t.match(pac, /if \(host === "portail\.ecole\.test"\) return "DIRECT";/, 'the PAC file sends the portal DIRECT');
 
   await new Promise((r) => setTimeout(r, 100));
   const journal = gw.gateway.journal!;
