@@ -1,6 +1,7 @@
 import net from 'node:net';
 import t from 'tap';
 import { startPortal } from '../src/auth/portal.js';
+import { resolveConfig } from '../src/config/load.js';
 import { importFiles } from '../src/directory/import.js';
 import { Directory } from '../src/directory/store.js';
 import { silentLogger } from '../src/log.js';
@@ -148,4 +149,14 @@ t.test('captive portal: redirect, login against slapd, profile and journal, logo
   t.ok(logged.every((r) => r.user === '1000003' && r.profile === 'college'));
   t.match(rows.filter((r) => r.user === null && r.client === '127.0.0.2').map((r) => [r.host, r.profile, r.decision]), [['ent.test', 'ent', 'allow'], ['www.site.test', 'ent', 'block']], 'before login: the unauthenticatedProfile decided the tunnels; redirects are not recorded');
   t.match(rows.find((r) => r.client === '127.0.0.17'), { rule: 'fail-closed', decision: 'block' });
+});
+
+t.test('portal config: errors name the path', async (t) => {
+  const ldap = { url: 'ldap://127.0.0.1:1', bindDn: 'uid={login},dc=test' };
+  const listen = { host: '127.0.0.1', port: 0 };
+  t.throws(() => resolveConfig({ auth: { portal: { listen } } }), /\/auth\/portal: the portal checks logins against LDAP/);
+  t.throws(() => resolveConfig({ auth: { ldap, portal: { listen, url: 'http://portail.test/' } } }), /\/auth\/portal\/url: must match pattern/);
+  t.throws(() => resolveConfig({ auth: { ldap, portal: { listen, cert: '/x.pem' } } }), /\/auth\/portal: set both "cert" and "key"/);
+  t.throws(() => resolveConfig({ clients: [{ network: '10.0.0.0/8', profile: 'college', unauthenticatedProfile: 'nope' }] }), /\/clients\/0\/unauthenticatedProfile: unknown profile "nope"/);
+  t.match(resolveConfig({ auth: { ldap, portal: { listen } } }).auth.portal, { idleMinutes: 30, explicit: 'challenge', url: null, cert: null, key: null });
 });
