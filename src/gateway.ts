@@ -136,7 +136,8 @@ export class Gateway {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
-      observers: journal ? [...(opts.observers ?? []), journal] : opts.observers,
+      // Where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
+      observers: [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : [])],
       overrides: () => this.overrides.table,
       local: (req, res) => pac(req, res) || report(req, res),
       admit: journal ? () => journal.admit() : opts.admit,

@@ -110,22 +110,25 @@ t.test('LDAP bind against a real slapd', { skip }, async (t) => {
   t.equal(identity.userIdFor('sans.id', null), 'sans.id', 'nothing better than the login');
 
   // The identification step the gate runs: sessions first, then Basic where the network requires it.
-  const required = { profile: 'cycle3', name: 'salle', auth: 'required', network: '127.0.0.0/8' } as const;
-  const open = { profile: 'cycle3', name: 'cdi', auth: 'none', network: '127.0.0.0/8' } as const;
+  const required = { profile: 'cycle3', name: 'salle', auth: 'required', network: '127.0.0.0/8', unauthenticatedProfile: null } as const;
+  const open = { profile: 'cycle3', name: 'cdi', auth: 'none', network: '127.0.0.0/8', unauthenticatedProfile: null } as const;
   const at = (i: Identification | Promise<Identification>) => Promise.resolve(i);
-  t.same(await at(identify(identity, '127.0.0.50', open, undefined, 'Vigie')), ANONYMOUS, 'a network without auth: anonymous');
-  t.match(await at(identify(identity, '127.0.0.50', required, undefined, 'Vigie')), { status: 407, challenge: 'Basic realm="Vigie", charset="UTF-8"' });
-  t.match(await at(identify(identity, '127.0.0.50', required, basic('prof.ens', 'non'), 'Vigie')), { status: 407, reason: 'wrong login or password' });
-  const first = identify(identity, '127.0.0.51', required, basic('eleve.cm1', 'Soleil-2026'), 'Vigie');
+  const auth = { ...identity['config'].auth, realm: 'Vigie' };
+  const who = (client: string, network: typeof required | typeof open, proxyAuthorization: string | undefined) =>
+    identify(identity, { client, mode: 'explicit', method: 'GET', host: 'www.site.test', port: 80, path: '/', proxyAuthorization }, network, auth);
+  t.same(await at(who('127.0.0.50', open, undefined)), ANONYMOUS, 'a network without auth: anonymous');
+  t.match(await at(who('127.0.0.50', required, undefined)), { status: 407, challenge: 'Basic realm="Vigie", charset="UTF-8"' });
+  t.match(await at(who('127.0.0.50', required, basic('prof.ens', 'non'))), { status: 407, reason: 'wrong login or password' });
+  const first = who('127.0.0.51', required, basic('eleve.cm1', 'Soleil-2026'));
   t.ok(first instanceof Promise, 'not yet checked: the directory is asked');
   t.same(await first, { user: '1000001', profile: undefined }, 'the entry\'s AAF id; no directory imported: the network\'s profile');
-  const again = identify(identity, '127.0.0.51', required, basic('eleve.cm1', 'Soleil-2026'), 'Vigie');
+  const again = who('127.0.0.51', required, basic('eleve.cm1', 'Soleil-2026'));
   t.notOk(again instanceof Promise, 'a cached check answers synchronously');
   identity.sessions.open('127.0.0.52', '1000001', 60_000, 'test');
-  t.same(identify(identity, '127.0.0.52', required, undefined, 'Vigie'), { user: '1000001', profile: undefined }, 'a session identifies without credentials');
-  t.same(identify(identity, '127.0.0.52', open, undefined, 'Vigie'), { user: '1000001', profile: undefined }, 'in any network');
-  for (let i = 0; i < 3; i++) await identify(identity, '127.0.0.55', required, basic('prof.ens', `essai${i}`), 'Vigie');
-  t.match(await identify(identity, '127.0.0.55', required, basic('prof.ens', 'Tableau noir!'), 'Vigie'), { status: 429, challenge: null }, 'past the failures: 429, not another prompt');
+  t.same(who('127.0.0.52', required, undefined), { user: '1000001', profile: undefined }, 'a session identifies without credentials');
+  t.same(who('127.0.0.52', open, undefined), { user: '1000001', profile: undefined }, 'in any network');
+  for (let i = 0; i < 3; i++) await who('127.0.0.55', required, basic('prof.ens', `essai${i}`));
+  t.match(await who('127.0.0.55', required, basic('prof.ens', 'Tableau noir!')), { status: 429, challenge: null }, 'past the failures: 429, not another prompt');
 
   // The directory down: cached successes still pass, anything else is "unavailable", not "invalid".
   await slapd.stop();
@@ -133,8 +136,8 @@ t.test('LDAP bind against a real slapd', { skip }, async (t) => {
   t.match(await v.verify('127.0.0.10', 'eleve.cm1', 'Soleil-2026'), { ok: true, outcome: 'cached' });
   t.match(await v.verify('127.0.0.13', 'prof.ens', 'autre'), { ok: false, outcome: 'unavailable' });
   t.notOk(v.limited('127.0.0.13'), 'an unavailable directory does not count against the client');
-  t.match(await identify(identity, '127.0.0.53', required, basic('prof.ens', 'autre'), 'Vigie'), { status: 503, challenge: null });
-  t.same(identify(identity, '127.0.0.51', required, basic('eleve.cm1', 'Soleil-2026'), 'Vigie'), { user: '1000001', profile: undefined }, 'cached logins still browse');
-  for (let i = 0; i < 3; i++) await identify(identity, '127.0.0.54', required, basic('x', String(i)), 'Vigie');
-  t.match(await identify(identity, '127.0.0.54', required, basic('x', 'y'), 'Vigie'), { status: 503 }, 'unavailable is not a failure of the client');
+  t.match(await who('127.0.0.53', required, basic('prof.ens', 'autre')), { status: 503, challenge: null });
+  t.same(who('127.0.0.51', required, basic('eleve.cm1', 'Soleil-2026')), { user: '1000001', profile: undefined }, 'cached logins still browse');
+  for (let i = 0; i < 3; i++) await who('127.0.0.54', required, basic('x', String(i)));
+  t.match(await who('127.0.0.54', required, basic('x', 'y')), { status: 503 }, 'unavailable is not a failure of the client');
 });

@@ -5,7 +5,9 @@ import { DirectoryWatcher } from '../directory/import.js';
 import { levelTable, profileForUser, type DirectoryUser } from '../directory/levels.js';
 import { Directory, directoryFile } from '../directory/store.js';
 import type { Logger } from '../log.js';
-import { LdapVerifier } from './ldap.js';
+import { IdleTracker } from './idle.js';
+import { LdapVerifier, type AuthOutcome } from './ldap.js';
+import { PortalLinks } from './portal-link.js';
 import { SessionStore } from './sessions.js';
 
 /**
@@ -16,6 +18,10 @@ import { SessionStore } from './sessions.js';
 export class Identity {
   readonly sessions = new SessionStore();
   readonly verifier: LdapVerifier | null;
+  /** Where the captive portal is and the key of its signed links (src/auth/portal-link.ts). */
+  readonly portal = new PortalLinks();
+  /** Give this to the proxy's observers where the sessions live: traffic keeps portal logins alive. */
+  readonly idle = new IdleTracker(this.sessions);
   private users = new Map<string, DirectoryUser>();
   private logins = new Map<string, string>();
   private levels: Record<string, string>;
@@ -59,6 +65,13 @@ export class Identity {
     this.levels = levelTable(config.directory);
   }
 
+  /** A worker's checks, relayed to the primary (src/cluster/relay.ts): its metrics count them all. */
+  addRelayedCounts(delta: Partial<Record<AuthOutcome, number>>): void {
+    const counts = this.verifier?.counts;
+    if (!counts) return;
+    for (const [k, n] of Object.entries(delta) as [AuthOutcome, number][]) if (k in counts) counts[k] += n;
+  }
+
   /** Whether anyone can be identified at all: else the gate skips the step. */
   get active(): boolean {
     return this.verifier !== null || this.sessions.size > 0;
@@ -95,10 +108,17 @@ export class Identity {
       this.watcher = new DirectoryWatcher(this.config.directory.watch, () => (this.writer ??= Directory.open(this.config.dataDir)), this.log, () => void this.refresh(true));
       this.watcher.start();
     }
+    // Portal logins end after `idleMinutes` without traffic: looked at four times per period (30 s at most).
+    const idleMs = (this.config.auth.portal?.idleMinutes ?? 30) * 60_000;
+    let refreshed = Date.now();
     this.timer = setInterval(() => {
-      void this.refresh(false);
-      this.sessions.sweep();
-    }, 30_000);
+      const now = Date.now();
+      if (now - refreshed >= 30_000) {
+        refreshed = now;
+        void this.refresh(false);
+      }
+      this.sessions.sweep(now, this.idle.busy);
+    }, Math.max(250, Math.min(30_000, idleMs / 4)));
     this.timer.unref();
   }
 

@@ -57,6 +57,8 @@ class Slots {
 export class LdapVerifier {
   /** Checks by outcome since start (the metrics read them). */
   readonly counts: Record<AuthOutcome, number> = { ok: 0, cached: 0, invalid: 0, 'rate-limited': 0, unavailable: 0 };
+  /** Told each check counted (a cluster worker relays them to the primary's metrics). */
+  onCount: ((outcome: AuthOutcome) => void) | null = null;
   private readonly key = randomBytes(32);
   private readonly cache: LRUCache<string, { login: string; id: string | null }>;
   private readonly failures: LRUCache<string, { count: number }>;
@@ -94,6 +96,7 @@ export class LdapVerifier {
     const hit = this.cache.get(this.keyOf(login, password));
     if (!hit) return null;
     this.counts.cached++;
+    this.onCount?.('cached');
     return { ok: true, outcome: 'cached', login: hit.login, id: hit.id };
   }
 
@@ -123,6 +126,7 @@ export class LdapVerifier {
 
   private count<T extends AuthResult>(r: T): T {
     this.counts[r.outcome]++;
+    this.onCount?.(r.outcome);
     return r;
   }
 

@@ -34,6 +34,11 @@ export function normaliseAddress(address: string): string | null {
 export class SessionStore {
   private readonly byAddress = new Map<string, Session>();
   private readonly listeners: ((c: SessionChange) => void)[] = [];
+  /**
+   * A cluster worker's copy: it follows the primary's store, which alone ends idle sessions (it
+   * sees every worker's traffic); the copy neither extends nor drops them on its own.
+   */
+  follower = false;
 
   /** A school has a few thousand devices: beyond this, something is declaring sessions in a loop. */
   constructor(readonly max = 100_000) {}
@@ -79,6 +84,7 @@ export class SessionStore {
     if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
     const s = this.byAddress.get(address);
     if (!s) return null;
+    if (s.idleMs !== undefined && this.follower) return s;
     if (s.expires <= now) {
       this.byAddress.delete(address);
       this.emit({ t: 'close', address, reason: 'expired' });
@@ -88,16 +94,29 @@ export class SessionStore {
     return s;
   }
 
+  /**
+   * Traffic from an address (a request or tunnel done, in any worker): its idle session lives on.
+   * One map read and a number written; nothing allocated.
+   */
+  seen(address: string, now = Date.now()): void {
+    if (this.byAddress.size === 0) return;
+    if (address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7);
+    const s = this.byAddress.get(address);
+    if (s !== undefined && s.idleMs !== undefined && s.expires > now && s.expires < now + s.idleMs) s.expires = now + s.idleMs;
+  }
+
   /** Applies a change made elsewhere (a cluster worker follows its primary's store). */
   apply(c: SessionChange): void {
     if (c.t === 'open') this.byAddress.set(c.session.address, { ...c.session });
     else this.byAddress.delete(c.address);
   }
 
-  /** Drops expired sessions; returns how many. */
-  sweep(now = Date.now()): number {
+  /** Drops expired sessions; returns how many. `busy`: addresses with a tunnel open, not idle whatever its age. */
+  sweep(now = Date.now(), busy?: (address: string) => boolean): number {
     let n = 0;
     for (const [a, s] of this.byAddress) {
+      if (s.idleMs !== undefined && this.follower) continue;
+      if (s.idleMs !== undefined && busy?.(a)) s.expires = Math.max(s.expires, now + s.idleMs);
       if (s.expires <= now) {
         this.byAddress.delete(a);
         this.emit({ t: 'close', address: a, reason: 'expired' });

@@ -7,6 +7,7 @@ import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { startSupervision, type SupervisionServer } from '../supervision/server.js';
+import { portalCertificate, startPortal, type PortalServer } from '../auth/portal.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
 
 interface StartOpts extends CommonOpts {
@@ -29,6 +30,7 @@ export function registerStart(program: Command): void {
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
       let supervision: SupervisionServer | null = null;
+      let portal: PortalServer | null = null;
 
       let stopping = false;
       const stop = async (signal: string) => {
@@ -41,6 +43,7 @@ export function registerStart(program: Command): void {
         await gateway.stop(graceMs);
         await metricsServer?.close();
         await supervision?.close();
+        await portal?.close();
         log.info('stopped');
         process.exit(0);
       };
@@ -87,6 +90,13 @@ export function registerStart(program: Command): void {
           // Filtering matters more than its metrics: run on, and say so.
           log.error(`metrics: cannot listen on ${config.metrics.listen.host}:${config.metrics.listen.port} (${(e as Error).message}); running without /metrics`);
         }
+      }
+      // The portal first: workers are told its address when they start. Without it, unauthenticated
+      // HTTP gets 503 ("the login portal is not running"), and filtering goes on.
+      if (config.auth.portal) {
+        portal = await portalCertificate(config, log)
+          .then((tls) => startPortal({ config: () => gateway.config, identity: gateway.identity, clients: () => gateway.snapshot?.clients, log }, tls))
+          .catch((e: Error) => (log.error(`captive portal not started: ${e.message}`), null));
       }
       try {
         if (clustered) {

@@ -51,7 +51,8 @@ export class ClusterPrimary {
     private readonly count: number,
     private readonly log: Logger,
   ) {
-    this.relay = new RelayReceiver(() => this.gateway?.observers ?? []);
+    // Workers' LDAP checks count in this process's metrics, as their traffic does.
+    this.relay = new RelayReceiver(() => this.gateway?.observers ?? [], (counts) => this.gateway?.identity.addRelayedCounts(counts));
   }
 
   /** Give this to the Gateway as `onSwap`: each new snapshot is announced to the workers. */
@@ -144,7 +145,7 @@ export class ClusterPrimary {
     switch (m.t) {
       case 'hello':
         slot.inited = true;
-        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null, overrides: this.gateway!.overrides.list() });
+        this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null, overrides: this.gateway!.overrides.list(), portal: { base: this.gateway!.identity.portal.base, key: this.gateway!.identity.portal.key.toString('base64') } });
         this.post(slot, { t: 'sessions', changes: this.gateway!.identity.sessions.list().map((session) => ({ t: 'open' as const, session })) });
         break;
       case 'ev':

@@ -17,9 +17,15 @@ export interface PolicyNotice {
   lists: number;
 }
 
+/** The captive portal's address and the key its links are signed with (src/auth/portal-link.ts). */
+export interface PortalInit {
+  base: string | null;
+  key: string;
+}
+
 export type ToWorker =
   /** `policy`: what already serves (a replacement worker applies it before it listens). */
-  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null; overrides: readonly Override[] }
+  | { t: 'init'; id: number; config: VigieConfig; admit: boolean; policy: PolicyNotice | null; overrides: readonly Override[]; portal: PortalInit }
   | PolicyNotice
   /** Teachers' unblocks in force, the whole list, after every change. */
   | { t: 'overrides'; list: readonly Override[] }

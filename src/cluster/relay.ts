@@ -1,3 +1,4 @@
+import type { AuthOutcome } from '../auth/ldap.js';
 import type { Retarget } from '../policy/safesearch.js';
 import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
@@ -17,6 +18,10 @@ const TUNNEL_CLOSE = 3;
 const UPSTREAM_ERROR = 4;
 const CONNECTIONS = 5;
 const RESET = 6;
+const AUTH = 7;
+
+/** LDAP check outcomes, in the order an AUTH op carries their counts. */
+const OUTCOMES: readonly AuthOutcome[] = ['ok', 'cached', 'invalid', 'rate-limited', 'unavailable'];
 
 /** Decision numbers restart past this, so neither side keeps an ever-growing table. */
 const DECISION_TABLE_MAX = 8192;
@@ -33,6 +38,8 @@ export class RelayObserver implements ProxyObserver {
   private nextTunnel = 0;
   private clientDelta = 0;
   private tunnelDelta = 0;
+  /** LDAP checks since the last batch, by outcome (OUTCOMES order); `authDelta[5]` = any at all. */
+  private readonly authDelta = [0, 0, 0, 0, 0, 0];
   /** Armed by the first event of a batch: an idle worker does not wake up. */
   private timer: NodeJS.Timeout | null = null;
   private readonly onTimer = () => {
@@ -120,8 +127,20 @@ export class RelayObserver implements ProxyObserver {
     this.arm();
   }
 
+  /** An LDAP credential check in this worker (its verifier's onCount): counted in the primary's metrics. */
+  authChecked(outcome: AuthOutcome): void {
+    this.authDelta[OUTCOMES.indexOf(outcome)]!++;
+    this.authDelta[5] = 1;
+    this.arm();
+  }
+
   /** Sends what is batched (the gauges' net change goes last). */
   flush(): void {
+    const a = this.authDelta;
+    if (a[5]) {
+      this.buf.push(AUTH, a[0], a[1], a[2], a[3], a[4]);
+      a.fill(0);
+    }
     if (this.clientDelta || this.tunnelDelta) {
       this.buf.push(CONNECTIONS, this.clientDelta, this.tunnelDelta);
       this.clientDelta = this.tunnelDelta = 0;
@@ -154,7 +173,11 @@ interface Source {
 export class RelayReceiver {
   private readonly sources = new Map<number, Source>();
 
-  constructor(private readonly observers: () => readonly ProxyObserver[]) {}
+  constructor(
+    private readonly observers: () => readonly ProxyObserver[],
+    /** Workers' LDAP checks by outcome, to add to the primary's counts. */
+    private readonly onAuth: (counts: Partial<Record<AuthOutcome, number>>) => void = () => undefined,
+  ) {}
 
   private source(worker: number): Source {
     let s = this.sources.get(worker);
@@ -271,6 +294,13 @@ export class RelayReceiver {
           s.decisions = [];
           i += 1;
           break;
+        case AUTH: {
+          const counts: Partial<Record<AuthOutcome, number>> = {};
+          OUTCOMES.forEach((o, k) => (counts[o] = b[i + 1 + k] as number));
+          this.onAuth(counts);
+          i += 6;
+          break;
+        }
         default:
           throw new Error(`relay: bad op ${String(b[i])} at ${i} from worker ${worker}`);
       }

@@ -2,7 +2,7 @@ import type { VigieConfig } from '../config/types.js';
 import { Gateway } from '../gateway.js';
 import { createLogger, type Fields, type Logger } from '../log.js';
 import type { Override } from '../policy/overrides.js';
-import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
+import type { FromWorker, PolicyNotice, PortalInit, ToWorker } from './protocol.js';
 import { RelayObserver } from './relay.js';
 
 /**
@@ -42,7 +42,7 @@ export function runProxyWorker(): void {
   const onFirst = (first: ToWorker) => {
     if (first.t !== 'init') return;
     process.off('message', onFirst);
-    start(first.id, first.config, first.admit, first.policy, first.overrides).catch((e: Error) => {
+    start(first.id, first.config, first.admit, first.policy, first.overrides, first.portal).catch((e: Error) => {
       process.stderr.write(`cluster worker ${first.id}: ${e.stack ?? e.message}\n`);
       process.exit(1);
     });
@@ -52,7 +52,7 @@ export function runProxyWorker(): void {
   send({ t: 'hello' });
 }
 
-async function start(id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null, overrides: readonly Override[]): Promise<void> {
+async function start(id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null, overrides: readonly Override[], portal: PortalInit): Promise<void> {
   const base = createLogger(config.log.level);
   const log = workerLogger(base, id);
   let admitted = admit;
@@ -67,6 +67,12 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
   const mayLag = !config.journal.enabled || config.journal.overflow === 'allow';
   const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected && (mayLag || unsent < MAX_UNSENT_BATCHES), worker: { reports: (r) => send({ t: 'report', r }) } });
   gateway.overrides.replace(overrides);
+  // Sessions are the primary's (API, portal): this copy follows them, idle ones included.
+  const identity = gateway.identity;
+  identity.sessions.follower = true;
+  identity.portal.base = portal.base;
+  identity.portal.key = Buffer.from(portal.key, 'base64');
+  if (identity.verifier) identity.verifier.onCount = (outcome) => relay.authChecked(outcome);
   let applied = { config: JSON.stringify(config), lists: -1 };
   let next: PolicyNotice | null = null;
   let applying = false;

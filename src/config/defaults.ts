@@ -153,7 +153,7 @@ export function defaultConfig(): VigieConfig {
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: 9464 } },
     journal: { enabled: true, retentionDays: 365, keepQuery: false, overflow: 'block', queueMax: 100_000, flushMs: 50, writerNice: 19, maxExportDays: 31, group: null, backup: null },
     directory: { levels: { ...DEFAULT_LEVELS }, classes: {}, watch: null },
-    auth: { realm: 'Vigie', ldap: null, cacheSeconds: 120, cacheMax: 10_000, failuresPerMinute: 10 },
+    auth: { realm: 'Vigie', ldap: null, cacheSeconds: 120, cacheMax: 10_000, failuresPerMinute: 10, portal: null },
     overrides: { maxMinutes: 120, nonOverridable: [...NON_OVERRIDABLE], consoleUrl: null },
     notifications: { webhooks: [] },
     reports: { perClientPerHour: 10, maxQueued: 5000, url: null },

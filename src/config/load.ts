@@ -97,6 +97,8 @@ export function mergeConfig(file: Record<string, unknown>, base: VigieConfig = d
     }
   }
   const merged = cfg as unknown as VigieConfig;
+  const portal = merged.auth.portal;
+  if (portal) merged.auth = { ...merged.auth, portal: { ...{ url: null, idleMinutes: 30, explicit: 'challenge' as const, cert: null, key: null }, ...portal } };
   for (const [id, p] of Object.entries(merged.profiles)) {
     const profile: ProfileConfig = { ...defaultRuleSet(p), description: p.description, safeSearch: completeSafeSearch(id, p.safeSearch) };
     if (p.schedule) profile.schedule = { within: p.schedule.within, otherwise: defaultRuleSet(p.schedule.otherwise) };
@@ -190,6 +192,9 @@ function checkIdentity(cfg: VigieConfig): { path: string; message: string }[] {
     }
   }
   const ldap = cfg.auth.ldap;
+  const portal = cfg.auth.portal;
+  if (portal && !ldap) problems.push({ path: '/auth/portal', message: 'the portal checks logins against LDAP: configure "auth.ldap"' });
+  if (portal && (!portal.cert !== !portal.key)) problems.push({ path: '/auth/portal', message: 'set both "cert" and "key", or neither (the API\'s certificate is then used)' });
   if (ldap) {
     if (!ldap.bindDn === !ldap.searchFilter) problems.push({ path: '/auth/ldap', message: 'set either "bindDn" (a template) or "searchFilter" with "searchBase"' });
     if (ldap.searchFilter && !ldap.searchBase) problems.push({ path: '/auth/ldap/searchBase', message: 'required with "searchFilter"' });
@@ -197,6 +202,7 @@ function checkIdentity(cfg: VigieConfig): { path: string; message: string }[] {
   }
   cfg.clients.forEach((c, i) => {
     if (c.auth === 'required' && !ldap) problems.push({ path: `/clients/${i}/auth`, message: '"required" needs a way to check credentials: configure "auth.ldap"' });
+    if (c.unauthenticatedProfile !== undefined && !cfg.profiles[c.unauthenticatedProfile]) problems.push({ path: `/clients/${i}/unauthenticatedProfile`, message: `unknown profile "${c.unauthenticatedProfile}"` });
   });
   return problems;
 }

@@ -66,7 +66,7 @@ export const configSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['network', 'profile'],
-        properties: { network: { type: 'string' }, profile: name, name: { type: 'string' }, auth: { enum: ['none', 'required'] } },
+        properties: { network: { type: 'string' }, profile: name, name: { type: 'string' }, auth: { enum: ['none', 'required'] }, unauthenticatedProfile: name },
       },
     },
     profiles: {
@@ -304,6 +304,19 @@ export const configSchema = {
         cacheSeconds: { type: 'integer', minimum: 0, maximum: 3600 },
         cacheMax: { type: 'integer', minimum: 1, maximum: 1_000_000 },
         failuresPerMinute: { type: 'integer', minimum: 1, maximum: 10_000 },
+        portal: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          required: ['listen'],
+          properties: {
+            listen: listenAddress,
+            url: { type: ['string', 'null'], pattern: '^https://[^/?#\\s]+$' },
+            idleMinutes: { type: 'number', exclusiveMinimum: 0, maximum: 1440 },
+            explicit: { enum: ['challenge', 'portal'] },
+            cert: { type: ['string', 'null'], minLength: 1 },
+            key: { type: ['string', 'null'], minLength: 1 },
+          },
+        },
       },
     },
     overrides: {

@@ -67,6 +67,11 @@ export interface ClientRule {
   name?: string;
   /** `required`: clients of this network must say who they are (see `auth`); default `none`. */
   auth?: 'none' | 'required';
+  /**
+   * With the captive portal: the profile of this network's clients before they log in, for their
+   * HTTPS (e.g. the ENT, the portal, the academy allowlist). Absent = their HTTPS is blocked.
+   */
+  unauthenticatedProfile?: string;
 }
 
 export interface DestinationAllow {
@@ -238,6 +243,22 @@ export interface AuthConfig {
   cacheMax: number;
   /** Failed checks allowed per client address and minute before further ones are refused unchecked. */
   failuresPerMinute: number;
+  /** The captive portal for `auth: required` networks in transparent mode (src/auth/portal.ts); null = none. */
+  portal: PortalConfig | null;
+}
+
+export interface PortalConfig {
+  /** Where the portal's HTTPS server listens (an address of the gateway the clients reach directly). */
+  listen: ListenAddress;
+  /** The portal's address as clients reach it (`https://portail.ecole.lan:8444`); null = https://<listen host>:<port>. */
+  url: string | null;
+  /** A portal login ends after this long without traffic from its address (default 30). */
+  idleMinutes: number;
+  /** Explicit-proxy clients without credentials: `challenge` (407, default) or `portal` (like transparent ones). */
+  explicit: 'challenge' | 'portal';
+  /** PEM files; null = the supervision API's certificate (configured or generated). */
+  cert: string | null;
+  key: string | null;
 }
 
 export interface OverridesConfig {

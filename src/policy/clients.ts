@@ -14,6 +14,8 @@ interface CompiledRule {
   /** Whether clients of this network must say who they are (config `clients[].auth`). */
   readonly auth: 'none' | 'required';
   readonly network: string;
+  /** Before a portal login: the profile for this network's HTTPS; null = blocked (config `clients[].unauthenticatedProfile`). */
+  readonly unauthenticatedProfile: string | null;
 }
 
 /** The network a client address belongs to. */
@@ -22,6 +24,7 @@ export interface ClientNetwork {
   readonly name: string;
   readonly auth: 'none' | 'required';
   readonly network: string;
+  readonly unauthenticatedProfile: string | null;
 }
 
 /** Client address → profile by source range; the most specific range wins, like a routing table. */
@@ -34,7 +37,7 @@ export class ClientMatcher {
     this.rules = rules
       .map((r) => {
         const [range, bits] = parseNetwork(r.network);
-        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network, auth: r.auth ?? 'none', network: r.network };
+        return { range, bits, kind: range.kind(), profile: r.profile, name: r.name ?? r.network, auth: r.auth ?? 'none', network: r.network, unauthenticatedProfile: r.unauthenticatedProfile ?? null };
       })
       .sort((a, b) => b.bits - a.bits);
   }

@@ -13,7 +13,8 @@
  *   2b. identify  who the client is (src/auth/admit.ts): a session, or, in a network with
  *                 `auth: required`, its Proxy-Authorization checked against LDAP (a promise when the
  *                 directory must be asked: the Reply then waits in `resolve()`); 407 with the
- *                 challenge, 429 or 503 refuse it unrecorded. The user's profile (directory) replaces
+ *                 challenge, 429 or 503 refuse it unrecorded; before a captive-portal login,
+ *                 plain HTTP is sent there (302) and TLS gets the network's unauthenticatedProfile. The user's profile (directory) replaces
  *                 the network's, and the record carries the user's id.
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
  *   4. override   a block by the lists or the profile is lifted by a teacher's unblock for the
@@ -54,7 +55,7 @@ import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
 import { DestinationPolicy } from './destinations.js';
 import type { ConnectionRecord } from './events.js';
-import { blockPage, type BlockLinks, destinationText, errorPage, pickLang, problemText, refusedPage, type UpstreamProblem } from './pages.js';
+import { blockPage, type BlockLinks, destinationText, errorPage, pickLang, portalPage, problemText, refusedPage, type UpstreamProblem } from './pages.js';
 import { blockLinks } from './report.js';
 import { ResolveError, type HostResolver } from './resolver.js';
 import { newRecord, statusFor, UNRECORDED } from './target.js';
@@ -102,6 +103,8 @@ export class Reply {
   retryAfter = false;
   /** A 407's `Proxy-Authenticate` value; null otherwise. */
   challenge: string | null = null;
+  /** A 302's `Location` (the captive portal); null otherwise. */
+  location: string | null = null;
   /** Identification still asking the directory: `resolve()` finishes the steps (with `target`). */
   pending: Promise<Identification> | null = null;
   target: GateTarget | null = null;
@@ -123,6 +126,7 @@ export class Reply {
 export function refusalHeaders(r: Reply): string {
   let h = r.retryAfter ? 'Retry-After: 5\r\n' : '';
   if (r.challenge !== null) h += `Proxy-Authenticate: ${r.challenge}\r\n`;
+  if (r.location !== null) h += `Location: ${r.location}\r\n`;
   return h;
 }
 
@@ -217,7 +221,7 @@ export class Gate {
       // Only clients of a configured network are identified; the others are no-client blocks below.
       const network = this.deps.snapshot().clients.match(t.client);
       if (network !== null) {
-        const i = identify(identity, t.client, network, t.proxyAuthorization, this.deps.config().auth.realm);
+        const i = identify(identity, t, network, this.deps.config().auth);
         if (i instanceof Promise) {
           r.pending = i;
           r.target = t;
@@ -237,8 +241,9 @@ export class Gate {
       r.status = who.status;
       r.challenge = who.challenge;
       r.retryAfter = who.status === 503;
-      r.html = false;
-      r.body = `Vigie: ${who.reason}\n`;
+      r.location = who.location ?? null;
+      r.html = r.location !== null;
+      r.body = r.location !== null ? portalPage(pickLang(t.acceptLanguage), r.location) : `Vigie: ${who.reason}\n`;
       return r;
     }
     const started = Date.now();
@@ -252,6 +257,8 @@ export class Gate {
     }
     const destinations = this.destinations;
     if (decision.action === 'allow' && !tunnel && !destinations.httpPort(t.port)) decision = blockedBy(decision, 'port');
+    // Not logged in on the portal, and no profile for that: nothing passes.
+    if (who.closed === true) decision = blockedBy(decision, 'fail-closed');
     // A transparent TLS connection is connected by its server name: none (or an address) is refused.
     if (decision.action === 'allow' && tunnel && t.mode === 'transparent' && isIP(t.host) !== 0) decision = blockedBy(decision, 'invalid-host');
     if (decision.action === 'allow') decision = this.safeSearch(snapshot, decision, t.host);

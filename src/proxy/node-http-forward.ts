@@ -157,6 +157,7 @@ export class NodeHttpForwarder {
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': r.html ? HTML : TEXT, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.ctx.via };
     if (r.retryAfter) headers['Retry-After'] = '5';
     if (r.challenge !== null) headers['Proxy-Authenticate'] = r.challenge;
+    if (r.location !== null) headers.Location = r.location;
     res.writeHead(r.status, headers);
     res.end(body);
   }

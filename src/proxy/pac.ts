@@ -23,6 +23,13 @@ function ipv4Networks(config: VigieConfig): [string, string][] {
   return out;
 }
 
+/** The captive portal's host name or address as clients dial it (config `auth.portal`), or null. */
+function portalHost(config: VigieConfig): string | null {
+  const p = config.auth.portal;
+  if (!p) return null;
+  return (p.url ? new URL(p.url).hostname : p.listen.host).replace(/^\[|\]$/g, '').toLowerCase();
+}
+
 /**
  * The PAC script for a proxy reachable at `proxy` (host:port as the browser should dial it).
  * Local names (plain host names, localhost, .local) and addresses of the school's client networks
@@ -37,6 +44,8 @@ export function pacScript(config: VigieConfig, proxy: string): string {
     '  host = host.toLowerCase();',
     '  if (isPlainHostName(host) || host === "localhost" || dnsDomainIs(host, ".localhost") || dnsDomainIs(host, ".local")) return "DIRECT";',
     `  if (host === ${JSON.stringify(proxy.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))}) return "DIRECT";`,
+    // The captive portal is the gateway's own HTTPS server: reached directly, never through the proxy.
+    ...(portalHost(config) ? [`  if (host === ${JSON.stringify(portalHost(config))}) return "DIRECT";`] : []),
     // Only IP literals are tested against the networks: isInNet on a name would make the
     // browser resolve every host it visits before deciding.
     '  if (/^\\d+\\.\\d+\\.\\d+\\.\\d+$/.test(host)) {',

@@ -178,6 +178,12 @@ export function refusedPage(lang: Lang): string {
   return page(lang, t.refusedTitle, `<p>${t.refusedLead}</p>`);
 }
 
+/** The body of the 302 to the captive portal (browsers follow the Location; this is for the others). */
+export function portalPage(lang: Lang, location: string): string {
+  const [title, lead, link] = lang === 'fr' ? ['Connexion requise', 'Identifiez-vous pour accéder à Internet depuis ce réseau.', 'Se connecter'] : ['Login required', 'Log in to use the Internet from this network.', 'Log in'];
+  return page(lang, title, `<p>${lead}</p>\n<p><a href="${escapeHtml(location)}">${link}</a></p>`);
+}
+
 export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request';
 
 const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
