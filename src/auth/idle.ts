@@ -25,6 +25,15 @@ export class IdleTracker implements ProxyObserver {
     this.openTunnels.set(rec.client, (this.openTunnels.get(rec.client) ?? 0) + 1);
   }
 
+  /**
+   * A cluster worker died: its open tunnels will never report their end. Forgetting every count
+   * (not just its own, which the records do not name) only lets a session whose sole traffic is a
+   * long tunnel in another worker idle out; otherwise it would never idle out at all.
+   */
+  reset(): void {
+    this.openTunnels.clear();
+  }
+
   tunnelClosed(rec: ConnectionRecord): void {
     if (rec.user === null) return;
     this.sessions.seen(rec.client);

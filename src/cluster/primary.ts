@@ -185,6 +185,7 @@ export class ClusterPrimary {
     if (!slot) return;
     this.slots.delete(worker.id);
     this.relay.forget(worker.id);
+    this.gateway?.identity.idle.reset();
     this.waiters = this.waiters.filter((w) => (w.check() ? (w.resolve(), false) : true));
     if (this.stopping) return;
     const quick = Date.now() - slot.started < QUICK_DEATH_MS;

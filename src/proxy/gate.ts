@@ -14,8 +14,9 @@
  *                 `auth: required`, its Proxy-Authorization checked against LDAP (a promise when the
  *                 directory must be asked: the Reply then waits in `resolve()`); 407 with the
  *                 challenge, 429 or 503 refuse it unrecorded; before a captive-portal login,
- *                 plain HTTP is sent there (302) and TLS gets the network's unauthenticatedProfile. The user's profile (directory) replaces
- *                 the network's, and the record carries the user's id.
+ *                 plain HTTP is sent there (302, unrecorded) and TLS gets the network's
+ *                 unauthenticatedProfile (none: fail-closed). The user's profile (directory)
+ *                 replaces the network's, and the record carries the user's id.
  *   3. decide     `decideCached`: client networks (no-client), the profile, its lists, CONNECT ports.
  *   4. override   a block by the lists or the profile is lifted by a teacher's unblock for the
  *                 client's network (rule 'override'), unless the host is in a non-overridable
