@@ -131,6 +131,8 @@ export async function startGateway(doc: Record<string, unknown> = {}, lists: str
     dns: { servers: DEAD_DNS, timeoutMs: 500 },
     dataDir: tmp(),
     destinations: LOOPBACK_ORIGINS,
+    // The public path is the tests' reference (issue 21); raw handles where a test asks for them.
+    tunnels: 'socket',
     ...doc,
     lists: { ...(doc.lists as object | undefined), ut1: lists, academy },
   });

@@ -146,7 +146,9 @@ export function defaultConfig(): VigieConfig {
     timeouts: { connectMs: 10_000, headersMs: 30_000, upstreamResponseMs: 60_000, idleMs: 120_000 },
     limits: { maxHeaderBytes: 16_384, maxSocketsPerOrigin: 256, decisionCacheSize: 20_000 },
     proxyName: 'vigie',
-    tunnels: 'socket',
+    // "raw" because tunnel set-up on net.Socket measured below Squid's rate (issue 21's rule;
+    // docs/performance.md, 2026-12-06); "socket" is one setting away.
+    tunnels: 'raw',
     workers: availableParallelism(),
     log: { level: 'info' },
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },

@@ -6,13 +6,17 @@ import { parseAbsoluteUrl, type Gate, type GateMode, type Reply } from './gate.j
 import { forwardHeaders } from './headers.js';
 import type { Emit } from './observe.js';
 import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
-import { classify, connectTimeout, statusFor, type Target } from './target.js';
+import { PoolAgent, type OriginStream, type PoolRequestOptions } from './origin-stream.js';
+import { classify, statusFor, type Target } from './target.js';
+import type { UpstreamPool } from './upstream.js';
 
 /** What the node:http path needs from the proxy around it. */
 export interface NodeHttpContext {
   readonly config: VigieConfig;
   readonly via: string;
   readonly gate: Gate;
+  /** The origin connections, shared with the fast path (src/proxy/upstream.ts). */
+  readonly pool: UpstreamPool;
   readonly emit: Emit;
   /** Answers origin-form requests made to the proxy itself (PAC file, ...); false = not handled. */
   local(req: IncomingMessage, res: ServerResponse): boolean;
@@ -33,23 +37,18 @@ export function refuseConnection(socket: Socket, status: number): void {
 /**
  * Requests read by node's HTTP server: what a ClientConnection (src/proxy/client-connection.ts)
  * does not fully understand (origin-form requests, chunked uploads, Expect, Upgrade, HTTP/1.0, odd
- * heads) and the transparent HTTP entry. Through the gate, then forwarded over a keep-alive
- * http.Agent or answered; malformed input gets 400/431/408.
+ * heads) and the transparent HTTP entry. Through the gate, then forwarded by node's HTTP client
+ * over the fast path's origin pool (src/proxy/origin-stream.ts), or answered; malformed input gets
+ * 400/431/408.
  */
 export class NodeHttpForwarder {
   /** Node's HTTP server, never listening itself: it gets the connections handed over. */
   private readonly server: http.Server;
-  private readonly agent: http.Agent;
+  /** Node's client takes origin connections from the pool through it (src/proxy/origin-stream.ts). */
+  private readonly agent: PoolAgent;
 
   constructor(private readonly ctx: NodeHttpContext) {
-    const { config } = ctx;
-    this.agent = new http.Agent({
-      keepAlive: true,
-      maxSockets: config.limits.maxSocketsPerOrigin,
-      maxFreeSockets: config.limits.maxSocketsPerOrigin,
-      scheduling: 'lifo',
-      timeout: config.timeouts.idleMs,
-    });
+    this.agent = new PoolAgent(ctx.pool);
     this.server = this.createServer();
   }
 
@@ -67,7 +66,7 @@ export class NodeHttpForwarder {
     this.server.closeIdleConnections();
   }
 
-  /** Stops node's connection checks and drops the agent's origin connections. */
+  /** Stops node's connection checks; exchanges still in progress lose their origin connection. */
   close(): void {
     // It reports "not running": it never listened.
     this.server.close(() => {});
@@ -162,40 +161,31 @@ export class NodeHttpForwarder {
     res.end(body);
   }
 
-  /** Forwards over the agent to the address the gate checked: never a second lookup that could answer otherwise. */
+  /** Forwards over the pool to the address the gate checked: never a second lookup that could answer otherwise. */
   private forward(req: IncomingMessage, res: ServerResponse, r: Reply, authority: string): void {
-    const { timeouts } = this.ctx.config;
     if (res.destroyed) return;
     const rec = r.record!;
-    const upstream = http.request({
+    const options: http.RequestOptions & PoolRequestOptions = {
       host: r.address,
       family: r.family,
       port: r.port,
+      // By the name connected to, as the fast path: both paths share each origin's connections and limit.
+      poolKey: `${r.connectHost}:${r.port}`,
       method: req.method,
       path: r.path,
       headers: forwardHeaders(req.rawHeaders, this.ctx.via, authority) as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: this.agent,
-      timeout: timeouts.upstreamResponseMs,
-    });
-    let connectTimer: NodeJS.Timeout | null = null;
-    upstream.once('socket', (s: Socket) => {
-      if (!s.connecting) return;
-      connectTimer = setTimeout(() => upstream.destroy(connectTimeout()), timeouts.connectMs);
-      s.once('connect', () => {
-        if (connectTimer) clearTimeout(connectTimer);
-        connectTimer = null;
-      });
-    });
-    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('response timeout'), { code: 'ERESPONSETIMEOUT' })));
+    };
+    const upstream = http.request(options);
     upstream.on('response', (up) => {
+      (upstream.socket as unknown as OriginStream).clientBehind = () => res.writableNeedDrain || up.isPaused();
       res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, this.ctx.via) as unknown as http.OutgoingHttpHeaders);
       up.pipe(res);
       up.on('error', () => res.destroy());
       up.on('aborted', () => res.destroy());
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (connectTimer) clearTimeout(connectTimer);
       const problem: UpstreamProblem = err.code === 'ERESPONSETIMEOUT' ? 'response-timeout' : classify(err);
       this.fail(req, res, rec, r.host, problem);
     });

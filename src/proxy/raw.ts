@@ -7,9 +7,9 @@
  * this leaves behind (README, Performance). A tunnel only moves bytes, so it needs none of it.
  *
  * These bindings are internal to Node: `process.binding` is deprecated, with no removal date. So
- * they are used only with `tunnels: "raw"` in the config, everything here is checked once at start,
- * and if any piece is missing `rawBinding` is null and tunnels use `net.Socket` (the default,
- * src/proxy/splice.ts).
+ * they are used only with `tunnels: "raw"` in the config, everything here is checked once at
+ * start, and if any piece is missing `rawBinding` is null and tunnels use `net.Socket` (as with
+ * `tunnels: "socket"`, src/proxy/splice.ts).
  */
 
 /** What `getpeername` fills in. */
