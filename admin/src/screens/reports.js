@@ -1,7 +1,7 @@
 // Reports from the block page and /report (supervisors and admins): the queue, newest first, and
 // each report's next step with a reason: reject, escalate to the academy (webhooks), or accept
 // (admin: the host goes into academy-allow or academy-deny).
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, query } from '../api.js';
 import { t, addTexts, fmtTime } from '../i18n.js';
 import { html, useLoad, ErrorBox, Notice, Select, Table, formData } from '../ui.js';
@@ -30,6 +30,8 @@ export function Reports({ me }) {
   const [done, setDone] = useState(null);
   const [actionError, setActionError] = useState(null);
   const [busy, setBusy] = useState(false);
+  // The step's form takes the keyboard's focus when it opens (its reason field).
+  useEffect(() => { if (acting) document.querySelector('#report-step input')?.focus(); }, [acting]);
   const search = (e) => {
     e.preventDefault();
     const v = formData(e);
