@@ -87,12 +87,16 @@ async function main() {
   const base = (h: ApiHandle) => `https://127.0.0.1:${h.sup.port}/admin/`;
   const supEmpty = await empty.tokenFor('supervisor');
   const sup = await big.tokenFor('supervisor');
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  const dashEmpty = await dashboardLoad(page, base(empty), supEmpty);
-  loop.enable();
-  const dashBig = await dashboardLoad(page, base(big), sup);
-  loop.disable();
-  const stallMs = loop.max / 1e6;
+  // The gateway's event loop (the proxy's, too) while each dashboard loads: its longest stall.
+  const stall = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const r = await fn();
+    loop.disable();
+    return [r, loop.max / 1e6];
+  };
+  const [dashEmpty, stallEmpty] = await stall(() => dashboardLoad(page, base(empty), supEmpty));
+  const [dashBig, stallMs] = await stall(() => dashboardLoad(page, base(big), sup));
 
   const client = CLIENTS[123]!;
   const from = now - DAY;
@@ -133,7 +137,7 @@ async function main() {
   console.log(`\nVigie console — journal of ${ROWS.toLocaleString('en-US')} rows over 30 days (filled in ${(tFill / 1000).toFixed(1)} s), Chromium headless, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log('\n| figure | ms (median) | baseline | ratio | target |\n|---|---:|---:|---:|---|');
   console.log(`| first load → dashboard rendered (5 loads) | **${dashBig.toFixed(0)}** | ${dashEmpty.toFixed(0)} (empty journal) | ${(dashBig / dashEmpty).toFixed(2)}× | ≤ 1000 |`);
-  console.log(`| longest event-loop stall of the gateway during those loads | **${stallMs.toFixed(0)}** | — | — | — |`);
+  console.log(`| longest event-loop stall of the gateway during those loads | **${stallMs.toFixed(0)}** | ${stallEmpty.toFixed(0)} (empty journal) | ${(stallMs / stallEmpty).toFixed(2)}× | — |`);
   console.log(`| counting a journal of an earlier version once (at the writer's open) | **${tBackfill.toFixed(0)}** | — | — | — |`);
   console.log(`| API: one device, one day (${found} rows, 10 calls) | **${median(api).toFixed(1)}** | — | — | ≤ 200 |`);
   console.log(`| console: same search, click → rows shown (5) | **${median(ui).toFixed(1)}** | ${median(api).toFixed(1)} (API) | ${(median(ui) / median(api)).toFixed(2)}× | ≤ 200 |`);
