@@ -93,8 +93,10 @@ export class JournalQuery implements JournalReader, RowSource {
     return c;
   }
 
+  /** Every context, reloaded only when the table has grown (contexts are only ever added). */
   ctxIds(): Map<number, Ctx> {
-    this.ctx(0);
+    const max = (this.stmt('SELECT max(id) FROM d_ctx').pluck().get() as number | null) ?? 0;
+    if (max > 0 && !this.ctxs.has(max)) this.ctx(max);
     return this.ctxs;
   }
 
