@@ -1,9 +1,12 @@
 // The console in a real Chromium (playwright-core driving Debian's /usr/bin/chromium) against a
 // real gateway: sign-in per role, a wrong token, list and profile edits the proxy obeys, journal
-// search with "why?", a requisition export and its audit, a rollback. Screenshots go to
+// search with "why?", a requisition export and its chain head, a rollback, a teacher's unblock from
+// the block page's link, a report escalated to a webhook, the weekly summary. Screenshots go to
 // .tap/screens/ (not committed); any error in a page's console fails the test.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { PACKAGE_ROOT } from '../src/paths.js';
@@ -27,14 +30,23 @@ async function run(): Promise<void> {
   const { chromium } = await import('playwright-core');
 
   const origin = await startOrigin();
-  const names = ['www.site.test', 'listed.test', 'entry.test'];
+  // The academy's webhook: records what escalations post.
+  const hooked: unknown[] = [];
+  const hook = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => { hooked.push(JSON.parse(body)); res.end('ok'); });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const names = ['www.site.test', 'listed.test', 'entry.test', 'games.test', 'adult.test'];
   const h = await startApi({
     clients: [{ network: '127.0.0.1/32', profile: 'cycle3' }, { network: '127.0.0.3/32', profile: 'college' }],
     profiles: {
-      cycle3: { mode: 'blocklist', categories: ['adult', 'malware'], allowLists: ['academy-allow'], denyLists: ['academy-deny'] },
-      college: { mode: 'blocklist', categories: ['adult'], allowLists: [], denyLists: [] },
+      cycle3: { mode: 'blocklist', categories: ['adult', 'malware', 'games'], allowLists: ['academy-allow'], denyLists: ['academy-deny'] },
+      college: { mode: 'blocklist', categories: ['adult', 'games'], allowLists: [], denyLists: [] },
     },
     hosts: Object.fromEntries(names.map((n) => [n, '127.0.0.1'])),
+    notifications: { webhooks: [`http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`] },
   });
   const site = (host: string, from = '127.0.0.1') => viaProxy(h.gw.port, `http://${host}:${origin.port}/small`, { localAddress: from });
   const context = await chromium.launchPersistentContext(tmp('vigie-chromium-'), {
@@ -49,19 +61,20 @@ async function run(): Promise<void> {
     await context.close();
     await h.close();
     await origin.close();
+    hook.close();
   });
   const base = `https://127.0.0.1:${h.sup.port}/admin/`;
-  const tokens = { admin: h.admin, supervisor: await h.tokenFor('supervisor', 'IEN test'), requisition: await h.tokenFor('requisition', 'OPJ test') };
+  const tokens = { admin: h.admin, supervisor: await h.tokenFor('supervisor', 'IEN test'), requisition: await h.tokenFor('requisition', 'OPJ test'), teacher: await h.tokenFor('teacher', 'Mme Martin') };
 
   /** A fresh page signed in as `token`, collecting console errors (each test asserts none). */
-  async function signIn(token: string, width = 1280) {
+  async function signIn(token: string, width = 1280, hash = '') {
     const page = await context.newPage();
     await page.setViewportSize({ width, height: 900 });
     const errors: string[] = [];
     page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('dialog', (d) => void d.accept());
-    await page.goto(base);
+    await page.goto(base + hash);
     await page.evaluate('sessionStorage.clear()');
     await page.getByLabel('Jeton d’accès').fill(token);
     await page.getByRole('button', { name: 'Se connecter' }).click();
@@ -74,6 +87,8 @@ async function run(): Promise<void> {
   }
   const navOf = async (page: import('playwright-core').Page) => (await page.locator('nav a').allTextContents());
   const shot = (page: import('playwright-core').Page, name: string) => page.screenshot({ path: join(SCREENS, `${name}.png`), fullPage: true });
+  /** The screen has everything it asked for (no 'loading' line left): quicker than waiting for an idle network. */
+  const loaded = (page: import('playwright-core').Page) => page.locator('main').getByText(/^(Chargement…|Loading…)$/).first().waitFor({ state: 'detached' });
   /** The page is no wider than its window (tables scroll inside their own box). */
   const noOverflow = (page: import('playwright-core').Page) => page.evaluate<boolean>('document.documentElement.scrollWidth <= window.innerWidth');
 
@@ -99,11 +114,12 @@ async function run(): Promise<void> {
 
   t.test('each role sees only its screens', async (t) => {
     const expect = {
-      admin: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Jetons'],
-      supervisor: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Journal des connexions', 'Décision', 'Versions de la politique', 'Journal d’audit'],
+      admin: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Jetons', 'Déblocages temporaires', 'Signalements', 'Synthèse de la semaine'],
+      supervisor: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Journal des connexions', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Déblocages temporaires', 'Signalements', 'Synthèse de la semaine'],
       requisition: ['Réquisitions'],
+      teacher: ['Déblocages temporaires'],
     };
-    for (const role of ['admin', 'supervisor', 'requisition'] as const) {
+    for (const role of ['admin', 'supervisor', 'requisition', 'teacher'] as const) {
       const { page, done } = await signIn(tokens[role]);
       await page.locator('#who').waitFor();
       t.match(await page.locator('#who').textContent(), `(${role})`);
@@ -111,7 +127,7 @@ async function run(): Promise<void> {
       for (const [i, link] of (await page.locator('nav a').all()).entries()) {
         await link.click();
         await page.locator('main h2').first().waitFor();
-        await page.waitForLoadState('networkidle');
+        await loaded(page);
         await shot(page, `${role}-${i}-${(await page.locator('main h2').first().textContent())!.replace(/\W+/g, '-')}`);
         t.ok(await noOverflow(page), `${role}: screen ${i} fits 1280 px`);
       }
@@ -131,7 +147,7 @@ async function run(): Promise<void> {
     await page.locator('nav a', { hasText: 'Connection journal' }).waitFor();
     for (const link of await page.locator('nav a').all()) {
       await link.click();
-      await page.waitForLoadState('networkidle');
+      await loaded(page);
       t.ok(await noOverflow(page), `${await link.textContent()}: no horizontal overflow at 390 px`);
     }
     await shot(page, 'supervisor-390-en');
@@ -199,6 +215,7 @@ async function run(): Promise<void> {
     await page.locator('#export-result').waitFor();
     t.match(await page.locator('#export-result').textContent(), /ligne\(s\) exportée\(s\)/);
     t.match(await page.locator('#export-digest').textContent(), /SHA-256 [0-9a-f]{64}/);
+    t.match(await page.locator('#export-head').textContent(), /^\d+:[0-9a-f]{64}$/, 'the chain head the export reached');
     await shot(page, 'requisition-export');
     const audit = await h.api('GET', '/api/v1/audit?action=journal.export&limit=10');
     const entry = audit.json.entries.find((e: { action: string; details: { reference?: string } }) => e.action === 'journal.export' && e.details.reference === 'PV 2026/0099');
@@ -234,6 +251,59 @@ async function run(): Promise<void> {
     await page.getByRole('button', { name: 'Révoquer CPE test' }).waitFor({ state: 'detached' });
     t.equal((await h.api('GET', '/api/v1/whoami', { token: secret })).status, 401, 'revoked');
     await shot(page, 'admin-tokens');
+    await done(t);
+  });
+
+  t.test('a teacher unblocks a site for a class from the block page’s link, then ends it', async (t) => {
+    const page403 = await site('games.test', '127.0.0.3');
+    t.equal(page403.status, 403, 'blocked for both classes first');
+    t.match(page403.body.toString(), /#\/overrides\/new\?host=games\.test&amp;network=127\.0\.0\.3%2F32|#\/overrides\/new\?host=games\.test&network=127\.0\.0\.3%2F32/, 'the block page links staff to the form');
+    const { page, done } = await signIn(tokens.teacher, 1280, '#/overrides/new?host=games.test&network=127.0.0.3%2F32');
+    await page.locator('#override-form').waitFor();
+    t.equal(await page.getByLabel('Site').inputValue(), 'games.test', 'host prefilled from the link');
+    t.equal(await page.getByLabel('Réseau de la classe (CIDR)').inputValue(), '127.0.0.3/32', 'network prefilled');
+    await page.getByLabel(/Durée en minutes/).fill('5');
+    await page.getByLabel('Motif (journalisé)').fill('atelier jeux mathématiques');
+    await page.getByRole('button', { name: 'Débloquer' }).click();
+    await page.locator('#override-made').waitFor();
+    t.equal((await site('games.test', '127.0.0.3')).status, 200, 'a pupil of that class reaches it');
+    t.equal((await site('games.test', '127.0.0.1')).status, 403, 'another class does not');
+    await page.getByLabel('Site').fill('adult.test');
+    await page.getByRole('button', { name: 'Débloquer' }).click();
+    await page.getByRole('alert').filter({ hasText: 'adult' }).waitFor();
+    t.pass('a non-overridable host is refused, with its category');
+    await shot(page, 'teacher-overrides');
+    await page.getByRole('button', { name: 'Terminer games.test' }).click();
+    await page.getByRole('button', { name: 'Terminer games.test' }).waitFor({ state: 'detached' });
+    t.equal((await site('games.test', '127.0.0.3')).status, 403, 'ended: blocked again');
+    await done(t, [/422/]);
+  });
+
+  t.test('a report from the block page reaches the queue and an escalation the webhook', async (t) => {
+    const sent = await new Promise<number>((resolve, reject) => {
+      const body = 'host=games.test&kind=allow&comment=jeu+de+calcul';
+      const req = http.request({ host: '127.0.0.1', port: h.gw.port, method: 'POST', path: '/report', localAddress: '127.0.0.3', agent: false, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    t.equal(sent, 200);
+    const { page, done } = await signIn(tokens.supervisor);
+    await page.locator('#nav-reports').click();
+    await page.locator('#reports-open').filter({ hasText: '1 signalement' }).waitFor();
+    t.equal(await page.getByRole('button', { name: 'Accepter games.test' }).count(), 0, 'a supervisor cannot accept (admin only)');
+    await page.getByRole('button', { name: 'Transmettre à l’académie games.test' }).click();
+    await page.locator('#report-step').getByLabel('Motif (journalisé)').fill('à voir par la DANE');
+    await page.getByRole('button', { name: 'Valider' }).click();
+    await page.locator('#report-done').waitFor();
+    t.match(hooked, [{ event: 'report.escalated', report: { host: 'games.test', kind: 'allow', profile: 'college' }, reason: 'à voir par la DANE' }]);
+    await shot(page, 'supervisor-reports');
+    await page.locator('#nav-weekly').click();
+    await page.locator('#weekly-table tbody tr').first().waitFor();
+    t.match(await page.locator('#weekly').textContent(), /games\.test/, 'the week shows the blocked site');
+    await shot(page, 'supervisor-weekly');
     await done(t);
   });
 }

@@ -89,6 +89,9 @@ t.test("a teacher's temporary unblock, on real sockets", async (t) => {
     t.equal(list.maxMinutes, 120);
     t.ok(list.nonOverridable.includes('phishing'));
     t.equal(list.overrides.length, 1);
+    const other = await h.tokenFor('teacher', 'M. Petit');
+    t.same((await h.api('GET', '/api/v1/overrides', { token: other })).json.overrides, [], 'another teacher does not see it');
+    t.equal((await h.api('DELETE', `/api/v1/overrides/${made.json.id}`, { token: other })).status, 403, 'nor ends it');
     t.equal((await h.api('DELETE', `/api/v1/overrides/${made.json.id}`, { token: teacher })).status, 200);
     t.equal((await h.api('DELETE', `/api/v1/overrides/${made.json.id}`, { token: teacher })).status, 404, 'once');
     t.equal((await from('games.test', '127.0.0.3')).status, 403, 'blocked again at once');

@@ -71,3 +71,8 @@ export function t(key, ...args) {
 }
 export const fmtTime = (ms) => new Date(ms).toLocaleString(lang === 'fr' ? 'fr-FR' : 'en-GB');
 export const fmtNum = (n) => Number(n).toLocaleString(lang === 'fr' ? 'fr-FR' : 'en-GB');
+/** A screen's own texts (keys it alone uses), added to both languages: keeps this file small. */
+export function addTexts(fr, en) {
+  Object.assign(FR, fr);
+  Object.assign(EN, en);
+}

@@ -13,6 +13,9 @@ import { Requisition } from './screens/requisition.js';
 import { Policy } from './screens/policy.js';
 import { Audit } from './screens/audit.js';
 import { Tokens } from './screens/tokens.js';
+import { Overrides } from './screens/overrides.js';
+import { Reports } from './screens/reports.js';
+import { Weekly } from './screens/weekly.js';
 
 const SCREENS = {
   dashboard: { roles: ['admin', 'supervisor'], view: Dashboard },
@@ -24,6 +27,9 @@ const SCREENS = {
   policy: { roles: ['admin', 'supervisor'], view: Policy },
   audit: { roles: ['admin', 'supervisor'], view: Audit },
   tokens: { roles: ['admin'], view: Tokens },
+  overrides: { roles: ['teacher', 'supervisor', 'admin'], view: Overrides },
+  reports: { roles: ['supervisor', 'admin'], view: Reports },
+  weekly: { roles: ['supervisor', 'admin'], view: Weekly },
 };
 export const screensFor = (role) => Object.keys(SCREENS).filter((k) => SCREENS[k].roles.includes(role));
 
@@ -44,7 +50,8 @@ function App() {
   const [me, setMe] = useState(null);
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
-  const [screen, setScreen] = useState(location.hash.slice(1));
+  const screenOf = () => location.hash.slice(1).replace(/^\//, '').split(/[/?]/)[0];
+  const [screen, setScreen] = useState(screenOf());
 
   async function signIn(token) {
     if (token !== undefined) setToken(token);
@@ -62,7 +69,7 @@ function App() {
   }
   useEffect(() => { if (hasToken()) signIn(); }, []);
   useEffect(() => {
-    const onHash = () => setScreen(location.hash.slice(1));
+    const onHash = () => setScreen(screenOf());
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);

@@ -1,19 +1,10 @@
 import Database from 'better-sqlite3';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { hasAggregates } from './aggregate.js';
 import { formatHead, readHead } from './head.js';
 import { BLOCK_SQL, monthRange, unpackK } from './schema.js';
+import { stats, summary, type Ctx, type Part, type Plan, type RowSource } from './stats.js';
 import type { JournalFilter, JournalHealth, JournalReader, JournalRow, ProfileSummary, SearchPage, StatsBucket, StatsRow } from './types.js';
-
-/** Row ids read per slice of a summary: a few milliseconds of work each. */
-const SLICE_IDS = 20_000;
-
-interface Part {
-  p: number;
-  base: number;
-  lag: number;
-  start: number;
-  end: number;
-}
 
 interface RawRow {
   id: number;
@@ -30,19 +21,6 @@ interface RawRow {
   du: number;
 }
 
-interface Ctx {
-  profile: string | null;
-  category: string | null;
-  policyVersion: number;
-  retarget: string | null;
-}
-
-/** A filter turned into SQL for one partition; null = cannot match anything. */
-interface Plan {
-  where: string;
-  params: (number | string)[];
-}
-
 import { CSV_COLUMNS, csvLine, exportTrailer } from './export-format.js';
 export { CSV_COLUMNS, csvLine, exportTrailer };
 
@@ -51,6 +29,8 @@ export interface ReaderOptions {
   timezone?: string;
   /** Rows per query page of export. */
   pageRows?: number;
+  /** Statistics read the counters (aggregate.ts) when the file has them; false reads rows only (tests). */
+  aggregates?: boolean;
 }
 
 /**
@@ -58,18 +38,20 @@ export interface ReaderOptions {
  * Time ranges map to row-id ranges through the chain (written time, per-month lag), so a day of one
  * client is an index range in one month, whatever the journal's size.
  */
-export class JournalQuery implements JournalReader {
+export class JournalQuery implements JournalReader, RowSource {
   readonly db: Database.Database;
   private readonly small = new Map<string, Map<number, string>>();
   private readonly stmts = new Map<string, Database.Statement>();
   private readonly tz: string;
   private readonly pageRows: number;
+  private readonly useAggregates: boolean;
 
   constructor(file: string, opts: ReaderOptions = {}) {
     this.db = new Database(file, { readonly: true, fileMustExist: true });
     this.db.pragma('busy_timeout = 2000');
     this.tz = opts.timezone ?? 'UTC';
     this.pageRows = opts.pageRows ?? 2000;
+    this.useAggregates = opts.aggregates ?? true;
   }
 
   close(): void {
@@ -80,7 +62,7 @@ export class JournalQuery implements JournalReader {
     return { writable: false, queueDepth: 0, rowsWritten: 0, rowsLost: 0, writerBoosts: 0, writerPauses: 0, writerRestarts: 0, uncleanStops: 0, lastError: null };
   }
 
-  private stmt(sql: string): Database.Statement {
+  stmt(sql: string): Database.Statement {
     let s = this.stmts.get(sql);
     if (!s) {
       if (this.stmts.size > 256) this.stmts.clear();
@@ -92,7 +74,7 @@ export class JournalQuery implements JournalReader {
 
   private ctxs = new Map<number, Ctx>();
   /** A row's profile, category and policy version (a small table, reloaded on a miss). */
-  private ctx(id: number): Ctx {
+  ctx(id: number): Ctx {
     let c = this.ctxs.get(id);
     if (!c) {
       this.ctxs = new Map(
@@ -111,6 +93,17 @@ export class JournalQuery implements JournalReader {
     return c;
   }
 
+  /** Every context, reloaded only when the table has grown (contexts are only ever added). */
+  ctxIds(): Map<number, Ctx> {
+    const max = (this.stmt('SELECT max(id) FROM d_ctx').pluck().get() as number | null) ?? 0;
+    if (max > 0 && !this.ctxs.has(max)) this.ctx(max);
+    return this.ctxs;
+  }
+
+  aggregated(): boolean {
+    return this.useAggregates && hasAggregates(this.db);
+  }
+
   /** Names of a small interned table (methods, rules), reloaded on a miss. */
   private name(dict: 'method' | 'rule', id: number | null): string | null {
     if (id === null) return null;
@@ -124,11 +117,11 @@ export class JournalQuery implements JournalReader {
     return v ?? `#${id}`;
   }
 
-  private idOf(dict: string, v: string): number | undefined {
+  idOf(dict: string, v: string): number | undefined {
     return this.stmt(`SELECT id FROM d_${dict} WHERE v = ?`).pluck().get(v) as number | undefined;
   }
 
-  private parts(filter: JournalFilter): Part[] {
+  parts(filter: JournalFilter): Part[] {
     const all = this.stmt('SELECT p, base, lag FROM parts ORDER BY p').all() as { p: number; base: number; lag: number }[];
     return all
       .map((r) => ({ ...r, ...monthRange(r.p), base: r.base }))
@@ -153,7 +146,7 @@ export class JournalQuery implements JournalReader {
   }
 
   /** The filter's conditions for one partition, ids resolved; null when nothing can match. */
-  private plan(part: Part, f: JournalFilter): Plan | null {
+  plan(part: Part, f: JournalFilter): Plan | null {
     const where: string[] = [];
     const params: (number | string)[] = [];
     const lo = this.idAfter(f.from);
@@ -187,8 +180,7 @@ export class JournalQuery implements JournalReader {
       params.push(id);
     }
     if (f.profile !== undefined || f.category !== undefined) {
-      this.ctx(0);
-      const ids = [...this.ctxs].filter(([, c]) => (f.profile === undefined || c.profile === f.profile) && (f.category === undefined || c.category === f.category)).map(([id]) => id);
+      const ids = [...this.ctxIds()].filter(([, c]) => (f.profile === undefined || c.profile === f.profile) && (f.category === undefined || c.category === f.category)).map(([id]) => id);
       if (!ids.length) return null;
       where.push(`c.cx IN (${ids.join(',')})`);
     }
@@ -308,90 +300,14 @@ export class JournalQuery implements JournalReader {
     return formatHead(readHead(this.db).head);
   }
 
-  /** Requests and blocks per bucket, profile and category. */
+  /** Requests and blocks per bucket, profile and category (stats.ts). */
   stats(filter: JournalFilter, bucket: StatsBucket): StatsRow[] {
-    const acc = new Map<string, StatsRow>();
-    for (const part of this.parts(filter)) {
-      const plan = this.plan(part, filter);
-      if (!plan) continue;
-      const got = this.stmt(
-        `SELECT (c.t + ${part.base}) / 3600000 AS h, c.cx, count(*) AS n, sum(${BLOCK_SQL}) AS b
-         FROM c_${part.p} c ${plan.where ? `WHERE ${plan.where}` : ''} GROUP BY h, c.cx`,
-      ).all(...plan.params) as { h: number; cx: number; n: number; b: number }[];
-      for (const g of got) {
-        const hour = g.h * 3_600_000;
-        const b = bucket === 'hour' ? hour : this.dayStart(hour);
-        const { profile, category } = this.ctx(g.cx);
-        const key = `${b}\u0000${profile}\u0000${category}`;
-        const s = acc.get(key);
-        if (s) {
-          s.requests += g.n;
-          s.blocked += g.b;
-        } else acc.set(key, { bucket: b, profile, category, requests: g.n, blocked: g.b });
-      }
-    }
-    return [...acc.values()].sort((a, b) => a.bucket - b.bucket || String(a.profile).localeCompare(String(b.profile)) || String(a.category).localeCompare(String(b.category)));
+    return stats(this, filter, bucket, (ms) => this.dayStart(ms));
   }
 
-  /**
-   * Per profile: requests, blocks by category and host, and requests opened by overrides. Each
-   * month is read in slices of SLICE_IDS row ids, with a turn of the event loop between slices, so
-   * a week of a large school never holds the proxy's thread for long.
-   */
-  async summary(filter: JournalFilter, top: number): Promise<ProfileSummary[]> {
-    const override = this.idOf('rule', 'override') ?? -1;
-    // cx → host id → [requests, blocked, overridden]; cx → [requests, blocked]
-    const byHost = new Map<number, Map<number, [number, number, number]>>();
-    const byCx = new Map<number, [number, number]>();
-    for (const part of this.parts(filter)) {
-      const plan = this.plan(part, filter);
-      if (!plan) continue;
-      const span = this.stmt(`SELECT min(id) AS lo, max(id) AS hi FROM c_${part.p}`).get() as { lo: number | null; hi: number | null };
-      if (span.lo === null || span.hi === null) continue;
-      const cond = [plan.where, 'c.id >= ?', 'c.id < ?'].filter(Boolean).join(' AND ');
-      const stmt = this.stmt(
-        `SELECT c.cx, c.ho, count(*) AS n, sum(${BLOCK_SQL}) AS b, sum(((c.k / 8192) % 256) = ${override} AND ${BLOCK_SQL} = 0) AS o
-         FROM c_${part.p} c WHERE ${cond} GROUP BY c.cx, c.ho`,
-      );
-      for (let from = span.lo; from <= span.hi; from += SLICE_IDS) {
-        for (const g of stmt.all(...plan.params, from, from + SLICE_IDS) as { cx: number; ho: number; n: number; b: number; o: number }[]) {
-          let hosts = byHost.get(g.cx);
-          if (!hosts) byHost.set(g.cx, (hosts = new Map()));
-          const h = hosts.get(g.ho);
-          if (h) (h[0] += g.n), (h[1] += g.b), (h[2] += g.o);
-          else hosts.set(g.ho, [g.n, g.b, g.o]);
-          const c = byCx.get(g.cx);
-          if (c) (c[0] += g.n), (c[1] += g.b);
-          else byCx.set(g.cx, [g.n, g.b]);
-        }
-        await yieldToLoop();
-      }
-    }
-    const out = new Map<string | null, { s: ProfileSummary; cats: Map<string | null, number>; hosts: Map<number, [number, number, number]> }>();
-    for (const [cx, [n, b]] of byCx) {
-      const { profile, category } = this.ctx(cx);
-      let e = out.get(profile);
-      if (!e) out.set(profile, (e = { s: { profile, requests: 0, blocked: 0, blockedByCategory: [], topBlockedHosts: [], overridden: [] }, cats: new Map(), hosts: new Map() }));
-      e.s.requests += n;
-      e.s.blocked += b;
-      if (b) e.cats.set(category, (e.cats.get(category) ?? 0) + b);
-      for (const [ho, v] of byHost.get(cx)!) {
-        const h = e.hosts.get(ho);
-        if (h) (h[0] += v[0]), (h[1] += v[1]), (h[2] += v[2]);
-        else e.hosts.set(ho, [...v]);
-      }
-    }
-    const hostName = (id: number) => (this.stmt('SELECT v FROM d_host WHERE id = ?').pluck().get(id) as string | undefined) ?? `#${id}`;
-    const topOf = (hosts: Map<number, [number, number, number]>, i: 1 | 2) =>
-      [...hosts].filter(([, v]) => v[i] > 0).sort((a, b) => b[1][i] - a[1][i]).slice(0, top).map(([id, v]) => ({ host: hostName(id), n: v[i] }));
-    return [...out.values()]
-      .map(({ s, cats, hosts }) => ({
-        ...s,
-        blockedByCategory: [...cats].map(([category, blocked]) => ({ category, blocked })).sort((a, b) => b.blocked - a.blocked),
-        topBlockedHosts: topOf(hosts, 1).map(({ host, n }) => ({ host, blocked: n })),
-        overridden: topOf(hosts, 2).map(({ host, n }) => ({ host, requests: n })),
-      }))
-      .sort((a, b) => String(a.profile).localeCompare(String(b.profile)));
+  /** Per profile over the filter's range (stats.ts). */
+  summary(filter: JournalFilter, top: number): Promise<ProfileSummary[]> {
+    return summary(this, filter, top);
   }
 
   private dayFmt: Intl.DateTimeFormat | null = null;

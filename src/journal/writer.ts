@@ -6,32 +6,11 @@ import { OWNER_ONLY, prepareDbFile, prepareDir, type FileAccess } from './files.
 import { GENESIS, readHead } from './head.js';
 import type { Pacer } from './pacer.js';
 import { createMeta, createPartition, DICTS, encodeIds, ENDED, monthOf, monthRange, packK, type DictName } from './schema.js';
+import { AggregateTally, backfillAggregates } from './aggregate.js';
+import { Dict } from './dict.js';
+import { purgeMonths, type PurgeResult } from './purge.js';
 
-export { GENESIS };
-
-/** A string interner over one `d_*` table; its cache is bounded (cleared when full). */
-class Dict {
-  private readonly cache = new Map<string, number>();
-  private readonly sel: Database.Statement;
-  private readonly ins: Database.Statement;
-  constructor(db: Database.Database, name: DictName, private readonly max = 65_536) {
-    this.sel = db.prepare(`SELECT id FROM d_${name} WHERE v = ?`).pluck();
-    this.ins = db.prepare(`INSERT OR IGNORE INTO d_${name} (v) VALUES (?)`);
-  }
-  id(v: string): number {
-    let id = this.cache.get(v);
-    if (id !== undefined) return id;
-    // Insert first: a string missing from the cache is mostly new (unique paths), one statement then.
-    const r = this.ins.run(v);
-    id = r.changes ? Number(r.lastInsertRowid) : (this.sel.get(v) as number);
-    if (this.cache.size >= this.max) this.cache.clear();
-    this.cache.set(v, id);
-    return id;
-  }
-  clear(): void {
-    this.cache.clear();
-  }
-}
+export { GENESIS, type PurgeResult };
 
 interface Part {
   p: number;
@@ -62,7 +41,6 @@ interface Group {
   ends: number[];
 }
 
-
 /** Tunnel ends (flat quadruples) by id: they mostly come in order already, so check before sorting. */
 function sortedEnds(flat: number[]): Float64Array {
   const out = new Float64Array(flat);
@@ -72,15 +50,6 @@ function sortedEnds(flat: number[]): Float64Array {
   const order = Array.from({ length: flat.length / END_NUMBERS }, (_, i) => i * END_NUMBERS).sort((a, b) => flat[a]! - flat[b]!);
   order.forEach((from, i) => out.set(flat.slice(from, from + END_NUMBERS), i * END_NUMBERS));
   return out;
-}
-
-export interface PurgeResult {
-  time: number;
-  retentionDays: number;
-  cutoff: number;
-  partitions: number[];
-  rows: number;
-  entries: number;
 }
 
 export interface WriteResult {
@@ -115,6 +84,8 @@ export class JournalWriter {
   /** Number block of a transaction's first link, reused from one transaction to the next. */
   private scratch = new Float64Array(0);
   private stamps = 0;
+  /** The transaction's additions to the statistics counters (aggregate.ts). */
+  private readonly tally: AggregateTally;
 
   /** Pauses between slices of a transaction (the journal's writer thread); none elsewhere. */
   private readonly pacer: Pacer | null;
@@ -138,6 +109,8 @@ export class JournalWriter {
     this.insChain = this.db.prepare('INSERT INTO chain (id, p, lo, hi, n, ne, wt, h, ends, f) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.setHigh = this.db.prepare(`UPDATE meta SET v = ? WHERE k = 'high'`);
     this.setLag = this.db.prepare('UPDATE parts SET lag = ? WHERE p = ? AND lag < ?');
+    backfillAggregates(this.db);
+    this.tally = new AggregateTally(this.db);
     this.reload();
   }
 
@@ -211,6 +184,7 @@ export class JournalWriter {
       // IMMEDIATE: take the write lock up front, so a busy database waits (busy_timeout) instead of failing at once.
       return this.db.transaction(() => this.writeTx(batches, now)).immediate();
     } catch (e) {
+      this.tally.clear();
       this.reload();
       throw e;
     }
@@ -317,6 +291,7 @@ export class JournalWriter {
         const ho = this.sid(t, HOST, d.host, hn);
         const pa = pn < 0 ? -1 : this.sid(t, PATH, d.path, pn);
         part.ins.run(id, time - part.base, cl, us < 0 ? null : us, cx, ho, port === (connect ? 443 : 80) ? null : port, pa < 0 ? null : pa, packK(status, connect, block, rule, me), bi, bo, du);
+        this.tally.row(time, cx, ho, block, !block && dt[3] === 'override');
         const nums = g.nums;
         const q = g.n * ROW_NUMBERS;
         nums[q] = id;
@@ -391,6 +366,7 @@ export class JournalWriter {
       prev = digest;
     }
     if (high !== this.high) this.setHigh.run(high);
+    this.tally.commit();
     // Only now, inside the successful transaction, move the in-memory head.
     this.prevHash = prev;
     this.lastChainId += groups.length;
@@ -399,28 +375,11 @@ export class JournalWriter {
     return { rows: nRows, ends: written, skippedEnds: skipped };
   }
 
-  /** Drops every month that ended more than `retentionDays` ago; records the purge. */
+  /** Drops every month that ended more than `retentionDays` ago, with their counters; records the purge. */
   purge(retentionDays: number, now = Date.now()): PurgeResult {
-    const cutoff = now - retentionDays * 86_400_000;
-    const old = (this.db.prepare('SELECT p FROM parts ORDER BY p').pluck().all() as number[]).filter((p) => monthRange(p).end <= cutoff);
-    const result: PurgeResult = { time: now, retentionDays, cutoff, partitions: old, rows: 0, entries: 0 };
-    this.db.transaction(() => {
-      for (const p of old) {
-        const s = this.db.prepare('SELECT count(*) AS entries, coalesce(sum(n), 0) AS rows FROM chain WHERE p = ?').get(p) as { entries: number; rows: number };
-        result.rows += s.rows;
-        result.entries += s.entries;
-        // Keep the link of each purged entry whose successor stays, so verify can still walk the chain.
-        this.db.prepare('DELETE FROM anchors WHERE id IN (SELECT id FROM chain WHERE p = ?)').run(p);
-        this.db.prepare('INSERT OR REPLACE INTO anchors (id, prev) SELECT c.id + 1, c.h FROM chain c WHERE c.p = ? AND NOT EXISTS (SELECT 1 FROM chain d WHERE d.id = c.id + 1 AND d.p = ?)').run(p, p);
-        this.db.prepare('DELETE FROM chain WHERE p = ?').run(p);
-        this.db.exec(`DROP TABLE IF EXISTS c_${p}`);
-        this.db.prepare('DELETE FROM parts WHERE p = ?').run(p);
-      }
-      this.db.prepare(`INSERT INTO events (time, kind, detail) VALUES (?, 'purge', ?)`).run(now, JSON.stringify(result));
-    }).immediate();
-    for (const p of old) this.parts.delete(p);
+    const result = purgeMonths(this.db, retentionDays, now);
+    for (const p of result.partitions) this.parts.delete(p);
     this.lastPart = null;
-    if (old.length) this.db.pragma('incremental_vacuum');
     return result;
   }
 

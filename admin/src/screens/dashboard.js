@@ -6,21 +6,18 @@ import { html, useLoad, ErrorBox, Table } from '../ui.js';
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
-/** Sums stats rows per bucket start, with every bucket of the window present (zeros included). */
-function series(stats, step, count) {
-  const end = Math.floor(Date.parse(stats.to) / step) * step;
-  const byStart = new Map();
+/**
+ * Sums stats rows into `count` buckets of `step` from `from`, every bucket present (zeros included).
+ * A day bucket starts at the gateway's midnight, which may be a few hours off the browser's: the
+ * nearest bucket takes it.
+ */
+function series(stats, from, step, count) {
+  const out = Array.from({ length: count }, (_, i) => ({ start: from + i * step, requests: 0, blocked: 0 }));
   for (const r of stats.rows) {
-    const k = Date.parse(r.bucket);
-    const v = byStart.get(k) || { requests: 0, blocked: 0 };
-    v.requests += r.requests;
-    v.blocked += r.blocked;
-    byStart.set(k, v);
-  }
-  const out = [];
-  for (let i = count - 1; i >= 0; i--) {
-    const start = end - i * step;
-    out.push({ start, ...(byStart.get(start) || { requests: 0, blocked: 0 }) });
+    const b = out[Math.round((Date.parse(r.bucket) - from) / step)];
+    if (!b) continue;
+    b.requests += r.requests;
+    b.blocked += r.blocked;
   }
   return out;
 }
@@ -62,26 +59,26 @@ function Health() {
   </dl>`;
 }
 
-function TopHosts() {
-  // Hosts come from the journal, which only the supervisor searches; bounded to one page of 1000.
-  const [rows, error] = useLoad(async () => {
-    const r = await api('GET', `/journal${query({ from: Date.now() - DAY, decision: 'block', limit: 1000 })}`);
-    const m = new Map();
-    for (const row of r.rows) m.set(row.host, (m.get(row.host) || 0) + 1);
-    return [...m].sort((a, b) => b[1] - a[1]).slice(0, 10);
-  });
+/** Per profile, the most blocked hosts of the last 24 hours (the journal's counters, /stats/top). */
+function TopHosts({ to }) {
+  const [d, error] = useLoad(() => api('GET', `/stats/top${query({ from: to - DAY, to, top: 5 })}`));
   if (error) return html`<${ErrorBox} error=${error} />`;
-  return html`<section><h3>${t('topHosts')}</h3><${Table} label=${t('topHosts')} head=${[t('host'), t('blocked')]} rows=${(rows || []).map(([h, n]) => [h, fmtNum(n)])} /></section>`;
+  const rows = [];
+  for (const p of (d && d.profiles) || []) for (const h of p.topBlockedHosts) rows.push([p.profile || '—', h.host, fmtNum(h.blocked)]);
+  return html`<section><h3>${t('topHosts')}</h3>${d ? html`<${Table} label=${t('topHosts')} head=${[t('profile'), t('host'), t('blocked')]} rows=${rows} />` : html`<p>${t('loading')}</p>`}</section>`;
 }
 
 export function Dashboard({ me }) {
+  // Whole hours (to the end of the current one): the journal answers them from its counters alone.
+  const to = Math.ceil((Date.now() + 1) / HOUR) * HOUR;
   const [d, error] = useLoad(async () => {
-    const now = Date.now();
+    const midnight = new Date(to - 1);
+    midnight.setHours(0, 0, 0, 0);
     const [hours, days] = await Promise.all([
-      api('GET', `/stats${query({ bucket: 'hour', from: now - 24 * HOUR, to: now })}`),
-      api('GET', `/stats${query({ bucket: 'day', from: now - 30 * DAY, to: now })}`),
+      api('GET', `/stats${query({ bucket: 'hour', from: to - 24 * HOUR, to })}`),
+      api('GET', `/stats${query({ bucket: 'day', from: midnight.getTime() - 29 * DAY, to })}`),
     ]);
-    return { hours, days };
+    return { hours, days, dayFrom: midnight.getTime() - 29 * DAY };
   });
   const hourFmt = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const dayFmt = (ms) => new Date(ms).toLocaleDateString();
@@ -89,13 +86,13 @@ export function Dashboard({ me }) {
     <div class="grid">
       <section><h3>${t('health')}</h3><${Health} /></section>
       ${error ? html`<${ErrorBox} error=${error} />` : !d ? html`<p>${t('loading')}</p>` : html`
-        <section><${Bars} data=${series(d.hours, HOUR, 24)} label=${t('perHour')} fmt=${hourFmt} /></section>
-        <section><${Bars} data=${series(d.days, DAY, 30)} label=${t('perDay')} fmt=${dayFmt} /></section>
+        <section><${Bars} data=${series(d.hours, to - 24 * HOUR, HOUR, 24)} label=${t('perHour')} fmt=${hourFmt} /></section>
+        <section><${Bars} data=${series(d.days, d.dayFrom, DAY, 30)} label=${t('perDay')} fmt=${dayFmt} /></section>
         <section><h3>${t('topCategories')}</h3><${Table} label=${t('topCategories')} head=${[t('categories'), t('blocked'), t('requests')]}
           rows=${d.days.byCategory.filter((c) => c.blocked > 0).sort((a, b) => b.blocked - a.blocked).slice(0, 10).map((c) => [c.name, fmtNum(c.blocked), fmtNum(c.requests)])} /></section>
         <section><h3>${t('profiles')}</h3><${Table} label=${t('profiles')} head=${[t('profile'), t('requests'), t('blocked')]}
           rows=${d.days.byProfile.map((c) => [c.name, fmtNum(c.requests), fmtNum(c.blocked)])} /></section>`}
-      ${me.role === 'supervisor' ? html`<${TopHosts} />` : null}
+      <${TopHosts} to=${to} />
     </div>
   </section>`;
 }

@@ -3,9 +3,14 @@
 // SHA-256 fingerprint, to be written on the requisition's answer.
 import { useState } from 'preact/hooks';
 import { apiText, query } from '../api.js';
-import { t, fmtNum } from '../i18n.js';
+import { t, fmtNum, addTexts } from '../i18n.js';
 import { html, ErrorBox, Field, Select, formData } from '../ui.js';
 import { localToMs, msToLocal } from './journal.js';
+
+addTexts(
+  { exportHead: 'Tête de la chaîne atteinte par l’export (à noter sur la réponse ; `vigie journal verify --head` la vérifie)' },
+  { exportHead: 'Chain head the export reached (write it on the answer; `vigie journal verify --head` checks it)' },
+);
 
 async function sha256(text) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
@@ -26,10 +31,13 @@ export function Requisition() {
     try {
       const started = new Date();
       const { text, headers } = await apiText(`/journal/export${query({ ...filter, reference: v.reference.trim(), format: v.format })}`);
-      const lines = text.split('\n').filter(Boolean).length - (v.format === 'csv' ? 1 : 0);
+      const lines = text.split('\n').filter(Boolean).length - (v.format === 'csv' ? 2 : 1);
+      // The export's last line names the chain head it reached (`vigie journal verify --head` proves it later).
+      const last = text.trimEnd().split('\n').pop() || '';
+      const head = v.format === 'csv' ? (/^# chain head (\S+)/.exec(last) || [])[1] : (() => { try { return JSON.parse(last).chainHead; } catch { return undefined; } })();
       const name = (/filename="([^"]+)"/.exec(headers.get('content-disposition') || '') || [])[1] || `vigie-export.${v.format}`;
       const url = URL.createObjectURL(new Blob([text], { type: headers.get('content-type') || 'text/plain' }));
-      setResult({ lines, digest: await sha256(text), url, name, audit: { time: started.toISOString(), action: 'journal.export', reference: v.reference.trim(), filter, format: v.format } });
+      setResult({ lines, head, digest: await sha256(text), url, name, audit: { time: started.toISOString(), action: 'journal.export', reference: v.reference.trim(), filter, format: v.format } });
     } catch (err) { setError(err); } finally { setBusy(false); }
   };
   const now = Date.now();
@@ -48,6 +56,7 @@ export function Requisition() {
     ${result ? html`<div id="export-result" role="status">
       <p>${t('exported', fmtNum(result.lines))} — <a href=${result.url} download=${result.name}>${t('download')} ${result.name}</a></p>
       <dl class="facts">
+        <dt>${t('exportHead')}</dt><dd><code class="wrap" id="export-head">${result.head || '—'}</code></dd>
         <dt>${t('chainHead')}</dt><dd><code class="wrap" id="export-digest">SHA-256 ${result.digest}</code></dd>
         <dt>${t('auditEntry')}</dt><dd><code class="wrap" id="export-audit">${JSON.stringify(result.audit)}</code></dd>
       </dl>

@@ -29,7 +29,7 @@ export function Tokens({ me }) {
   return html`<section aria-labelledby="tokens-h"><h2 id="tokens-h">${t('tokens')}</h2>
     <form class="inline" id="token-form" onSubmit=${create}>
       <${Field} label=${t('name')} name="name" required maxlength="100" />
-      <${Select} label=${t('role')} name="role" options=${[['supervisor', 'supervisor'], ['requisition', 'requisition'], ['admin', 'admin']]} />
+      <${Select} label=${t('role')} name="role" options=${[['supervisor', 'supervisor'], ['teacher', 'teacher'], ['requisition', 'requisition'], ['admin', 'admin']]} />
       <button type="submit">${t('create')}</button>
     </form>
     ${created ? html`<div class="notice" role="status" id="new-token"><p>${t('newToken')}</p><code class="wrap">${created.token}</code></div>` : null}

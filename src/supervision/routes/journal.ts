@@ -189,4 +189,23 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
       rows: rows.map((r) => ({ ...r, bucket: new Date(r.bucket).toISOString() })),
     };
   });
+
+  app.get<{ Querystring: { from?: string; to?: string; profile?: string; top: number } }>('/api/v1/stats/top', {
+    config: { roles: SUPERVISE },
+    schema: {
+      tags: ['stats'],
+      summary: 'Per profile: requests, blocks by category, the most blocked hosts and the hosts opened by unblocks (default: the last 24 hours)',
+      querystring: { type: 'object', additionalProperties: false, properties: { from: filterProps.from, to: filterProps.to, profile: filterProps.profile, top: { type: 'integer', minimum: 1, maximum: 100, default: 10 } } },
+    },
+  }, async (req, reply) => {
+    const j = needJournal(ctx, reply);
+    if (!j) return reply;
+    const { top, ...rest } = req.query;
+    const filter = filterOf(rest);
+    filter.to ??= Date.now();
+    filter.from ??= filter.to - 86_400_000;
+    const profiles = await j.summary(filter, top);
+    await audit(ctx, req, 'journal.stats', null, { filter, top });
+    return { from: new Date(filter.from).toISOString(), to: new Date(filter.to).toISOString(), profiles };
+  });
 }

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { normalizeHost } from '../../lists/normalize.js';
 import { parseNetwork } from '../../net/address.js';
 import { decide } from '../../policy/decide.js';
@@ -24,9 +24,12 @@ function clientNetworkHolding(ctx: ApiContext, network: string): { network: stri
 export function registerOverrideRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const store = ctx.gateway.overrides;
 
-  app.get('/api/v1/overrides', { config: { roles: UNBLOCKERS }, schema: { tags: ['overrides'], summary: 'Temporary unblocks in force, soonest to expire first, and the limits that apply' } }, async () => {
+  // A teacher sees and ends only the unblocks it made (its token); supervisors and admins all of them.
+  const visible = (req: FastifyRequest, o: Override) => req.principal?.role !== 'teacher' || o.createdBy === actorOf(req);
+
+  app.get('/api/v1/overrides', { config: { roles: UNBLOCKERS }, schema: { tags: ['overrides'], summary: 'Temporary unblocks in force (a teacher: its own), soonest to expire first, and the limits that apply' } }, async (req) => {
     const o = ctx.gateway.config.overrides;
-    return { overrides: store.list().map(shown), maxMinutes: o.maxMinutes, nonOverridable: o.nonOverridable };
+    return { overrides: store.list().filter((x) => visible(req, x)).map(shown), maxMinutes: o.maxMinutes, nonOverridable: o.nonOverridable, networks: ctx.gateway.config.clients.map((c) => ({ network: c.network, profile: c.profile })) };
   });
 
   app.post<{ Body: { host: string; network: string; minutes: number; reason: string } }>('/api/v1/overrides', {
@@ -80,6 +83,8 @@ export function registerOverrideRoutes(app: FastifyInstance, ctx: ApiContext): v
     config: { roles: UNBLOCKERS },
     schema: { tags: ['overrides'], summary: 'End an unblock before its time', params: { type: 'object', properties: { id: { type: 'string', pattern: '^ov_[0-9a-f]{1,32}$' } } } },
   }, async (req, reply) => {
+    const it = store.list().find((o) => o.id === req.params.id);
+    if (it && !visible(req, it)) return problem(reply, 403, `override "${it.id}" was made by someone else: a teacher ends only its own`);
     const gone = await store.revoke(req.params.id);
     if (!gone) return problem(reply, 404, `no active override "${req.params.id}"`);
     await audit(ctx, req, 'override.revoke', gone.id, { id: gone.id, host: gone.host, network: gone.network, reason: gone.reason, createdBy: gone.createdBy, expires: new Date(gone.expires).toISOString() });
