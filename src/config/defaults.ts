@@ -155,7 +155,7 @@ export function defaultConfig(): VigieConfig {
     directory: { levels: { ...DEFAULT_LEVELS }, classes: {}, watch: null },
     auth: { realm: 'Vigie', ldap: null, cacheSeconds: 120, cacheMax: 10_000, failuresPerMinute: 10 },
     overrides: { maxMinutes: 120, nonOverridable: [...NON_OVERRIDABLE], consoleUrl: null },
-    notifications: { webhooks: [] },
+    notifications: { webhooks: [], smtp: null, syslog: null },
     reports: { perClientPerHour: 10, maxQueued: 5000, url: null },
   };
 }

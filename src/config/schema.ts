@@ -1,5 +1,8 @@
 /** JSON schema of the config file. Every key is optional: what is absent comes from the defaults. */
 
+/** Event severities (RFC 5424 names), least grave first. */
+const severity = { enum: ['info', 'notice', 'warning', 'error', 'critical'] } as const;
+
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
 /** Where a listener binds: the proxy (several), the metrics and the API (one each). */
 const listenAddress = {
@@ -320,6 +323,35 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         webhooks: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^https?://' } },
+        smtp: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          required: ['host', 'port', 'from', 'to'],
+          properties: {
+            host: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            secure: { type: 'boolean' },
+            requireTls: { type: 'boolean' },
+            caFile: { type: 'string', minLength: 1 },
+            user: { type: 'string', minLength: 1 },
+            passwordFile: { type: 'string', minLength: 1 },
+            from: { type: 'string', pattern: '^[^\\s@<>]+@[^\\s@<>]+$' },
+            to: { type: 'array', minItems: 1, maxItems: 20, items: { type: 'string', pattern: '^[^\\s@<>,]+@[^\\s@<>,]+$' } },
+            minSeverity: severity,
+          },
+        },
+        syslog: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          required: ['host', 'port', 'protocol'],
+          properties: {
+            host: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            protocol: { enum: ['udp', 'tcp'] },
+            facility: { type: 'integer', minimum: 0, maximum: 23 },
+            minSeverity: severity,
+          },
+        },
       },
     },
     reports: {

@@ -249,9 +249,44 @@ export interface OverridesConfig {
   consoleUrl: string | null;
 }
 
+/** How grave an event is (RFC 5424 severities, the ones Vigie uses), least grave first. */
+export type Severity = 'info' | 'notice' | 'warning' | 'error' | 'critical';
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
+  secure?: boolean;
+  /** Refuse to send without STARTTLS (default false: a school relay on the LAN may not offer it). */
+  requireTls?: boolean;
+  /** A PEM file of the CA that signed the relay's certificate (default: the system's). */
+  caFile?: string;
+  user?: string;
+  /** A file holding the password (never in the config, never logged). */
+  passwordFile?: string;
+  from: string;
+  to: string[];
+  /** Events below this severity are not mailed (default `warning`; reports and safeguarding alerts are `notice`...). */
+  minSeverity?: Severity;
+}
+
+export interface SyslogConfig {
+  host: string;
+  port: number;
+  protocol: 'udp' | 'tcp';
+  /** RFC 5424 facility number (default 16, local0). */
+  facility?: number;
+  /** Events below this severity are not sent (default `info`: everything). */
+  minSeverity?: Severity;
+}
+
 export interface NotificationsConfig {
   /** URLs receiving one JSON POST per event. */
   webhooks: string[];
+  /** E-mail through a relay; null = none. */
+  smtp: SmtpConfig | null;
+  /** RFC 5424 messages to a syslog collector (the academy's SIEM); null = none. */
+  syslog: SyslogConfig | null;
 }
 
 export interface ReportsConfig {
