@@ -17,7 +17,7 @@ t.test('one event to a webhook, an SMTP relay and syslog (UDP, TCP), by severity
   writeFileSync(passwordFile, 's3cret-pw\n', { mode: 0o600 });
 
   const mails: { from: string; to: string[]; raw: string }[] = [];
-  const logins: { user?: string; pass?: string }[] = [];
+  const logins: { user?: string | null; pass?: string | null }[] = [];
   const smtp = new SMTPServer({
     disabledCommands: ['STARTTLS'],
     allowInsecureAuth: true,
