@@ -3,6 +3,14 @@
 /** Event severities (RFC 5424 names), least grave first. */
 const severity = { enum: ['info', 'notice', 'warning', 'error', 'critical'] } as const;
 
+/** A safeguarding threshold: this many watched blocks within that many minutes. */
+const alertThreshold = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'minutes'],
+  properties: { count: { type: 'integer', minimum: 1, maximum: 1000 }, minutes: { type: 'integer', minimum: 1, maximum: 1440 } },
+} as const;
+
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
 /** Where a listener binds: the proxy (several), the metrics and the API (one each). */
 const listenAddress = {
@@ -361,6 +369,31 @@ export const configSchema = {
         perClientPerHour: { type: 'integer', minimum: 1, maximum: 10000 },
         maxQueued: { type: 'integer', minimum: 10, maximum: 1000000 },
         url: { type: ['string', 'null'], pattern: '^https?://' },
+      },
+    },
+    alerts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        watch: { type: 'array', maxItems: 200, items: name },
+        threshold: alertThreshold,
+        profiles: {
+          type: 'object',
+          propertyNames: name,
+          additionalProperties: { type: 'object', additionalProperties: false, properties: { watch: { type: 'array', maxItems: 200, items: name }, threshold: alertThreshold } },
+        },
+        terms: { type: ['string', 'null'], minLength: 1 },
+        dedupMinutes: { type: 'integer', minimum: 1, maximum: 10_080 },
+        maxPerHour: { type: 'integer', minimum: 1, maximum: 10_000 },
+        security: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            categories: { type: 'array', maxItems: 50, items: name },
+            authFailuresPerMinute: { type: 'integer', minimum: 1, maximum: 10 },
+          },
+        },
       },
     },
   },

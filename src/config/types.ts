@@ -197,6 +197,35 @@ export interface VigieConfig {
   notifications: NotificationsConfig;
   /** Reports sent from the block page and `/report` on the proxy port. */
   reports: ReportsConfig;
+  /** Safeguarding signals for the school's referent and the security alert chain (src/alerts/). */
+  alerts: AlertsConfig;
+}
+
+/** How many watched blocks, within how long, from one client or user, raise a safeguarding alert. */
+export interface AlertThreshold {
+  count: number;
+  minutes: number;
+}
+
+export interface AlertsConfig {
+  enabled: boolean;
+  /** Categories (UT1 or academy lists) whose blocks are watched, for every profile not in `profiles`. */
+  watch: string[];
+  threshold: AlertThreshold;
+  /** Per profile: its own watched categories and threshold (`watch: []` watches nothing for it). */
+  profiles: Record<string, { watch?: string[]; threshold?: AlertThreshold }>;
+  /** The academy's file of watched search terms (one per line, `#` comments); null = none. Matched only where interception is `full`. */
+  terms: string | null;
+  /** An open alert for the same client or user and rule takes new hits for this long instead of a new alert. */
+  dedupMinutes: number;
+  /** Notifications sent per hour at most (all alerts); the others are kept in the queue, counted. */
+  maxPerHour: number;
+  security: {
+    /** Categories whose hits from one device are security events (malware callbacks, phishing). */
+    categories: string[];
+    /** Unknown API tokens from one address within a minute that raise an event. */
+    authFailuresPerMinute: number;
+  };
 }
 
 export interface DirectoryConfig {
