@@ -99,8 +99,8 @@ async function run(): Promise<void> {
 
   t.test('each role sees only its screens', async (t) => {
     const expect = {
-      admin: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Jetons'],
-      supervisor: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Journal des connexions', 'Décision', 'Versions de la politique', 'Journal d’audit'],
+      admin: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Jetons', 'Alertes'],
+      supervisor: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Journal des connexions', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Alertes'],
       requisition: ['Réquisitions'],
     };
     for (const role of ['admin', 'supervisor', 'requisition'] as const) {

@@ -13,6 +13,7 @@ import { Requisition } from './screens/requisition.js';
 import { Policy } from './screens/policy.js';
 import { Audit } from './screens/audit.js';
 import { Tokens } from './screens/tokens.js';
+import { Alerts } from './screens/alerts.js';
 
 const SCREENS = {
   dashboard: { roles: ['admin', 'supervisor'], view: Dashboard },
@@ -24,6 +25,7 @@ const SCREENS = {
   policy: { roles: ['admin', 'supervisor'], view: Policy },
   audit: { roles: ['admin', 'supervisor'], view: Audit },
   tokens: { roles: ['admin'], view: Tokens },
+  alerts: { roles: ['admin', 'referent', 'supervisor'], view: Alerts },
 };
 export const screensFor = (role) => Object.keys(SCREENS).filter((k) => SCREENS[k].roles.includes(role));
 
