@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { alertsFile } from '../src/alerts/store.js';
+import { createGatewayMetrics } from '../src/metrics/registry.js';
 import { matchTerms, parseTerms, searchQueryOf } from '../src/alerts/terms.js';
 import { signBundle } from '../src/supervision/bundle.js';
 import { serveLoopback, startGateway, tmp, viaProxy, writeLists } from './helpers.js';
@@ -108,6 +109,17 @@ t.test('safeguarding thresholds, dedup, rate limit, roles, acknowledge and dismi
     const types = (await list(h.admin, '?kind=security')).alerts.map((a: any) => a.type);
     t.ok(types.includes('auth-failures'));
     t.ok(types.includes('config-changed'));
+  });
+
+  t.test('the metrics the Prometheus rules read', async (t) => {
+    const m = createGatewayMetrics();
+    m.bind(() => h.gw.gateway);
+    const text = await m.registry.metrics();
+    t.match(text, /vigie_alerts_raised_total\{kind="safeguarding",type="watch",severity="warning"\} 2/);
+    t.match(text, /vigie_alerts_raised_total\{kind="security",type="bundle-refused",severity="error"\} 1/);
+    t.match(text, /vigie_alerts_open\{kind="safeguarding"\} 1/);
+    t.match(text, /vigie_alert_notifications_total\{outcome="suppressed"\} [1-9]/);
+    t.match(text, /vigie_api_auth_failures_total 10/);
   });
 
   t.test('pseudonyms and the file', async (t) => {

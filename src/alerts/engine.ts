@@ -23,6 +23,8 @@ export interface AlertCounts {
   notifyFailed: number;
   /** Alerts kept in the queue but not notified (alerts.maxPerHour). */
   suppressed: number;
+  /** Unknown or revoked tokens presented to the API (src/supervision/signin.ts). */
+  authFailures: number;
   open(): Record<AlertKind, number>;
 }
 
@@ -56,7 +58,7 @@ export class AlertEngine implements ProxyObserver {
   private timers: NodeJS.Timeout[] = [];
   /** Deliveries in flight (tests and stop() wait for them). */
   private inFlight = new Set<Promise<unknown>>();
-  readonly counts: AlertCounts = { raised: new Map(), notified: 0, notifyFailed: 0, suppressed: 0, open: () => this.store?.openByKind() ?? { safeguarding: 0, security: 0 } };
+  readonly counts: AlertCounts = { raised: new Map(), notified: 0, notifyFailed: 0, suppressed: 0, authFailures: 0, open: () => this.store?.openByKind() ?? { safeguarding: 0, security: 0 } };
 
   constructor(
     private config: VigieConfig,
