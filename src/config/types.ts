@@ -208,6 +208,7 @@ export interface AlertThreshold {
 }
 
 export interface AlertsConfig {
+  /** false: no safeguarding signals nor per-device malware events; the gateway's own security events stay on. */
   enabled: boolean;
   /** Categories (UT1 or academy lists) whose blocks are watched, for every profile not in `profiles`. */
   watch: string[];
@@ -223,7 +224,7 @@ export interface AlertsConfig {
   security: {
     /** Categories whose hits from one device are security events (malware callbacks, phishing). */
     categories: string[];
-    /** Unknown API tokens from one address within a minute that raise an event. */
+    /** Unknown API tokens from one address within a minute that raise an event (at most 10: past that the address gets 429s). */
     authFailuresPerMinute: number;
   };
 }
