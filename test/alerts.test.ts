@@ -11,7 +11,8 @@ import { serveLoopback, startGateway, tmp, viaProxy, writeLists } from './helper
 import { startApi } from './supervision-helpers.js';
 
 const LISTS = { agressif: { domains: ['fight.test'] }, drogue: { domains: ['weed.test'] }, malware: { domains: ['evil.test'] }, games: { domains: ['games.test'] } };
-const profiles = { college: { mode: 'blocklist', categories: ['agressif', 'drogue', 'malware', 'games'] } };
+const rules = { mode: 'blocklist', categories: ['agressif', 'drogue', 'malware', 'games'] };
+const profiles = { college: rules, staff: rules };
 const hosts = Object.fromEntries(['fight.test', 'weed.test', 'evil.test', 'games.test'].map((h) => [h, '127.0.0.1']));
 
 t.test('safeguarding thresholds, dedup, rate limit, roles, acknowledge and dismiss; security events', async (t) => {
@@ -27,7 +28,7 @@ t.test('safeguarding thresholds, dedup, rate limit, roles, acknowledge and dismi
   const academy = http.createServer((_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(signBundle({ version: 1, profiles: {}, lists: {} } as never, wrong))));
   await new Promise<void>((r) => academy.listen(0, '127.0.0.1', r));
   const h = await startApi(
-    { clients: [{ network: '127.0.0.0/24', profile: 'college' }], profiles, hosts, notifications: { webhooks: [`http://127.0.0.1:${hook.port}/alerts`] }, alerts: { maxPerHour: 3 } },
+    { clients: [{ network: '127.0.0.10/32', profile: 'staff' }, { network: '127.0.0.0/24', profile: 'college' }], profiles, hosts, notifications: { webhooks: [`http://127.0.0.1:${hook.port}/alerts`] }, alerts: { maxPerHour: 3, profiles: { staff: { watch: [] } } } },
     { lists: writeLists(tmp(), LISTS), supervision: { fleet: { url: `http://127.0.0.1:${(academy.address() as AddressInfo).port}/bundle.json`, publicKey: pub, intervalSeconds: 3600 } } },
   );
   t.teardown(async () => {
@@ -51,6 +52,7 @@ t.test('safeguarding thresholds, dedup, rate limit, roles, acknowledge and dismi
   t.test('5 watched blocks in 10 minutes from one client raise one alert, naming why', async (t) => {
     for (let i = 0; i < 4; i++) t.equal((await hit('fight.test')).status, 403);
     await hit('games.test'); // blocked, not watched
+    for (let i = 0; i < 5; i++) await hit('fight.test', '127.0.0.10'); // staff: alerts.profiles.staff.watch is empty
     await engine.settled();
     t.equal(posts.length, 0, 'below the threshold: nothing');
     await hit('weed.test');

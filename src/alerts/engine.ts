@@ -51,6 +51,7 @@ export class AlertEngine implements ProxyObserver {
   /** Hits taken by open alerts since the last flush, by alert id. */
   private pending = new Map<string, { hits: number; evidence: Evidence[]; categories: Set<string> }>();
   private watches = new Map<string, Watch | null>();
+  private defaultWatch: Watch | null = null;
   private security = new Set<string>();
   private terms: TermSet | null = null;
   private key: Buffer = Buffer.alloc(0);
@@ -72,12 +73,11 @@ export class AlertEngine implements ProxyObserver {
   reconfigure(config: VigieConfig): void {
     this.config = config;
     const a = config.alerts;
-    this.watches = new Map();
-    for (const id of Object.keys(config.profiles)) {
-      const p = a.profiles[id] ?? {};
-      const set = new Set(p.watch ?? a.watch);
-      this.watches.set(id, a.enabled && set.size ? { set, threshold: p.threshold ?? a.threshold } : null);
-    }
+    // Profiles named in alerts.profiles get their own; every other one (those created over the
+    // API too) the default watch.
+    const watchOf = (watch: string[], threshold: AlertThreshold): Watch | null => (a.enabled && watch.length ? { set: new Set(watch), threshold } : null);
+    this.defaultWatch = watchOf(a.watch, a.threshold);
+    this.watches = new Map(Object.entries(a.profiles).map(([id, p]) => [id, watchOf(p.watch ?? a.watch, p.threshold ?? a.threshold)]));
     this.security = new Set(a.enabled ? a.security?.categories ?? ['malware', 'phishing'] : []);
     try {
       this.terms = a.terms ? loadTerms(a.terms) : null;
@@ -131,7 +131,7 @@ export class AlertEngine implements ProxyObserver {
       this.raise({ kind: 'security', type: 'malware', severity: 'error', profile: d.profile, subject: rec.client, categories: [category], rule: `a ${category} site was asked for by this device (alerts.security.categories)`, evidence: [{ host: rec.host, time: rec.time, category }] });
       return;
     }
-    const w = d.profile === null ? null : this.watches.get(d.profile);
+    const w = d.profile === null ? null : this.watches.has(d.profile) ? this.watches.get(d.profile)! : this.defaultWatch;
     if (!w || !w.set.has(category)) return;
     const subject = rec.user ? this.pseudonym(rec.user) : rec.client;
     const hit: Evidence = { host: rec.host, time: rec.time, category };
