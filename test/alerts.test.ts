@@ -107,7 +107,9 @@ t.test('safeguarding thresholds, dedup, rate limit, roles, acknowledge and dismi
 
   t.test('repeated API authentication failures and a config change outside the API', async (t) => {
     for (let i = 0; i < 10; i++) await h.api('GET', '/api/v1/alerts', { token: 'not-a-token' });
-    await h.gw.gateway.reload({ ...h.gw.config, alerts: { ...h.gw.config.alerts, dedupMinutes: 30 } });
+    const { restartNeeded } = await h.gw.gateway.reload({ ...h.gw.config, alerts: { ...h.gw.config.alerts, dedupMinutes: 30 } });
+    t.same(restartNeeded, [], 'alerts apply at reload (SIGHUP), the terms file is read again');
+    t.equal(h.gw.gateway.config.alerts.dedupMinutes, 30);
     const types = (await list(h.admin, '?kind=security')).alerts.map((a: any) => a.type);
     t.ok(types.includes('auth-failures'));
     t.ok(types.includes('config-changed'));
