@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { AlertEngine } from './alerts/engine.js';
 import { Identity } from './auth/identity.js';
 import { performance } from 'node:perf_hooks';
 import type { VigieConfig } from './config/types.js';
@@ -116,6 +117,9 @@ export class Gateway {
   readonly overrides: OverrideStore;
   /** Reports from the block page and /report; null in a cluster worker (the primary keeps them). */
   readonly reports: ReportQueue | null;
+  /** Safeguarding and security alerts (src/alerts/); null in a cluster worker (the first process keeps them). */
+  readonly alerts: AlertEngine | null;
+  private shipLagTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -124,6 +128,7 @@ export class Gateway {
       ? new Journal({ dir: join(opts.config.dataDir, 'journal'), retentionDays: jc.retentionDays, keepQuery: jc.keepQuery, overflow: jc.overflow, queueMax: jc.queueMax, flushMs: jc.flushMs, writerNice: jc.writerNice, access: fileAccess(jc.group), log: opts.log, timezone: opts.config.timezone })
       : null;
     this.journalWriter = journal;
+    this.alerts = opts.journal === false ? null : new AlertEngine(opts.config, opts.log, opts.now);
     this.identity = new Identity(opts.config, opts.log);
     this.shipper = journal && jc.ship ? new JournalShipper({ ...jc.ship, file: journal.file, log: opts.log, busy: busyGateway(journal) }, () => this.fleetReport()) : null;
     this.overrides = new OverrideStore({ file: opts.worker ? null : overridesFile(opts.config.dataDir), now: opts.now });
@@ -136,8 +141,9 @@ export class Gateway {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
-      // Where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
-      observers: [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : [])],
+      // The first process's observers see every record (its workers' relayed ones too): the journal
+      // and the alerts; where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
+      observers: [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : []), ...(this.alerts ? [this.alerts] : [])],
       overrides: () => this.overrides.table,
       local: (req, res) => pac(req, res) || report(req, res),
       admit: journal ? () => journal.admit() : opts.admit,
@@ -178,6 +184,7 @@ export class Gateway {
     await this.identity.start({ watch: this.opts.journal !== false });
     await this.overrides.load();
     await this.reports?.load();
+    this.alerts?.open();
     // The journal's writer thread starts while the first policy compiles.
     const journalOpened = this.journalWriter?.open().then(
       () => null,
@@ -189,7 +196,12 @@ export class Gateway {
       // Recording is a legal duty: under `block` no connection is served unrecorded.
       if (config.journal.overflow === 'block') throw new Error(`journal: ${journalError.message}`);
       log.error(`journal unavailable, connections are served unrecorded (overflow "allow"): ${journalError.message}`);
-    } else this.shipper?.start();
+    } else {
+      this.shipper?.start();
+      const unclean = this.journalWriter?.health().uncleanStops ?? 0;
+      if (unclean) this.alerts?.securityEvent('unclean-stop', 'warning', 'the last run ended without closing the journal (crash, kill -9, power loss): the rows of its last moments are missing', { uncleanStops: unclean });
+    }
+    if (this.shipper && this.alerts) this.watchShipLag(this.shipper, this.alerts);
     const jc = config.journal;
     if (this.journalWriter && jc.backup) {
       this.backups = new DailyBackup({ source: this.journalWriter.file, dir: jc.backup.dir, hour: jc.backup.hour ?? 2, keep: jc.backup.keep ?? 14, timezone: config.timezone, access: fileAccess(jc.group), log }).start();
@@ -231,6 +243,7 @@ export class Gateway {
       this.policyUpdates.lastFailure = Date.now();
       const failClosed = !this.current.listsLoaded;
       log.error(`lists could not be loaded: ${(e as Error).message}; ${failClosed ? 'NO POLICY: blocking everything but the allow lists (fail closed)' : 'keeping the previous lists'}`, { dir });
+      if (failClosed) this.alerts?.securityEvent('fail-closed', 'critical', 'the lists could not be loaded: every request is blocked but the allow lists', { dir, error: (e as Error).message.slice(0, 300) });
       return false;
     }
   }
@@ -249,7 +262,7 @@ export class Gateway {
    */
   async reload(next: VigieConfig): Promise<{ restartNeeded: string[]; listsLoaded: boolean; overriddenProfiles: string[] }> {
     const prev = this.opts.config;
-    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'httpPorts', 'destinations', 'hosts', 'dns', 'lists', 'log', 'timeouts', 'directory']);
+    const live = new Set(['clients', 'profiles', 'times', 'timezone', 'connectPorts', 'httpPorts', 'destinations', 'hosts', 'dns', 'lists', 'log', 'timeouts', 'directory', 'alerts', 'notifications']);
     const restartNeeded = (Object.keys(next) as (keyof VigieConfig)[]).filter((k) => !live.has(k) && JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
     // Keys that need a restart keep their running values, so the config read back is what runs.
     const applied = { ...next } as Record<string, unknown>;
@@ -260,6 +273,10 @@ export class Gateway {
     // Profiles from the file apply while the policy store has not taken them over (API, fleet).
     const overriddenProfiles = this.policy.reconfigure(config);
     this.identity.reconfigure(config);
+    this.alerts?.reconfigure(config);
+    const changed = (Object.keys(next) as (keyof VigieConfig)[]).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
+    // The API changes the policy store, never the file: a changed file is a change made outside it.
+    if (changed.length) this.alerts?.securityEvent('config-changed', 'warning', 'the configuration file changed and was reloaded (SIGHUP): a change made outside the API', { keys: changed });
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
     const listsLoaded = await this.loadLists();
     // Lists that fail to load keep the previous ones; the new rules still apply over them.
@@ -277,9 +294,22 @@ export class Gateway {
     this.backups?.stop();
     this.identity.stop();
     this.overrides.stop();
+    if (this.shipLagTimer) clearInterval(this.shipLagTimer);
     await this.proxy.close(graceMs);
+    await this.alerts?.close();
     await this.journalWriter?.close();
     await this.shipper?.close();
+  }
+
+  /** A security event when journal shipping falls behind its bound (journal.ship.maxLagSeconds), once per episode. */
+  private watchShipLag(shipper: JournalShipper, alerts: AlertEngine): void {
+    let late = false;
+    this.shipLagTimer = setInterval(() => {
+      const s = shipper.status;
+      if (s.late && !late) alerts.securityEvent('ship-lag', 'warning', `journal shipping lags more than ${s.maxLagSeconds} s behind (journal.ship.maxLagSeconds)`, { lagSeconds: Math.round(s.lagSeconds ?? 0) });
+      late = s.late;
+    }, 30_000);
+    this.shipLagTimer.unref();
   }
 
   /** What this gateway tells the academy every minute through the shipper (fleet status). */

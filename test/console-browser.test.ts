@@ -114,8 +114,8 @@ async function run(): Promise<void> {
 
   t.test('each role sees only its screens', async (t) => {
     const expect = {
-      admin: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Jetons', 'Déblocages temporaires', 'Signalements', 'Synthèse de la semaine'],
-      supervisor: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Journal des connexions', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Déblocages temporaires', 'Signalements', 'Synthèse de la semaine'],
+      admin: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Jetons', 'Déblocages temporaires', 'Signalements', 'Synthèse de la semaine', 'Alertes'],
+      supervisor: ['Tableau de bord', 'Profils', 'Listes de l’académie', 'Journal des connexions', 'Décision', 'Versions de la politique', 'Journal d’audit', 'Déblocages temporaires', 'Signalements', 'Synthèse de la semaine', 'Alertes'],
       requisition: ['Réquisitions'],
       teacher: ['Déblocages temporaires'],
     };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../src/log.js';
 import { startSupervision, type SupervisionServer } from '../src/supervision/server.js';
-import { adminTokenFile } from '../src/supervision/tokens.js';
+import { adminTokenFile, type Role } from '../src/supervision/tokens.js';
 import { startGateway, testCert, tmp, type GatewayHandle } from './helpers.js';
 
 export interface ApiReply {
@@ -52,7 +52,7 @@ export interface ApiHandle {
   admin: string;
   /** Calls the API as `token` (default: the first-start admin token). */
   api(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; from?: string }): Promise<ApiReply>;
-  tokenFor(role: 'admin' | 'supervisor' | 'requisition' | 'teacher', name?: string): Promise<string>;
+  tokenFor(role: Role, name?: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -66,11 +66,11 @@ export function certFiles(): { cert: string; key: string } {
 }
 
 /** A gateway (test lists, dead DNS) with its supervision API on an ephemeral loopback port. */
-export async function startApi(doc: Record<string, unknown> = {}, opts: { log?: Logger; supervision?: Record<string, unknown>; generateCert?: boolean; registry?: Registry } = {}): Promise<ApiHandle> {
+export async function startApi(doc: Record<string, unknown> = {}, opts: { log?: Logger; supervision?: Record<string, unknown>; generateCert?: boolean; registry?: Registry; lists?: string } = {}): Promise<ApiHandle> {
   const gw = await startGateway({
     ...doc,
     supervision: { listen: { host: '127.0.0.1', port: 0 }, ...(opts.generateCert ? {} : certFiles()), ...opts.supervision },
-  });
+  }, opts.lists);
   const sup = await startSupervision({ gateway: gw.gateway, log: opts.log ?? silentLogger, registry: opts.registry });
   const admin = readFileSync(adminTokenFile(gw.config.dataDir), 'utf8').trim();
   const api: ApiHandle['api'] = (method, path, o = {}) => call(sup.port, sup.cert, method, path, { ...o, token: o.token === undefined ? admin : o.token });

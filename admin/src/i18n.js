@@ -24,7 +24,7 @@ const FR = {
   actor: 'Auteur', action: 'Action', target: 'Objet', outcome: 'Résultat', source: 'Depuis',
   name: 'Nom', role: 'Rôle', created: 'Créé', revoked: 'Révoqué', create: 'Créer', revoke: 'Révoquer',
   newToken: 'Nouveau jeton (affiché une seule fois) :', confirmRevoke: (n) => `Révoquer le jeton ${n} ?`, done: 'Fait.',
-  nothingHere: 'Rien à afficher.', noRoleScreens: 'Ce rôle n’a accès à aucun écran de cette console.',
+  alerts: 'Alertes', nothingHere: 'Rien à afficher.', noRoleScreens: 'Ce rôle n’a accès à aucun écran de cette console.',
 };
 const EN = {
   title: 'Vigie: supervision console', token: 'Access token', signIn: 'Sign in', signOut: 'Sign out',
@@ -51,7 +51,7 @@ const EN = {
   actor: 'Actor', action: 'Action', target: 'Target', outcome: 'Outcome', source: 'From',
   name: 'Name', role: 'Role', created: 'Created', revoked: 'Revoked', create: 'Create', revoke: 'Revoke',
   newToken: 'New token (shown only once):', confirmRevoke: (n) => `Revoke token ${n}?`, done: 'Done.',
-  nothingHere: 'Nothing to show.', noRoleScreens: 'This role has no screen in this console.',
+  alerts: 'Alerts', nothingHere: 'Nothing to show.', noRoleScreens: 'This role has no screen in this console.',
 };
 const DICTS = { fr: FR, en: EN };
 export const LANGS = ['fr', 'en'];

@@ -16,6 +16,7 @@ import { Tokens } from './screens/tokens.js';
 import { Overrides } from './screens/overrides.js';
 import { Reports } from './screens/reports.js';
 import { Weekly } from './screens/weekly.js';
+import { Alerts } from './screens/alerts.js';
 
 const SCREENS = {
   dashboard: { roles: ['admin', 'supervisor'], view: Dashboard },
@@ -30,6 +31,7 @@ const SCREENS = {
   overrides: { roles: ['teacher', 'supervisor', 'admin'], view: Overrides },
   reports: { roles: ['supervisor', 'admin'], view: Reports },
   weekly: { roles: ['supervisor', 'admin'], view: Weekly },
+  alerts: { roles: ['admin', 'referent', 'supervisor'], view: Alerts },
 };
 export const screensFor = (role) => Object.keys(SCREENS).filter((k) => SCREENS[k].roles.includes(role));
 

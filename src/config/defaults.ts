@@ -120,6 +120,9 @@ export const TRANSPARENT_TARGET_PORT = { http: 80, https: 443 } as const;
 /** Categories a teacher's unblock never opens: adult content, attacks on the device, incitement. */
 export const NON_OVERRIDABLE = ['adult', 'mixed_adult', 'malware', 'phishing', 'cryptojacking', 'agressif', 'drogue', 'sect', 'dangerous_material'] as const;
 
+/** Categories whose blocks are watched by default: violence, drugs, sects, weapons and explosives (docs/alerts.md). */
+export const ALERT_WATCH = ['agressif', 'drogue', 'sect', 'dangerous_material'] as const;
+
 export function defaultConfig(): VigieConfig {
   return {
     listen: [{ host: '127.0.0.1', port: 3128 }],
@@ -157,7 +160,17 @@ export function defaultConfig(): VigieConfig {
     directory: { levels: { ...DEFAULT_LEVELS }, classes: {}, watch: null },
     auth: { realm: 'Vigie', ldap: null, cacheSeconds: 120, cacheMax: 10_000, failuresPerMinute: 10, portal: null },
     overrides: { maxMinutes: 120, nonOverridable: [...NON_OVERRIDABLE], consoleUrl: null },
-    notifications: { webhooks: [] },
+    notifications: { webhooks: [], smtp: null, syslog: null },
     reports: { perClientPerHour: 10, maxQueued: 5000, url: null },
+    alerts: {
+      enabled: true,
+      watch: [...ALERT_WATCH],
+      threshold: { count: 5, minutes: 10 },
+      profiles: {},
+      terms: null,
+      dedupMinutes: 60,
+      maxPerHour: 30,
+      security: { categories: ['malware', 'phishing'], authFailuresPerMinute: 10 },
+    },
   };
 }

@@ -149,6 +149,9 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     else if (h.from > h.to) problems.push({ path: `/times/holidays/${i}`, message: `"from" (${h.from}) must not be after "to" (${h.to})` });
   });
   problems.push(...checkIdentity(cfg));
+  for (const id of Object.keys(cfg.alerts.profiles)) {
+    if (!own(cfg.profiles, id)) problems.push({ path: `/alerts/profiles/${id}`, message: `unknown profile "${id}"` });
+  }
   for (const [host, ip] of Object.entries(cfg.hosts)) {
     if (!isIP(ip)) problems.push({ path: `/hosts/${host}`, message: `"${ip}" is not an IP address` });
   }

@@ -1,5 +1,16 @@
 /** JSON schema of the config file. Every key is optional: what is absent comes from the defaults. */
 
+/** Event severities (RFC 5424 names), least grave first. */
+const severity = { enum: ['info', 'notice', 'warning', 'error', 'critical'] } as const;
+
+/** A safeguarding threshold: this many watched blocks within that many minutes. */
+const alertThreshold = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'minutes'],
+  properties: { count: { type: 'integer', minimum: 1, maximum: 1000 }, minutes: { type: 'integer', minimum: 1, maximum: 1440 } },
+} as const;
+
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
 /** Where a listener binds: the proxy (several), the metrics and the API (one each). */
 const listenAddress = {
@@ -333,6 +344,35 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         webhooks: { type: 'array', maxItems: 20, items: { type: 'string', pattern: '^https?://' } },
+        smtp: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          required: ['host', 'port', 'from', 'to'],
+          properties: {
+            host: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            secure: { type: 'boolean' },
+            requireTls: { type: 'boolean' },
+            caFile: { type: 'string', minLength: 1 },
+            user: { type: 'string', minLength: 1 },
+            passwordFile: { type: 'string', minLength: 1 },
+            from: { type: 'string', pattern: '^[^\\s@<>]+@[^\\s@<>]+$' },
+            to: { type: 'array', minItems: 1, maxItems: 20, items: { type: 'string', pattern: '^[^\\s@<>,]+@[^\\s@<>,]+$' } },
+            minSeverity: severity,
+          },
+        },
+        syslog: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          required: ['host', 'port', 'protocol'],
+          properties: {
+            host: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            protocol: { enum: ['udp', 'tcp'] },
+            facility: { type: 'integer', minimum: 0, maximum: 23 },
+            minSeverity: severity,
+          },
+        },
       },
     },
     reports: {
@@ -342,6 +382,31 @@ export const configSchema = {
         perClientPerHour: { type: 'integer', minimum: 1, maximum: 10000 },
         maxQueued: { type: 'integer', minimum: 10, maximum: 1000000 },
         url: { type: ['string', 'null'], pattern: '^https?://' },
+      },
+    },
+    alerts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        watch: { type: 'array', maxItems: 200, items: name },
+        threshold: alertThreshold,
+        profiles: {
+          type: 'object',
+          propertyNames: name,
+          additionalProperties: { type: 'object', additionalProperties: false, properties: { watch: { type: 'array', maxItems: 200, items: name }, threshold: alertThreshold } },
+        },
+        terms: { type: ['string', 'null'], minLength: 1 },
+        dedupMinutes: { type: 'integer', minimum: 1, maximum: 10_080 },
+        maxPerHour: { type: 'integer', minimum: 1, maximum: 10_000 },
+        security: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            categories: { type: 'array', maxItems: 50, items: name },
+            authFailuresPerMinute: { type: 'integer', minimum: 1, maximum: 10 },
+          },
+        },
       },
     },
   },

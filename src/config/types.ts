@@ -202,6 +202,36 @@ export interface VigieConfig {
   notifications: NotificationsConfig;
   /** Reports sent from the block page and `/report` on the proxy port. */
   reports: ReportsConfig;
+  /** Safeguarding signals for the school's referent and the security alert chain (src/alerts/). */
+  alerts: AlertsConfig;
+}
+
+/** How many watched blocks, within how long, from one client or user, raise a safeguarding alert. */
+export interface AlertThreshold {
+  count: number;
+  minutes: number;
+}
+
+export interface AlertsConfig {
+  /** false: no safeguarding signals nor per-device malware events; the gateway's own security events stay on. */
+  enabled: boolean;
+  /** Categories (UT1 or academy lists) whose blocks are watched, for every profile not in `profiles`. */
+  watch: string[];
+  threshold: AlertThreshold;
+  /** Per profile: its own watched categories and threshold (`watch: []` watches nothing for it). */
+  profiles: Record<string, { watch?: string[]; threshold?: AlertThreshold }>;
+  /** The academy's file of watched search terms (one per line, `#` comments); null = none. Matched only where interception is `full`. */
+  terms: string | null;
+  /** An open alert for the same client or user and rule takes new hits for this long instead of a new alert. */
+  dedupMinutes: number;
+  /** Notifications sent per hour at most (all alerts); the others are kept in the queue, counted. */
+  maxPerHour: number;
+  security: {
+    /** Categories whose hits from one device are security events (malware callbacks, phishing). */
+    categories: string[];
+    /** Unknown API tokens from one address within a minute that raise an event (at most 10: past that the address gets 429s). */
+    authFailuresPerMinute: number;
+  };
 }
 
 export interface DirectoryConfig {
@@ -270,9 +300,44 @@ export interface OverridesConfig {
   consoleUrl: string | null;
 }
 
+/** How grave an event is (RFC 5424 severities, the ones Vigie uses), least grave first. */
+export type Severity = 'info' | 'notice' | 'warning' | 'error' | 'critical';
+
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /** TLS from the first byte (port 465); otherwise STARTTLS when the server offers it. */
+  secure?: boolean;
+  /** Refuse to send without STARTTLS (default false: a school relay on the LAN may not offer it). */
+  requireTls?: boolean;
+  /** A PEM file of the CA that signed the relay's certificate (default: the system's). */
+  caFile?: string;
+  user?: string;
+  /** A file holding the password (never in the config, never logged). */
+  passwordFile?: string;
+  from: string;
+  to: string[];
+  /** Events below this severity are not mailed (default `warning`; reports and safeguarding alerts are `notice`...). */
+  minSeverity?: Severity;
+}
+
+export interface SyslogConfig {
+  host: string;
+  port: number;
+  protocol: 'udp' | 'tcp';
+  /** RFC 5424 facility number (default 16, local0). */
+  facility?: number;
+  /** Events below this severity are not sent (default `info`: everything). */
+  minSeverity?: Severity;
+}
+
 export interface NotificationsConfig {
   /** URLs receiving one JSON POST per event. */
   webhooks: string[];
+  /** E-mail through a relay; null = none. */
+  smtp: SmtpConfig | null;
+  /** RFC 5424 messages to a syslog collector (the academy's SIEM); null = none. */
+  syslog: SyslogConfig | null;
 }
 
 export interface ReportsConfig {

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { JournalHealth } from '../journal/types.js';
 import type { CategoryIndex } from '../lists/types.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { AlertCounts } from '../alerts/engine.js';
 import { MetricsObserver } from './observer.js';
 import { CollectedMetric, type ExposedMetric, type Sample } from './samples.js';
 
@@ -16,6 +17,8 @@ export interface MetricsSource {
   /** Authentication checks by outcome, live sessions, directory size (src/auth/identity.ts). */
   readonly identity?: { readonly verifier: { readonly counts: Readonly<Record<string, number>> } | null; readonly sessions: { active(): number }; readonly userCount: number };
   readonly shipper?: { readonly status: { lagSeconds: number | null } } | null;
+  /** The alert engine's counters (src/alerts/engine.ts); null in a process without one. */
+  readonly alerts?: { readonly counts: AlertCounts } | null;
 }
 
 export interface GatewayMetrics {
@@ -29,6 +32,26 @@ export interface GatewayMetrics {
 const VERSION = '0.1.0';
 
 const one = (value: number, labels: Record<string, string> = {}): Sample[] => (Number.isFinite(value) ? [{ value, labels }] : []);
+
+/** The alert chain's metrics (deploy/prometheus/vigie-alerts.yml): raised alerts, open ones, deliveries, API sign-in failures. */
+function alertMetrics(counts: () => AlertCounts | undefined): ExposedMetric[] {
+  return [
+    new CollectedMetric('vigie_alerts_raised_total', 'Alerts raised (deduplicated hits not counted) by kind (safeguarding, security), type and severity.', 'counter', () =>
+      [...(counts()?.raised ?? [])].map(([k, value]) => {
+        const [kind, type, severity] = k.split('|') as [string, string, string];
+        return { value, labels: { kind, type, severity } };
+      })),
+    new CollectedMetric('vigie_alerts_open', 'Alerts waiting for the referent or the security contact (neither acknowledged nor dismissed), by kind.', 'gauge', () => {
+      const c = counts();
+      return c ? Object.entries(c.open()).map(([kind, value]) => ({ value, labels: { kind } })) : [];
+    }),
+    new CollectedMetric('vigie_alert_notifications_total', 'Alert deliveries by outcome: sent, failed (a channel refused or was unreachable), suppressed (alerts.maxPerHour).', 'counter', () => {
+      const c = counts();
+      return c ? [{ value: c.notified, labels: { outcome: 'sent' } }, { value: c.notifyFailed, labels: { outcome: 'failed' } }, { value: c.suppressed, labels: { outcome: 'suppressed' } }] : [];
+    }),
+    new CollectedMetric('vigie_api_auth_failures_total', 'Unknown or revoked tokens presented to the supervision API.', 'counter', () => one(counts()?.authFailures ?? NaN)),
+  ];
+}
 
 /**
  * The gateway's registry: traffic counters fed by the proxy observer, plus gauges read when
@@ -99,6 +122,7 @@ export function createGatewayMetrics(): GatewayMetrics {
     new CollectedMetric('vigie_sessions_active', 'Client addresses currently bound to a user (API or portal sessions).', 'gauge', () => one(source()?.identity?.sessions.active() ?? NaN)),
     new CollectedMetric('vigie_directory_users', 'Users of the academy directory held by the gateway.', 'gauge', () => one(source()?.identity?.userCount ?? NaN)),
     new CollectedMetric('vigie_journal_ship_lag_seconds', 'Age of the oldest journal entry the academy PostgreSQL has not acknowledged (0 = caught up; absent when shipping is off).', 'gauge', () => one(source()?.shipper?.status.lagSeconds ?? NaN)),
+    ...alertMetrics(() => source()?.alerts?.counts),
     new CollectedMetric('vigie_build_info', 'Always 1; labels tell the running version.', 'gauge', () => one(1, { version: VERSION, nodejs: process.version })),
   ];
   // The registry only calls get()/reset() on what it holds; the prom-client types want its own classes.

@@ -26,7 +26,7 @@ export interface ApiContext {
 }
 
 /** What authentication and the audit need (a gateway's API and the academy's share them). */
-export type AuditContext = Pick<ApiContext, 'tokens' | 'audit' | 'log'>;
+export type AuditContext = Pick<ApiContext, 'tokens' | 'audit' | 'log'> & Partial<Pick<ApiContext, 'gateway'>>;
 
 /** The journal, once the gateway has one (`gateway.journal`); null until then. */
 export function journalOf(gateway: Gateway): JournalReader | null {

@@ -99,6 +99,7 @@ export class FleetPuller {
     this.status.lastError = message;
     this.status.lastRejection = { time, reason, message };
     this.log.error(`fleet: bundle rejected (${reason}), the current policy stays: ${message}`, { url: this.status.url, policyVersion: this.gateway.policy.version });
+    this.gateway.alerts?.securityEvent('bundle-refused', 'error', `a fleet policy bundle was refused (${reason}); the current policy stays`, { reason, message: message.slice(0, 300), url: this.status.url.split('?')[0] });
     return this.done('rejected', reason);
   }
 

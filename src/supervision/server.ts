@@ -9,6 +9,7 @@ import { PolicyValidationError } from '../policy/store.js';
 import { AuditLog } from './audit.js';
 import { audit, problem, type ApiContext, type AuditContext } from './context.js';
 import { FleetPuller } from './fleet.js';
+import { registerAlertRoutes } from './routes/alerts.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerJournalRoutes } from './routes/journal.js';
 import { registerPolicyRoutes } from './routes/policy.js';
@@ -89,6 +90,7 @@ export async function buildSupervisionApp(ctx: ApiContext, https: { key: string;
   registerOverrideRoutes(app, ctx);
   registerWeeklyRoutes(app, ctx);
   registerReportRoutes(app, ctx);
+  registerAlertRoutes(app, ctx);
   await registerConsoleRoutes(app);
   return app;
 }

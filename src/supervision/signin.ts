@@ -107,6 +107,12 @@ export function signInHook(ctx: AuditContext, refusals: RefusalAudit) {
     }
     if (f) f.count++;
     else failures.set(req.ip, { count: 1 });
+    const count = f?.count ?? 1;
+    const alerts = ctx.gateway?.alerts;
+    if (alerts) alerts.counts.authFailures++;
+    if (alerts && count === Math.min(ctx.gateway!.config.alerts.security?.authFailuresPerMinute ?? AUTH_FAILURES_PER_MINUTE, AUTH_FAILURES_PER_MINUTE)) {
+      alerts.securityEvent('auth-failures', 'warning', `${count} unknown or revoked API tokens from one address within a minute`, { source: req.ip, route: req.routeOptions.url }, req.ip);
+    }
     ctx.log.warn('supervision: authentication failed', { source: req.ip, route: req.routeOptions.url, reason: 'unknown or revoked token' });
     await refusals.record(req, 'access.unauthenticated', 401, 'unknown or revoked token');
     return problem(reply, 401, 'unknown or revoked token');

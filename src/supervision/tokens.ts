@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 
 // `sessions`: a trusted system (the ENT, a NAC) that declares who is behind which address, nothing else.
-export const ROLES = ['admin', 'supervisor', 'requisition', 'sessions', 'teacher'] as const;
+// `referent`: the school's safeguarding referent (CPE, head teacher): sees and handles safeguarding alerts, nothing else.
+export const ROLES = ['admin', 'supervisor', 'requisition', 'sessions', 'teacher', 'referent'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface TokenRecord {

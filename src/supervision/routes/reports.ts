@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { OverrideGuard } from '../../policy/overrides.js';
 import { actorOf, audit, problem, type ApiContext } from '../context.js';
 import { commitChange } from '../commit.js';
-import { notify } from '../notify.js';
+import { hasChannel, notify } from '../notify.js';
 import type { Report, ReportAction, ReportStatus } from '../report-queue.js';
 import type { Role } from '../tokens.js';
 
@@ -71,9 +71,9 @@ export function registerReportRoutes(app: FastifyInstance, ctx: ApiContext): voi
       return { report: shown(done!) };
     }
     if (action === 'escalate') {
-      if (!ctx.gateway.config.notifications.webhooks.length) return refuse(409, 'nowhere to escalate: notifications.webhooks is empty in the config');
-      const deliveries = await notify(ctx.gateway.config, { event: 'report.escalated', report: { ...shown(r), steps: undefined }, by, reason });
-      if (!deliveries.some((d) => d.ok)) return refuse(502, 'no webhook took the escalation', { deliveries });
+      if (!hasChannel(ctx.gateway.config)) return refuse(409, 'nowhere to escalate: notifications has no webhooks, smtp nor syslog in the config');
+      const deliveries = await notify(ctx.gateway.config, { kind: 'report.escalated', severity: 'notice', event: 'report.escalated', title: `signalement ${r.host}`, report: { ...shown(r), steps: undefined }, by, reason });
+      if (!deliveries.some((d) => d.ok)) return refuse(502, 'no notification channel took the escalation', { deliveries });
       const done = await q.step(r.id, 'escalate', by, reason, Date.now());
       await audit(ctx, req, 'report.escalate', target, { ...about, deliveries });
       return { report: shown(done!), deliveries };
