@@ -11,6 +11,7 @@ import { ALERT, tlsAlert } from './clienthello.js';
 import { connectTarget, Gate, parseAbsoluteUrl, refusalHeaders, type GateMode, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
 import { IdleSweeper, tickFor } from './idle.js';
+import { Interception } from './intercept.js';
 import { errorPage, pickLang, problemText, type Lang, type UpstreamProblem } from './pages.js';
 import type { HostResolver } from './resolver.js';
 import { classify, connectTimeout, ESTABLISHED, statusFor, type Target } from './target.js';
@@ -48,6 +49,7 @@ export { parseAbsoluteUrl, splitAuthority } from './target.js';
 export type TunnelStyle = 'http' | 'tls';
 
 const HTML = 'text/html; charset=utf-8';
+const EMPTY = Buffer.alloc(0);
 const TEXT = 'text/plain; charset=utf-8';
 
 function destroySelf(this: Socket): void {
@@ -100,6 +102,8 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
   /** Forget this proxy's listeners in the registry of the gateway's own (src/net/own-listeners.ts). */
   private readonly unlisten: (() => void)[] = [];
   private onDrained: (() => void) | null = null;
+  /** TLS interception with the school CA (src/proxy/intercept.ts): hooked where a tunnel opens or is refused. */
+  readonly interception: Interception;
 
   constructor(private readonly deps: ProxyDeps) {
     const { config } = deps;
@@ -130,6 +134,16 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
       identity: () => this.deps.identity ?? null,
     });
     this.general = this.createGeneralServer();
+    this.interception = new Interception({
+      gate: this.gate,
+      get config() {
+        return deps.config;
+      },
+      via: this.via,
+      snapshot: () => this.deps.snapshot(),
+      record: (event, rec) => this.emit(event, rec),
+      upstreamError: (p) => this.emit('upstreamError', p),
+    });
   }
 
   private emit<K extends keyof ProxyObserver>(event: K, ...args: Parameters<NonNullable<ProxyObserver[K]>>): void {
@@ -269,7 +283,12 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
-    this.answerTunnel(socket, reply, 'http');
+    // An allowed tunnel comes here only to be intercepted (RawContext.intercepting).
+    this.gatedTunnel(socket, EMPTY, reply, 'http');
+  }
+
+  intercepting(reply: Reply): boolean {
+    return this.interception.wants(reply);
   }
 
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
@@ -360,6 +379,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
     // Stops node's connection checks (it reports "not running": it never listened).
     this.general.close(() => {});
     this.agent.destroy();
+    this.interception.close();
     this.pool.destroy();
     this.idle.stop();
   }
@@ -501,13 +521,14 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
    * entry's own terms: an HTTP status for a CONNECT, a TLS alert for a transparent ClientHello.
    */
   gatedTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
-    if (r.kind !== 'tunnel') return this.answerTunnel(client, r, style);
+    if (r.kind !== 'tunnel') return this.answerTunnel(client, r, style, head);
     if (r.address !== '') return this.openTunnel(client, head, r, style);
-    this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r, style) : this.answerTunnel(client, r, style)) });
+    this.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r, style) : this.answerTunnel(client, r, style, head)) });
   }
 
   /** Carries out a gate's answer to a CONNECT that opens no tunnel: recorded (when decided), then answered. */
-  private answerTunnel(client: Socket, r: Reply, style: TunnelStyle): void {
+  private answerTunnel(client: Socket, r: Reply, style: TunnelStyle, head: Buffer): void {
+    if (r.kind === 'block' && this.interception.take(client, head, r, style)) return;
     const rec = r.record;
     if (r.problem !== null) this.emit('upstreamError', r.problem);
     if (rec !== null) {
@@ -529,7 +550,7 @@ export class ProxyServer implements FastContext, RawContext, TransparentHost {
   }
 
   private openTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
-    if (client.destroyed) return;
+    if (client.destroyed || this.interception.take(client, head, r, style)) return;
     const { timeouts } = this.deps.config;
     const rec = r.record!;
     const lang = pickLang(r.acceptLanguage);
