@@ -10,7 +10,8 @@
 import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCertificate, keyIdentifier, pemOf } from './x509.js';
+import type forge from 'node-forge';
+import { buildCertificate, keyIdentifier, pemOf, subjectOf } from './x509.js';
 
 export const CA_FILES = { key: 'ca.key.pem', cert: 'ca.cert.pem', der: 'ca.cert.der' } as const;
 
@@ -75,8 +76,8 @@ export interface SchoolCa {
   readonly cert: X509Certificate;
   readonly certPem: string;
   readonly key: KeyObject;
-  /** Its subject, as node-forge fields, for the leaves' issuer. */
-  readonly subject: { shortName?: string; name?: string; value: string }[];
+  /** Its subject as encoded in it, for the leaves' issuer (the names must match byte for byte). */
+  readonly subject: forge.asn1.Asn1;
   readonly keyId: Buffer;
   readonly notAfter: Date;
 }
@@ -93,21 +94,8 @@ export function loadCa(dir: string, now = Date.now()): SchoolCa {
   if (!cert.ca) throw new CaError(`${p.cert} is not a CA certificate`);
   const notAfter = new Date(cert.validTo);
   if (notAfter.getTime() <= now) throw new CaError(`the school CA expired on ${notAfter.toISOString()}: make a new one and redeploy it`);
-  const subject = parseSubject(cert.subject);
+  const subject = subjectOf(cert.raw);
   return { cert, certPem, key, subject, keyId: keyIdentifier(cert.publicKey.export({ type: 'spki', format: 'der' })), notAfter };
-}
-
-const SHORT: Record<string, string> = { CN: 'commonName', O: 'organizationName', C: 'countryName', OU: 'OU' };
-
-/** node:crypto's subject text (`CN=...\nO=...`) back into fields, in order. */
-function parseSubject(text: string): { shortName?: string; name?: string; value: string }[] {
-  return text.split('\n').filter(Boolean).map((line) => {
-    const i = line.indexOf('=');
-    const k = line.slice(0, i);
-    const value = line.slice(i + 1);
-    const name = SHORT[k];
-    return name && name !== 'OU' ? { name, value } : { shortName: k, value };
-  });
 }
 
 /** What `vigie ca show` prints. */

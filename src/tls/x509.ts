@@ -20,7 +20,8 @@ export interface CertificateSpec {
   /** Hex, positive (the first byte below 0x80). */
   serialHex: string;
   subject: forge.pki.CertificateField[];
-  issuer: forge.pki.CertificateField[];
+  /** Fields, or the issuer certificate's own subject as it is encoded (so the names match byte for byte). */
+  issuer: forge.pki.CertificateField[] | forge.asn1.Asn1;
   notBefore: Date;
   notAfter: Date;
   /** node-forge extension objects (`basicConstraints`, `subjectAltName`, ...). */
@@ -42,6 +43,17 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
 const time = (d: Date): forge.asn1.Asn1 =>
   d.getUTCFullYear() < 2050 ? asn1.create(U, asn1.Type.UTCTIME, false, asn1.dateToUtcTime(d)) : asn1.create(U, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(d));
 
+/** Names in UTF8String (RFC 5280 §4.1.2.4), which forge would write as PrintableString, invalid for "École"; countries stay PrintableString. */
+const utf8 = (f: forge.pki.CertificateField): forge.pki.CertificateField => (f.name === 'countryName' ? f : { ...f, valueTagClass: asn1.Type.UTF8 as unknown as forge.asn1.Class });
+
+/** The subject of a certificate (DER) as forge's ASN.1, untouched. */
+export function subjectOf(der: Buffer): forge.asn1.Asn1 {
+  const cert = asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
+  const tbs = (cert.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
+  // version [0] is present in a v3 certificate: serial, signature, issuer, validity, subject.
+  return tbs[tbs[0]!.tagClass === asn1.Class.CONTEXT_SPECIFIC ? 5 : 4]!;
+}
+
 type ForgeCertificate = forge.pki.Certificate & { generateSubjectKeyIdentifier(): forge.util.ByteStringBuffer };
 const forgePki = pki as unknown as {
   distinguishedNameToAsn1(dn: unknown): forge.asn1.Asn1;
@@ -54,8 +66,9 @@ export function buildCertificate(spec: CertificateSpec): Buffer {
   const ski = keyIdentifier(spec.publicKey).toString('binary');
   // forge derives the subject key identifier from an RSA key object it does not have here.
   holder.generateSubjectKeyIdentifier = () => forge.util.createBuffer(ski);
-  holder.setSubject(spec.subject);
-  holder.setIssuer(spec.issuer);
+  holder.setSubject(spec.subject.map(utf8));
+  const issuer = Array.isArray(spec.issuer) ? null : spec.issuer;
+  if (issuer === null) holder.setIssuer((spec.issuer as forge.pki.CertificateField[]).map(utf8));
   holder.setExtensions(spec.extensions as forge.pki.CertificateField[]);
   const algorithm = asn1.create(U, asn1.Type.SEQUENCE, true, [asn1.create(U, asn1.Type.OID, false, asn1.oidToDer(spec.signer.asymmetricKeyType === 'ec' ? SIG_OID.ec : SIG_OID.rsa).getBytes())]);
   // RSA's AlgorithmIdentifier carries NULL parameters; ECDSA's none (RFC 5758 §3.2).
@@ -64,7 +77,7 @@ export function buildCertificate(spec: CertificateSpec): Buffer {
     asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [asn1.create(U, asn1.Type.INTEGER, false, asn1.integerToDer(2).getBytes())]),
     asn1.create(U, asn1.Type.INTEGER, false, forge.util.hexToBytes(spec.serialHex)),
     algorithm,
-    forgePki.distinguishedNameToAsn1(holder.issuer),
+    issuer ?? forgePki.distinguishedNameToAsn1(holder.issuer),
     asn1.create(U, asn1.Type.SEQUENCE, true, [time(spec.notBefore), time(spec.notAfter)]),
     forgePki.distinguishedNameToAsn1(holder.subject),
     asn1.fromDer(forge.util.createBuffer(spec.publicKey.toString('binary'))),
