@@ -60,12 +60,28 @@ const forgePki = pki as unknown as {
   certificateExtensionsToAsn1(exts: unknown[]): forge.asn1.Asn1;
 };
 
+/** A public key's parsed form and identifier, kept while its Buffer lives (the leaf key is the same for every host). */
+const parsedKeys = new WeakMap<Buffer, { spki: forge.asn1.Asn1; ski: string }>();
+function parsedKey(der: Buffer): { spki: forge.asn1.Asn1; ski: string } {
+  let k = parsedKeys.get(der);
+  if (k === undefined) parsedKeys.set(der, (k = { spki: asn1.fromDer(forge.util.createBuffer(der.toString('binary'))), ski: keyIdentifier(der).toString('binary') }));
+  return k;
+}
+
+/** A DER length octets (X.690 §8.1.3). */
+function derLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
 /** The certificate, DER. */
 export function buildCertificate(spec: CertificateSpec): Buffer {
   const holder = pki.createCertificate() as ForgeCertificate;
-  const ski = keyIdentifier(spec.publicKey).toString('binary');
+  const key = parsedKey(spec.publicKey);
   // forge derives the subject key identifier from an RSA key object it does not have here.
-  holder.generateSubjectKeyIdentifier = () => forge.util.createBuffer(ski);
+  holder.generateSubjectKeyIdentifier = () => forge.util.createBuffer(key.ski);
   holder.setSubject(spec.subject.map(utf8));
   const issuer = Array.isArray(spec.issuer) ? null : spec.issuer;
   if (issuer === null) holder.setIssuer((spec.issuer as forge.pki.CertificateField[]).map(utf8));
@@ -80,17 +96,17 @@ export function buildCertificate(spec: CertificateSpec): Buffer {
     issuer ?? forgePki.distinguishedNameToAsn1(holder.issuer),
     asn1.create(U, asn1.Type.SEQUENCE, true, [time(spec.notBefore), time(spec.notAfter)]),
     forgePki.distinguishedNameToAsn1(holder.subject),
-    asn1.fromDer(forge.util.createBuffer(spec.publicKey.toString('binary'))),
+    key.spki,
     forgePki.certificateExtensionsToAsn1(holder.extensions),
   ]);
   const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
   const signature = sign('sha256', tbsDer, spec.signer);
-  const cert = asn1.create(U, asn1.Type.SEQUENCE, true, [
-    tbs,
-    algorithm,
-    asn1.create(U, asn1.Type.BITSTRING, false, '\0' + signature.toString('binary')),
-  ]);
-  return Buffer.from(asn1.toDer(cert).getBytes(), 'binary');
+  // Certificate ::= SEQUENCE { tbs, algorithm, BIT STRING signature }, put together from the DER
+  // already made rather than encoding the TBS a second time.
+  const algorithmDer = Buffer.from(asn1.toDer(algorithm).getBytes(), 'binary');
+  const bits = Buffer.concat([Buffer.from([0x03]), derLength(signature.length + 1), Buffer.from([0]), signature]);
+  const body = Buffer.concat([tbsDer, algorithmDer, bits]);
+  return Buffer.concat([Buffer.from([0x30]), derLength(body.length), body]);
 }
 
 export const pemOf = (der: Buffer, label = 'CERTIFICATE'): string => `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
