@@ -154,3 +154,30 @@ t.test('a profile without interception: blocked CONNECT answered 403 as before, 
   t.equal(r.status, 403);
   t.equal(interceptor.stats.terminated, terminated);
 });
+
+t.test('raw tunnel handles (tunnels: raw): the same interception', async (t) => {
+  const raw = await startGateway(
+    {
+      dataDir: data,
+      hosts: { 'good.test': '127.0.0.1', 'adult.test': '127.0.0.1' },
+      connectPorts: [origins.port],
+      httpPorts: ['1-65535'],
+      clients: [{ network: '127.0.0.1/32', profile: 'full' }],
+      profiles: { full: { mode: 'blocklist', categories: ['adult'], intercept: 'full' } },
+      interception: { extraRoots: [origins.caFile] },
+    },
+    writeLists(tmp(), { adult: { domains: ['adult.test'], urls: ['good.test/adult-corner'] } }),
+    { rawTunnels: true },
+  );
+  t.teardown(() => raw.close());
+  const get = async (host: string, paths: string[]) => tlsRequests((await connectTunnel(raw.port, at(host))).socket, host, schoolCa, paths, at(host));
+  const answers = await get('good.test', ['/', '/adult-corner']);
+  t.same(answers.map((a) => [a.status, a.issuer]), [[200, 'École Jules Ferry'], [403, 'École Jules Ferry']], 'allowed host terminated, its URL entry blocked');
+  const [blocked] = await get('adult.test', ['/']);
+  t.equal(blocked!.status, 403);
+  t.match(blocked!.body, /Accès bloqué/);
+});
+
+t.test('a profile intercepts but there is no school CA: the gateway does not start, and says what to run', async (t) => {
+  await t.rejects(startGateway({ profiles: { cycle3: { mode: 'blocklist', intercept: 'block-pages' } } }), /no school CA in .*vigie ca init/);
+});
