@@ -7,9 +7,12 @@ import net from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { resolveConfig } from '../src/config/load.js';
+import { decide } from '../src/policy/decide.js';
+import { InterceptExclusions, tlsTreatment } from '../src/policy/interception.js';
+import { requestFor } from '../src/policy/request.js';
 import type { ConnectionRecord } from '../src/proxy/events.js';
 import { connectTunnel, startGateway, tmp, writeLists } from './helpers.js';
-import { startNamedOrigins, tlsRequests, vigie } from './intercept-helpers.js';
+import { startNamedOrigins, tlsRequests, vigie, writeJson } from './intercept-helpers.js';
 
 const data = tmp();
 const init = await vigie('ca', 'init', '--name', 'École Jules Ferry', '--data', data);
@@ -180,4 +183,22 @@ t.test('raw tunnel handles (tunnels: raw): the same interception', async (t) => 
 
 t.test('a profile intercepts but there is no school CA: the gateway does not start, and says what to run', async (t) => {
   await t.rejects(startGateway({ profiles: { cycle3: { mode: 'blocklist', intercept: 'block-pages' } } }), /no school CA in .*vigie ca init/);
+});
+
+t.test('the treatment the explainers report: intercept, exclude or tunnel (vigie check --json)', async (t) => {
+  const snapshot = g.gateway.snapshot!;
+  const exclusions = new InterceptExclusions(g.config, snapshot);
+  const treat = (url: string, client: string) => {
+    const req = requestFor(`${url}:${origins.port}`, client, Date.now());
+    return tlsTreatment(g.config, exclusions, decide(snapshot, req), req.host);
+  };
+  t.same(
+    [treat('https://adult.test', '127.0.0.3'), treat('https://good.test', '127.0.0.3'), treat('https://good.test', '127.0.0.1'), treat('https://bank.test', '127.0.0.1'), treat('https://adult.test', '127.0.0.4')],
+    ['intercept', 'tunnel', 'intercept', 'exclude', 'tunnel'],
+  );
+  const lists = writeLists(tmp(), { adult: { domains: ['adult.test'] }, bank: { domains: ['bank.test'] } });
+  const config = writeJson(join(tmp(), 'config.json'), { dataDir: data, clients: [{ network: '127.0.0.1/32', profile: 'full' }], profiles: { full: { mode: 'blocklist', categories: ['adult'], intercept: 'full' } } });
+  const r = await vigie('check', 'https://bank.test', '--client', '127.0.0.1', '--json', '-c', config, '-l', lists);
+  t.equal(r.code, 0, r.stderr);
+  t.match(JSON.parse(r.stdout), { action: 'allow', profile: 'full', tls: 'exclude' }, 'vigie check --json carries tls');
 });

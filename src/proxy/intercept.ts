@@ -20,10 +20,10 @@ import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { InterceptMode, VigieConfig } from '../config/types.js';
-import { OverrideGuard } from '../policy/overrides.js';
+import { interceptModeOf, InterceptExclusions, tlsTreatment } from '../policy/interception.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { loadCa } from '../tls/ca.js';
-import { caDir, excludedDomains, type DomainSuffixes } from '../tls/exclusions.js';
+import { caDir } from '../tls/exclusions.js';
 import { LeafIssuer } from '../tls/leaf.js';
 import type { ConnectionRecord } from './events.js';
 import { canonicalHost, type Gate, type GateUser, type Reply } from './gate.js';
@@ -74,7 +74,7 @@ export class Interceptor {
   private readonly web: http.Server;
   private readonly agent: https.Agent;
   private readonly sessions = new WeakMap<Socket, Session>();
-  private exclusions: { config: VigieConfig; snapshot: PolicySnapshot; domains: DomainSuffixes; guard: OverrideGuard } | null = null;
+  private exclusions: InterceptExclusions | null = null;
 
   /** Loads the school CA (an error naming the fix when it is missing or unusable). */
   constructor(private readonly host: InterceptHost) {
@@ -87,28 +87,22 @@ export class Interceptor {
   /** The profile's interception for this gate answer, or null when it stays as it is (see the header). */
   modeFor(r: Reply, count = true): InterceptMode | null {
     const rec = r.record;
-    if (rec === null || rec.decision.profile === null) return null;
-    if (r.kind !== 'block' && r.kind !== 'tunnel') return null;
-    const profiles = this.host.config.profiles;
-    const mode = Object.hasOwn(profiles, rec.decision.profile) ? profiles[rec.decision.profile]!.intercept : undefined;
-    if (mode === undefined || mode === 'off' || (r.kind === 'tunnel' && mode !== 'full')) return null;
-    if (r.host === '' || this.excluded(r.host)) {
-      if (count) this.stats.excluded++;
-      return null;
-    }
-    return mode;
+    if (rec === null || (r.kind !== 'block' && r.kind !== 'tunnel')) return null;
+    const config = this.host.config;
+    const mode = interceptModeOf(config, rec.decision.profile);
+    if (mode === 'off') return null;
+    const treatment = tlsTreatment(config, this.exclusionsNow(), rec.decision, r.host);
+    if (treatment === 'exclude' && count) this.stats.excluded++;
+    return treatment === 'intercept' ? mode : null;
   }
 
-  /** Whether `host` is never intercepted: an excluded domain, or listed in an excluded category. */
-  excluded(host: string): boolean {
+  /** The exclusions of the config and snapshot in force. */
+  private exclusionsNow(): InterceptExclusions {
     const config = this.host.config;
     const snapshot = this.host.snapshot();
-    let e = this.exclusions;
-    if (e === null || e.config !== config || e.snapshot !== snapshot) {
-      const domains = e !== null && e.config === config ? e.domains : excludedDomains(config);
-      e = this.exclusions = { config, snapshot, domains, guard: new OverrideGuard(snapshot, config.interception.exclude.categories) };
-    }
-    return e.domains.has(host) || e.guard.hit(host, '') !== null;
+    const e = this.exclusions;
+    if (e !== null && e.config === config && e.snapshot === snapshot) return e;
+    return (this.exclusions = new InterceptExclusions(config, snapshot, e !== null && e.config === config ? e.domains : undefined));
   }
 
   /** The hook: true = the connection is terminated here (the entry does nothing more with it). */
