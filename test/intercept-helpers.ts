@@ -44,6 +44,11 @@ export async function startNamedOrigins(): Promise<{ port: number; caFile: strin
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
+  // A WebSocket stand-in: switches protocols, then echoes.
+  server.on('upgrade', (req, socket: net.Socket) => {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
+    socket.pipe(socket);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const caFile = join(dir, 'ca.cert.pem');
   return {

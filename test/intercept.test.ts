@@ -3,7 +3,9 @@
 // `.test` names through the config's host map; node's TLS clients trust the school CA.
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { once } from 'node:events';
 import net from 'node:net';
+import tls from 'node:tls';
 import { join } from 'node:path';
 import t from 'tap';
 import { resolveConfig } from '../src/config/load.js';
@@ -125,6 +127,26 @@ async function tlsRequestsFronted() {
   const tunnel = await connectTunnel(g.port, at('good.test'), '127.0.0.1');
   return tlsRequests(tunnel.socket, 'good.test', schoolCa, ['/'], at('adult.test'));
 }
+
+t.test('full: a WebSocket upgrade is decided on its URL, then relayed to the verified origin', async (t) => {
+  const upgrade = async (path: string) => {
+    const tunnel = await connectTunnel(g.port, at('good.test'), '127.0.0.1');
+    const s = tls.connect({ socket: tunnel.socket, servername: 'good.test', ca: schoolCa });
+    await once(s, 'secureConnect');
+    s.write(`GET ${path} HTTP/1.1\r\nHost: ${at('good.test')}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
+    const [first] = (await once(s, 'data')) as [Buffer];
+    return { s, head: first.toString() };
+  };
+  const ok = await upgrade('/ws');
+  t.match(ok.head, /^HTTP\/1\.1 101 /, 'switched');
+  ok.s.write('ping');
+  const [echo] = (await once(ok.s, 'data')) as [Buffer];
+  t.equal(echo.toString(), 'ping', 'bytes flow both ways');
+  ok.s.destroy();
+  const blocked = await upgrade('/adult-corner');
+  t.match(blocked.head, /^HTTP\/1\.1 403 /, 'an upgrade to a blocked URL is refused');
+  blocked.s.destroy();
+});
 
 t.test('full: excluded hosts keep the origin certificate (domain, bank category, shipped list)', async (t) => {
   for (const host of ['excluded.test', 'bank.test', 'ameli.fr']) {

@@ -65,14 +65,14 @@ export function trustedRoots(config: VigieConfig): string[] {
 }
 
 /** A keep-alive agent to origins with the checks above (its sockets are reused per address, port and name). */
-export function originAgent(config: VigieConfig): https.Agent {
+export function originAgent(config: VigieConfig, roots: string[] = trustedRoots(config)): https.Agent {
   return new https.Agent({
     keepAlive: true,
     maxSockets: config.limits.maxSocketsPerOrigin,
     maxFreeSockets: config.limits.maxSocketsPerOrigin,
     scheduling: 'lifo',
     timeout: config.timeouts.idleMs,
-    ca: trustedRoots(config),
+    ca: roots,
     minVersion: 'TLSv1.2',
     ALPNProtocols: ['http/1.1'],
     rejectUnauthorized: true,

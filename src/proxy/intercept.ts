@@ -28,7 +28,8 @@ import { LeafIssuer } from '../tls/leaf.js';
 import type { ConnectionRecord } from './events.js';
 import { canonicalHost, type Gate, type GateUser, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
-import { originAgent, upstreamProblem } from './intercept-upstream.js';
+import { originAgent, trustedRoots, upstreamProblem } from './intercept-upstream.js';
+import { refuseUpgrade, relayUpgrade, type UpgradeDeps } from './intercept-upgrade.js';
 import { blockPage, errorPage, page, pickLang, type UpstreamProblem } from './pages.js';
 import type { TunnelStyle } from './server.js';
 import { connectTimeout, ESTABLISHED, splitAuthority, statusFor } from './target.js';
@@ -73,6 +74,7 @@ export class Interceptor {
   readonly stats: InterceptStats = { terminated: 0, excluded: 0, handshakeFailures: 0 };
   private readonly web: http.Server;
   private readonly agent: https.Agent;
+  private readonly upgrades: UpgradeDeps;
   private readonly sessions = new WeakMap<Socket, Session>();
   private exclusions: InterceptExclusions | null = null;
 
@@ -80,7 +82,9 @@ export class Interceptor {
   constructor(private readonly host: InterceptHost) {
     const { config } = host;
     this.leaves = new LeafIssuer(loadCa(caDir(config)), config.interception.leafHours, config.interception.leafCacheSize);
-    this.agent = originAgent(config);
+    const roots = trustedRoots(config);
+    this.agent = originAgent(config, roots);
+    this.upgrades = { roots, via: host.via, connectMs: config.timeouts.connectMs, record: (rec) => host.record('requestDone', rec), upstreamError: (p) => host.upstreamError(p) };
     this.web = this.createWeb();
   }
 
@@ -123,9 +127,14 @@ export class Interceptor {
     this.sessions.set(secure, { outer: r, mode, client: rec.client });
     const limit = this.host.config.timeouts.headersMs;
     const handshake = setTimeout(() => secure.destroy(), limit);
-    secure.once('secure', () => clearTimeout(handshake));
+    let established = false;
+    secure.once('secure', () => {
+      established = true;
+      clearTimeout(handshake);
+    });
     secure.on('error', () => {
-      if (!secure.encrypted || secure.alpnProtocol === undefined) this.stats.handshakeFailures++;
+      // Before the handshake ends, mostly a device that does not trust the school CA.
+      if (!established) this.stats.handshakeFailures++;
       secure.destroy();
     });
     if (r.kind === 'tunnel') {
@@ -152,35 +161,62 @@ export class Interceptor {
     const web = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, headersTimeout: timeouts.headersMs, keepAliveTimeout: timeouts.idleMs, noDelay: true });
     web.timeout = timeouts.idleMs;
     web.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+    web.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
     web.on('clientError', (_err: Error, socket: Socket) => socket.destroy());
     web.emit('listening');
     return web;
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * A request inside a terminated connection, through the gate: its Reply, or the answer to send
+   * at once (a refused name's block page, a bad or misdirected request) as [status, html].
+   */
+  private enter(req: IncomingMessage): Reply | [number, string] {
     const s = this.sessions.get(req.socket);
-    if (s === undefined) return void res.destroy();
-    const outer = s.outer;
     const lang = pickLang(req.headers['accept-language']);
+    if (s === undefined) return [400, errorPage(lang, '', 'bad-request')];
+    const outer = s.outer;
     // A refused name: its block page, whatever is asked inside (recorded once, as the tunnel's row).
     if (outer.kind === 'block') {
       const d = outer.record!.decision;
-      return this.send(res, 403, blockPage(lang, outer.host, d, '', this.host.gate.linksFor(d, outer)));
+      return [403, blockPage(lang, outer.host, d, '', this.host.gate.linksFor(d, outer))];
     }
     const url = req.url ?? '';
-    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) return this.send(res, 400, errorPage(lang, '', 'bad-request'));
+    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) return [400, errorPage(lang, '', 'bad-request')];
     // The request must be for the name the connection was decided on (no fronting of another site).
-    const authority = req.headers.host ?? '';
-    const hp = splitAuthority(authority, outer.port);
+    const hp = splitAuthority(req.headers.host ?? '', outer.port);
     if (hp === null || canonicalHost(hp.host) !== outer.host || hp.port !== outer.port) {
-      return this.send(res, 421, page(lang, lang === 'fr' ? 'Requête mal dirigée' : 'Misdirected request', `<p>${lang === 'fr' ? 'Cette connexion est ouverte pour un autre site.' : 'This connection is open for another site.'}</p>`));
+      return [421, page(lang, lang === 'fr' ? 'Requête mal dirigée' : 'Misdirected request', `<p>${lang === 'fr' ? 'Cette connexion est ouverte pour un autre site.' : 'This connection is open for another site.'}</p>`)];
     }
-    const r = this.host.gate.enter({ client: s.client, mode: 'intercepted', method: req.method ?? 'GET', host: outer.host, port: outer.port, path: url, acceptLanguage: req.headers['accept-language'] });
+    return this.host.gate.enter({ client: s.client, mode: 'intercepted', method: req.method ?? 'GET', host: outer.host, port: outer.port, path: url, acceptLanguage: req.headers['accept-language'] });
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const r = this.enter(req);
+    if (Array.isArray(r)) return this.send(res, r[0], r[1]);
+    const authority = req.headers.host!;
     this.track(req, res, r);
     if (r.kind !== 'forward') return this.answer(res, r);
     if (r.address !== '' && r.pending === null) return this.forward(req, res, r, authority);
     const user: GateUser = { gated: () => (r.kind === 'forward' ? this.forward(req, res, r, authority) : this.answer(res, r)) };
     this.host.gate.resolve(r, user);
+  }
+
+  /** An Upgrade (WebSocket) request: decided as any request, then relayed (src/proxy/intercept-upgrade.ts). */
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', destroySelf);
+    const r = this.enter(req);
+    if (Array.isArray(r)) return refuseUpgrade(socket, r[0], `Vigie: ${r[0]}\n`);
+    const go = () => {
+      if (r.kind === 'forward') return relayUpgrade(this.upgrades, req, socket, head, r, req.headers.host!);
+      if (r.record !== null) {
+        r.record.status = r.status;
+        this.host.record('requestDone', r.record);
+      }
+      refuseUpgrade(socket, r.status, r.html ? `Vigie: ${r.status}\n` : r.body);
+    };
+    if (r.kind === 'forward' && (r.address === '' || r.pending !== null)) this.host.gate.resolve(r, { gated: go });
+    else go();
   }
 
   /** The request's journal row, completed and handed over when the exchange ends. */
