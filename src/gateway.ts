@@ -259,6 +259,8 @@ export class Gateway {
     // Profiles from the file apply while the policy store has not taken them over (API, fleet).
     const overriddenProfiles = this.policy.reconfigure(config);
     this.identity.reconfigure(config);
+    // A profile that starts intercepting needs the school CA now: say so loudly when it cannot.
+    if (this.proxy.interception.interceptor === null && this.proxy.interception.problem) this.opts.log.error(`TLS interception stays off: ${this.proxy.interception.problem}`);
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
     const listsLoaded = await this.loadLists();
     // Lists that fail to load keep the previous ones; the new rules still apply over them.
