@@ -321,7 +321,10 @@ export class Interception {
     const config = this.host.config;
     if (config !== this.madeFor) {
       this.madeFor = config;
-      if (!interceptionWanted(config)) this.current = null;
+      if (!interceptionWanted(config)) {
+        this.current = null;
+        this.problem = null;
+      }
       else if (this.current === null) {
         try {
           this.current = new Interceptor(this.host);
