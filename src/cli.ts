@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { registerAcademy } from './cli/academy.js';
+import { registerCa } from './cli/ca.js';
 import { registerCheck } from './cli/check.js';
 import { registerDirectory } from './cli/directory.js';
 import { registerJournal } from './cli/journal.js';
@@ -24,6 +25,7 @@ registerToken(program);
 registerPolicy(program);
 registerDirectory(program);
 registerAcademy(program);
+registerCa(program);
 
 program.parseAsync(process.argv).catch((e: Error) => {
   process.stderr.write(`vigie: ${e.message}\n`);

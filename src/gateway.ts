@@ -277,6 +277,8 @@ export class Gateway {
     const changed = (Object.keys(next) as (keyof VigieConfig)[]).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
     // The API changes the policy store, never the file: a changed file is a change made outside it.
     if (changed.length) this.alerts?.securityEvent('config-changed', 'warning', 'the configuration file changed and was reloaded (SIGHUP): a change made outside the API', { keys: changed });
+    // A profile that starts intercepting needs the school CA now: say so loudly when it cannot.
+    if (this.proxy.interception.interceptor === null && this.proxy.interception.problem) this.opts.log.error(`TLS interception stays off: ${this.proxy.interception.problem}`);
     if (JSON.stringify(next.hosts) !== JSON.stringify(prev.hosts) || JSON.stringify(next.dns) !== JSON.stringify(prev.dns)) this.proxyDeps.resolver = new HostResolver(config);
     const listsLoaded = await this.loadLists();
     // Lists that fail to load keep the previous ones; the new rules still apply over them.

@@ -6,3 +6,4 @@ export const BUNDLED_UT1 = fileURLToPath(new URL('../lists/ut1', import.meta.url
 export const BUNDLED_ACADEMY = fileURLToPath(new URL('../lists/academy', import.meta.url));
 export const BUNDLED_EXTRA = fileURLToPath(new URL('../lists/extra', import.meta.url));
 export const BUNDLED_SAFESEARCH = fileURLToPath(new URL('../lists/safesearch.json', import.meta.url));
+export const BUNDLED_INTERCEPT_EXCLUDE = fileURLToPath(new URL('../lists/interception-exclude.json', import.meta.url));

@@ -152,6 +152,8 @@ t.test('supervision API over HTTPS', async (t) => {
     t.equal(tls.json.action, 'allow');
     t.equal(tls.json.scheme, 'connect');
     t.equal(tls.json.rule, 'list-allow');
+    t.equal(tls.json.tls, 'tunnel', 'HTTPS: what interception does with it (off for this profile: tunnelled)');
+    t.equal(r.json.tls, null, 'plain HTTP: no TLS treatment');
   });
 
   t.test('tokens: create, use, revoke', async (t) => {

@@ -6,6 +6,7 @@ import { categoryLabel } from '../lists/labels.js';
 import { loadListSet } from '../lists/set.js';
 import { createLogger } from '../log.js';
 import { decide } from '../policy/decide.js';
+import { InterceptExclusions, tlsTreatment } from '../policy/interception.js';
 import { retargetFor } from '../policy/safesearch.js';
 import { PolicyStore } from '../policy/store.js';
 import { requestFor } from '../policy/request.js';
@@ -72,9 +73,11 @@ export function registerCheck(program: Command): void {
       const labels = d.category ? { fr: categoryLabel(d.category, 'fr'), en: categoryLabel(d.category, 'en') } : null;
       // What is allowed may still be connected elsewhere: the profile's SafeSearch enforcement.
       const retarget = d.action === 'allow' ? retargetFor(snapshot, d.profile, req.host) : null;
+      // For HTTPS (CONNECT): terminated with the school CA, excluded from it, or tunnelled untouched.
+      const tls = req.scheme === 'connect' ? tlsTreatment(config, new InterceptExclusions(config, snapshot), d, req.host) : null;
       const who = user ? { user: { id: user.id, role: user.role, level: user.level, classes: user.classes, profile: userProfile ?? null } } : {};
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ url, client: opts.client ?? null, ...who, host: req.host, at: new Date(req.time).toISOString(), timezone: config.timezone, dataDir: config.dataDir, ...d, list: d.list ?? null, categoryLabel: labels, retarget }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ url, client: opts.client ?? null, ...who, host: req.host, at: new Date(req.time).toISOString(), timezone: config.timezone, dataDir: config.dataDir, ...d, list: d.list ?? null, categoryLabel: labels, retarget, tls }, null, 2) + '\n');
       } else {
         const lines = [
           `${d.action === 'allow' ? 'ALLOW' : 'BLOCK'} ${req.scheme === 'connect' ? `CONNECT ${req.host}:${req.port}` : `http://${req.host}${req.port === 80 ? '' : `:${req.port}`}${req.path}`}`,
@@ -89,6 +92,7 @@ export function registerCheck(program: Command): void {
           `  at:       ${new Date(req.time).toISOString()} (${config.timezone}: ${localTime(req.time, config.timezone)})`,
           `  data:     ${config.dataDir}`,
         ];
+        if (tls !== null) lines.push(`  tls:      ${tls}${tls === 'intercept' ? ' (terminated with the school CA: docs/interception.md)' : tls === 'exclude' ? ' (never intercepted: interception.exclude)' : ''}`);
         if (retarget) lines.push(`  connect:  ${retarget.host} instead (${retarget.engine} SafeSearch, set by the profile's "safeSearch")`);
         process.stdout.write(lines.join('\n') + '\n');
       }

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import type { ProfileConfig, RuleSet, SafeSearchSettings, VigieConfig } from './types.js';
+import type { InterceptionConfig, ProfileConfig, RuleSet, SafeSearchSettings, VigieConfig } from './types.js';
 
 /** Threats to the machine or the network: blocked for everyone, staff included. */
 export const SECURITY = ['malware', 'phishing', 'cryptojacking', 'stalkerware', 'ddos', 'dialer'];
@@ -113,6 +113,15 @@ const EMBEDDED_SAFESEARCH: Readonly<Record<string, SafeSearchSettings>> = Object
   Object.fromEntries(Object.entries(defaultProfiles()).map(([id, p]) => [id, p.safeSearch])),
 );
 
+/** Interception settings when the file says nothing: the shipped exclusions, UT1 `bank`, 72-hour leaves. */
+export const defaultInterception = (): InterceptionConfig => ({
+  ca: null,
+  exclude: { categories: ['bank'], domains: [], shipped: true },
+  extraRoots: [],
+  leafHours: 72,
+  leafCacheSize: 10_000,
+});
+
 /** The port a transparent listener stands for when its entry names none (`targetPort`). */
 export const TRANSPARENT_TARGET_PORT = { http: 80, https: 443 } as const;
 
@@ -152,6 +161,7 @@ export function defaultConfig(): VigieConfig {
     // "raw" because tunnel set-up on net.Socket measured below Squid's rate (issue 21's rule;
     // docs/performance.md, 2026-12-06); "socket" is one setting away.
     tunnels: 'raw',
+    interception: defaultInterception(),
     workers: availableParallelism(),
     log: { level: 'info' },
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },

@@ -7,7 +7,7 @@ import { parseNetwork } from '../net/address.js';
 import { own } from '../own.js';
 import { completeSafeSearch, defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
-import { holidaysOf, windowsOf, type ProfileConfig, type RuleSet, type VigieConfig } from './types.js';
+import { holidaysOf, windowsOf, type InterceptionConfig, type ProfileConfig, type RuleSet, type VigieConfig } from './types.js';
 
 
 /** A config problem: where (file and JSON path) and why. */
@@ -99,9 +99,13 @@ export function mergeConfig(file: Record<string, unknown>, base: VigieConfig = d
   const merged = cfg as unknown as VigieConfig;
   const portal = merged.auth.portal;
   if (portal) merged.auth = { ...merged.auth, portal: { ...{ url: null, idleMinutes: 30, explicit: 'challenge' as const, cert: null, key: null }, ...portal } };
+  // `exclude` merges key by key too: naming only `domains` keeps the `bank` category.
+  const interception = file.interception as Partial<InterceptionConfig> | undefined;
+  if (interception?.exclude) merged.interception = { ...merged.interception, exclude: { ...base.interception.exclude, ...interception.exclude } };
   for (const [id, p] of Object.entries(merged.profiles)) {
     const profile: ProfileConfig = { ...defaultRuleSet(p), description: p.description, safeSearch: completeSafeSearch(id, p.safeSearch) };
     if (p.schedule) profile.schedule = { within: p.schedule.within, otherwise: defaultRuleSet(p.schedule.otherwise) };
+    if (p.intercept !== undefined && p.intercept !== 'off') profile.intercept = p.intercept;
     merged.profiles[id] = profile;
   }
   return merged;

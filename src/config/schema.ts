@@ -91,6 +91,7 @@ export const configSchema = {
           ...ruleSet.properties,
           description: { type: 'string' },
           safeSearch,
+          intercept: { enum: ['off', 'block-pages', 'full'] },
           schedule: {
             type: 'object',
             additionalProperties: false,
@@ -198,6 +199,21 @@ export const configSchema = {
     },
     proxyName: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
     tunnels: { enum: ['socket', 'raw'] },
+    interception: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ca: { type: ['string', 'null'], minLength: 1 },
+        exclude: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { categories: stringList, domains: stringList, shipped: { type: 'boolean' } },
+        },
+        extraRoots: stringList,
+        leafHours: { type: 'integer', minimum: 1, maximum: 720 },
+        leafCacheSize: { type: 'integer', minimum: 16, maximum: 1000000 },
+      },
+    },
     workers: { type: 'integer', minimum: 1, maximum: 64 },
     log: {
       type: 'object',

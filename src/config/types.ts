@@ -49,8 +49,13 @@ export interface SafeSearchSettings {
   youtube: 'strict' | 'moderate' | 'off';
 }
 
+/** TLS interception for a profile (docs/interception.md): off, block pages over HTTPS, or every HTTPS request decided on its URL. */
+export type InterceptMode = 'off' | 'block-pages' | 'full';
+
 export interface ProfileConfig extends RuleSet {
   description?: string;
+  /** Absent = off: tunnels stay end to end (the school CA is never used for this profile). */
+  intercept?: InterceptMode;
   /** Absent keys come from the embedded profile of the same name, else everything on (strict). */
   safeSearch: SafeSearchSettings;
   /** When set, the rules above apply within this time window and `otherwise` outside it. */
@@ -59,6 +64,29 @@ export interface ProfileConfig extends RuleSet {
 
 /** A profile as a file or the API may give it: every key optional, SafeSearch switches one by one. */
 export type ProfileInput = Omit<Partial<ProfileConfig>, 'safeSearch'> & { safeSearch?: Partial<SafeSearchSettings> };
+
+export interface InterceptionConfig {
+  /** Folder of the school CA (`vigie ca init`): ca.key.pem, ca.cert.pem; null = `<dataDir>/ca`. */
+  ca: string | null;
+  /** Never intercepted, whatever the profile says: tunnelled end to end. */
+  exclude: {
+    /** List categories (UT1 `bank` by default). */
+    categories: string[];
+    /** Domains (and their subdomains). */
+    domains: string[];
+    /** Also the shipped list of health, government-identity and certificate-pinned hosts (lists/interception-exclude.json). */
+    shipped: boolean;
+  };
+  /**
+   * PEM files of extra CAs trusted for origins, besides Node's bundled store: an academy's own
+   * PKI, or a test CA. Never a way to turn verification off.
+   */
+  extraRoots: string[];
+  /** Validity of a leaf certificate; it is made again at three quarters of it. */
+  leafHours: number;
+  /** Leaf certificates (with their TLS context) kept in memory, least recently used dropped. */
+  leafCacheSize: number;
+}
 
 export interface ClientRule {
   /** CIDR (IPv4 or IPv6) or a single address. */
@@ -180,6 +208,8 @@ export interface VigieConfig {
    * public Node APIs only). Read at start.
    */
   tunnels: 'socket' | 'raw';
+  /** What every intercepting profile shares (src/tls/, src/proxy/intercept.ts, docs/interception.md). */
+  interception: InterceptionConfig;
   /**
    * Proxy processes sharing the listening ports (node:cluster); the journal, API and metrics stay
    * in the primary. 1 = one process doing everything. Default: the machine's cores.

@@ -332,8 +332,8 @@ export class Gate {
     return r;
   }
 
-  /** The block page's report form, and for a block a teacher may lift, the console's prefilled unblock form. */
-  private linksFor(d: Decision, r: Reply): BlockLinks {
+  /** The block page's report form, and for a block a teacher may lift, the console's prefilled unblock form (also for src/proxy/intercept.ts). */
+  linksFor(d: Decision, r: Reply): BlockLinks {
     const config = this.deps.config();
     if (this.links === null || this.links.config !== config) this.links = { config, links: blockLinks(config, this.deps.bound()[0]) };
     const base = this.links.links;

@@ -184,7 +184,7 @@ export function portalPage(lang: Lang, location: string): string {
   return page(lang, title, `<p>${lead}</p>\n<p><a href="${escapeHtml(location)}">${link}</a></p>`);
 }
 
-export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request';
+export type UpstreamProblem = 'dns' | 'refused' | 'unreachable' | 'connect-timeout' | 'response-timeout' | 'reset' | 'bad-request' | 'certificate';
 
 const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
   fr: {
@@ -195,6 +195,7 @@ const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
     'response-timeout': 'Le serveur de ce site n’a pas répondu à temps.',
     reset: 'La connexion avec le serveur de ce site a été interrompue.',
     'bad-request': 'La requête n’est pas une requête de proxy valide.',
+    certificate: 'Le certificat présenté par ce site n’est pas valide (expiré, pour un autre nom ou d’une autorité inconnue) : la passerelle ne s’y connecte pas, comme un navigateur le refuserait.',
   },
   en: {
     dns: 'This site’s name does not exist or could not be resolved (DNS error).',
@@ -204,6 +205,7 @@ const PROBLEMS: Record<Lang, Record<UpstreamProblem, string>> = {
     'response-timeout': 'This site’s server did not answer in time.',
     reset: 'The connection to this site’s server was cut.',
     'bad-request': 'This is not a valid proxy request.',
+    certificate: 'This site’s certificate is not valid (expired, for another name, or from an unknown authority): the gateway does not connect to it, as a browser would refuse it.',
   },
 };
 

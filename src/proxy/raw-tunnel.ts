@@ -23,6 +23,8 @@ export interface RawContext extends TunnelRelayHost {
   rawAdopt(conn: RawConnection, client: TcpHandle, first: Buffer | null): void;
   /** The gate's answer to this CONNECT is no tunnel (block, refusal, DNS error): carried out on a `net.Socket`. */
   rawAnswer(conn: RawConnection, client: TcpHandle, reply: Reply): void;
+  /** An allowed tunnel that TLS interception takes (src/proxy/intercept.ts): carried out by `rawAnswer`. */
+  intercepting(reply: Reply): boolean;
   /** The origin could not be reached: answered and recorded as the `net.Socket` path does. */
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void;
   /** Both handles are closed; `rec` is set when the tunnel had opened (bytes and duration filled in). */
@@ -143,7 +145,7 @@ export class RawConnection implements TunnelRelay, GateUser {
     const hp = connectTarget(p.target);
     const r = this.ctx.gate.enter({ client: peer.address, mode: 'explicit', method: 'CONNECT', host: hp === null ? '' : hp.host, port: hp === null ? 0 : hp.port, path: '', acceptLanguage: p.acceptLanguage, proxyAuthorization: p.proxyAuthorization });
     this.first = null;
-    if (r.kind !== 'tunnel') {
+    if (r.kind !== 'tunnel' || this.ctx.intercepting(r)) {
       this.answer(r);
       return true;
     }
@@ -164,7 +166,7 @@ export class RawConnection implements TunnelRelay, GateUser {
     if (this.phase !== RawPhase.Connecting || r !== this.pass) return;
     // Decided only now when the client had to be identified first.
     this.rec = r.record;
-    if (r.kind === 'tunnel') this.connect(r);
+    if (r.kind === 'tunnel' && !this.ctx.intercepting(r)) this.connect(r);
     else {
       this.rec = null;
       this.answer(r);

@@ -12,6 +12,7 @@ import { NodeHttpForwarder, refuseConnection, type NodeHttpContext } from './nod
 import { emitter, type Emit } from './observe.js';
 import type { ClientContext } from './origin-exchange.js';
 import { IdleSweeper, tickFor } from './idle.js';
+import { Interception } from './intercept.js';
 import type { Lang, UpstreamProblem } from './pages.js';
 import type { HostResolver } from './resolver.js';
 import type { Target } from './target.js';
@@ -47,6 +48,8 @@ export interface ProxyDeps {
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
 
 export type { TunnelStyle } from './socket-tunnel.js';
+
+const EMPTY = Buffer.alloc(0);
 
 function destroySelf(this: Socket): void {
   this.destroy();
@@ -92,6 +95,8 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
   /** Forget this proxy's listeners in the registry of the gateway's own (src/net/own-listeners.ts). */
   private readonly unlisten: (() => void)[] = [];
   private onDrained: (() => void) | null = null;
+  /** TLS interception with the school CA (src/proxy/intercept.ts): hooked where a tunnel opens or is refused. */
+  readonly interception: Interception;
 
   constructor(private readonly deps: ProxyDeps) {
     const { config } = deps;
@@ -116,6 +121,26 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
     });
     this.nodeHttp = new NodeHttpForwarder(this);
     this.socketTunnels = new SocketTunnels(this);
+    this.interception = new Interception({
+      gate: this.gate,
+      get config() {
+        return deps.config;
+      },
+      via: this.via,
+      snapshot: () => this.deps.snapshot(),
+      record: (event, rec) => this.emit(event, rec),
+      upstreamError: (p) => this.emit('upstreamError', p),
+    });
+  }
+
+  /** TunnelContext: whether interception takes this tunnel's client (then it answers it). */
+  intercept(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): boolean {
+    return this.interception.take(client, head, r, style);
+  }
+
+  /** RawContext: an allowed tunnel that interception will take is handed to `net.Socket` by rawAnswer. */
+  intercepting(reply: Reply): boolean {
+    return this.interception.wants(reply);
   }
 
   // ClientContext: what a client connection asks of the proxy. Config and resolver are read
@@ -240,7 +265,8 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
     this.raws.delete(conn);
     const socket = this.wrap(client, null);
     socket.on('error', destroySelf);
-    this.socketTunnels.answerTunnel(socket, reply, 'http');
+    // An allowed tunnel comes here only to be intercepted (RawContext.intercepting).
+    this.socketTunnels.gatedTunnel(socket, EMPTY, reply, 'http');
   }
 
   rawRefuse(conn: RawConnection, client: TcpHandle, rec: ConnectionRecord, lang: Lang, problem: UpstreamProblem): void {
@@ -332,6 +358,7 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
     if (this.sockets.size || this.raws.size) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearTimeout(timer);
     this.nodeHttp.close();
+    this.interception.close();
     this.pool.destroy();
     this.idle.stop();
   }

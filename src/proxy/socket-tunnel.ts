@@ -21,6 +21,8 @@ export interface TunnelContext extends TunnelRelayHost {
   readonly gate: Gate;
   readonly idle: IdleSweeper;
   readonly emit: Emit;
+  /** TLS interception (src/proxy/intercept.ts): true when it takes the client and answers it itself. */
+  intercept(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): boolean;
 }
 
 function destroySelf(this: Socket): void {
@@ -48,13 +50,15 @@ export class SocketTunnels {
    * entry's own terms: an HTTP status for a CONNECT, a TLS alert for a transparent ClientHello.
    */
   gatedTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
-    if (r.kind !== 'tunnel') return this.answerTunnel(client, r, style);
+    if (r.kind !== 'tunnel') return this.answerTunnel(client, r, style, head);
     if (r.address !== '') return this.openTunnel(client, head, r, style);
-    this.ctx.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r, style) : this.answerTunnel(client, r, style)) });
+    this.ctx.gate.resolve(r, { gated: () => (r.kind === 'tunnel' ? this.openTunnel(client, head, r, style) : this.answerTunnel(client, r, style, head)) });
   }
 
   /** Carries out a gate's answer to a CONNECT that opens no tunnel: recorded (when decided), then answered. */
-  answerTunnel(client: Socket, r: Reply, style: TunnelStyle): void {
+  answerTunnel(client: Socket, r: Reply, style: TunnelStyle, head: Buffer): void {
+    // A block on a profile with interception: the block page over TLS (the ClientHello is `head`).
+    if (r.kind === 'block' && this.ctx.intercept(client, head, r, style)) return;
     const rec = r.record;
     if (r.problem !== null) this.ctx.emit('upstreamError', r.problem);
     if (rec !== null) {
@@ -76,7 +80,7 @@ export class SocketTunnels {
   }
 
   private openTunnel(client: Socket, head: Buffer, r: Reply, style: TunnelStyle): void {
-    if (client.destroyed) return;
+    if (client.destroyed || this.ctx.intercept(client, head, r, style)) return;
     const { timeouts } = this.ctx.config;
     const rec = r.record!;
     const lang = pickLang(r.acceptLanguage);

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requisitionProblems } from '../../journal/requisition.js';
 import type { JournalFilter, JournalReader, StatsBucket, StatsRow } from '../../journal/types.js';
 import { decide } from '../../policy/decide.js';
+import { InterceptExclusions, tlsTreatment } from '../../policy/interception.js';
 import { requestFor } from '../../policy/request.js';
 import { PolicyValidationError } from '../../policy/store.js';
 import type { Decision } from '../../policy/types.js';
@@ -82,8 +83,12 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
   }, async (req) => {
     const time = timeField(req.query.at, 'querystring/at') ?? Date.now();
     const r = requestFor(req.query.url, req.query.client, time);
-    const d = decide(ctx.gateway.snapshot, r);
-    return { url: req.query.url, client: req.query.client, scheme: r.scheme, host: r.host, port: r.port, path: r.path, at: new Date(time).toISOString(), ...d, explanation: explain(d) };
+    const snapshot = ctx.gateway.snapshot;
+    const d = decide(snapshot, r);
+    // HTTPS only: terminated with the school CA, excluded from interception, or tunnelled (docs/interception.md).
+    const config = ctx.gateway.proxy.config;
+    const tls = r.scheme === 'connect' ? tlsTreatment(config, new InterceptExclusions(config, snapshot), d, r.host) : null;
+    return { url: req.query.url, client: req.query.client, scheme: r.scheme, host: r.host, port: r.port, path: r.path, at: new Date(time).toISOString(), ...d, explanation: explain(d), tls };
   });
 
   app.get<{ Querystring: FilterQuery & { limit: number; cursor?: string } }>('/api/v1/journal', {
