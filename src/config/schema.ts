@@ -188,6 +188,7 @@ export const configSchema = {
     proxyName: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
     tunnels: { enum: ['socket', 'raw'] },
     workers: { type: 'integer', minimum: 1, maximum: 64 },
+    workersRuntime: { enum: ['auto', 'threads', 'processes'] },
     log: {
       type: 'object',
       additionalProperties: false,

@@ -5,7 +5,8 @@ import { buildUt1Bytes, type BuildRequest } from './compile.js';
 const req = workerData as BuildRequest;
 try {
   const { bytes, report } = await buildUt1Bytes(req.dir);
-  parentPort!.postMessage({ ok: true, report, bytes }, [bytes.buffer as ArrayBuffer]);
+  // Shared memory: the gateway gets the same bytes, not a copy (nor a transfer, which it cannot be).
+  parentPort!.postMessage({ ok: true, report, bytes });
 } catch (e) {
   parentPort!.postMessage({ ok: false, message: (e as Error).message });
 }

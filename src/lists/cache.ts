@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { CompactIndex } from './compact-index.js';
@@ -97,9 +97,29 @@ export async function pruneCompiled(cacheDir: string): Promise<void> {
   for (const n of names) if (/^ut1-[0-9a-f]+\.idx$/.test(n) && !keep.has(n)) await unlink(join(cacheDir, n)).catch(() => undefined);
 }
 
+/**
+ * A file's bytes in a SharedArrayBuffer: one copy in memory that every thread of the gateway views
+ * (readFile's Buffer would be per thread, and copied again to be shared).
+ */
+export async function readShared(file: string): Promise<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const bytes = new Uint8Array(new SharedArrayBuffer(size));
+    for (let at = 0; at < size; ) {
+      const { bytesRead } = await fh.read(bytes, at, size - at, at);
+      if (bytesRead === 0) throw new Error(`${file}: shorter than its size (${at} of ${size} bytes)`);
+      at += bytesRead;
+    }
+    return bytes;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Loads a compiled file written by this module (for tools and the benchmark). */
 export async function readCompiled(file: string): Promise<CompactIndex> {
-  return CompactIndex.fromBytes(await readFile(file));
+  return CompactIndex.fromBytes(await readShared(file));
 }
 
 /** The UT1 index for a folder: from the compiled file when the sources did not change, else built. */
@@ -112,7 +132,7 @@ export async function loadCompiledUt1(dirIn: string, opts: CompiledLoadOptions =
     const m = await readManifest(cacheDir, dir);
     if (m && m.stamp === stamp) {
       try {
-        const index = CompactIndex.fromBytes(await readFile(join(cacheDir, m.file)));
+        const index = CompactIndex.fromBytes(await readShared(join(cacheDir, m.file)));
         if (index.version !== m.version) throw new Error(`holds version ${index.version}, manifest says ${m.version}`);
         return { index, report: m.report, seconds: (performance.now() - t0) / 1000, source: 'cache' };
       } catch (e) {

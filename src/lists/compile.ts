@@ -11,12 +11,15 @@ export interface BuildResult {
   report: LoadReport;
 }
 
-/** Reads and compiles a UT1-layout folder into the compiled-file bytes (on the calling thread). */
+/**
+ * Reads and compiles a UT1-layout folder into the compiled-file bytes (on the calling thread), in
+ * a SharedArrayBuffer: the gateway's proxy threads view that one copy (src/cluster/threads.ts).
+ */
 export async function buildUt1Bytes(dir: string): Promise<BuildResult> {
   const builder = new CompactIndexBuilder();
   const report = await loadUt1Dir(dir, builder);
   if (report.categories.length === 0) throw new Error(`${dir}: no category folder (expected UT1 layout: CATEGORY/domains, urls, expressions)`);
-  return { bytes: builder.build(report.version).serialize(), report };
+  return { bytes: builder.build(report.version).serialize(true), report };
 }
 
 /**
