@@ -27,8 +27,7 @@ export class ThreadRuntime implements WorkerRuntime {
   }
 
   spawn(onMessage: Parameters<WorkerRuntime['spawn']>[0], onExit: Parameters<WorkerRuntime['spawn']>[1]): Member {
-    const young = Number(process.env.VIGIE_THREAD_YOUNG_MB) || 0;
-    const worker = startWorker(siblingModule(import.meta.url, 'thread-entry'), { name: 'vigie-proxy', ...(young ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}) });
+    const worker = startWorker(siblingModule(import.meta.url, 'thread-entry'), { name: 'vigie-proxy' });
     let dead = false;
     const ids = { thread: worker.threadId };
     worker.on('message', onMessage);

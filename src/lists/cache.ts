@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { CompactIndex } from './compact-index.js';
-import { buildUt1Bytes, buildUt1InWorker, type BuildResult } from './compile.js';
+import { buildUt1Bytes, buildUt1InProcess, type BuildResult } from './compile.js';
+import { readShared } from './shared-file.js';
 import { LIST_FILES, listCategories, type LoadReport } from './ut1.js';
 
 /**
@@ -97,26 +98,6 @@ export async function pruneCompiled(cacheDir: string): Promise<void> {
   for (const n of names) if (/^ut1-[0-9a-f]+\.idx$/.test(n) && !keep.has(n)) await unlink(join(cacheDir, n)).catch(() => undefined);
 }
 
-/**
- * A file's bytes in a SharedArrayBuffer: one copy in memory that every thread of the gateway views
- * (readFile's Buffer would be per thread, and copied again to be shared).
- */
-export async function readShared(file: string): Promise<Uint8Array> {
-  const fh = await open(file, 'r');
-  try {
-    const size = (await fh.stat()).size;
-    const bytes = new Uint8Array(new SharedArrayBuffer(size));
-    for (let at = 0; at < size; ) {
-      const { bytesRead } = await fh.read(bytes, at, size - at, at);
-      if (bytesRead === 0) throw new Error(`${file}: shorter than its size (${at} of ${size} bytes)`);
-      at += bytesRead;
-    }
-    return bytes;
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Loads a compiled file written by this module (for tools and the benchmark). */
 export async function readCompiled(file: string): Promise<CompactIndex> {
   return CompactIndex.fromBytes(await readShared(file));
@@ -141,7 +122,7 @@ export async function loadCompiledUt1(dirIn: string, opts: CompiledLoadOptions =
     }
   }
   const useWorker = opts.worker === 'auto' || opts.worker === undefined ? sourceBytes > WORKER_THRESHOLD_BYTES : opts.worker;
-  const built: BuildResult = useWorker ? await buildUt1InWorker({ dir }) : await buildUt1Bytes(dir);
+  const built: BuildResult = useWorker ? await buildUt1InProcess({ dir }) : await buildUt1Bytes(dir);
   const index = CompactIndex.fromBytes(built.bytes);
   if (cacheDir) {
     try {
