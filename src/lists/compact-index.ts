@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { FLAG_MASK, fin1, fin2, step1, step2 } from './hash.js';
+import { FLAG_MASK, fin1, fin2, lane2, step1, step2 } from './hash.js';
 import { EMBED_MASK, filterHas, FLAG_BITS, findLane1, findSlot, HAS_CHILDREN, HAS_URLS, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
 import { UrlRuleIndex } from './compact-urls.js';
 import { CategoryExpressions } from './expressions.js';
-import { stripWww } from './normalize.js';
+import { stripWww, wwwEnd } from './normalize.js';
 import { compactPartsFromBytes, sectionBytes, serializeCompact, type CompactParts } from './compact-file.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
 
@@ -32,28 +32,6 @@ function wantsSet(fp: Int32Array, setsEmbedded: boolean, domSet: Uint16Array | U
   const set = setsEmbedded ? (fp[(slot << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[slot]!;
   for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
   return false;
-}
-
-/** Where stripWww's result starts: after a leading `www.` / `wwwN.`, else 0. */
-function wwwEnd(host: string): number {
-  const n = host.length;
-  if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
-    let j = 3;
-    let c = host.charCodeAt(j);
-    while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
-    if (c === 46 && j < n - 1) return j + 1;
-  }
-  return 0;
-}
-
-/** Lane 2 of host[start..]: computed once per lookup, for the name lane 1 found (see walk). */
-function lane2(s2: number, host: string, start: number): number {
-  let b = s2;
-  for (let i = host.length - 1; i >= start; i--) {
-    b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
-    b ^= b >>> 15;
-  }
-  return fin2(b, host.length - start);
 }
 
 export class CompactIndex implements CategoryIndex {
