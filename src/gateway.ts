@@ -9,7 +9,7 @@ import { Journal, type JournalHandle } from './journal/journal.js';
 import { JournalShipper, type FleetReport } from './journal/ship.js';
 import { loadAcademyLists } from './lists/load.js';
 import { ListUpdateScheduler } from './lists/schedule.js';
-import { loadListSet } from './lists/set.js';
+import { loadListSet, type ListSet } from './lists/set.js';
 import { resolveUt1Dir } from './lists/update.js';
 import type { ListSourceInfo } from './lists/sources.js';
 import type { CategoryIndex } from './lists/types.js';
@@ -50,6 +50,13 @@ export interface GatewayOptions {
   onOverrides?: (list: readonly Override[]) => void;
   /** The clock of the overrides' expiries (tests). */
   now?: () => number;
+  /** Listen with SO_REUSEPORT: a proxy thread beside others on the same ports (src/cluster/threads.ts). */
+  reusePort?: boolean;
+  /**
+   * Where the lists come from instead of the disk (a proxy thread: the main thread's compiled
+   * lists, in shared memory); the same contract as loadListSet (throws = keep the previous ones).
+   */
+  listSet?: (config: VigieConfig, log: Logger, dir: string) => Promise<ListSet>;
 }
 
 /** The running version (package.json), told to the academy in fleet reports. */
@@ -93,6 +100,8 @@ export class Gateway {
   private current!: PolicySnapshot;
   private ut1: CategoryIndex | null = null;
   private extra: ExtraLists | null = null;
+  /** The list set in use (null until the first load): proxy threads view its compiled files. */
+  private lists: ListSet | null = null;
   /** The list sets in use (UT1, each extra list): counts, versions, data dates (metrics, status). */
   listSources: readonly ListSourceInfo[] = [];
   /** UT1 updates on a schedule, and reloads after `vigie lists update`. */
@@ -149,6 +158,7 @@ export class Gateway {
       admit: journal ? () => journal.admit() : opts.admit,
       rawTunnels: opts.rawTunnels,
       identity: this.identity,
+      reusePort: opts.reusePort,
     };
     this.proxy = new ProxyServer(this.proxyDeps);
   }
@@ -159,6 +169,11 @@ export class Gateway {
 
   get config(): VigieConfig {
     return this.opts.config;
+  }
+
+  /** The list set in use (null before the first load). */
+  get loadedLists(): ListSet | null {
+    return this.lists;
   }
 
   /** What the proxy reports to (metrics, journal): a cluster primary feeds them its workers' events. */
@@ -225,11 +240,12 @@ export class Gateway {
     const { config, log } = this.opts;
     const dir = await resolveUt1Dir(config);
     try {
-      const set = await loadListSet(config, log, dir);
+      const set = await (this.opts.listSet ?? loadListSet)(config, log, dir);
       const { report, seconds, source } = set;
       if (report.badLineCount) log.warn('lists: lines ignored', { count: report.badLineCount, first: report.badLines[0] && `${report.badLines[0].category}/${report.badLines[0].file}:${report.badLines[0].line} ${report.badLines[0].reason}` });
       this.ut1 = set.ut1;
       this.extra = set.extra;
+      this.lists = set;
       this.swap(await compilePolicy(config, set.ut1, ++this.version, log, this.policy, set.extra));
       this.listSources = set.sources;
       this.policyUpdates.lastSuccess = Date.now();

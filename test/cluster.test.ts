@@ -15,6 +15,8 @@ const academy = writeLists(tmp(), { 'academy-allow': { domains: ['academy-ok.tes
 function config(port: number, metricsPort: number, originPort: number, extra: Record<string, unknown> = {}) {
   return {
     workers: 2,
+    // Forked processes on every Node (test/cluster-threads.test.ts covers threads, Node ≥ 22.12).
+    workersRuntime: 'processes',
     listen: [{ host: '127.0.0.1', port }],
     metrics: { listen: { host: '127.0.0.1', port: metricsPort } },
     supervision: { enabled: false },

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
-import { ClusterPrimary } from '../cluster/primary.js';
+import { memoryFigures } from '../cluster/memory.js';
+import { createWorkers } from '../cluster/runtime.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
@@ -24,8 +25,8 @@ export function registerStart(program: Command): void {
       const graceMs = Math.max(0, Number(opts.grace) * 1000 || 0);
       const t0 = performance.now();
       const metrics = config.metrics.enabled ? createGatewayMetrics() : null;
-      // workers > 1: this process keeps the journal, metrics and API; forked workers proxy.
-      const clustered = config.workers > 1 ? new ClusterPrimary(config.workers, log) : null;
+      // workers > 1: this process keeps the journal, metrics and API; worker threads or processes proxy.
+      const clustered = config.workers > 1 ? await createWorkers(config, log) : null;
       const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [], ...(clustered ? { listen: false, onSwap: clustered.onSwap, onOverrides: clustered.onOverrides } : {}) });
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
@@ -72,6 +73,8 @@ export function registerStart(program: Command): void {
         log.info('reloaded', { policyVersion: gateway.snapshot.policyVersion, listsLoaded });
       };
 
+      // Where the memory goes, on demand (docs/design/workers.md): this process, then each worker.
+      process.on('SIGUSR2', () => (clustered ? clustered.logMemory() : log.info('memory (MiB)', { pid: process.pid, ...memoryFigures() })));
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
       let markReady!: () => void;
@@ -115,6 +118,6 @@ export function registerStart(program: Command): void {
       }
       // Filtering goes on without the API: a port conflict must not take the school offline.
       if (config.supervision.enabled) supervision = await startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
-      log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), ...(clustered ? { workers: clustered.workerPids.join(',') } : {}) });
+      log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), ...(clustered ? { workers: clustered.workerPids.join(','), runtime: clustered.runtime.kind } : {}) });
     });
 }

@@ -1,11 +1,36 @@
-import cluster, { type Worker } from 'node:cluster';
-import { fileURLToPath } from 'node:url';
 import type { Gateway } from '../gateway.js';
-import type { Logger } from '../log.js';
+import type { Fields, Logger } from '../log.js';
 import type { Override } from '../policy/overrides.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
+import { memoryFigures } from './memory.js';
 import { RelayReceiver } from './relay.js';
+import type { SharedLists } from './shared-lists.js';
+
+/** One proxy worker as the primary sees it: a forked process or a worker thread. */
+export interface Member {
+  /** Who it is in log lines (pid, thread id). */
+  readonly ids: Fields;
+  /** The process id (threads: the gateway's own). */
+  readonly pid: number;
+  send(m: ToWorker): void;
+  isDead(): boolean;
+  /** Ends it now (stop did not finish in time, or it never started). */
+  kill(): void;
+}
+
+/**
+ * How proxy workers run: processes (node:cluster, every Node) or threads sharing one copy of the
+ * lists (worker_threads with SO_REUSEPORT, Node ≥ 22.12). One is chosen at start (runtime.ts).
+ */
+export interface WorkerRuntime {
+  readonly kind: 'processes' | 'threads';
+  /** Before the first worker starts (e.g. fix the ports every thread must share). */
+  prepare(gateway: Gateway): Promise<void>;
+  spawn(onMessage: (m: FromWorker) => void, onExit: (code: number | null, signal: string | null) => void): Member;
+  /** The lists a policy notice carries (threads: shared memory); undefined: workers read the disk. */
+  shareLists(gateway: Gateway): SharedLists | null | undefined;
+}
 
 /** How often the primary looks at its journal's admit state besides after each event batch. */
 const ADMIT_POLL_MS = 50;
@@ -15,7 +40,7 @@ const RESTART_PAUSE_MS = 1_000;
 
 interface Slot {
   id: number;
-  worker: Worker;
+  worker: Member;
   started: number;
   listening: boolean;
   /** Last policy notice this worker applied. */
@@ -23,16 +48,20 @@ interface Slot {
   stopped: boolean;
   /** Sent its init: later notices may follow. */
   inited: boolean;
+  /** Called when it ends (stop waits on them). */
+  exited: (() => void)[];
 }
 
 /**
- * The primary of `vigie start` in cluster mode. It runs the only journal (so rows are numbered in
- * one order), the metrics, the API and the policy store; N forked workers share the proxy ports.
+ * The primary of `vigie start` with workers. It runs the only journal (so rows are numbered in
+ * one order), the metrics, the API and the policy store; N workers (processes or threads, see
+ * WorkerRuntime) share the proxy ports.
  * It relays their events to its observers, pushes policy changes and the journal's admit state to
  * them, restarts a worker that dies, and stops them first on the way out.
  */
 export class ClusterPrimary {
   private readonly slots = new Map<number, Slot>();
+  private nextKey = 0;
   private readonly relay: RelayReceiver;
   private gateway: Gateway | null = null;
   private seq = 0;
@@ -50,6 +79,7 @@ export class ClusterPrimary {
   constructor(
     private readonly count: number,
     private readonly log: Logger,
+    readonly runtime: WorkerRuntime,
   ) {
     // Workers' LDAP checks count in this process's metrics, as their traffic does.
     this.relay = new RelayReceiver(() => this.gateway?.observers ?? [], (counts) => this.gateway?.identity.addRelayedCounts(counts));
@@ -77,8 +107,8 @@ export class ClusterPrimary {
     for (const s of this.slots.values()) if (s.inited) this.post(s, { t: 'overrides', list });
   };
 
-  /** Forks the workers; resolves with the addresses once every one of them listens. */
-  listen(gateway: Gateway): Promise<{ host: string; port: number }[]> {
+  /** Starts the workers; resolves with the addresses once every one of them listens. */
+  async listen(gateway: Gateway): Promise<{ host: string; port: number }[]> {
     this.gateway = gateway;
     this.admitState = gateway.admit();
     // Sessions are declared to the primary (API): every worker identifies clients with the same ones.
@@ -87,14 +117,7 @@ export class ClusterPrimary {
     });
     this.admitTimer = setInterval(() => this.pushAdmit(), ADMIT_POLL_MS);
     this.admitTimer.unref();
-    // From source (tsx) the entry is .ts; node's flags, the tsx loader among them, are inherited.
-    const here = import.meta.url;
-    // Workers accept on the shared socket themselves. Round robin (node's default) has the primary
-    // accept every connection and pass it over IPC: measured on one core, tunnel setups/s fell to
-    // 0.43× of one process with it, 0.95× without. NODE_CLUSTER_SCHED_POLICY=rr still selects it.
-    if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
-    cluster.setupPrimary({ exec: fileURLToPath(new URL(here.endsWith('.ts') ? './entry.ts' : './entry.js', here)), args: [] });
-    cluster.on('exit', (w, code, signal) => this.onExit(w, code, signal));
+    await this.runtime.prepare(gateway);
     const listening = new Promise<{ host: string; port: number }[]>((resolve, reject) => (this.firstListen = { resolve, reject }));
     for (let id = 1; id <= this.count; id++) this.fork(id);
     return listening;
@@ -126,22 +149,32 @@ export class ClusterPrimary {
     });
   }
 
+  /** Logs this process's memory figures, then each worker's as it answers (SIGUSR2). */
+  logMemory(): void {
+    this.log.info('memory (MiB)', { worker: 'primary', pid: process.pid, ...memoryFigures() });
+    for (const s of this.slots.values()) if (s.inited) this.post(s, { t: 'memory' });
+  }
+
+  /** The workers' process ids (threads: the gateway's own pid, once per thread). */
   get workerPids(): number[] {
-    return [...this.slots.values()].map((s) => s.worker.process.pid ?? 0);
+    return [...this.slots.values()].map((s) => s.worker.pid);
   }
 
   private fork(id: number): void {
-    const worker = cluster.fork();
-    const slot: Slot = { id, worker, started: Date.now(), listening: false, appliedSeq: 0, stopped: false, inited: false };
-    this.slots.set(worker.id, slot);
-    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    const key = ++this.nextKey;
+    const slot: Slot = { id, worker: null as unknown as Member, started: Date.now(), listening: false, appliedSeq: 0, stopped: false, inited: false, exited: [] };
+    this.slots.set(key, slot);
+    slot.worker = this.runtime.spawn(
+      (m) => this.onMessage(key, slot, m),
+      (code, signal) => this.onExit(key, code, signal),
+    );
   }
 
   private post(slot: Slot, m: ToWorker): void {
-    if (slot.worker.isConnected()) slot.worker.send(m);
+    slot.worker.send(m);
   }
 
-  private onMessage(slot: Slot, m: FromWorker): void {
+  private onMessage(key: number, slot: Slot, m: FromWorker): void {
     switch (m.t) {
       case 'hello':
         slot.inited = true;
@@ -149,7 +182,7 @@ export class ClusterPrimary {
         this.post(slot, { t: 'sessions', changes: this.gateway!.identity.sessions.list().map((session) => ({ t: 'open' as const, session })) });
         break;
       case 'ev':
-        this.relay.receive(slot.worker.id, m.b);
+        this.relay.receive(key, m.b);
         this.pushAdmit();
         break;
       case 'listening':
@@ -174,22 +207,26 @@ export class ClusterPrimary {
       case 'stopped':
         slot.stopped = true;
         break;
+      case 'memory':
+        this.log.info('memory (MiB)', { worker: slot.id, ...slot.worker.ids, ...m.m });
+        break;
       case 'report':
         this.gateway?.reports?.add(m.r).catch((e: Error) => this.log.error(`report not queued: ${e.message}`));
         break;
     }
   }
 
-  private onExit(worker: Worker, code: number | null, signal: string | null): void {
-    const slot = this.slots.get(worker.id);
+  private onExit(key: number, code: number | null, signal: string | null): void {
+    const slot = this.slots.get(key);
     if (!slot) return;
-    this.slots.delete(worker.id);
-    this.relay.forget(worker.id);
+    this.slots.delete(key);
+    this.relay.forget(key);
     this.gateway?.identity.idle.reset();
+    for (const f of slot.exited.splice(0)) f();
     this.waiters = this.waiters.filter((w) => (w.check() ? (w.resolve(), false) : true));
     if (this.stopping) return;
     const quick = Date.now() - slot.started < QUICK_DEATH_MS;
-    this.log.error('proxy worker died, starting another', { worker: slot.id, pid: worker.process.pid, code, signal, inMs: quick ? RESTART_PAUSE_MS : 0 });
+    this.log.error('proxy worker died, starting another', { worker: slot.id, ...slot.worker.ids, code, signal, inMs: quick ? RESTART_PAUSE_MS : 0 });
     if (this.firstListen && !slot.listening) {
       this.firstListen.reject(new Error(`proxy worker ${slot.id} exited before listening (code ${code}, signal ${signal})`));
       this.firstListen = null;
@@ -199,7 +236,8 @@ export class ClusterPrimary {
   }
 
   private notice(): PolicyNotice {
-    return { t: 'policy', seq: this.seq, config: this.gateway!.config, lists: this.listsGen };
+    const shared = this.runtime.shareLists(this.gateway!);
+    return { t: 'policy', seq: this.seq, config: this.gateway!.config, lists: this.listsGen, ...(shared === undefined ? {} : { shared }) };
   }
 
   private broadcastPolicy(): void {
@@ -226,15 +264,15 @@ export class ClusterPrimary {
     this.stopping = true;
     if (this.admitTimer) clearInterval(this.admitTimer);
     const live = [...this.slots.values()];
-    const exits = live.map((s) => new Promise<void>((resolve) => (s.worker.isDead() ? resolve() : s.worker.once('exit', () => resolve()))));
+    const exits = live.map((s) => new Promise<void>((resolve) => (s.worker.isDead() ? resolve() : s.exited.push(resolve))));
     // One still starting serves nothing yet and may not read messages yet.
     for (const s of live) if (s.inited) this.post(s, { t: 'stop', graceMs });
-    else s.worker.process.kill('SIGKILL');
+    else s.worker.kill();
     // A worker that does not finish well after its grace period is killed: its last events are lost.
     const deadline = setTimeout(() => {
       for (const s of live) if (!s.worker.isDead()) {
-        this.log.error('proxy worker did not stop in time, killing it', { worker: s.id, pid: s.worker.process.pid });
-        s.worker.process.kill('SIGKILL');
+        this.log.error('proxy worker did not stop in time, killing it', { worker: s.id, ...s.worker.ids });
+        s.worker.kill();
       }
     }, graceMs + 10_000);
     await Promise.all(exits);

@@ -2,7 +2,9 @@ import type { SessionChange } from '../auth/sessions.js';
 import type { VigieConfig } from '../config/types.js';
 import type { Override } from '../policy/overrides.js';
 import type { NewReport } from '../proxy/report.js';
+import type { MemoryFigures } from './memory.js';
 import type { EventBatch } from './relay.js';
+import type { SharedLists } from './shared-lists.js';
 
 /**
  * What the primary tells a worker to serve: the config in force and a lists generation. The
@@ -15,6 +17,8 @@ export interface PolicyNotice {
   config: VigieConfig;
   /** Changes when the primary loaded another UT1 index: the worker reloads its lists. */
   lists: number;
+  /** Proxy threads: the primary's lists in shared memory, viewed instead of read from disk. */
+  shared?: SharedLists | null;
 }
 
 /** The captive portal's address and the key its links are signed with (src/auth/portal-link.ts). */
@@ -33,7 +37,9 @@ export type ToWorker =
   | { t: 'admit'; ok: boolean }
   /** Address ↔ user sessions opened or closed in the primary (the API): workers identify with the same. */
   | { t: 'sessions'; changes: SessionChange[] }
-  | { t: 'stop'; graceMs: number };
+  | { t: 'stop'; graceMs: number }
+  /** Asks for its memory figures (SIGUSR2). */
+  | { t: 'memory' };
 
 export type FromWorker =
   /** The worker's code is loaded and listens for messages: the primary answers with `init`. */
@@ -45,4 +51,5 @@ export type FromWorker =
   | { t: 'ev'; b: EventBatch }
   /** A report sent on the proxy port: the primary queues it. */
   | { t: 'report'; r: NewReport }
-  | { t: 'stopped'; requests: number; tunnels: number };
+  | { t: 'stopped'; requests: number; tunnels: number }
+  | { t: 'memory'; m: MemoryFigures };

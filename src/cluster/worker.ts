@@ -1,9 +1,12 @@
 import type { VigieConfig } from '../config/types.js';
 import { Gateway } from '../gateway.js';
+import { loadListSet } from '../lists/set.js';
 import { createLogger, type Fields, type Logger } from '../log.js';
 import type { Override } from '../policy/overrides.js';
 import type { FromWorker, PolicyNotice, PortalInit, ToWorker } from './protocol.js';
+import { memoryFigures } from './memory.js';
 import { RelayObserver } from './relay.js';
+import { listSetFromShared, type SharedLists } from './shared-lists.js';
 
 /**
  * The primary already says what matters once for the whole gateway (lists loaded, policy
@@ -22,10 +25,31 @@ function workerLogger(base: Logger, id: number): Logger {
 /** ~64 × 256 events waiting in the pipe to the primary. */
 const MAX_UNSENT_BATCHES = 64;
 
-const send = (m: FromWorker, done?: () => void): void => {
+/**
+ * How a proxy worker talks to the primary: the IPC pipe of a forked process, or the port of a
+ * worker thread (threads.ts). `done` runs once the message left (process: written to the pipe).
+ */
+export interface Channel {
+  readonly kind: 'process' | 'thread';
+  send(m: FromWorker, done?: () => void): void;
+  on(h: (m: ToWorker) => void): void;
+  off(h: (m: ToWorker) => void): void;
+  connected(): boolean;
+  /** Ends this worker (the process, or only this thread). */
+  exit(code: number): void;
+  /** Says who this worker is in log lines. */
+  readonly ids: Fields;
+}
+
+const processChannel: Channel = {
+  kind: 'process',
   // With a callback, a pipe the primary closed is an argument, not an 'error' event that throws.
-  if (process.connected) process.send!(m, undefined, {}, () => done?.());
-  else done?.();
+  send: (m, done) => (process.connected ? process.send!(m, undefined, {}, () => done?.()) : done?.()),
+  on: (h) => process.on('message', h),
+  off: (h) => process.off('message', h),
+  connected: () => process.connected,
+  exit: (code) => process.exit(code),
+  ids: { pid: process.pid },
 };
 
 /**
@@ -38,21 +62,27 @@ export function runProxyWorker(): void {
   // The primary decides when to stop; a signal sent to the whole group (systemd, Ctrl-C) must not
   // cut this worker's connections before their grace period.
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => undefined);
+  runProxyMember(processChannel);
+}
+
+/** A proxy worker on `channel`: asks the primary for its init, then serves (a process or a thread). */
+export function runProxyMember(channel: Channel): void {
   // Before init, other notices are stale: init carries the current admit state and policy.
   const onFirst = (first: ToWorker) => {
     if (first.t !== 'init') return;
-    process.off('message', onFirst);
-    start(first.id, first.config, first.admit, first.policy, first.overrides, first.portal).catch((e: Error) => {
-      process.stderr.write(`cluster worker ${first.id}: ${e.stack ?? e.message}\n`);
-      process.exit(1);
+    channel.off(onFirst);
+    start(channel, first.id, first.config, first.admit, first.policy, first.overrides, first.portal).catch((e: Error) => {
+      process.stderr.write(`proxy worker ${first.id}: ${e.stack ?? e.message}\n`);
+      channel.exit(1);
     });
   };
-  process.on('message', onFirst);
+  channel.on(onFirst);
   // Messages sent before a listener exists are lost: ask for the config once listening for it.
-  send({ t: 'hello' });
+  channel.send({ t: 'hello' });
 }
 
-async function start(id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null, overrides: readonly Override[], portal: PortalInit): Promise<void> {
+async function start(channel: Channel, id: number, config: VigieConfig, admit: boolean, policy: PolicyNotice | null, overrides: readonly Override[], portal: PortalInit): Promise<void> {
+  const send = channel.send;
   const base = createLogger(config.log.level);
   const log = workerLogger(base, id);
   let admitted = admit;
@@ -65,7 +95,17 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
     send({ t: 'ev', b }, sent);
   });
   const mayLag = !config.journal.enabled || config.journal.overflow === 'allow';
-  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && process.connected && (mayLag || unsent < MAX_UNSENT_BATCHES), worker: { reports: (r) => send({ t: 'report', r }) } });
+  // A thread views the lists of the main thread's notices (shared memory); a process reads the disk.
+  let shared: SharedLists | null = null;
+  const threaded = channel.kind === 'thread';
+  const listSet = threaded
+    ? (c: VigieConfig, l: Logger, dir: string) => {
+        if (!shared) return loadListSet(c, l, dir);
+        log.debug('proxy worker: lists viewed in shared memory', { ...channel.ids, version: shared.report.version, bytes: shared.ut1.byteLength + (shared.extra?.file.byteLength ?? 0) });
+        return listSetFromShared(shared);
+      }
+    : undefined;
+  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && channel.connected() && (mayLag || unsent < MAX_UNSENT_BATCHES), worker: { reports: (r) => send({ t: 'report', r }) }, reusePort: threaded, listSet });
   gateway.overrides.replace(overrides);
   // Sessions are the primary's (API, portal): this copy follows them, idle ones included.
   const identity = gateway.identity;
@@ -87,6 +127,7 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
       next = null;
       let error: string | undefined;
       try {
+        if (n.shared !== undefined) shared = n.shared;
         await gateway.policy.load();
         const json = JSON.stringify(n.config);
         if (json !== applied.config) {
@@ -104,7 +145,7 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
     applying = false;
   };
 
-  process.on('message', (m: ToWorker) => {
+  channel.on((m: ToWorker) => {
     switch (m.t) {
       case 'policy':
         next = m;
@@ -119,14 +160,17 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
       case 'overrides':
         gateway.overrides.replace(m.list);
         break;
+      case 'memory':
+        send({ t: 'memory', m: memoryFigures() });
+        break;
       case 'stop':
         if (stopping) return;
         stopping = true;
         void gateway.stop(m.graceMs).then(() => {
           relay.close();
-          base.info('proxy worker stopped', { worker: id, pid: process.pid, requests: relay.requests, tunnels: relay.tunnels });
+          base.info('proxy worker stopped', { worker: id, ...channel.ids, requests: relay.requests, tunnels: relay.tunnels });
           // The last events and this line reach the primary before the worker leaves.
-          send({ t: 'stopped', requests: relay.requests, tunnels: relay.tunnels }, () => process.exit(0));
+          send({ t: 'stopped', requests: relay.requests, tunnels: relay.tunnels }, () => channel.exit(0));
         });
         break;
     }
@@ -146,12 +190,12 @@ async function start(id: number, config: VigieConfig, admit: boolean, policy: Po
   try {
     addresses = await gateway.proxy.listen();
   } catch (e) {
-    send({ t: 'listen-failed', message: (e as Error).message }, () => process.exit(1));
+    send({ t: 'listen-failed', message: (e as Error).message }, () => channel.exit(1));
     return;
   }
   gateway.listening.push(...addresses);
-  if (gateway.proxy.rawProblem) log.warn(`proxy worker: tunnels on net.Socket: ${gateway.proxy.rawProblem}`, { pid: process.pid });
-  log.debug('proxy worker listening', { pid: process.pid, addresses: addresses.map((a) => `${a.host}:${a.port}`).join(','), tunnels: gateway.proxy.rawTunnels ? 'raw handles' : 'net.Socket' });
+  if (gateway.proxy.rawProblem) log.warn(`proxy worker: tunnels on net.Socket: ${gateway.proxy.rawProblem}`, channel.ids);
+  log.debug('proxy worker listening', { ...channel.ids, addresses: addresses.map((a) => `${a.host}:${a.port}`).join(','), tunnels: gateway.proxy.rawTunnels ? 'raw handles' : 'net.Socket' });
   send({ t: 'listening', addresses });
 }
 

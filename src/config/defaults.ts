@@ -163,6 +163,7 @@ export function defaultConfig(): VigieConfig {
     tunnels: 'raw',
     interception: defaultInterception(),
     workers: availableParallelism(),
+    workersRuntime: 'auto',
     log: { level: 'info' },
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: 9464 } },

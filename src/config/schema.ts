@@ -215,6 +215,7 @@ export const configSchema = {
       },
     },
     workers: { type: 'integer', minimum: 1, maximum: 64 },
+    workersRuntime: { enum: ['auto', 'threads', 'processes'] },
     log: {
       type: 'object',
       additionalProperties: false,

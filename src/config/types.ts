@@ -211,10 +211,16 @@ export interface VigieConfig {
   /** What every intercepting profile shares (src/tls/, src/proxy/intercept.ts, docs/interception.md). */
   interception: InterceptionConfig;
   /**
-   * Proxy processes sharing the listening ports (node:cluster); the journal, API and metrics stay
-   * in the primary. 1 = one process doing everything. Default: the machine's cores.
+   * Proxy workers sharing the listening ports; the journal, API and metrics stay in the primary.
+   * 1 = one process doing everything. Default: the machine's cores.
    */
   workers: number;
+  /**
+   * How workers run (docs/design/workers.md): "threads" share one copy of the lists (Node
+   * ≥ 22.12, SO_REUSEPORT), "processes" each hold one (node:cluster, every Node); "auto"
+   * (default) takes threads where the runtime allows.
+   */
+  workersRuntime?: 'auto' | 'threads' | 'processes';
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** The academy's HTTPS API (src/supervision/). */
   supervision: SupervisionConfig;

@@ -4,7 +4,8 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { CompactIndex } from './compact-index.js';
-import { buildUt1Bytes, buildUt1InWorker, type BuildResult } from './compile.js';
+import { buildUt1Bytes, buildUt1InProcess, type BuildResult } from './compile.js';
+import { readShared } from './shared-file.js';
 import { LIST_FILES, listCategories, type LoadReport } from './ut1.js';
 
 /**
@@ -99,7 +100,7 @@ export async function pruneCompiled(cacheDir: string): Promise<void> {
 
 /** Loads a compiled file written by this module (for tools and the benchmark). */
 export async function readCompiled(file: string): Promise<CompactIndex> {
-  return CompactIndex.fromBytes(await readFile(file));
+  return CompactIndex.fromBytes(await readShared(file));
 }
 
 /** The UT1 index for a folder: from the compiled file when the sources did not change, else built. */
@@ -112,7 +113,7 @@ export async function loadCompiledUt1(dirIn: string, opts: CompiledLoadOptions =
     const m = await readManifest(cacheDir, dir);
     if (m && m.stamp === stamp) {
       try {
-        const index = CompactIndex.fromBytes(await readFile(join(cacheDir, m.file)));
+        const index = CompactIndex.fromBytes(await readShared(join(cacheDir, m.file)));
         if (index.version !== m.version) throw new Error(`holds version ${index.version}, manifest says ${m.version}`);
         return { index, report: m.report, seconds: (performance.now() - t0) / 1000, source: 'cache' };
       } catch (e) {
@@ -121,7 +122,7 @@ export async function loadCompiledUt1(dirIn: string, opts: CompiledLoadOptions =
     }
   }
   const useWorker = opts.worker === 'auto' || opts.worker === undefined ? sourceBytes > WORKER_THRESHOLD_BYTES : opts.worker;
-  const built: BuildResult = useWorker ? await buildUt1InWorker({ dir }) : await buildUt1Bytes(dir);
+  const built: BuildResult = useWorker ? await buildUt1InProcess({ dir }) : await buildUt1Bytes(dir);
   const index = CompactIndex.fromBytes(built.bytes);
   if (cacheDir) {
     try {

@@ -1,10 +1,13 @@
 import { isIP } from 'node:net';
-import { FLAG_MASK, fin1, fin2, step1, step2 } from './hash.js';
+import { FLAG_MASK, fin1, fin2, lane2, step1, step2 } from './hash.js';
 import { EMBED_MASK, filterHas, FLAG_BITS, findLane1, findSlot, HAS_CHILDREN, HAS_URLS, home, homeScale, IS_ENTRY, SET_BITS } from './static-table.js';
 import { UrlRuleIndex } from './compact-urls.js';
 import { CategoryExpressions } from './expressions.js';
-import { stripWww } from './normalize.js';
+import { stripWww, wwwEnd } from './normalize.js';
+import { compactPartsFromBytes, sectionBytes, serializeCompact, type CompactParts } from './compact-file.js';
 import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
+
+export type { CompactParts } from './compact-file.js';
 
 /**
  * The national-scale index: every UT1 category in one table of fingerprints (static-table.ts),
@@ -19,57 +22,8 @@ import type { CategoryCounts, CategoryIndex, ListHit } from './types.js';
  */
 
 const SET_LIMIT = (1 << SET_BITS) - 1;
-const MAGIC = 'VIGIECI1';
-/**
- * 6: three flag bits per slot (HAS_URLS), url hosts in the domain table, `topLevel`.
- * 7: expressions validated for RE2 (files of format 6 may hold ones it refuses).
- */
-const FORMAT = 7;
 /** Longest listable name: suffixes longer than this cannot be entries, so they are not probed. */
 const MAX_ENTRY = 253;
-
-export interface CompactParts {
-  version: string;
-  categories: string[];
-  counts: CategoryCounts[];
-  seeds: [number, number];
-  /** Unique domain entries. */
-  domains: number;
-  /** Some entry or url host is a single label: only then does a lookup probe the TLD. */
-  topLevel: boolean;
-  domCapacity: number;
-  domFp: Int32Array;
-  /** Category-set id per domain slot. */
-  domSet: Uint16Array | Uint32Array;
-  /** The category set id sits in lane 2's bits 2..11 (domSet is then empty). */
-  setsEmbedded: boolean;
-  /** Bloom filter over the domain table's keys (static-table.ts), in 64-byte blocks. */
-  filterBlocks: number;
-  domFilter: Int32Array;
-  setStart: Uint32Array;
-  setMembers: Uint16Array;
-  urlCapacity: number;
-  urlFp: Int32Array;
-  /** Rule-group id per url-host slot. */
-  urlGroup: Uint32Array;
-  groupStart: Uint32Array;
-  ruleOff: Uint32Array;
-  ruleLen: Uint32Array;
-  ruleCat: Uint16Array;
-  /** Every url rule's path, concatenated (rules point into it). */
-  paths: string;
-  expressions: string[][];
-}
-
-type Section = 'domFp' | 'domSet' | 'setStart' | 'setMembers' | 'urlFp' | 'urlGroup' | 'groupStart' | 'ruleOff' | 'ruleLen' | 'ruleCat' | 'domFilter';
-const SECTIONS: Section[] = ['domFp', 'domSet', 'setStart', 'setMembers', 'urlFp', 'urlGroup', 'groupStart', 'ruleOff', 'ruleLen', 'ruleCat', 'domFilter'];
-const SIGNED = new Set<Section>(['domFp', 'urlFp', 'domFilter']);
-
-/** The file's JSON header: every part but the typed arrays, which are sections after it. */
-interface Header extends Omit<CompactParts, Section> {
-  format: number;
-  sections: Record<Section, { offset: number; length: number; width: 2 | 4 }>;
-}
 
 const PAIR = new Int32Array(2);
 
@@ -78,28 +32,6 @@ function wantsSet(fp: Int32Array, setsEmbedded: boolean, domSet: Uint16Array | U
   const set = setsEmbedded ? (fp[(slot << 1) | 1]! >>> FLAG_BITS) & SET_LIMIT : domSet[slot]!;
   for (let m = setStart[set]!, end = setStart[set + 1]!; m < end; m++) if (want[setMembers[m]!]) return true;
   return false;
-}
-
-/** Where stripWww's result starts: after a leading `www.` / `wwwN.`, else 0. */
-function wwwEnd(host: string): number {
-  const n = host.length;
-  if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
-    let j = 3;
-    let c = host.charCodeAt(j);
-    while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
-    if (c === 46 && j < n - 1) return j + 1;
-  }
-  return 0;
-}
-
-/** Lane 2 of host[start..]: computed once per lookup, for the name lane 1 found (see walk). */
-function lane2(s2: number, host: string, start: number): number {
-  let b = s2;
-  for (let i = host.length - 1; i >= start; i--) {
-    b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
-    b ^= b >>> 15;
-  }
-  return fin2(b, host.length - start);
 }
 
 export class CompactIndex implements CategoryIndex {
@@ -125,7 +57,11 @@ export class CompactIndex implements CategoryIndex {
   private readonly domSet: Uint16Array | Uint32Array;
   private readonly setsEmbedded: boolean;
 
-  constructor(readonly parts: CompactParts) {
+  constructor(
+    readonly parts: CompactParts,
+    /** The compiled file the parts view (null: built in memory). */
+    private readonly file: Uint8Array | null = null,
+  ) {
     this.categories = parts.categories;
     this.version = parts.version;
     this.domains = parts.domains;
@@ -152,7 +88,7 @@ export class CompactIndex implements CategoryIndex {
   /** Bytes held by the tables (what "bytes per entry" measures). */
   get tableBytes(): number {
     const p = this.parts;
-    return SECTIONS.reduce((n, s) => n + p[s].byteLength, 0) + p.paths.length;
+    return sectionBytes(p) + p.paths.length;
   }
 
   matchHost(host: string, want: Uint8Array): ListHit | null {
@@ -429,58 +365,22 @@ export class CompactIndex implements CategoryIndex {
     return m === null ? null : { category: m.category, entry: m.entry, kind: 'expression' };
   }
 
-  /** The compiled file: magic, header length, JSON header, then 8-aligned typed-array sections. */
-  serialize(): Uint8Array {
-    const p = this.parts;
-    const sections = {} as Header['sections'];
-    let offset = 0;
-    for (const s of SECTIONS) {
-      const arr = p[s];
-      sections[s] = { offset, length: arr.length, width: arr.BYTES_PER_ELEMENT as 2 | 4 };
-      offset += align8(arr.byteLength);
-    }
-    const header: Header = {
-      format: FORMAT, version: p.version, categories: p.categories, counts: p.counts, seeds: p.seeds, domains: p.domains, topLevel: p.topLevel,
-      domCapacity: p.domCapacity, setsEmbedded: p.setsEmbedded, filterBlocks: p.filterBlocks, urlCapacity: p.urlCapacity, paths: p.paths, expressions: p.expressions, sections,
-    };
-    const json = Buffer.from(JSON.stringify(header), 'utf8');
-    const base = align8(16 + json.length);
-    const out = new Uint8Array(base + offset);
-    out.set(Buffer.from(MAGIC, 'latin1'), 0);
-    new DataView(out.buffer).setUint32(8, json.length, true);
-    out.set(json, 16);
-    for (const s of SECTIONS) {
-      const arr = p[s];
-      out.set(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength), base + sections[s].offset);
-    }
-    return out;
+  /**
+   * The compiled file (compact-file.ts); `shared`: in a SharedArrayBuffer, which the gateway's
+   * threads all view without a copy.
+   */
+  serialize(shared = false): Uint8Array {
+    return serializeCompact(this.parts, shared);
   }
 
   /** Reads a compiled file; the sections become views on `bytes` (copied once if misaligned). */
   static fromBytes(bytes: Uint8Array): CompactIndex {
-    if (bytes.length < 16 || Buffer.from(bytes.buffer, bytes.byteOffset, 8).toString('latin1') !== MAGIC) throw new Error('not a compiled Vigie list index (bad magic)');
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const jsonLen = view.getUint32(8, true);
-    if (16 + jsonLen > bytes.length) throw new Error('compiled list index is truncated (header)');
-    const header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 16, jsonLen).toString('utf8')) as Header;
-    if (header.format !== FORMAT) throw new Error(`compiled list index has format ${header.format}, expected ${FORMAT}`);
-    if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
-    const base = align8(16 + jsonLen);
-    const arrays = {} as Record<Section, Uint16Array | Uint32Array | Int32Array>;
-    for (const s of SECTIONS) {
-      const { offset, length, width } = header.sections[s];
-      if (base + offset + length * width > bytes.length) throw new Error(`compiled list index is truncated (${s})`);
-      const at = bytes.byteOffset + base + offset;
-      arrays[s] = width === 2 ? new Uint16Array(bytes.buffer, at, length) : SIGNED.has(s) ? new Int32Array(bytes.buffer, at, length) : new Uint32Array(bytes.buffer, at, length);
-    }
-    return new CompactIndex({
-      version: header.version, categories: header.categories, counts: header.counts, seeds: header.seeds, domains: header.domains, topLevel: header.topLevel === true,
-      domCapacity: header.domCapacity, setsEmbedded: header.setsEmbedded, filterBlocks: header.filterBlocks, domFilter: arrays.domFilter as Int32Array, urlCapacity: header.urlCapacity, paths: header.paths, expressions: header.expressions,
-      domFp: arrays.domFp as Int32Array, domSet: arrays.domSet as Uint16Array | Uint32Array, setStart: arrays.setStart as Uint32Array, setMembers: arrays.setMembers as Uint16Array,
-      urlFp: arrays.urlFp as Int32Array, urlGroup: arrays.urlGroup as Uint32Array, groupStart: arrays.groupStart as Uint32Array,
-      ruleOff: arrays.ruleOff as Uint32Array, ruleLen: arrays.ruleLen as Uint32Array, ruleCat: arrays.ruleCat as Uint16Array,
-    });
+    const { parts, file } = compactPartsFromBytes(bytes);
+    return new CompactIndex(parts, file);
+  }
+
+  /** The compiled file this index views, when it lies in a SharedArrayBuffer: another thread can view it too. */
+  get sharedFile(): Uint8Array | null {
+    return this.file !== null && this.file.buffer instanceof SharedArrayBuffer ? this.file : null;
   }
 }
-
-const align8 = (n: number): number => (n + 7) & ~7;

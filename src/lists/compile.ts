@@ -1,4 +1,10 @@
-import { siblingModule, startWorker } from '../worker-thread.js';
+import { fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readShared } from './shared-file.js';
+import { siblingModule } from '../worker-thread.js';
 import { CompactIndexBuilder } from './compact-builder.js';
 import { loadUt1Dir, type LoadReport } from './ut1.js';
 
@@ -11,35 +17,41 @@ export interface BuildResult {
   report: LoadReport;
 }
 
-/** Reads and compiles a UT1-layout folder into the compiled-file bytes (on the calling thread). */
-export async function buildUt1Bytes(dir: string): Promise<BuildResult> {
+/**
+ * Reads and compiles a UT1-layout folder into the compiled-file bytes (on the calling thread), in
+ * a SharedArrayBuffer: the gateway's proxy threads view that one copy (src/cluster/threads.ts).
+ */
+export async function buildUt1Bytes(dir: string, shared = true): Promise<BuildResult> {
   const builder = new CompactIndexBuilder();
   const report = await loadUt1Dir(dir, builder);
   if (report.categories.length === 0) throw new Error(`${dir}: no category folder (expected UT1 layout: CATEGORY/domains, urls, expressions)`);
-  return { bytes: builder.build(report.version).serialize(), report };
+  return { bytes: builder.build(report.version).serialize(shared), report };
 }
 
 /**
- * Same, in a worker thread: parsing millions of lines takes seconds, and the gateway keeps
- * proxying meanwhile.
+ * Same, in a child process that writes the compiled file to a private temporary folder and exits;
+ * the bytes are then read into shared memory here. A build takes several times the index's size
+ * while it runs, and a thread's leftovers stay with the gateway's allocator (national scale, 2
+ * proxy threads: 362 MiB PSS after a build in a thread against 274 from the compiled file); a
+ * process's all go back to the system when it exits.
  */
-export function buildUt1InWorker(req: BuildRequest): Promise<BuildResult> {
-  const worker = startWorker(siblingModule(import.meta.url, 'build-worker'), { workerData: req });
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    worker.once('message', (m: { ok: true; report: LoadReport; bytes: Uint8Array } | { ok: false; message: string }) => {
-      settled = true;
-      if (m.ok) resolve({ bytes: m.bytes, report: m.report });
-      else reject(new Error(m.message));
-      void worker.terminate();
+export async function buildUt1InProcess(req: BuildRequest): Promise<BuildResult> {
+  const tmp = await mkdtemp(join(tmpdir(), 'vigie-build-'));
+  const out = join(tmp, 'ut1.idx');
+  try {
+    // The gateway's node flags (tsx's loader from source) are the child's too.
+    const child = fork(fileURLToPath(siblingModule(import.meta.url, 'build-process')), [req.dir, out], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const report = await new Promise<LoadReport>((resolve, reject) => {
+      let answer: { ok: true; report: LoadReport } | { ok: false; message: string } | null = null;
+      child.once('message', (m: typeof answer) => (answer = m));
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        if (answer?.ok) resolve(answer.report);
+        else reject(new Error(answer ? answer.message : `list compiler process exited (code ${code}, signal ${signal}) without a result`));
+      });
     });
-    worker.once('error', (e) => {
-      if (!settled) reject(e);
-      settled = true;
-    });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`list compiler thread exited (code ${code}) without a result`));
-      settled = true;
-    });
-  });
+    return { bytes: await readShared(out), report };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }

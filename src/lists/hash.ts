@@ -61,3 +61,13 @@ export function randomSeeds(): [number, number] {
   globalThis.crypto.getRandomValues(r);
   return [r[0]! | 1, r[1]! | 0x100];
 }
+
+/** Lane 2 of host[start..]: computed once per lookup, for the name lane 1 found (CompactIndex.walk). */
+export function lane2(s2: number, host: string, start: number): number {
+  let b = s2;
+  for (let i = host.length - 1; i >= start; i--) {
+    b = Math.imul(b + host.charCodeAt(i), 0x85ebca77);
+    b ^= b >>> 15;
+  }
+  return fin2(b, host.length - start);
+}

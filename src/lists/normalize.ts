@@ -90,3 +90,15 @@ export function isValidHostEntry(host: string): boolean {
 }
 
 export { expressionProblem } from './expressions.js';
+
+/** Where stripWww's result starts: after a leading `www.` / `wwwN.`, else 0. */
+export function wwwEnd(host: string): number {
+  const n = host.length;
+  if (n > 3 && host.charCodeAt(0) === 119 && host.charCodeAt(1) === 119 && host.charCodeAt(2) === 119) {
+    let j = 3;
+    let c = host.charCodeAt(j);
+    while (c >= 48 && c <= 57 && j < n - 1) c = host.charCodeAt(++j);
+    if (c === 46 && j < n - 1) return j + 1;
+  }
+  return 0;
+}

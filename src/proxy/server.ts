@@ -43,6 +43,8 @@ export interface ProxyDeps {
   rawTunnels?: boolean;
   /** Who is browsing (sessions, LDAP logins, the directory); absent = every client anonymous. */
   identity?: Identity;
+  /** Listen with SO_REUSEPORT (Node ≥ 22.12): proxy threads each listen on the same ports (src/cluster/). */
+  reusePort?: boolean;
 }
 
 export { parseAbsoluteUrl, splitAuthority } from './target.js';
@@ -324,7 +326,8 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
       const server = this.createFront();
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: a.host, port: a.port, backlog: 4096 }, () => {
+        // `reusePort` is not in @types/node 20's ListenOptions yet.
+        server.listen({ host: a.host, port: a.port, backlog: 4096, ...(this.deps.reusePort ? { reusePort: true } : {}) } as net.ListenOptions, () => {
           server.off('error', reject);
           resolve();
         });

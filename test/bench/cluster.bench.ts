@@ -6,10 +6,14 @@
  * processes), steadier than req/s when the machine's cores are shared with other jobs.
  * Loopback only; every phase is bounded in time.
  *
+ * Then tunnel set-ups/s: CONNECT, wait for the 200, close, on TUNNEL_LOOPS loops at once.
+ * A WORKERS entry `n:runtime` sets `workersRuntime` (threads, processes), e.g. WORKERS=1,2:threads,2:processes.
+ *
  *   npm run build && node --import tsx test/bench/cluster.bench.ts
- *   (SECONDS_PER_PHASE=5 ROUNDS=3 CONNECTIONS=50 WORKERS=1,2 to change it)
+ *   (SECONDS_PER_PHASE=5 ROUNDS=3 CONNECTIONS=50 TUNNEL_LOOPS=20 WORKERS=1,2 to change it)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +24,36 @@ import { load, type LoadResult } from './loadgen.js';
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? 5);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 50);
-const WORKERS = (process.env.WORKERS ?? '1,2').split(',').map(Number);
+const WORKERS = (process.env.WORKERS ?? '1,2').split(',');
+const TUNNEL_LOOPS = Number(process.env.TUNNEL_LOOPS ?? 20);
+
+/** Tunnel set-ups per second: each loop sends CONNECT, waits for the 200, closes, again (bounded by time). */
+async function tunnels(port: number, target: string, seconds: number): Promise<{ rps: number; errors: number }> {
+  const end = performance.now() + seconds * 1000;
+  let made = 0;
+  let errors = 0;
+  const one = () =>
+    new Promise<boolean>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1', noDelay: true }, () => s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
+      let head = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        head += d;
+        if (head.includes('\r\n\r\n')) {
+          s.destroy();
+          resolve(head.startsWith('HTTP/1.1 200'));
+        }
+      });
+      s.on('error', () => resolve(false));
+      s.on('close', () => resolve(false));
+    });
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: TUNNEL_LOOPS }, async () => {
+    while (performance.now() < end) if (await one()) made++;
+    else errors++;
+  }));
+  return { rps: made / ((performance.now() - t0) / 1000), errors };
+}
 const ROOT = new URL('../..', import.meta.url).pathname;
 const TICK = 100; // clock ticks per second on Linux
 
@@ -32,21 +65,24 @@ const cpuSeconds = (pid: number): number => {
 };
 
 interface Gw {
-  workers: number;
+  workers: string;
   port: number;
   child: ChildProcess;
   pids: number[];
   log: () => string;
 }
 
-async function startGateway(workers: number): Promise<Gw> {
+async function startGateway(workers: string, originPort: number): Promise<Gw> {
+  const [n, runtime] = workers.split(':');
   const dir = tmp('vigie-bench-cluster-');
   const port = await freePort();
   const cfgFile = join(dir, 'config.json');
   writeFileSync(
     cfgFile,
     JSON.stringify({
-      workers,
+      workers: Number(n),
+      ...(runtime ? { workersRuntime: runtime } : {}),
+      connectPorts: [originPort],
       listen: [{ host: '127.0.0.1', port }],
       hosts: { 'origin.test': '127.0.0.1' },
       destinations: { allow: [{ network: '127.0.0.0/8' }] },
@@ -65,7 +101,8 @@ async function startGateway(workers: number): Promise<Gw> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const m = /gateway ready .*workers="?([\d,]+)/.exec(log);
-  const pids = [child.pid!, ...(m ? m[1]!.split(',').map(Number) : [])];
+  // Threads report the gateway's own pid: each process is counted once.
+  const pids = [...new Set([child.pid!, ...(m ? m[1]!.split(',').map(Number) : [])])];
   return { workers, port, child, pids, log: () => log };
 }
 
@@ -74,7 +111,7 @@ async function main() {
   const origin = await startSmallOrigin(originPort);
   const gateways: Gw[] = [];
   try {
-    for (const w of WORKERS) gateways.push(await startGateway(w));
+    for (const w of WORKERS) gateways.push(await startGateway(w, originPort));
     const direct = `GET /small HTTP/1.1\r\nHost: origin.test:${originPort}\r\n\r\n`;
     const proxied = `GET http://origin.test:${originPort}/small HTTP/1.1\r\nHost: origin.test:${originPort}\r\n\r\n`;
     const phase = (port: number, request: string, seconds: number) => load({ port, request, connections: CONNECTIONS, seconds });
@@ -110,6 +147,22 @@ async function main() {
       console.log(`| ${n} | ${b.r.rps.toFixed(0)} | ${b.r.p50ms.toFixed(2)} | ${b.r.p99ms.toFixed(2)} | ${b.r.errors} | ${(b.r.rps / d).toFixed(2)} | ${n === 'direct' ? '' : (b.r.rps / base).toFixed(2)} | ${Number.isNaN(med) ? '' : med.toFixed(0)} | ${Number.isNaN(prim) ? '' : prim.toFixed(0)} |`);
     }
     console.log(`\nall phases: ${rows.map((x) => `${x.name} ${x.r.rps.toFixed(0)}`).join(', ')}`);
+    // Tunnel set-ups, alternated the same way (the first gateway is the baseline).
+    const setups = new Map<string, number[]>();
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const g of gateways) {
+        const r = await tunnels(g.port, `origin.test:${originPort}`, SECONDS);
+        if (r.errors) console.log(`workers ${g.workers}: ${r.errors} tunnel set-ups failed`);
+        setups.set(g.workers, [...(setups.get(g.workers) ?? []), r.rps]);
+      }
+    }
+    const first = Math.max(...setups.get(gateways[0]!.workers)!);
+    console.log(`\n| path | tunnel set-ups/s (best of ${ROUNDS}, ${TUNNEL_LOOPS} loops) | ×workers ${WORKERS[0]} | all rounds |`);
+    console.log('|---|---:|---:|---|');
+    for (const g of gateways) {
+      const all = setups.get(g.workers)!;
+      console.log(`| workers ${g.workers} | ${Math.max(...all).toFixed(0)} | ${(Math.max(...all) / first).toFixed(2)} | ${all.map((x) => x.toFixed(0)).join(', ')} |`);
+    }
   } finally {
     for (const g of gateways) g.child.kill('SIGTERM');
     origin.kill();

@@ -1,0 +1,138 @@
+import Database from 'better-sqlite3';
+import http from 'node:http';
+import { join } from 'node:path';
+import t from 'tap';
+import { reusePortWorks } from '../src/cluster/runtime.js';
+import { connectTunnel, DEAD_DNS, TEST_LISTS, tmp, viaProxy, writeLists } from './helpers.js';
+import { scrape } from './metrics-scrape.js';
+import { filesUnder, freePort, serviceOrigin, startCli, writeJson } from './service-cli.js';
+
+// Proxy workers as threads (src/cluster/threads.ts) need SO_REUSEPORT from Node (≥ 22.12): on
+// Node 20 the gateway runs processes instead, which test/cluster.test.ts covers.
+if (!(await reusePortWorks())) {
+  t.comment(`skipped: Node ${process.version} cannot share a port between threads (reusePort needs Node >= 22.12 on Linux)`);
+  t.pass('nothing to test on this runtime');
+  t.end();
+} else {
+  const ut1 = writeLists(tmp(), TEST_LISTS);
+  const academy = writeLists(tmp(), { 'academy-allow': { domains: ['academy-ok.test'] }, 'academy-deny': { domains: ['academy-no.test'] } });
+
+  const config = (port: number, metricsPort: number, originPort: number, deny: string[]) => ({
+    workers: 2,
+    workersRuntime: 'threads',
+    listen: [{ host: '127.0.0.1', port }],
+    metrics: { listen: { host: '127.0.0.1', port: metricsPort } },
+    supervision: { enabled: false },
+    dns: { servers: DEAD_DNS, timeoutMs: 300 },
+    hosts: { 'www.site.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'newly-adult.test': '127.0.0.1' },
+    destinations: { allow: [{ network: '127.0.0.0/8' }] },
+    clients: [{ network: '127.0.0.1/32', profile: 'pupils' }],
+    profiles: { pupils: { mode: 'blocklist', categories: ['adult'], deny } },
+    connectPorts: [originPort],
+    lists: { ut1, academy },
+    log: { level: 'debug' },
+  });
+
+  /** One request on `agent` (keep-alive) or a fresh connection; resolves with the status, rejects on a dropped one. */
+  const get = (agent: http.Agent | false, port: number, url: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: url, agent, localAddress: '127.0.0.1' }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  const journalRows = (data: string): number => {
+    let n = 0;
+    for (const f of filesUnder(data).filter((x) => /journal\.db$/.test(x))) {
+      const db = new Database(f, { readonly: true });
+      const parts = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 'c_[0-9]*'`).pluck().all() as string[];
+      for (const p of parts) n += db.prepare(`SELECT count(*) FROM ${p}`).pluck().get() as number;
+      db.close();
+    }
+    return n;
+  };
+
+  t.test('workers as threads: one shared copy of the lists, swaps with no dropped connection, one journal and one metrics registry', async (t) => {
+    const origin = await serviceOrigin();
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const dir = tmp();
+    const data = join(dir, 'data');
+    const file = writeJson(join(dir, 'vigie.json'), config(port, metricsPort, origin.port, []));
+    const cli = startCli(['--config', file, '--data', data, '--grace', '1']);
+    t.teardown(async () => {
+      cli.child.kill('SIGKILL');
+      await origin.close();
+    });
+    await cli.waitLog(/gateway ready/);
+    t.match(cli.log(), /proxy workers: 2 threads runtime=threads why=/, 'the runtime chosen is logged');
+    t.equal(cli.log().match(/DEBUG proxy worker listening worker=\d pid=\d+ thread=\d+ addresses=127\.0\.0\.1:\d+/g)?.length, 2, 'two threads listen on the port');
+    const site = (host: string) => `http://${host}:${origin.port}/small`;
+    t.equal((await viaProxy(port, site('adult.test'))).status, 403, 'the shared lists serve in the threads: adult blocked');
+    t.equal((await viaProxy(port, site('newly-adult.test'))).status, 200, 'not listed yet');
+    t.equal(cli.log().match(/proxy worker: lists viewed in shared memory worker=\d pid=\d+ thread=\d+/g)?.length, 2, 'each thread views the lists the main thread loaded');
+    let made = 2;
+
+    // A load of keep-alive and fresh connections runs through two swaps: the rules (SIGHUP with a
+    // new deny entry) and the lists (a new adult entry, recompiled, handed over as shared memory).
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    t.teardown(() => agent.destroy());
+    const statuses = new Map<string, number[]>();
+    let failures: string[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const batch = await Promise.allSettled([
+          ...Array.from({ length: 8 }, () => get(agent, port, site('www.site.test'))),
+          ...Array.from({ length: 4 }, () => get(false, port, site('www.site.test'))),
+        ]);
+        for (const r of batch) {
+          made++;
+          if (r.status === 'rejected') failures.push((r.reason as Error).message);
+          else statuses.set('site', [...(statuses.get('site') ?? []), r.value]);
+        }
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    writeJson(file, config(port, metricsPort, origin.port, ['www.site.test']));
+    writeLists(ut1, { adult: { domains: ['adult.test', 'amex.test', 'newly-adult.test'] } });
+    cli.child.kill('SIGHUP');
+    await cli.waitLog(/INFO {2}reloaded policyVersion=\d+ listsLoaded=true/);
+    await new Promise((r) => setTimeout(r, 200));
+    running = false;
+    await loop;
+    const seen = statuses.get('site') ?? [];
+    t.same(failures, [], `no connection dropped across the swap (${seen.length} requests)`);
+    t.same([...new Set(seen)].sort(), [200, 403], 'the load saw the old rules, then the new ones');
+    t.equal(seen.at(-1), 403, 'and ends on the new ones');
+    failures = [];
+    // Both threads: many fresh connections (the kernel spreads them by source port).
+    const after = await Promise.all(Array.from({ length: 24 }, () => get(false, port, site('newly-adult.test'))));
+    made += after.length;
+    t.same([...new Set(after)], [403], 'the reloaded lists block in every thread');
+    t.equal(cli.log().match(/proxy worker: lists viewed in shared memory/g)?.length, 4, 'the new lists too, handed over as shared memory');
+    const tunnel = await connectTunnel(port, `adult.test:${origin.port}`);
+    made++;
+    t.equal(tunnel.status, 403, 'a tunnel to a listed host is refused');
+    tunnel.socket.destroy();
+
+    // One metrics registry in the main thread counts what every thread served.
+    let m = await scrape(metricsPort);
+    const total = () => ['vigie_requests_total', 'vigie_tunnels_total'].reduce((n, name) => n + m.n(name), 0);
+    for (let i = 0; i < 40 && total() < made; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      m = await scrape(metricsPort);
+    }
+    t.equal(total(), made, 'the metrics count every request and tunnel of both threads');
+
+    cli.child.kill('SIGTERM');
+    t.same(await cli.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+    const stops = [...cli.log().matchAll(/proxy worker stopped worker=(\d) pid=\d+ thread=(\d+) requests=(\d+) tunnels=(\d+)/g)];
+    t.equal(stops.length, 2, 'both threads stopped');
+    t.ok(stops.every((s) => Number(s[3]) > 0), `both threads served requests (${stops.map((s) => `thread ${s[2]}: ${s[3]}`).join(', ')})`);
+    t.equal(stops.reduce((n, s) => n + Number(s[3]) + Number(s[4]), 0), made, 'the threads served what was made');
+    t.equal(journalRows(data), made, 'the one journal holds a row for every connection of every thread');
+  });
+}
