@@ -2,7 +2,7 @@
 // decisions, exclusions, strict upstream verification, the leaf cache. Real sockets on loopback,
 // `.test` names through the config's host map; node's TLS clients trust the school CA.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -50,6 +50,9 @@ const origins = await startNamedOrigins();
 t.teardown(() => origins.close());
 const schoolCa = readFileSync(join(data, 'ca', 'ca.cert.pem'), 'utf8');
 const rows: ConnectionRecord[] = [];
+// The academy's watched search terms (issue #28): looked at only inside `intercept: "full"`.
+const termsFile = join(data, 'terms.txt');
+writeFileSync(termsFile, '# test\narme\n');
 const names = ['good.test', 'expired.test', 'wrong.test', 'adult.test', 'bank.test', 'excluded.test', 'ameli.fr'];
 const g = await startGateway(
   {
@@ -69,6 +72,7 @@ const g = await startGateway(
     },
     interception: { extraRoots: [origins.caFile], exclude: { domains: ['excluded.test'] } },
     transparent: { https: [{ host: '127.0.0.1', port: 0, targetPort: origins.port }] },
+    alerts: { terms: termsFile },
   },
   writeLists(tmp(), { adult: { domains: ['adult.test'], urls: ['good.test/adult-corner'] }, bank: { domains: ['bank.test'] } }),
   { observers: [{ tunnelOpened: (r: ConnectionRecord) => rows.push(r), requestDone: (r: ConnectionRecord) => rows.push(r) }] },
@@ -121,6 +125,24 @@ t.test('full: allowed HTTPS through the school CA, each request decided on its U
   ]);
   const [fronted] = await through('127.0.0.1', 'good.test', schoolCa, ['/']).then(() => tlsRequestsFronted());
   t.equal(fronted!.status, 421, 'a Host other than the name connected to is refused (no domain fronting)');
+});
+
+t.test('full: a search with a watched term raises one safeguarding alert naming the term, not the query', async (t) => {
+  const store = g.gateway.alerts!.alerts!;
+  const terms = () => store.list({ kinds: ['safeguarding'], limit: 100 }).filter((a) => a.type === 'terms');
+  await through('127.0.0.1', 'good.test', schoolCa, ['/search?q=acheter+une+ARMOIRE', '/search?q=acheter+une+%C3%A2rme', '/search?q=ARME+de+poing']);
+  // Records reach the observers as each exchange ends: wait for the alert a moment at most.
+  for (let i = 0; i < 40 && terms().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  const raised = terms();
+  t.equal(raised.length, 1, 'two matching searches from one client: one alert (deduplicated)');
+  t.match(raised[0], { type: 'terms', profile: 'full', subject: '127.0.0.1', categories: ['terms'] });
+  t.match(raised[0]!.evidence[0], { host: 'good.test', term: 'arme' });
+  t.notMatch(JSON.stringify(raised[0]), /acheter|poing|search\?/, 'the query itself is not kept');
+  // The same search through a block-pages profile (tunnelled untouched) is never read.
+  const c = await connectTunnel(g.port, at('good.test'), '127.0.0.3');
+  await tlsRequests(c.socket, 'good.test', origins.caPem, ['/search?q=arme'], at('good.test'));
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(terms().map((a) => a.subject), ['127.0.0.1'], 'no alert for the tunnelled search');
 });
 
 async function tlsRequestsFronted() {

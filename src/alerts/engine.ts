@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { notify } from '../supervision/notify.js';
 import { AlertStore, alertsFile, MAX_EVIDENCE, type Alert, type AlertKind, type AlertStatus, type Evidence } from './store.js';
-import { loadTerms, matchTerms, type TermSet } from './terms.js';
+import { loadTerms, matchTerms, searchQueryOf, type TermSet } from './terms.js';
 import { alertText } from './text.js';
 
 /** Clients or users with a window open at once; past this the least recently seen are forgotten. */
@@ -117,6 +117,12 @@ export class AlertEngine implements ProxyObserver {
   }
 
   requestDone(rec: ConnectionRecord): void {
+    // Only requests read inside TLS interception (`intercept: "full"`, the only mode that makes
+    // them) have their search queries looked at; everything else keeps its query unread.
+    if (rec.mode === 'intercepted' && this.terms !== null && rec.decision.profile !== null) {
+      const q = searchQueryOf(rec.path);
+      if (q !== null) this.searchQuery({ client: rec.client, user: rec.user, profile: rec.decision.profile, host: rec.host, time: rec.time }, q);
+    }
     if (rec.decision.action === 'block' && rec.decision.category !== null) this.blocked(rec);
   }
 
