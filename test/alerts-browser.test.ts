@@ -2,22 +2,17 @@
 // gateway: a pupil device trips the safeguarding threshold, the referent signs in, sees the alert
 // with why it fired, is refused a dismissal without a reason, and acknowledges it (audited).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { CHROMIUM, withChromium } from './browser-helpers.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { tmp, viaProxy, writeLists } from './helpers.js';
 import { startApi } from './supervision-helpers.js';
 
-const CHROMIUM = process.env.VIGIE_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENS = join(PACKAGE_ROOT, '.tap', 'screens');
 
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') throw new Error(`no browser at ${CHROMIUM}: CI installs chromium (.ci/apt-packages)`);
-  t.plan(0, `no browser at ${CHROMIUM} (apt-get install chromium): alerts browser test skipped`);
-} else {
-  await run();
-}
+await withChromium('alerts browser test', run);
 
 async function run(): Promise<void> {
   execFileSync(process.execPath, [join(PACKAGE_ROOT, 'scripts/build-console.mjs')]);

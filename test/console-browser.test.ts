@@ -4,24 +4,19 @@
 // the block page's link, a report escalated to a webhook, the weekly summary. Screenshots go to
 // .tap/screens/ (not committed); any error in a page's console fails the test.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
+import { CHROMIUM, withChromium } from './browser-helpers.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 import { startOrigin, tmp, viaProxy } from './helpers.js';
 import { startApi } from './supervision-helpers.js';
 
-const CHROMIUM = process.env.VIGIE_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENS = join(PACKAGE_ROOT, '.tap', 'screens');
 
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') throw new Error(`no browser at ${CHROMIUM}: CI installs chromium (.ci/apt-packages)`);
-  t.plan(0, `no browser at ${CHROMIUM} (apt-get install chromium): console browser tests skipped`);
-} else {
-  await run();
-}
+await withChromium('console browser tests', run);
 
 async function run(): Promise<void> {
   // The test drives what `npm run build` produces; rebuilding is ~50 ms and keeps it current.

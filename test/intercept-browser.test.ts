@@ -3,19 +3,13 @@
 // ERR_TUNNEL_CONNECTION_FAILED. Chromium trusts the leaf key through
 // --ignore-certificate-errors-spki-list (the one key every intercepted name's certificate carries),
 // as a device given the school CA by GPO/MDM would trust the chain.
-import { existsSync } from 'node:fs';
 import t from 'tap';
+import { CHROMIUM, withChromium } from './browser-helpers.js';
 import { initCa } from '../src/tls/ca.js';
 import { startGateway, tmp, writeLists } from './helpers.js';
 
-const CHROMIUM = process.env.VIGIE_CHROMIUM ?? '/usr/bin/chromium';
 
-if (!existsSync(CHROMIUM)) {
-  if (process.env.CI === 'true') throw new Error(`no browser at ${CHROMIUM}: CI installs chromium (.ci/apt-packages)`);
-  t.plan(0, `no browser at ${CHROMIUM} (apt-get install chromium): interception browser test skipped`);
-} else {
-  await run();
-}
+await withChromium('interception browser test', run);
 
 async function run(): Promise<void> {
   const { chromium } = await import('playwright-core');

@@ -3,8 +3,8 @@
 // is sent back to the site, browses with its user's profile, and the journal rows carry the user.
 // Chromium uses the gateway as its HTTP proxy with `explicit: "portal"`, which is what a device
 // whose HTTP is redirected sees; the portal on 127.0.0.1 is reached directly (loopback bypasses the proxy).
-import { existsSync } from 'node:fs';
 import t from 'tap';
+import { CHROMIUM, chromiumMissing } from './browser-helpers.js';
 import { startPortal } from '../src/auth/portal.js';
 import { importFiles } from '../src/directory/import.js';
 import { Directory } from '../src/directory/store.js';
@@ -13,9 +13,7 @@ import { aafName, pupil, writeAaf } from './aaf-helpers.js';
 import { startGateway, startOrigin, testCert, tmp } from './helpers.js';
 import { PEOPLE, slapdMissing, startSlapd, TEST_USERS } from './slapd-helpers.js';
 
-const CHROMIUM = process.env.VIGIE_CHROMIUM ?? '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) ? (process.env.CI === 'true' ? false : `no browser at ${CHROMIUM}`) : slapdMissing();
-if (!existsSync(CHROMIUM) && process.env.CI === 'true') throw new Error(`no browser at ${CHROMIUM}: CI installs chromium (.ci/apt-packages)`);
+const skip = chromiumMissing() || slapdMissing();
 
 t.test('Chromium: redirected to the portal, logs in, browses as its user', { skip }, async (t) => {
   const { chromium } = await import('playwright-core');
