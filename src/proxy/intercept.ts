@@ -28,7 +28,7 @@ import { LeafIssuer } from '../tls/leaf.js';
 import type { ConnectionRecord } from './events.js';
 import { canonicalHost, type Gate, type GateUser, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
-import { originAgent, trustedRoots, upstreamProblem } from './intercept-upstream.js';
+import { originAgent, originContext, trustedRoots, upstreamProblem } from './intercept-upstream.js';
 import { refuseUpgrade, relayUpgrade, type UpgradeDeps } from './intercept-upgrade.js';
 import { blockPage, errorPage, page, pickLang, type UpstreamProblem } from './pages.js';
 import type { TunnelStyle } from './server.js';
@@ -82,9 +82,9 @@ export class Interceptor {
   constructor(private readonly host: InterceptHost) {
     const { config } = host;
     this.leaves = new LeafIssuer(loadCa(caDir(config)), config.interception.leafHours, config.interception.leafCacheSize);
-    const roots = trustedRoots(config);
-    this.agent = originAgent(config, roots);
-    this.upgrades = { roots, via: host.via, connectMs: config.timeouts.connectMs, record: (rec) => host.record('requestDone', rec), upstreamError: (p) => host.upstreamError(p) };
+    const context = originContext(trustedRoots(config));
+    this.agent = originAgent(config, context);
+    this.upgrades = { context, via: host.via, connectMs: config.timeouts.connectMs, record: (rec) => host.record('requestDone', rec), upstreamError: (p) => host.upstreamError(p) };
     this.web = this.createWeb();
   }
 
