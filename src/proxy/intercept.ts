@@ -28,6 +28,7 @@ import { LeafIssuer } from '../tls/leaf.js';
 import type { ConnectionRecord } from './events.js';
 import { canonicalHost, type Gate, type GateUser, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
+import { headersWith, pathWith } from './safesearch-inside.js';
 import { originAgent, originContext, trustedRoots, upstreamProblem } from './intercept-upstream.js';
 import { refuseUpgrade, relayUpgrade, type UpgradeDeps } from './intercept-upgrade.js';
 import { blockPage, errorPage, page, pickLang, type UpstreamProblem } from './pages.js';
@@ -247,6 +248,9 @@ export class Interceptor {
     if (res.destroyed) return;
     const { timeouts } = this.host.config;
     const name = r.connectHost;
+    // SafeSearch by parameter or header where the profile's provider needs it (empty lists: none).
+    const inside = r.record!.decision.retarget?.inside;
+    const headers = forwardHeaders(req.rawHeaders, this.host.via, authority);
     const upstream = https.request({
       host: r.address,
       family: r.family,
@@ -255,8 +259,8 @@ export class Interceptor {
       servername: isIP(name) === 0 ? name : '',
       checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
       method: req.method,
-      path: r.path,
-      headers: forwardHeaders(req.rawHeaders, this.host.via, authority) as unknown as http.OutgoingHttpHeaders,
+      path: inside === undefined ? r.path : pathWith(r.path, inside.query),
+      headers: (inside === undefined ? headers : headersWith(headers, inside.headers)) as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: this.agent,
       timeout: timeouts.upstreamResponseMs,
