@@ -6,11 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { initCa } from '../src/tls/ca.js';
 import { compileSafeSearch } from '../src/policy/safesearch.js';
 import type { ConnectionRecord } from '../src/proxy/events.js';
 import { headersWith, pathWith } from '../src/proxy/safesearch-inside.js';
 import { connectTunnel, startGateway, tmp, writeLists } from './helpers.js';
-import { startNamedOrigins, tlsRequests, vigie } from './intercept-helpers.js';
+import { startNamedOrigins, tlsRequests } from './intercept-helpers.js';
 
 t.test('pathWith and headersWith replace the client value, never keep it beside ours', async (t) => {
   const safe = [['safe', 'active']] as const;
@@ -44,7 +45,8 @@ t.test('lists/safesearch.json: intercepted rules are checked and compiled onto t
 });
 
 const data = tmp();
-t.equal((await vigie('ca', 'init', '--name', 'École SafeSearch', '--data', data)).code, 0);
+// The CA as `vigie ca init` makes it (its CLI is tested in test/intercept.test.ts), in-process: faster.
+initCa(join(data, 'ca'), 'École SafeSearch');
 const schoolCa = readFileSync(join(data, 'ca', 'ca.cert.pem'), 'utf8');
 const origins = await startNamedOrigins();
 t.teardown(() => origins.close());
