@@ -13,7 +13,7 @@
  *   flock /tmp/vigie-bench.lock npm run bench:intercept-proxy
  *   RUNS=1 PHASE_SECONDS=3 npm run bench:intercept-proxy     (quick check)
  *
- * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), LOOPS (20), HOSTS (40000).
+ * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), LOOPS (20), HOSTS (40000), VIGIE_WORKERS (1).
  * Needs squid-openssl (installed when missing; it replaces `squid`), nginx-light, openssl, taskset.
  */
 import { execFileSync } from 'node:child_process';
@@ -36,6 +36,7 @@ const PHASE = num('PHASE_SECONDS', 10);
 const CONNECTIONS = Math.floor(num('CONNECTIONS', 50));
 const LOOPS = Math.floor(num('LOOPS', 20));
 const HOSTS = Math.floor(num('HOSTS', 40_000));
+const WORKERS = Math.floor(num('VIGIE_WORKERS', 1));
 const ROOT = new URL('../..', import.meta.url).pathname;
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
@@ -95,7 +96,7 @@ async function main() {
   await waitForPort(procs.squid, ports.squid, 30_000);
   const { defaultConfig } = (await import(pathToFileURL(join(ROOT, 'dist/config/defaults.js')).href)) as typeof import('../../src/config/defaults.js');
   const cfgFile = join(tmpDir, 'vigie.json');
-  writeFileSync(cfgFile, JSON.stringify(vigieBumpConfig(ports, caDir, certs.caFile, HOSTS, defaultConfig().profiles.college)));
+  writeFileSync(cfgFile, JSON.stringify(vigieBumpConfig(ports, caDir, certs.caFile, HOSTS, defaultConfig().profiles.college, WORKERS)));
   procs.vigie = startPinned('vigie', PROXY_CPU, [process.execPath, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', data]);
   await waitForOutput(procs.vigie, /gateway ready/, 180_000);
 
@@ -151,7 +152,7 @@ async function main() {
   const header = [
     `Vigie interception benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine()}`,
     `${RUNS} run(s) of ${PHASE} s, medians; proxy on CPU ${PROXY_CPU}, nginx + Node client on CPU ${LOAD_CPU}; leaves ECDSA P-256 (one school CA), no client resumption, origin without session cache/tickets`,
-    `vigie ${ver.vigie} (intercept: full, college profile, full bundled lists), ${ver.node}; ${ver.squid} (ssl_bump peek+bump, security_file_certgen); ${ver.nginx}`,
+    `vigie ${ver.vigie} (intercept: full, college profile, full bundled lists, journal on, workers: ${WORKERS}), ${ver.node}; ${ver.squid} (ssl_bump peek+bump, security_file_certgen); ${ver.nginx}`,
   ];
   const lines = ['| measure | unit | vigie | squid ssl_bump | vigie vs squid | errors v/s |', '|---|---|---:|---:|---:|---:|'];
   const verdicts: string[] = [];

@@ -135,10 +135,12 @@ http_access deny all
 }
 
 /** The Vigie config: the `college` profile of the defaults with `intercept: "full"`, the same host table. */
-export function vigieBumpConfig(ports: BumpPorts, caDir: string, originCa: string, hosts: number, college: unknown): Record<string, unknown> {
+export function vigieBumpConfig(ports: BumpPorts, caDir: string, originCa: string, hosts: number, college: unknown, workers: number): Record<string, unknown> {
   const table: Record<string, string> = { [BUMP_ORIGIN]: '127.0.0.1' };
   for (let i = 0; i < hosts; i++) table[hostName(i)] = '127.0.0.1';
   return {
+    // One proxy process as Squid's one worker (bench:proxy's VIGIE_WORKERS default): no relay to a primary.
+    workers,
     listen: [{ host: '127.0.0.1', port: ports.vigie }],
     clients: [{ network: '127.0.0.0/8', profile: 'college', name: 'bench' }],
     profiles: { college: { ...(college as object), intercept: 'full' } },
