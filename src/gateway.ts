@@ -26,6 +26,8 @@ import type { Override } from './policy/overrides.js';
 import { ReportQueue, reportsFile } from './supervision/report-queue.js';
 import { ProxyServer, type ProxyDeps } from './proxy/server.js';
 import type { TransparentBound } from './proxy/transparent.js';
+import type { LeafCounts } from './tls/leaf.js';
+import { interceptionWanted } from './proxy/intercept.js';
 
 export interface GatewayOptions {
   config: VigieConfig;
@@ -128,6 +130,16 @@ export class Gateway {
   readonly reports: ReportQueue | null;
   /** Safeguarding and security alerts (src/alerts/); null in a cluster worker (the first process keeps them). */
   readonly alerts: AlertEngine | null;
+  /** The workers' leaf counts (set by the cluster primary, whose workers make the certificates). */
+  relayedLeaves: (() => LeafCounts) | null = null;
+
+  /** Leaf certificates of TLS interception, this process's and its workers'; null while no profile intercepts or has. */
+  leafCounts(): LeafCounts | null {
+    const own = this.proxy.interception.leafCounts();
+    const r = this.relayedLeaves?.() ?? null;
+    const sum = r === null ? own : { issued: own.issued + r.issued, hits: own.hits + r.hits, size: own.size + r.size };
+    return sum.issued === 0 && !interceptionWanted(this.config) ? null : sum;
+  }
   private shipLagTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: GatewayOptions) {

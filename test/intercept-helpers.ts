@@ -40,7 +40,9 @@ export async function startNamedOrigins(): Promise<{ port: number; caFile: strin
     ['wrong.test', leaves.issue('other.test', now).context],
   ]);
   const server = https.createServer({ SNICallback: (name, cb) => cb(null, contexts.get(name) ?? leaves.contextFor(name)) }, (req, res) => {
-    const body = `origin ${req.headers.host} ${req.url}\n`;
+    // YouTube's restricted-mode header, echoed when present (SafeSearch inside full interception).
+    const yt = req.headers['youtube-restrict'];
+    const body = `origin ${req.headers.host} ${req.url}${yt === undefined ? '' : ` youtube-restrict=${String(yt)}`}\n`;
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });

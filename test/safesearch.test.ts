@@ -91,7 +91,7 @@ t.test('the snapshot carries each profile\'s settings: retargetFor answers per p
   const config = resolveConfig({ profiles: { college: { mode: 'blocklist', safeSearch: { google: false } } } });
   const snapshot = buildSnapshot({ config, ut1: null, academy: new MapIndexBuilder(), policyVersion: 3 });
   t.equal(retargetFor(snapshot, 'cycle3', 'www.google.fr')?.host, 'forcesafesearch.google.com');
-  t.same(retargetFor(snapshot, 'cycle1', 'www.youtube.com'), { engine: 'youtube', host: 'restrict.youtube.com' });
+  t.same(retargetFor(snapshot, 'cycle1', 'www.youtube.com'), { engine: 'youtube', host: 'restrict.youtube.com', inside: { query: [], headers: [['YouTube-Restrict', 'Strict']] } });
   t.equal(retargetFor(snapshot, 'college', 'www.youtube.com')?.host, 'restrictmoderate.youtube.com');
   t.equal(retargetFor(snapshot, 'college', 'www.google.fr'), null, 'switched off in the file');
   t.equal(retargetFor(snapshot, 'staff', 'www.google.fr'), null);

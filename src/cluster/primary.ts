@@ -110,6 +110,8 @@ export class ClusterPrimary {
   /** Starts the workers; resolves with the addresses once every one of them listens. */
   async listen(gateway: Gateway): Promise<{ host: string; port: number }[]> {
     this.gateway = gateway;
+    // Leaf certificates are made in the workers: their counts are the gateway's.
+    gateway.relayedLeaves = () => this.relay.leafCounts();
     this.admitState = gateway.admit();
     // Sessions are declared to the primary (API): every worker identifies clients with the same ones.
     gateway.identity.sessions.onChange((c) => {

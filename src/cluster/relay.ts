@@ -4,6 +4,7 @@ import type { Decision } from '../policy/types.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import type { GateMode } from '../proxy/gate.js';
 import type { UpstreamProblem } from '../proxy/pages.js';
+import type { LeafCounts } from '../tls/leaf.js';
 
 /**
  * Proxy events cross from a worker to the primary as one flat array per batch (ops followed by
@@ -19,6 +20,8 @@ const UPSTREAM_ERROR = 4;
 const CONNECTIONS = 5;
 const RESET = 6;
 const AUTH = 7;
+/** Leaf certificates (TLS interception): signed and cache hits since the last one, certificates cached now. */
+const LEAVES = 8;
 
 /** LDAP check outcomes, in the order an AUTH op carries their counts. */
 const OUTCOMES: readonly AuthOutcome[] = ['ok', 'cached', 'invalid', 'rate-limited', 'unavailable'];
@@ -40,6 +43,9 @@ export class RelayObserver implements ProxyObserver {
   private tunnelDelta = 0;
   /** LDAP checks since the last batch, by outcome (OUTCOMES order); `authDelta[5]` = any at all. */
   private readonly authDelta = [0, 0, 0, 0, 0, 0];
+  /** The worker's leaf counts (its Interception); those last sent, to send only the change. */
+  leafSource: (() => LeafCounts) | null = null;
+  private readonly leafSent: LeafCounts = { issued: 0, hits: 0, size: 0 };
   /** Armed by the first event of a batch: an idle worker does not wake up. */
   private timer: NodeJS.Timeout | null = null;
   private readonly onTimer = () => {
@@ -141,6 +147,17 @@ export class RelayObserver implements ProxyObserver {
       this.buf.push(AUTH, a[0], a[1], a[2], a[3], a[4]);
       a.fill(0);
     }
+    // A certificate is made or found only for a connection, whose events armed this flush.
+    if (this.leafSource !== null) {
+      const l = this.leafSource();
+      const sent = this.leafSent;
+      if (l.issued !== sent.issued || l.hits !== sent.hits || l.size !== sent.size) {
+        this.buf.push(LEAVES, l.issued - sent.issued, l.hits - sent.hits, l.size);
+        sent.issued = l.issued;
+        sent.hits = l.hits;
+        sent.size = l.size;
+      }
+    }
     if (this.clientDelta || this.tunnelDelta) {
       this.buf.push(CONNECTIONS, this.clientDelta, this.tunnelDelta);
       this.clientDelta = this.tunnelDelta = 0;
@@ -164,6 +181,8 @@ interface Source {
   tunnels: Map<number, ConnectionRecord>;
   clients: number;
   openTunnels: number;
+  /** Leaf certificates this worker has cached. */
+  leafSize: number;
 }
 
 /**
@@ -172,6 +191,8 @@ interface Source {
  */
 export class RelayReceiver {
   private readonly sources = new Map<number, Source>();
+  /** Leaf certificates the workers signed and served from cache (counters: kept when a worker goes). */
+  private readonly leafTotals = { issued: 0, hits: 0 };
 
   constructor(
     private readonly observers: () => readonly ProxyObserver[],
@@ -181,8 +202,15 @@ export class RelayReceiver {
 
   private source(worker: number): Source {
     let s = this.sources.get(worker);
-    if (!s) this.sources.set(worker, (s = { decisions: [], tunnels: new Map(), clients: 0, openTunnels: 0 }));
+    if (!s) this.sources.set(worker, (s = { decisions: [], tunnels: new Map(), clients: 0, openTunnels: 0, leafSize: 0 }));
     return s;
+  }
+
+  /** The workers' leaf counts, summed (their caches: those of the workers alive). */
+  leafCounts(): LeafCounts {
+    let size = 0;
+    for (const s of this.sources.values()) size += s.leafSize;
+    return { issued: this.leafTotals.issued, hits: this.leafTotals.hits, size };
   }
 
   /** A worker is gone: its open connections leave the gauges; its open tunnels never report an end. */
@@ -301,6 +329,12 @@ export class RelayReceiver {
           i += 6;
           break;
         }
+        case LEAVES:
+          this.leafTotals.issued += b[i + 1] as number;
+          this.leafTotals.hits += b[i + 2] as number;
+          s.leafSize = b[i + 3] as number;
+          i += 4;
+          break;
         default:
           throw new Error(`relay: bad op ${String(b[i])} at ${i} from worker ${worker}`);
       }

@@ -113,6 +113,7 @@ async function start(channel: Channel, id: number, config: VigieConfig, admit: b
   identity.portal.base = portal.base;
   identity.portal.key = Buffer.from(portal.key, 'base64');
   if (identity.verifier) identity.verifier.onCount = (outcome) => relay.authChecked(outcome);
+  relay.leafSource = () => gateway.proxy.interception.leafCounts();
   let applied = { config: JSON.stringify(config), lists: -1 };
   let next: PolicyNotice | null = null;
   let applying = false;

@@ -17,6 +17,8 @@ export interface MetricsSource {
   /** Authentication checks by outcome, live sessions, directory size (src/auth/identity.ts). */
   readonly identity?: { readonly verifier: { readonly counts: Readonly<Record<string, number>> } | null; readonly sessions: { active(): number }; readonly userCount: number };
   readonly shipper?: { readonly status: { lagSeconds: number | null } } | null;
+  /** Leaf certificates of TLS interception (src/tls/leaf.ts), workers' included; null: interception off. */
+  leafCounts?(): { readonly issued: number; readonly hits: number; readonly size: number } | null;
   /** The alert engine's counters (src/alerts/engine.ts); null in a process without one. */
   readonly alerts?: { readonly counts: AlertCounts } | null;
 }
@@ -122,6 +124,9 @@ export function createGatewayMetrics(): GatewayMetrics {
     new CollectedMetric('vigie_sessions_active', 'Client addresses currently bound to a user (API or portal sessions).', 'gauge', () => one(source()?.identity?.sessions.active() ?? NaN)),
     new CollectedMetric('vigie_directory_users', 'Users of the academy directory held by the gateway.', 'gauge', () => one(source()?.identity?.userCount ?? NaN)),
     new CollectedMetric('vigie_journal_ship_lag_seconds', 'Age of the oldest journal entry the academy PostgreSQL has not acknowledged (0 = caught up; absent when shipping is off).', 'gauge', () => one(source()?.shipper?.status.lagSeconds ?? NaN)),
+    new CollectedMetric('vigie_intercept_leaf_certificates_issued_total', 'Leaf certificates signed with the school CA for intercepted names (TLS interception), all workers.', 'counter', () => one(source()?.leafCounts?.()?.issued ?? NaN)),
+    new CollectedMetric('vigie_intercept_leaf_cache_hits_total', 'Intercepted connections served a leaf certificate from the cache (no signing), all workers.', 'counter', () => one(source()?.leafCounts?.()?.hits ?? NaN)),
+    new CollectedMetric('vigie_intercept_leaf_cache_size', 'Leaf certificates (with their TLS contexts) held in memory, summed over the workers (each has its own cache, at most interception.leafCacheSize).', 'gauge', () => one(source()?.leafCounts?.()?.size ?? NaN)),
     ...alertMetrics(() => source()?.alerts?.counts),
     new CollectedMetric('vigie_build_info', 'Always 1; labels tell the running version.', 'gauge', () => one(1, { version: VERSION, nodejs: process.version })),
   ];

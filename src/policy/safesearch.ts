@@ -16,7 +16,23 @@ export interface Retarget {
   readonly engine: string;
   /** The enforcing host to resolve and connect to. */
   readonly host: string;
+  /**
+   * What a request read inside `intercept: "full"` also carries (the file's `intercepted`): query
+   * parameters set (replacing the client's own) and headers set, where the provider needs them
+   * besides (or instead of) its enforcing address. Empty lists: nothing more.
+   */
+  readonly inside: InsideRules;
 }
+
+export interface InsideRules {
+  readonly query: readonly (readonly [name: string, value: string])[];
+  readonly headers: readonly (readonly [name: string, value: string])[];
+}
+
+const NO_RULES: InsideRules = Object.freeze({ query: Object.freeze([]), headers: Object.freeze([]) });
+/** An HTTP header name (RFC 9110 token) and a query name or value needing no escaping. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const QUERY_WORD = /^[0-9A-Za-z._~-]+$/;
 
 interface Engine {
   readonly setting: keyof SafeSearchSettings;
@@ -76,15 +92,26 @@ export function compileSafeSearch(doc: unknown, file = '<safesearch>'): SafeSear
     if (kind === 'switch') {
       if (typeof e.target !== 'string') problems.push(`${at}/target: an enforcing host name is required for "${setting}"`);
       else if (hostProblem(`${at}/target`, e.target)) problems.push(hostProblem(`${at}/target`, e.target)!);
-      else retargets.on = Object.freeze({ engine: id, host: e.target });
+      else retargets.on = Object.freeze({ engine: id, host: e.target, inside: NO_RULES });
     } else {
       const targets = e.targets;
       for (const level of LEVELS) {
         const t = isObject(targets) ? targets[level] : undefined;
         if (typeof t !== 'string') problems.push(`${at}/targets/${level}: an enforcing host name is required for "${setting}"`);
         else if (hostProblem(`${at}/targets/${level}`, t)) problems.push(hostProblem(`${at}/targets/${level}`, t)!);
-        else retargets[level] = Object.freeze({ engine: id, host: t });
+        else retargets[level] = Object.freeze({ engine: id, host: t, inside: NO_RULES });
       }
+    }
+    const inside = isObject(e.intercepted) ? e.intercepted : e.intercepted === undefined ? {} : null;
+    if (inside === null) problems.push(`${at}/intercepted: must be an object`);
+    for (const [value, rules] of Object.entries(inside ?? {})) {
+      const where = `${at}/intercepted/${value}`;
+      if (!Object.hasOwn(retargets, value)) {
+        problems.push(`${where}: must be one of ${kind === 'switch' ? '"on"' : LEVELS.map((l) => `"${l}"`).join(', ')}`);
+        continue;
+      }
+      const compiled = insideRules(rules, where, problems);
+      if (compiled !== null) retargets[value] = Object.freeze({ ...retargets[value]!, inside: compiled });
     }
     if (!stringArray(e.hosts) || e.hosts.length === 0) {
       problems.push(`${at}/hosts: must be a non-empty list of host names`);
@@ -113,6 +140,35 @@ export function compileSafeSearch(doc: unknown, file = '<safesearch>'): SafeSear
   }
   if (problems.length) throw new SafeSearchDataError(file, problems);
   return { hosts, engines };
+}
+
+/** One `intercepted` entry: `{ query?: {name: value}, headers?: {Name: value} }`, checked. */
+function insideRules(doc: unknown, at: string, problems: string[]): InsideRules | null {
+  if (!isObject(doc)) {
+    problems.push(`${at}: must be an object with "query" and/or "headers"`);
+    return null;
+  }
+  const before = problems.length;
+  const pairs = (key: 'query' | 'headers', name: RegExp, value: RegExp): [string, string][] => {
+    const o = doc[key];
+    if (o === undefined) return [];
+    if (!isObject(o)) {
+      problems.push(`${at}/${key}: must be an object of names to values`);
+      return [];
+    }
+    const out: [string, string][] = [];
+    for (const [n, v] of Object.entries(o)) {
+      if (!name.test(n)) problems.push(`${at}/${key}: "${n}" is not a valid name`);
+      else if (typeof v !== 'string' || !value.test(v)) problems.push(`${at}/${key}/${n}: must be a plain value (letters, digits, . _ ~ -)`);
+      else out.push([n, v]);
+    }
+    return out;
+  };
+  for (const k of Object.keys(doc)) if (k !== 'query' && k !== 'headers') problems.push(`${at}: unknown key "${k}"`);
+  const query = pairs('query', QUERY_WORD, QUERY_WORD);
+  const headers = pairs('headers', TOKEN, QUERY_WORD);
+  if (problems.length > before) return null;
+  return Object.freeze({ query: Object.freeze(query.map((p) => Object.freeze(p))), headers: Object.freeze(headers.map((p) => Object.freeze(p))) });
 }
 
 /**

@@ -27,7 +27,8 @@ function upgradeHead(req: IncomingMessage, path: string, authority: string, via:
 }
 
 export interface UpgradeDeps {
-  readonly roots: readonly string[];
+  /** The origin TLS context (roots, TLS >= 1.2) shared with the agent. */
+  readonly context: tls.SecureContext;
   readonly via: string;
   readonly connectMs: number;
   record(rec: ConnectionRecord): void;
@@ -48,7 +49,7 @@ export function relayUpgrade(deps: UpgradeDeps, req: IncomingMessage, client: So
     host: r.address,
     port: r.port,
     servername: isIP(name) === 0 ? name : undefined,
-    ca: deps.roots as string[],
+    secureContext: deps.context,
     minVersion: 'TLSv1.2',
     ALPNProtocols: ['http/1.1'],
     checkServerIdentity: (_h, cert) => tls.checkServerIdentity(name, cert),

@@ -24,11 +24,12 @@ import { interceptModeOf, InterceptExclusions, tlsTreatment } from '../policy/in
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import { loadCa } from '../tls/ca.js';
 import { caDir } from '../tls/exclusions.js';
-import { LeafIssuer } from '../tls/leaf.js';
+import { LeafIssuer, type LeafCounts, type LeafStats } from '../tls/leaf.js';
 import type { ConnectionRecord } from './events.js';
 import { canonicalHost, type Gate, type GateUser, type Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
-import { originAgent, trustedRoots, upstreamProblem } from './intercept-upstream.js';
+import { headersWith, pathWith } from './safesearch-inside.js';
+import { originAgent, originContext, trustedRoots, upstreamProblem } from './intercept-upstream.js';
 import { refuseUpgrade, relayUpgrade, type UpgradeDeps } from './intercept-upgrade.js';
 import { blockPage, errorPage, page, pickLang, type UpstreamProblem } from './pages.js';
 import type { TunnelStyle } from './server.js';
@@ -79,12 +80,15 @@ export class Interceptor {
   private exclusions: InterceptExclusions | null = null;
 
   /** Loads the school CA (an error naming the fix when it is missing or unusable). */
-  constructor(private readonly host: InterceptHost) {
+  constructor(
+    private readonly host: InterceptHost,
+    stats?: LeafStats,
+  ) {
     const { config } = host;
-    this.leaves = new LeafIssuer(loadCa(caDir(config)), config.interception.leafHours, config.interception.leafCacheSize);
-    const roots = trustedRoots(config);
-    this.agent = originAgent(config, roots);
-    this.upgrades = { roots, via: host.via, connectMs: config.timeouts.connectMs, record: (rec) => host.record('requestDone', rec), upstreamError: (p) => host.upstreamError(p) };
+    this.leaves = new LeafIssuer(loadCa(caDir(config)), config.interception.leafHours, config.interception.leafCacheSize, stats);
+    const context = originContext(trustedRoots(config));
+    this.agent = originAgent(config, context);
+    this.upgrades = { context, via: host.via, connectMs: config.timeouts.connectMs, record: (rec) => host.record('requestDone', rec), upstreamError: (p) => host.upstreamError(p) };
     this.web = this.createWeb();
   }
 
@@ -247,6 +251,9 @@ export class Interceptor {
     if (res.destroyed) return;
     const { timeouts } = this.host.config;
     const name = r.connectHost;
+    // SafeSearch by parameter or header where the profile's provider needs it (empty lists: none).
+    const inside = r.record!.decision.retarget?.inside;
+    const headers = forwardHeaders(req.rawHeaders, this.host.via, authority);
     const upstream = https.request({
       host: r.address,
       family: r.family,
@@ -255,8 +262,8 @@ export class Interceptor {
       servername: isIP(name) === 0 ? name : '',
       checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
       method: req.method,
-      path: r.path,
-      headers: forwardHeaders(req.rawHeaders, this.host.via, authority) as unknown as http.OutgoingHttpHeaders,
+      path: inside === undefined ? r.path : pathWith(r.path, inside.query),
+      headers: (inside === undefined ? headers : headersWith(headers, inside.headers)) as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: this.agent,
       timeout: timeouts.upstreamResponseMs,
@@ -309,10 +316,12 @@ export class Interception {
   private madeFor: VigieConfig | null = null;
   /** Why the config's interception could not start after a reload (the CA unusable); null when fine. */
   problem: string | null = null;
+  /** Leaf certificates signed and served from cache since start, whichever interceptor did it (metrics). */
+  readonly leafStats: LeafStats = { issued: 0, hits: 0 };
 
   constructor(private readonly host: InterceptHost) {
     // At start a missing or bad CA is the gateway's start error, with its reason.
-    if (interceptionWanted(host.config)) this.current = new Interceptor(host);
+    if (interceptionWanted(host.config)) this.current = new Interceptor(host, this.leafStats);
     this.madeFor = host.config;
   }
 
@@ -327,7 +336,7 @@ export class Interception {
       }
       else if (this.current === null) {
         try {
-          this.current = new Interceptor(this.host);
+          this.current = new Interceptor(this.host, this.leafStats);
           this.problem = null;
         } catch (e) {
           this.problem = (e as Error).message;
@@ -347,6 +356,11 @@ export class Interception {
   wants(r: Reply): boolean {
     const i = this.madeFor === this.host.config ? this.current : this.interceptor;
     return i !== null && i.modeFor(r, false) !== null;
+  }
+
+  /** Leaf counts of this process for the metrics: signed, cache hits, certificates cached now. */
+  leafCounts(): LeafCounts {
+    return { issued: this.leafStats.issued, hits: this.leafStats.hits, size: this.current?.leaves.size ?? 0 };
   }
 
   close(): void {

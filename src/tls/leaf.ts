@@ -32,11 +32,15 @@ export interface LeafStats {
   hits: number;
 }
 
+/** The leaf figures the metrics show: counters since start, and certificates cached now. */
+export interface LeafCounts extends LeafStats {
+  size: number;
+}
+
 /** Backdated so a device whose clock is a little behind still accepts a fresh certificate. */
 const BACKDATE_MS = 3_600_000;
 
 export class LeafIssuer {
-  readonly stats: LeafStats = { issued: 0, hits: 0 };
   private readonly keyPem: string;
   private readonly spki: Buffer;
   private readonly cache: LRUCache<string, Leaf>;
@@ -45,6 +49,8 @@ export class LeafIssuer {
     private readonly ca: SchoolCa,
     private readonly hours: number,
     cacheSize: number,
+    /** Counted into (the proxy's tally outlives an issuer made again at a reload). */
+    readonly stats: LeafStats = { issued: 0, hits: 0 },
   ) {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     this.keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;

@@ -1,0 +1,46 @@
+/**
+ * SafeSearch inside `intercept: "full"`: the query parameters and headers a provider needs
+ * besides its enforcing address (lists/safesearch.json `intercepted`, compiled by
+ * src/policy/safesearch.ts), set on the request forwarded to the origin. The client's own value
+ * of a parameter or header is replaced, never kept beside ours (`safe=off&safe=active` would
+ * leave the provider to choose). Only intercepted requests come here.
+ */
+import type { InsideRules } from '../policy/safesearch.js';
+
+/** `path` with each of `query` set: earlier occurrences of the name removed, ours appended. */
+export function pathWith(path: string, query: InsideRules['query']): string {
+  if (query.length === 0) return path;
+  const hash = path.indexOf('#');
+  const bare = hash < 0 ? path : path.slice(0, hash);
+  const q = bare.indexOf('?');
+  const base = q < 0 ? bare : bare.slice(0, q);
+  const kept: string[] = [];
+  if (q >= 0) {
+    for (const part of bare.slice(q + 1).split('&')) {
+      if (part === '') continue;
+      const eq = part.indexOf('=');
+      const rawName = eq < 0 ? part : part.slice(0, eq);
+      let name = rawName;
+      try {
+        name = decodeURIComponent(rawName.replace(/\+/g, ' '));
+      } catch {
+        // Not valid percent-encoding: compared as it is.
+      }
+      if (!query.some(([n]) => n === name)) kept.push(part);
+    }
+  }
+  for (const [n, v] of query) kept.push(`${n}=${v}`);
+  return `${base}?${kept.join('&')}`;
+}
+
+/** Flat raw `headers` (name, value, ...) with each of `set` replacing any header of that name. */
+export function headersWith(headers: string[], set: InsideRules['headers']): string[] {
+  if (set.length === 0) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = headers[i]!.toLowerCase();
+    if (!set.some(([n]) => n.toLowerCase() === lower)) out.push(headers[i]!, headers[i + 1]!);
+  }
+  for (const [n, v] of set) out.push(n, v);
+  return out;
+}
