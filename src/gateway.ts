@@ -140,7 +140,6 @@ export class Gateway {
     const sum = r === null ? own : { issued: own.issued + r.issued, hits: own.hits + r.hits, size: own.size + r.size };
     return sum.issued === 0 && !interceptionWanted(this.config) ? null : sum;
   }
-  private shipLagTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.policy = new PolicyStore(opts.config, opts.log);
@@ -324,22 +323,21 @@ export class Gateway {
     this.backups?.stop();
     this.identity.stop();
     this.overrides.stop();
-    if (this.shipLagTimer) clearInterval(this.shipLagTimer);
     await this.proxy.close(graceMs);
     await this.alerts?.close();
     await this.journalWriter?.close();
     await this.shipper?.close();
   }
 
-  /** A security event when journal shipping falls behind its bound (journal.ship.maxLagSeconds), once per episode. */
+  /**
+   * A security event when journal shipping falls behind its bound (journal.ship.maxLagSeconds),
+   * once per episode, as soon as the shipping thread reports the lag past it (within about a
+   * second: it reports at least every second while PostgreSQL is away).
+   */
   private watchShipLag(shipper: JournalShipper, alerts: AlertEngine): void {
-    let late = false;
-    this.shipLagTimer = setInterval(() => {
-      const s = shipper.status;
-      if (s.late && !late) alerts.securityEvent('ship-lag', 'warning', `journal shipping lags more than ${s.maxLagSeconds} s behind (journal.ship.maxLagSeconds)`, { lagSeconds: Math.round(s.lagSeconds ?? 0) });
-      late = s.late;
-    }, 30_000);
-    this.shipLagTimer.unref();
+    shipper.onLateChange = (late, lagSeconds) => {
+      if (late) alerts.securityEvent('ship-lag', 'warning', `journal shipping lags more than ${shipper.maxLagSeconds} s behind (journal.ship.maxLagSeconds)`, { lagSeconds: Math.round(lagSeconds) });
+    };
   }
 
   /** What this gateway tells the academy every minute through the shipper (fleet status). */

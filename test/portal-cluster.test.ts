@@ -44,6 +44,7 @@ t.test('workers: 2 — LDAP checks counted in the primary, portal sessions follo
     lists: { ut1: writeLists(tmp(), TEST_LISTS), academy: writeLists(tmp(), { 'academy-allow': {}, 'academy-deny': {} }) },
     auth: {
       ldap: { url: slapd.url, bindDn: `uid={login},${PEOPLE}`, idAttribute: 'employeeNumber' },
+      failuresPerMinute: 3,
       portal: { listen: { host: '127.0.0.1', port: portalPort }, idleMinutes: 0.02, explicit: 'portal', ...certFiles() },
     },
   });
@@ -74,6 +75,21 @@ t.test('workers: 2 — LDAP checks counted in the primary, portal sessions follo
   t.equal(ok + cached, 12, `every worker's checks counted in the primary (ok ${ok}, cached ${cached})`);
   t.equal(metric(m, /^vigie_auth_checks_total\{result="invalid"\} (\d+)$/m), 1);
   t.equal(metric(m, /^vigie_sessions_active (\d+)$/m), 0);
+
+  // Failed binds are counted for the whole gateway: past the limit, every worker answers 429.
+  const wrong = { 'proxy-authorization': basic('eleve.cm1', 'faux') };
+  const seq: number[] = [];
+  for (let i = 0; i < 8; i++) seq.push(await get(port, url, '127.0.0.5', wrong));
+  const refused = seq.filter((s) => s === 407).length;
+  // Sequential attempts: the primary's notice reaches each worker before the next connection (per worker: 3).
+  t.ok(refused >= 3 && refused <= 4, `3 checked failures (+1 at most in flight), not 3 per worker: ${seq.join(' ')}`);
+  t.same([...new Set(seq.slice(refused))], [429], 'then 429');
+  await new Promise((r) => setTimeout(r, 50));
+  t.same([...new Set(await Promise.all(Array.from({ length: 6 }, () => get(port, url, '127.0.0.5', wrong))))], [429], '429 from every worker');
+  t.same([...new Set(await Promise.all(Array.from({ length: 4 }, () => get(port, url, '127.0.0.5', creds))))], [429], 'even with the right password (no cache hits either)');
+  m = await metrics();
+  t.equal(metric(m, /^vigie_auth_checks_total\{result="invalid"\} (\d+)$/m), 1 + refused, 'the directory was asked only for those');
+  t.equal(await get(port, url, '127.0.0.2', creds), 200, 'other addresses unaffected');
 
   // A portal login in the primary: every worker follows it, and their traffic keeps it alive.
   t.equal((await get(port, url, '127.0.0.3')), 302, 'not logged in: to the portal');

@@ -1,11 +1,14 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import t from 'tap';
 import { startPortal } from '../src/auth/portal.js';
+import { PORTAL_FAILURES_AUDITED_PER_SOURCE } from '../src/auth/portal-audit.js';
 import { resolveConfig } from '../src/config/load.js';
 import { importFiles } from '../src/directory/import.js';
 import { Directory } from '../src/directory/store.js';
 import { silentLogger } from '../src/log.js';
 import { pacScript } from '../src/proxy/pac.js';
+import { AuditLog, type AuditEntry } from '../src/supervision/audit.js';
 import { aafName, pupil, writeAaf } from './aaf-helpers.js';
 import { connectTunnel, startGateway, startOrigin, testCert, tmp, viaProxy } from './helpers.js';
 import { hiddenFields, portalCall, portalLogin } from './portal-helpers.js';
@@ -56,7 +59,8 @@ t.test('captive portal: redirect, login against slapd, profile and journal, logo
   });
   t.teardown(() => gw.close());
   const identity = gw.gateway.identity;
-  const portal = await startPortal({ config: () => gw.gateway.config, identity, clients: () => gw.gateway.snapshot.clients, log: silentLogger }, testCert());
+  const auditLog = new AuditLog(dataDir);
+  const portal = await startPortal({ config: () => gw.gateway.config, identity, clients: () => gw.gateway.snapshot.clients, log: silentLogger, audit: () => auditLog }, testCert());
   t.teardown(() => portal.close());
   const base = portal.url;
   const site = `http://www.site.test:${origin.port}/small`;
@@ -118,6 +122,7 @@ t.test('captive portal: redirect, login against slapd, profile and journal, logo
   const limited = await portalLogin(base, '127.0.0.4', 'theo', 'Collège-3e');
   t.equal(limited.status, 429, 'rate limited');
   t.equal(identity.sessions.lookup('127.0.0.4'), null);
+  for (let i = 0; i < 3; i++) t.equal((await portalLogin(base, '127.0.0.4', 'theo', 'Collège-3e')).status, 429);
 
   // Logout ends the binding: HTTP goes to the portal again.
   const connected = await portalCall(base, 'GET', '/', { from: '127.0.0.2' });
@@ -149,6 +154,29 @@ t.test('captive portal: redirect, login against slapd, profile and journal, logo
   t.ok(logged.every((r) => r.user === '1000003' && r.profile === 'college'));
   t.match(rows.filter((r) => r.user === null && r.client === '127.0.0.2').map((r) => [r.host, r.profile, r.decision]), [['ent.test', 'ent', 'allow'], ['www.site.test', 'ent', 'block']], 'before login: the unauthenticatedProfile decided the tunnels; redirects are not recorded');
   t.match(rows.find((r) => r.client === '127.0.0.17'), { rule: 'fail-closed', decision: 'block' });
+
+  // The audit log: logins and logouts by pseudonymous id and address; failures without a user,
+  // bounded per address and minute, the rest counted when the portal stops.
+  const audited = (await auditLog.query({ limit: 100, action: 'portal' })).reverse();
+  const brief = (e: AuditEntry) => [e.action, e.source, e.actor, e.outcome, e.status];
+  t.same(audited.filter((e) => e.outcome === 'ok').map(brief), [
+    ['portal.login', '127.0.0.2', '1000003', 'ok', 200],
+    ['portal.login', '127.0.0.6', '1000003', 'ok', 200],
+    ['portal.logout', '127.0.0.2', '1000003', 'ok', 200],
+    ['portal.login', '127.0.0.5', '1000003', 'ok', 200],
+  ]);
+  t.match(audited.find((e) => e.action === 'portal.login' && e.outcome === 'ok'), { role: 'portal', target: '1000003' });
+  const failed = audited.filter((e) => e.outcome === 'refused');
+  t.same(failed.map((e) => [e.source, e.actor, e.target, e.status, e.details?.reason]), [
+    ['127.0.0.2', '-', null, 401, 'invalid'],
+    ...[0, 1, 2].map(() => ['127.0.0.4', '-', null, 401, 'invalid']),
+    ...[0, 1].map(() => ['127.0.0.4', '-', null, 429, 'rate-limited']),
+  ], `failures: ${PORTAL_FAILURES_AUDITED_PER_SOURCE} per address and minute, no user named`);
+  await portal.close();
+  const [summary] = await auditLog.query({ limit: 10, action: 'portal.suppressed' });
+  t.match(summary, { actor: 'vigie', details: { failed: 2, byStatus: { 429: 2 }, sources: [{ source: '127.0.0.4', count: 2 }] } }, 'the rest counted');
+  const text = readFileSync(auditLog.file, 'utf8');
+  t.notMatch(text, /theo|Collège|faux/, 'neither the login nor a password in the audit log');
 });
 
 t.test('portal config: errors name the path', async (t) => {

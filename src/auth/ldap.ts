@@ -34,6 +34,9 @@ export const escapeDnValue = (v: string): string =>
 /** `AC-VERSAILLES$1234567` (ENTPersonJointure) → `1234567`; a bare id stays as it is. */
 const aafIdOf = (v: string): string => v.slice(v.lastIndexOf('$') + 1);
 
+/** Failures are counted over this long from the first one (`failuresPerMinute`). */
+const WINDOW_MS = 60_000;
+
 /** Waits for a free slot: at most `limit` binds at once, and at most `queue` waiting. */
 class Slots {
   private busy = 0;
@@ -59,9 +62,14 @@ export class LdapVerifier {
   readonly counts: Record<AuthOutcome, number> = { ok: 0, cached: 0, invalid: 0, 'rate-limited': 0, unavailable: 0 };
   /** Told each check counted (a cluster worker relays them to the primary's metrics). */
   onCount: ((outcome: AuthOutcome) => void) | null = null;
+  /** Told each failure counted here (a cluster worker tells the primary, which counts them all). */
+  onFailure: ((client: string) => void) | null = null;
+  /** Told when a client reaches the limit, with when it ends (the cluster primary tells every worker). */
+  onLimited: ((client: string, until: number) => void) | null = null;
   private readonly key = randomBytes(32);
   private readonly cache: LRUCache<string, { login: string; id: string | null }>;
-  private readonly failures: LRUCache<string, { count: number }>;
+  /** Failures per client address; `until`: when the window that began at the first one ends. */
+  private readonly failures: LRUCache<string, { count: number; until: number }>;
   private readonly inFlight = new Map<string, Promise<Answer>>();
   private readonly slots = new Slots(16, 256);
   private readonly tls: ConnectionOptions;
@@ -74,7 +82,7 @@ export class LdapVerifier {
     private readonly log: Logger,
   ) {
     this.cache = new LRUCache({ max: opts.cacheMax, ttl: Math.max(1, opts.cacheSeconds) * 1000 });
-    this.failures = new LRUCache({ max: 10_000, ttl: 60_000 });
+    this.failures = new LRUCache({ max: 10_000, ttl: WINDOW_MS });
     this.timeoutMs = ldap.timeoutMs ?? 5000;
     const host = new URL(ldap.url).hostname.replace(/^\[|\]$/g, '');
     // SNI takes names only (RFC 6066); the certificate is still checked against an address.
@@ -130,11 +138,34 @@ export class LdapVerifier {
     return r;
   }
 
-  private fail(client: string, login: string, why: string): AuthResult {
+  /**
+   * Counts one failure of `client` (here, or relayed from a cluster worker). The window starts at
+   * the first failure: later ones do not extend it. Reaching the limit is announced once.
+   */
+  countFailure(client: string, now = Date.now()): void {
     const f = this.failures.get(client);
-    // The window starts at the first failure: later ones do not extend it.
     if (f) f.count++;
-    else this.failures.set(client, { count: 1 });
+    else this.failures.set(client, { count: 1, until: now + WINDOW_MS });
+    const g = f ?? this.failures.get(client)!;
+    if (g.count === this.opts.failuresPerMinute) this.onLimited?.(client, g.until);
+  }
+
+  /** Another process says `client` reached the limit: no check for it until `until`. */
+  limitUntil(client: string, until: number, now = Date.now()): void {
+    if (until <= now) return;
+    this.failures.set(client, { count: this.opts.failuresPerMinute, until }, { ttl: until - now });
+  }
+
+  /** The clients over their limit, with when it ends (for a worker that starts meanwhile). */
+  limits(now = Date.now()): [string, number][] {
+    const out: [string, number][] = [];
+    for (const [client, f] of this.failures.entries()) if (f.count >= this.opts.failuresPerMinute && f.until > now) out.push([client, f.until]);
+    return out;
+  }
+
+  private fail(client: string, login: string, why: string): AuthResult {
+    this.countFailure(client);
+    this.onFailure?.(client);
     this.log.warn('auth: refused', { client, login, reason: why });
     return this.count({ ok: false, outcome: 'invalid' });
   }

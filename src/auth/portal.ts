@@ -7,8 +7,10 @@ import type { Logger } from '../log.js';
 import type { ClientMatcher } from '../policy/clients.js';
 import { pickLang, type Lang } from '../proxy/pages.js';
 import { loadOrCreateCertificate } from '../supervision/tls.js';
+import type { AuditLog } from '../supervision/audit.js';
 import type { KeyAndCert } from '../tls/selfsigned.js';
 import type { Identity } from './identity.js';
+import { PortalAudit } from './portal-audit.js';
 import { connectedPage, loggedOutPage, loginPage, notServedPage, PORTAL_CSP, PORTAL_CSS, type PortalError, type ReturnTo } from './portal-page.js';
 import { normaliseAddress } from './sessions.js';
 
@@ -27,6 +29,8 @@ export interface PortalDeps {
   /** The client networks in force: only their addresses may log in. */
   clients(): ClientMatcher | undefined;
   log: Logger;
+  /** Where logins and logouts are audited (the supervision API's audit log); none: the log only. */
+  audit?: () => AuditLog | null;
 }
 
 export interface PortalServer {
@@ -91,6 +95,7 @@ function sameOrigin(req: IncomingMessage): boolean {
 export async function startPortal(deps: PortalDeps, tls: KeyAndCert): Promise<PortalServer> {
   const { identity, log } = deps;
   const links = identity.portal;
+  const audit = new PortalAudit(deps.audit ?? (() => null), log);
   const langOf = (req: IncomingMessage, asked?: string | null): Lang => (asked === 'fr' || asked === 'en' ? asked : pickLang(req.headers['accept-language']));
   const backOf = (to: string | null, sig: string | null): ReturnTo | null => (links.returnUrl(to, sig) !== null ? { to: to!, sig: sig! } : null);
   const served = (client: string) => (deps.clients()?.match(client) ?? null) !== null;
@@ -123,7 +128,10 @@ export async function startPortal(deps: PortalDeps, tls: KeyAndCert): Promise<Po
     }
     if (url.pathname === '/logout') {
       const session = identity.sessions.lookup(client);
-      if (session && identity.sessions.close(client)) log.info('portal: logged out', { client, user: session.user });
+      if (session && identity.sessions.close(client)) {
+        log.info('portal: logged out', { client, user: session.user });
+        await audit.loggedOut(client, session.user);
+      }
       return send(res, 200, loggedOutPage(lang));
     }
     const login = (form.get('login') ?? '').trim();
@@ -132,6 +140,7 @@ export async function startPortal(deps: PortalDeps, tls: KeyAndCert): Promise<Po
     const r = verifier ? await verifier.verify(client, login, password) : ({ ok: false, outcome: 'unavailable' } as const);
     if (!r.ok) {
       const [status, error]: [number, PortalError] = r.outcome === 'rate-limited' ? [429, 'limited'] : r.outcome === 'unavailable' ? [503, 'unavailable'] : [401, 'invalid'];
+      await audit.failed(client, r.outcome, status);
       return send(res, status, loginPage(lang, links.csrfToken(client), back, error, login.slice(0, 128)));
     }
     const user = identity.userIdFor(login, r.id);
@@ -143,6 +152,7 @@ export async function startPortal(deps: PortalDeps, tls: KeyAndCert): Promise<Po
       return send(res, 503, loginPage(lang, links.csrfToken(client), back, 'unavailable', login));
     }
     log.info('portal: logged in', { client, user });
+    await audit.loggedIn(client, user);
     send(res, 200, connectedPage(lang, links.csrfToken(client), login, back?.to ?? null));
   }
 
@@ -173,7 +183,7 @@ export async function startPortal(deps: PortalDeps, tls: KeyAndCert): Promise<Po
     close: () =>
       new Promise<void>((resolve) => {
         links.base = null;
-        server.close(() => resolve());
+        server.close(() => void audit.flush().then(resolve));
         server.closeAllConnections();
       }),
   };

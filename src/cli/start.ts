@@ -7,6 +7,7 @@ import { Gateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
+import { AuditLog } from '../supervision/audit.js';
 import { startSupervision, type SupervisionServer } from '../supervision/server.js';
 import { portalCertificate, startPortal, type PortalServer } from '../auth/portal.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
@@ -32,6 +33,9 @@ export function registerStart(program: Command): void {
       let metricsServer: MetricsServer | null = null;
       let supervision: SupervisionServer | null = null;
       let portal: PortalServer | null = null;
+      // Portal logins go to the API's audit log; before the API starts, or without it, to the same file.
+      let ownAudit: AuditLog | null = null;
+      const portalAudit = () => supervision?.audit ?? (ownAudit ??= new AuditLog(config.dataDir, config.journal.retentionDays));
 
       let stopping = false;
       const stop = async (signal: string) => {
@@ -98,7 +102,7 @@ export function registerStart(program: Command): void {
       // HTTP gets 503 ("the login portal is not running"), and filtering goes on.
       if (config.auth.portal) {
         portal = await portalCertificate(config, log)
-          .then((tls) => startPortal({ config: () => gateway.config, identity: gateway.identity, clients: () => gateway.snapshot?.clients, log }, tls))
+          .then((tls) => startPortal({ config: () => gateway.config, identity: gateway.identity, clients: () => gateway.snapshot?.clients, log, audit: portalAudit }, tls))
           .catch((e: Error) => (log.error(`captive portal not started: ${e.message}`), null));
       }
       try {

@@ -117,6 +117,9 @@ export class ClusterPrimary {
     gateway.identity.sessions.onChange((c) => {
       for (const s of this.slots.values()) if (s.inited) this.post(s, { t: 'sessions', changes: [c] });
     });
+    // Failed LDAP checks are counted here for every worker: an address over the limit is refused by all.
+    const verifier = gateway.identity.verifier;
+    if (verifier) verifier.onLimited = (client, until) => this.toInited({ t: 'auth-limits', list: [[client, until]] });
     this.admitTimer = setInterval(() => this.pushAdmit(), ADMIT_POLL_MS);
     this.admitTimer.unref();
     await this.runtime.prepare(gateway);
@@ -172,6 +175,10 @@ export class ClusterPrimary {
     );
   }
 
+  private toInited(m: ToWorker): void {
+    for (const s of this.slots.values()) if (s.inited) this.post(s, m);
+  }
+
   private post(slot: Slot, m: ToWorker): void {
     slot.worker.send(m);
   }
@@ -182,6 +189,10 @@ export class ClusterPrimary {
         slot.inited = true;
         this.post(slot, { t: 'init', id: slot.id, config: this.gateway!.config, admit: this.admitState, policy: this.started ? this.notice() : null, overrides: this.gateway!.overrides.list(), portal: { base: this.gateway!.identity.portal.base, key: this.gateway!.identity.portal.key.toString('base64') } });
         this.post(slot, { t: 'sessions', changes: this.gateway!.identity.sessions.list().map((session) => ({ t: 'open' as const, session })) });
+        if (this.gateway!.identity.verifier) this.post(slot, { t: 'auth-limits', list: this.gateway!.identity.verifier.limits() });
+        break;
+      case 'auth-failed':
+        this.gateway?.identity.verifier?.countFailure(m.client);
         break;
       case 'ev':
         this.relay.receive(key, m.b);

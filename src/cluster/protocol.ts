@@ -37,6 +37,8 @@ export type ToWorker =
   | { t: 'admit'; ok: boolean }
   /** Address ↔ user sessions opened or closed in the primary (the API): workers identify with the same. */
   | { t: 'sessions'; changes: SessionChange[] }
+  /** Addresses over their LDAP failure limit anywhere in the gateway, each until when (ms since epoch). */
+  | { t: 'auth-limits'; list: [string, number][] }
   | { t: 'stop'; graceMs: number }
   /** Asks for its memory figures (SIGUSR2). */
   | { t: 'memory' };
@@ -49,6 +51,8 @@ export type FromWorker =
   /** A policy notice was applied (or failed to, then `error` says why and the previous one serves). */
   | { t: 'applied'; seq: number; policyVersion: number; listsLoaded: boolean; error?: string }
   | { t: 'ev'; b: EventBatch }
+  /** A failed LDAP check from `client`, sent at once (not batched): the primary counts them for every worker. */
+  | { t: 'auth-failed'; client: string }
   /** A report sent on the proxy port: the primary queues it. */
   | { t: 'report'; r: NewReport }
   | { t: 'stopped'; requests: number; tunnels: number }

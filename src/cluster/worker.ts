@@ -114,6 +114,8 @@ async function start(channel: Channel, id: number, config: VigieConfig, admit: b
   identity.portal.key = Buffer.from(portal.key, 'base64');
   if (identity.verifier) identity.verifier.onCount = (outcome) => relay.authChecked(outcome);
   relay.leafSource = () => gateway.proxy.interception.leafCounts();
+  // Failures are counted in the primary too, which tells every worker when an address is over the limit.
+  if (identity.verifier) identity.verifier.onFailure = (client) => send({ t: 'auth-failed', client });
   let applied = { config: JSON.stringify(config), lists: -1 };
   let next: PolicyNotice | null = null;
   let applying = false;
@@ -160,6 +162,9 @@ async function start(channel: Channel, id: number, config: VigieConfig, admit: b
         break;
       case 'overrides':
         gateway.overrides.replace(m.list);
+        break;
+      case 'auth-limits':
+        for (const [client, until] of m.list) gateway.identity.verifier?.limitUntil(client, until);
         break;
       case 'memory':
         send({ t: 'memory', m: memoryFigures() });

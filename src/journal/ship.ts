@@ -53,6 +53,12 @@ export class JournalShipper {
   private current: ShipStatus = { connected: false, lagSeconds: null, acknowledged: null, rowsShipped: 0, batches: 0, lastError: null, lastSuccess: 0 };
   private shippedBefore = 0;
   readonly maxLagSeconds: number;
+  /**
+   * Told when the lag passes maxLagSeconds and when it is back under it (the gateway's security
+   * event), as soon as the shipping thread reports it: at least every second while PostgreSQL is
+   * away, every poll (1 s) while connected.
+   */
+  onLateChange: ((late: boolean, lagSeconds: number) => void) | null = null;
 
   constructor(
     private readonly opts: ShipOptions,
@@ -150,6 +156,7 @@ export class JournalShipper {
       if (late) log.warn('journal shipping lags behind', { lagSeconds: Math.round(s.lagSeconds!), maxLagSeconds: this.maxLagSeconds });
       else log.info('journal shipping caught up', { lagSeconds: Math.round(s.lagSeconds ?? 0) });
       this.lagWarned = late;
+      this.onLateChange?.(late, s.lagSeconds ?? 0);
     }
   }
 

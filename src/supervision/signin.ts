@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
+import { AuditThrottle } from './audit-throttle.js';
 import { audit, problem, type AuditContext } from './context.js';
 
 /** Unknown tokens accepted per source address and minute before that address gets 429s. */
@@ -20,55 +21,25 @@ const MINUTE = 60_000;
  * one `access.suppressed` entry when the minute ends.
  */
 export class RefusalAudit {
-  private windowStart = 0;
-  private total = 0;
-  private readonly perSource = new Map<string, number>();
-  private suppressed = 0;
-  private suppressedSources = new Map<string, number>();
-  private suppressedStatus: Record<string, number> = {};
-  private timer: NodeJS.Timeout | null = null;
+  private readonly throttle: AuditThrottle;
 
   constructor(
     private readonly ctx: AuditContext,
-    private readonly limits = { perSource: REFUSALS_AUDITED_PER_SOURCE, perMinute: REFUSALS_AUDITED_PER_MINUTE },
-  ) {}
+    limits = { perSource: REFUSALS_AUDITED_PER_SOURCE, perMinute: REFUSALS_AUDITED_PER_MINUTE },
+  ) {
+    const summary = { action: 'access.suppressed', countKey: 'refused', message: 'supervision: refused requests not written one by one to the audit log (rate limit)' };
+    this.throttle = new AuditThrottle(() => ctx.audit, ctx.log, summary, limits);
+  }
 
   async record(req: FastifyRequest, action: string, status: number, reason: string, details: Record<string, unknown> = {}): Promise<void> {
-    const now = Date.now();
-    if (now - this.windowStart >= MINUTE) {
-      this.windowStart = now;
-      this.total = 0;
-      this.perSource.clear();
-    }
-    const fromSource = this.perSource.get(req.ip) ?? 0;
-    if (fromSource >= this.limits.perSource || this.total >= this.limits.perMinute) {
-      this.suppressed++;
-      this.suppressedSources.set(req.ip, (this.suppressedSources.get(req.ip) ?? 0) + 1);
-      this.suppressedStatus[status] = (this.suppressedStatus[status] ?? 0) + 1;
-      // The summary is written once the minute is over, whether or not more refusals come.
-      this.timer ??= setTimeout(() => void this.flush(), this.windowStart + MINUTE - now).unref();
-      return;
-    }
-    this.perSource.set(req.ip, fromSource + 1);
-    this.total++;
+    if (!this.throttle.admit(req.ip, status)) return;
     const route = `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`;
     await audit(this.ctx, req, action, route, { route, reason, ...details }, 'refused', status).catch((e: Error) => this.ctx.log.error(`audit: cannot record a refused request: ${e.message}`));
   }
 
   /** Writes the count of refusals left out of the log (and by which sources, the busiest first). */
-  async flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (!this.suppressed) return;
-    const sources = [...this.suppressedSources].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([source, count]) => ({ source, count }));
-    const details = { refused: this.suppressed, byStatus: this.suppressedStatus, sources, distinctSources: this.suppressedSources.size };
-    this.suppressed = 0;
-    this.suppressedSources = new Map();
-    this.suppressedStatus = {};
-    this.ctx.log.warn('supervision: refused requests not written one by one to the audit log (rate limit)', { refused: details.refused, sources: details.distinctSources });
-    await this.ctx.audit
-      .record({ actor: 'vigie', tokenId: null, role: null, source: 'rate-limit', action: 'access.suppressed', target: null, outcome: 'refused', status: 0, details })
-      .catch((e: Error) => this.ctx.log.error(`audit: cannot record suppressed refusals: ${e.message}`));
+  flush(): Promise<void> {
+    return this.throttle.flush();
   }
 }
 
