@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: sets V8's heap flags before the other modules load (src/heap.ts).
+import './heap.js';
 import { Command } from 'commander';
 import { registerAcademy } from './cli/academy.js';
 import { registerCa } from './cli/ca.js';

@@ -136,6 +136,18 @@ t.test('cached decisions equal pure decisions', async (t) => {
   t.ok(n > 500);
 });
 
+t.test('the decision cache holds at most limits.decisionCacheSize hosts, and only those seen', async (t) => {
+  const cfg = resolveConfig({ ...doc, limits: { decisionCacheSize: 5 } });
+  const s = buildSnapshot({ config: cfg, ut1: ut1(), academy: academy(), policyVersion: 3 });
+  const rules = [...s.profiles.values()].flatMap((p) => [p.within, p.otherwise]).filter((r) => r !== null);
+  t.ok(rules.every((r) => r.cache !== null && r.cache.size === 0), 'empty until used');
+  for (let i = 0; i < 20; i++) decideCached(s, req('10.9.9.9', `host${i}.test`));
+  const used = rules.filter((r) => r.cache!.size > 0);
+  t.equal(used.length, 1, "one rule set saw traffic");
+  t.equal(used[0]!.cache!.size, 5, 'bounded: the oldest hosts went');
+  t.same(decideCached(s, req('10.9.9.9', 'adult.test')), decide(s, req('10.9.9.9', 'adult.test')));
+});
+
 t.test('warnings for unknown categories and lists, never a crash', async (t) => {
   const cfg = resolveConfig({ ...doc, profiles: { ...doc.profiles, staff: { mode: 'blocklist', categories: ['no_such_category'], denyLists: ['no-such-list'], deny: ['bad host'] } } });
   const s = buildSnapshot({ config: cfg, ut1: ut1(), academy: academy(), policyVersion: 2 });

@@ -2,7 +2,6 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
-import { Client, InvalidCredentialsError } from 'ldapts';
 import { LRUCache } from 'lru-cache';
 import type { AuthConfig, LdapConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
@@ -172,6 +171,8 @@ export class LdapVerifier {
 
   /** One check against the directory, on its own connection. */
   private async ask(login: string, password: string): Promise<Answer> {
+    // Imported at the first check: a gateway without LDAP (and its proxy threads until one) does without it.
+    const { Client, InvalidCredentialsError } = await import('ldapts');
     const r = await this.slots.run(async () => {
       // ldapts speaks TLS from the start whenever it is given tlsOptions: only for ldaps:// URLs.
       const tlsOptions = this.ldap.url.startsWith('ldaps:') ? { tlsOptions: this.tls } : {};

@@ -8,8 +8,8 @@ import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { AuditLog } from '../supervision/audit.js';
-import { startSupervision, type SupervisionServer } from '../supervision/server.js';
-import { portalCertificate, startPortal, type PortalServer } from '../auth/portal.js';
+import type { SupervisionServer } from '../supervision/server.js';
+import type { PortalServer } from '../auth/portal.js';
 import { configFrom, withCommon, type CommonOpts } from './common.js';
 
 interface StartOpts extends CommonOpts {
@@ -101,6 +101,8 @@ export function registerStart(program: Command): void {
       // The portal first: workers are told its address when they start. Without it, unauthenticated
       // HTTP gets 503 ("the login portal is not running"), and filtering goes on.
       if (config.auth.portal) {
+        // The portal and the API (fastify, swagger, node-forge) are imported only when configured.
+        const { portalCertificate, startPortal } = await import('../auth/portal.js');
         portal = await portalCertificate(config, log)
           .then((tls) => startPortal({ config: () => gateway.config, identity: gateway.identity, clients: () => gateway.snapshot?.clients, log, audit: portalAudit }, tls))
           .catch((e: Error) => (log.error(`captive portal not started: ${e.message}`), null));
@@ -121,7 +123,7 @@ export function registerStart(program: Command): void {
         process.exit(1);
       }
       // Filtering goes on without the API: a port conflict must not take the school offline.
-      if (config.supervision.enabled) supervision = await startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
+      if (config.supervision.enabled) supervision = await (await import('../supervision/server.js')).startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
       log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), ...(clustered ? { workers: clustered.workerPids.join(','), runtime: clustered.runtime.kind } : {}) });
     });
 }

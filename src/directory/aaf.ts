@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import iconv from 'iconv-lite';
-import { SaxesParser, type SaxesTagPlain } from 'saxes';
+import type { SaxesTagPlain } from 'saxes';
 
 /**
  * Reader of the academy's AAF exports (ficAlimMENESR): `addRequest` / `modifyRequest` /
@@ -96,6 +95,7 @@ export function importOrder(paths: string[]): string[] {
 
 /** The encoding the XML declaration names (UTF-8 when none), checked against what iconv-lite knows. */
 async function declaredEncoding(path: string, shown: string): Promise<string> {
+  const { default: iconv } = await import('iconv-lite');
   const fh = await open(path, 'r');
   try {
     const head = Buffer.alloc(256);
@@ -136,6 +136,9 @@ export async function readAafFile(path: string): Promise<AafFile> {
   const shown = basename(path);
   const named = parseAafFileName(path);
   const encoding = await declaredEncoding(path, shown);
+  // The XML parser and the decoders load with the first import: proxy threads (which read the
+  // directory, never import it) load this module for its types and errors only.
+  const [{ SaxesParser }, { default: iconv }] = await Promise.all([import('saxes'), import('iconv-lite')]);
   const parser = new SaxesParser({ fileName: shown, position: true, xmlns: false });
   const operations: AafOperation[] = [];
   const stack: Place[] = [];

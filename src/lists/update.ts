@@ -5,7 +5,6 @@ import { basename, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar';
 import type { VigieConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { BUNDLED_UT1 } from '../paths.js';
@@ -258,6 +257,8 @@ export async function updateUt1(opts: UpdateOptions): Promise<UpdateResult> {
     let extracted = 0;
     let tooBig = false;
     try {
+      // Imported when an update runs: proxy threads load this module and never extract lists.
+      const tar = await import('tar');
       await tar.x({
         file: archive,
         cwd: extractDir,

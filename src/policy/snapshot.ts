@@ -179,7 +179,11 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
     };
     const all = Object.values(groups).flat();
     const pathAlways = all.some((f) => f.hasExpressions);
-    const cache = config.limits.decisionCacheSize > 0 ? new LRUCache<string, Decision>({ max: config.limits.decisionCacheSize }) : null;
+    // Bounded by maxSize rather than max: lru-cache preallocates `max` slots (~0.5 MiB for 20,000)
+    // per rule set and per thread, the main thread's unused copies too; this way it grows with the
+    // hosts actually seen.
+    const size = config.limits.decisionCacheSize;
+    const cache = size > 0 ? new LRUCache<string, Decision>({ maxSize: size, sizeCalculation: () => 1 }) : null;
     return { profile: id, period, mode: rules.mode, ...groups, all, pathAlways, cache };
   };
 

@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createTransport } from 'nodemailer';
 import type { Severity, SmtpConfig, VigieConfig } from '../config/types.js';
 import { formatSyslog, sendSyslog } from './syslog.js';
 
@@ -55,6 +54,8 @@ async function sendMail(smtp: SmtpConfig, gateway: string, e: NotifiedEvent, jso
     // The password is read when needed and handed to nodemailer only: it is in no log line nor answer.
     const pass = smtp.passwordFile ? (await readFile(smtp.passwordFile, 'utf8')).replace(/\r?\n$/, '') : undefined;
     const ca = smtp.caFile ? await readFile(smtp.caFile, 'utf8') : undefined;
+    // Imported when a mail goes out: proxy threads load this module (alerts) and never send mail.
+    const { createTransport } = await import('nodemailer');
     const transport = createTransport({
       host: smtp.host,
       port: smtp.port,

@@ -7,7 +7,9 @@
  * Loopback only; every phase is bounded in time.
  *
  * Then tunnel set-ups/s: CONNECT, wait for the 200, close, on TUNNEL_LOOPS loops at once.
- * A WORKERS entry `n:runtime` sets `workersRuntime` (threads, processes), e.g. WORKERS=1,2:threads,2:processes.
+ * A WORKERS entry `n:runtime` sets `workersRuntime` (threads, processes), e.g. WORKERS=1,2:threads,2:processes;
+ * `@flag` after it gives node that flag, e.g. `2:threads@--semi-space-growth-factor=2` (V8's default
+ * young generation, against Vigie's small one: src/heap.ts).
  *
  *   npm run build && node --import tsx test/bench/cluster.bench.ts
  *   (SECONDS_PER_PHASE=5 ROUNDS=3 CONNECTIONS=50 TUNNEL_LOOPS=20 WORKERS=1,2 to change it)
@@ -73,7 +75,8 @@ interface Gw {
 }
 
 async function startGateway(workers: string, originPort: number): Promise<Gw> {
-  const [n, runtime] = workers.split(':');
+  const [spec, ...flags] = workers.split('@');
+  const [n, runtime] = spec!.split(':');
   const dir = tmp('vigie-bench-cluster-');
   const port = await freePort();
   const cfgFile = join(dir, 'config.json');
@@ -92,7 +95,7 @@ async function startGateway(workers: string, originPort: number): Promise<Gw> {
       log: { level: 'info' },
     }),
   );
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const end = Date.now() + 120_000;

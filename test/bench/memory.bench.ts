@@ -8,6 +8,8 @@
  *
  *   npm run build && node --import tsx test/bench/memory.bench.ts
  *   (WORKERS=1,2:threads,2:processes SYNTHETIC=4600000 UT1=/work/shared/lists/ut1 IDLE_SECONDS=5)
+ * `@flag` after an entry gives node that flag, e.g. `2:threads@--semi-space-growth-factor=2` (V8's
+ * default young generation, against Vigie's small one: src/heap.ts).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -96,7 +98,8 @@ interface Row {
 
 /** Starts a gateway on `data`, times its first 403 for PROBE, measures it idle, stops it. */
 async function run(spec: string, lists: string | null, data: string): Promise<{ s: number; pss: number; peak: number; runtime: string }> {
-  const [n, runtime] = spec.split(':');
+  const [workers, ...flags] = spec.split('@');
+  const [n, runtime] = workers!.split(':');
   const dir = tmp('vigie-bench-memory-gw-');
   const port = await freePort();
   const cfg = join(dir, 'config.json');
@@ -107,7 +110,7 @@ async function run(spec: string, lists: string | null, data: string): Promise<{ 
     ...(lists ? { lists: { ut1: lists } } : {}),
   }));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '--config', cfg, '--data', data], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, join(ROOT, 'dist/cli.js'), 'start', '--config', cfg, '--data', data], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
