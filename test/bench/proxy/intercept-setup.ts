@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { squidCommon } from './setup.js';
 
 export const BUMP_ORIGIN = 'origin.test';
 /** The many-new-hosts phase asks for h<i>.origin.test: every name is in both proxies' host tables. */
@@ -105,23 +106,7 @@ acl step1 at_step SslBump1
 ssl_bump peek step1
 ssl_bump bump all
 visible_hostname bench-squid-bump
-pid_filename ${d}/squid.pid
-cache_log ${d}/cache.log
-coredump_dir ${d}
-access_log none
-cache_store_log none
-logfile_rotate 0
-cache deny all
-cache_mem 8 MB
-netdb_filename none
-pinger_enable off
-hosts_file ${d}/hosts
-dns_nameservers 127.0.0.1
-max_filedescriptors 65536
-shutdown_lifetime 0 seconds
-client_idle_pconn_timeout 10 minutes
-cache_effective_user proxy
-acl bench src 127.0.0.0/8
+${squidCommon(d)}acl bench src 127.0.0.0/8
 acl bench_ports port ${ports.keep} ${ports.close}
 acl CONNECT method CONNECT
 http_access deny CONNECT !bench_ports

@@ -122,17 +122,8 @@ http {
   return conf;
 }
 
-export function writeSquid(dir: string, ports: Ports): string {
-  const d = join(dir, 'squid');
-  mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, 'hosts'), `127.0.0.1 ${ORIGIN_HOST}\n`);
-  const conf = join(d, 'squid.conf');
-  writeFileSync(
-    conf,
-    `# Squid as a school would run it before filtering: forwarding only, no cache, no access log.
-http_port 127.0.0.1:${ports.squid}
-visible_hostname bench-squid
-pid_filename ${d}/squid.pid
+/** The squid.conf lines every bench Squid shares: files under `d`, no cache, no access log, the bench's host file and resolver. */
+export const squidCommon = (d: string): string => `pid_filename ${d}/squid.pid
 cache_log ${d}/cache.log
 coredump_dir ${d}
 access_log none
@@ -148,7 +139,19 @@ max_filedescriptors 65536
 shutdown_lifetime 0 seconds
 client_idle_pconn_timeout 10 minutes
 cache_effective_user proxy
-acl bench src 127.0.0.0/8
+`;
+
+export function writeSquid(dir: string, ports: Ports): string {
+  const d = join(dir, 'squid');
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'hosts'), `127.0.0.1 ${ORIGIN_HOST}\n`);
+  const conf = join(d, 'squid.conf');
+  writeFileSync(
+    conf,
+    `# Squid as a school would run it before filtering: forwarding only, no cache, no access log.
+http_port 127.0.0.1:${ports.squid}
+visible_hostname bench-squid
+${squidCommon(d)}acl bench src 127.0.0.0/8
 acl bench_ports port ${ports.plain} ${ports.tls}
 acl CONNECT method CONNECT
 http_access deny CONNECT !bench_ports
