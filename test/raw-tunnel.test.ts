@@ -364,9 +364,9 @@ t.test('raw tunnels over IPv6: a client on ::1 to an origin on ::1', async (t) =
   t.equal(gw.gateway.proxy.rawTunnelsOpened, 1);
 });
 
-t.test('the tunnels key picks the mode: "raw" by default (issue 21: socket set-up measured below Squid), "socket" one setting away', async (t) => {
+t.test('the tunnels key picks the mode: "socket" (public APIs) by default, "raw" on request', async (t) => {
   const { resolveConfig } = await import('../src/config/load.js');
-  t.equal(resolveConfig({}).tunnels, 'raw', 'default');
+  t.equal(resolveConfig({}).tunnels, 'socket', 'default');
   t.throws(() => resolveConfig({ tunnels: 'fast' }), /tunnels/, 'an unknown mode is refused, naming the key');
   // The test gateway stays on the public path unless a test asks (test/helpers.ts): `{}` here is the helper's.
   for (const [doc, raw] of [[{}, false], [{ tunnels: 'socket' }, false], [{ tunnels: 'raw' }, rawBinding !== null]] as const) {

@@ -158,9 +158,9 @@ export function defaultConfig(): VigieConfig {
     timeouts: { connectMs: 10_000, headersMs: 30_000, upstreamResponseMs: 60_000, idleMs: 120_000 },
     limits: { maxHeaderBytes: 16_384, maxSocketsPerOrigin: 256, decisionCacheSize: 20_000 },
     proxyName: 'vigie',
-    // "raw" because tunnel set-up on net.Socket measured below Squid's rate (issue 21's rule;
-    // docs/performance.md, 2026-12-06); "socket" is one setting away.
-    tunnels: 'raw',
+    // Public Node APIs by default and as the reference; "raw" (Node internals, src/proxy/raw.ts)
+    // is opt-in: its set-up rate lead (docs/performance.md, 2026-12-06) was measured on a loaded host.
+    tunnels: 'socket',
     interception: defaultInterception(),
     workers: availableParallelism(),
     workersRuntime: 'auto',

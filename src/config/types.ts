@@ -205,10 +205,10 @@ export interface VigieConfig {
   /** Name used in the Via header and pages. */
   proxyName: string;
   /**
-   * How connections are accepted and CONNECT tunnels relayed: "raw" (the default: libuv handles
-   * through process.binding, src/proxy/raw.ts; about half the CPU per tunnel set-up, on internals;
-   * falls back to "socket" where they are missing or fail their self-test) or "socket" (net.Socket,
-   * public Node APIs only). Read at start.
+   * How connections are accepted and CONNECT tunnels relayed: "socket" (net.Socket, public Node
+   * APIs only, the default) or "raw" (opt-in: libuv handles through process.binding,
+   * src/proxy/raw.ts; about half the CPU per tunnel set-up, on internals; falls back to "socket"
+   * where they are missing or fail their self-test). Read at start.
    */
   tunnels: 'socket' | 'raw';
   /** What every intercepting profile shares (src/tls/, src/proxy/intercept.ts, docs/interception.md). */

@@ -5,7 +5,7 @@ import type { IdleMember } from './idle.js';
  * One tunnel: bytes relayed both ways between a client and an origin until both sides end. Two
  * implementations, chosen by the config's `tunnels`:
  * - SocketRelay (src/proxy/splice.ts): two `net.Socket`s, public Node APIs; `"socket"`;
- * - RawConnection (src/proxy/raw-tunnel.ts): two raw TCP handles, `"raw"` (the default); the
+ * - RawConnection (src/proxy/raw-tunnel.ts): two raw TCP handles, `"raw"` (opt-in); the
  *   only user of Node's internals (src/proxy/raw.ts).
  * Both keep back-pressure in each direction, pass a FIN on once the queued writes are out, close
  * both sides once both have ended, and are watched on the swept clock (src/proxy/idle.ts): the
