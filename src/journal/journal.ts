@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { setPriority } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { siblingModule, startWorker } from '../worker-thread.js';
 import type { Logger } from '../log.js';
@@ -9,10 +8,11 @@ import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
 import { OWNER_ONLY, type FileAccess } from './files.js';
 import { logUncleanStop } from './marker.js';
-import { paceWords, setPaced } from './pacer.js';
+import { paceWords } from './pacer.js';
 import { JournalQuery } from './reader.js';
 import type { JournalFilter, JournalHealth, JournalReader, ProfileSummary, SearchPage, StatsBucket, StatsRow } from './types.js';
 import type { FromWorker, ToWorker, WorkerConfig, WriterPriority } from './worker.js';
+import { WriterSchedule } from './writer-schedule.js';
 
 export type OverflowPolicy = 'block' | 'allow';
 
@@ -105,14 +105,9 @@ export class Journal implements ProxyObserver, JournalHandle {
   private query: JournalQuery | null = null;
   /** The writer thread's id (Linux), for CPU accounting in benchmarks; null elsewhere. */
   writerTid: number | null = null;
-  private priority: WriterPriority | null = null;
-  /** Set while a boost is possible and not in force: the one check on the recording path. */
-  private boostable = false;
-  private boosted = false;
-  private boosts = 0;
+  /** The writer thread's priority: background, boosted or hurried (writer-schedule.ts). */
+  private readonly schedule: WriterSchedule;
   private pauses = 0;
-  /** The current writer thread's pacing words (pacer.ts): paced exactly while it is boostable. */
-  private pace: Int32Array | null = null;
   private readonly boostAt: number;
   private readonly unboostAt: number;
   private restarts = 0;
@@ -124,28 +119,26 @@ export class Journal implements ProxyObserver, JournalHandle {
   private readonly run = randomUUID();
   /** When each batch in flight was sent (performance.now()), oldest first. */
   private sentAt: number[] = [];
-  /** The writer has the proxy's priority until the batches late now are committed (hurry()). */
-  private hurried = false;
-  private hurries = 0;
 
   constructor(private readonly opts: JournalOptions) {
     this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(opts.queueMax / 2)));
     this.unboostAt = Math.min(UNBOOST_AT, Math.floor(this.boostAt / 8));
+    this.schedule = new WriterSchedule(opts.log);
   }
 
   /** The writer thread's priority as set at open (worker.ts); null before. */
   get writerPriority(): WriterPriority | null {
-    return this.priority;
+    return this.schedule.current;
   }
 
   /** Times a writer left behind by the scheduler was given the proxy's priority for its late batch (tick()). */
   get writerHurries(): number {
-    return this.hurries;
+    return this.schedule.hurries;
   }
 
   /** Whether the writer thread works in short slices now (pacer.ts): while in the background. */
   get writerPaced(): boolean {
-    return this.boostable;
+    return this.schedule.boostable;
   }
 
   get file(): string {
@@ -169,26 +162,12 @@ export class Journal implements ProxyObserver, JournalHandle {
    */
   private tick(lateMs: number): void {
     this.send();
-    if (this.boostable && !this.hurried && this.sentAt.length && performance.now() - this.sentAt[0]! >= lateMs) this.hurry(true);
-  }
-
-  private hurry(on: boolean): void {
-    const p = this.priority!;
-    try {
-      setPriority(p.tid!, on ? p.base! : p.nice!);
-      this.hurried = on;
-      if (on) this.hurries++;
-    } catch (e) {
-      this.hurried = false;
-      this.boostable = false;
-      setPaced(this.pace!, false);
-      this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
-    }
+    const s = this.schedule;
+    if (s.boostable && !s.hurried && this.sentAt.length && performance.now() - this.sentAt[0]! >= lateMs) s.hurry(true);
   }
 
   private async startWriter(): Promise<void> {
     const pace = paceWords();
-    this.pace = pace;
     const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace, run: this.run, access: this.opts.access ?? OWNER_ONLY };
     const worker = startWorker(siblingModule(import.meta.url, 'worker'), { workerData: cfg });
     this.worker = worker;
@@ -217,10 +196,8 @@ export class Journal implements ProxyObserver, JournalHandle {
           }
           this.nextId = m.nextId;
           this.writerTid = m.tid;
-          this.priority = { tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost };
-          this.boostable = m.canBoost && m.nice !== null && m.base !== null && m.nice > m.base;
           // In the background (boostable), the writer works in short slices; see pacer.ts.
-          setPaced(pace, this.boostable);
+          this.schedule.started({ tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost }, pace);
           this.ready = true;
           this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged', boost: m.canBoost ? 'yes' : 'no' });
           const asked = this.opts.writerNice ?? 0;
@@ -262,10 +239,8 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.inFlightBatches = 0;
     this.inFlightRows = 0;
     this.sentAt = [];
-    this.hurried = false;
     this.tunnelIds = new WeakMap();
-    this.boosted = false;
-    this.boostable = false;
+    this.schedule.stopped();
     // What flush() callers waited for will not come: settled as lost, not left hanging.
     this.written = this.enqueued;
     for (const w of this.waiters) w.resolve();
@@ -314,7 +289,7 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.inFlightBatches -= m.batches;
         this.inFlightRows -= m.count;
         this.sentAt.splice(0, m.batches);
-        if (this.hurried && !this.boosted) this.hurry(false);
+        if (this.schedule.hurried && !this.schedule.boosted) this.schedule.hurry(false);
         this.written += m.count;
         this.rowsWritten += m.rows;
         this.pauses += m.pauses;
@@ -323,7 +298,7 @@ export class Journal implements ProxyObserver, JournalHandle {
           this.opts.log.warn('journal writes again', { queued: this.depth() });
         }
         this.waiters = this.waiters.filter((w) => (this.written >= w.target ? (w.resolve(), false) : true));
-        if (this.boosted && this.depth() <= this.unboostAt) this.boost(false);
+        if (this.schedule.boosted && this.depth() <= this.unboostAt) this.schedule.boost(false);
         // What waits goes on when there is enough of it to amortise a commit (and its fsync), else
         // at the flush timer or a flush(). Sending whatever trickled in after each commit made
         // many tiny transactions: a tunnel cost the writer ~38 µs a row that way, against ~5.
@@ -385,27 +360,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private queued(): void {
     this.enqueued++;
     if (this.encoder.hasSealed) this.send();
-    if (this.boostable && this.depth() >= this.boostAt) this.boost(true);
-  }
-
-  /** Gives the writer the process's priority while records pile up, and its own nice back after. */
-  private boost(on: boolean): void {
-    const p = this.priority!;
-    try {
-      setPriority(p.tid!, on ? p.base! : p.nice!);
-      this.boosted = on;
-      this.boostable = !on;
-      if (on) this.boosts++;
-      // Boosted, it catches up without pauses; back in the background, it pauses again.
-      setPaced(this.pace!, !on);
-    } catch (e) {
-      // Lost the right to lower it (or the thread is gone): stay where it is and stop trying.
-      this.boostable = false;
-      this.boosted = false;
-      // Left in the background for good: it must not pause on top of that.
-      setPaced(this.pace!, false);
-      this.opts.log.warn(`journal writer priority unchanged: ${(e as Error).message}`);
-    }
+    if (this.schedule.boostable && this.depth() >= this.boostAt) this.schedule.boost(true);
   }
 
   private lose(n: number): void {
@@ -474,7 +429,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       queueDepth: this.depth(),
       rowsWritten: this.rowsWritten,
       rowsLost: this.lost,
-      writerBoosts: this.boosts,
+      writerBoosts: this.schedule.boosts,
       writerPauses: this.pauses,
       writerRestarts: this.restarts,
       uncleanStops: this.uncleanStops,
