@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
 import { OWNER_ONLY, type FileAccess } from './files.js';
+import { LostRows } from './lost-rows.js';
 import { logUncleanStop } from './marker.js';
 import { paceWords } from './pacer.js';
 import { JournalQuery } from './reader.js';
@@ -93,11 +94,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private written = 0;
   private rowsWritten = 0;
   private enqueued = 0;
-  private lost = 0;
-  private lostLogged = 0;
-  private lostTimer: NodeJS.Timeout | null = null;
-  /** Lost rows counted but not yet sent to the writer (it was down). */
-  private lostToRecord = 0;
+  private readonly lost: LostRows;
   private failing = false;
   private lastError: string | null = null;
   private waiters: { target: number; resolve: () => void }[] = [];
@@ -124,6 +121,16 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(opts.queueMax / 2)));
     this.unboostAt = Math.min(UNBOOST_AT, Math.floor(this.boostAt / 8));
     this.schedule = new WriterSchedule(opts.log);
+    this.lost = new LostRows(
+      opts.log,
+      () => (!this.ready ? 'writer not running' : this.opts.overflow === 'allow' ? 'overflow policy "allow"' : 'journal closing'),
+      () => this.depth(),
+      (count) => {
+        if (!this.worker || !this.ready) return false;
+        this.worker.postMessage({ type: 'lost', count } satisfies ToWorker);
+        return true;
+      },
+    );
   }
 
   /** The writer thread's priority as set at open (worker.ts); null before. */
@@ -187,7 +194,7 @@ export class Journal implements ProxyObserver, JournalHandle {
             // thread that died: the difference is exact, whatever it had committed before dying.
             const lostRows = Math.max(0, this.nextId - m.nextId);
             this.opts.log.warn('journal writer restarted', { restarts: this.restarts, lostRows });
-            if (lostRows > 0) this.lose(lostRows);
+            if (lostRows > 0) this.lost.lose(lostRows);
             this.failing = false;
           }
           if (m.unclean) {
@@ -271,7 +278,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       await this.worker?.terminate();
       return;
     }
-    this.recordLost();
+    this.lost.record();
     this.send();
   }
 
@@ -351,7 +358,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     // Under `block`, connections already admitted are still recorded: the queue's overshoot is
     // bounded by the connections in progress, and admit() refuses new ones meanwhile.
     if (full && (this.opts.overflow === 'allow' || !this.ready || this.closed)) {
-      this.lose(1);
+      this.lost.lose(1);
       return false;
     }
     return true;
@@ -361,30 +368,6 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.enqueued++;
     if (this.encoder.hasSealed) this.send();
     if (this.schedule.boostable && this.depth() >= this.boostAt) this.schedule.boost(true);
-  }
-
-  private lose(n: number): void {
-    this.lost += n;
-    if (!this.lostTimer) {
-      // One log line (and one journal event) per second at most, with the count since the last.
-      this.lostTimer = setTimeout(() => {
-        this.lostTimer = null;
-        const count = this.lost - this.lostLogged;
-        this.lostLogged = this.lost;
-        const why = !this.ready ? 'writer not running' : this.opts.overflow === 'allow' ? 'overflow policy "allow"' : 'journal closing';
-        this.opts.log.error(`journal: rows lost (${why})`, { count, total: this.lost, queued: this.depth() });
-        this.lostToRecord += count;
-        this.recordLost();
-      }, 1000);
-      this.lostTimer.unref();
-    }
-  }
-
-  /** Tells the writer how many rows were lost, for the journal's own events; kept while it is down. */
-  private recordLost(): void {
-    if (!this.worker || !this.ready || this.lostToRecord === 0) return;
-    this.worker.postMessage({ type: 'lost', count: this.lostToRecord } satisfies ToWorker);
-    this.lostToRecord = 0;
   }
 
   private record(rec: ConnectionRecord, id: number): void {
@@ -417,7 +400,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     const id = this.tunnelIds.get(rec);
     if (id === undefined) return;
     this.tunnelIds.delete(rec);
-    if (this.closed) return this.lose(1);
+    if (this.closed) return this.lost.lose(1);
     this.encoder.end(id, rec.time, rec.bytesIn, rec.bytesOut, rec.durationMs);
     this.queued();
   }
@@ -428,7 +411,7 @@ export class Journal implements ProxyObserver, JournalHandle {
       writable: this.ready && !this.closed && !this.failing,
       queueDepth: this.depth(),
       rowsWritten: this.rowsWritten,
-      rowsLost: this.lost,
+      rowsLost: this.lost.total,
       writerBoosts: this.schedule.boosts,
       writerPauses: this.pauses,
       writerRestarts: this.restarts,
@@ -459,7 +442,7 @@ export class Journal implements ProxyObserver, JournalHandle {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    if (this.lostTimer) clearTimeout(this.lostTimer);
+    this.lost.stop();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const worker = this.worker;
     if (worker && !this.exited) {
@@ -468,7 +451,7 @@ export class Journal implements ProxyObserver, JournalHandle {
         this.closedResolve = resolve;
         // Everything left goes now, whatever is in flight; the worker writes it before closing.
         this.send(true);
-        const unrecorded = this.lost - this.lostLogged + this.lostToRecord;
+        const unrecorded = this.lost.unrecorded();
         if (unrecorded > 0) worker.postMessage({ type: 'lost', count: unrecorded } satisfies ToWorker);
         worker.postMessage({ type: 'close' } satisfies ToWorker);
       });
