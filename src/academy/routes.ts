@@ -1,10 +1,9 @@
-import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import type { StatsBucket } from '../journal/types.js';
 import { PolicyValidationError } from '../policy/store.js';
 import { audit, type AuditContext } from '../supervision/context.js';
-import { filterOf, filterProps, type FilterQuery } from '../supervision/routes/journal.js';
+import { filterOf, filterProps, sendExport, type FilterQuery } from '../supervision/routes/journal.js';
 import type { Role } from '../supervision/tokens.js';
 import type { AcademyConfig } from './config.js';
 import { fleetStatus } from './fleet.js';
@@ -86,24 +85,7 @@ export function registerAcademyRoutes(app: FastifyInstance, ctx: AcademyContext)
     // A bad filter is refused before anything is recorded as exported.
     await filtered(() => ctx.journal.search(filter, { limit: 1 }));
     await audit(ctx, req, 'journal.export', reference, { reference, filter, format });
-    let lines = 0;
-    let complete = false;
-    async function* counted() {
-      try {
-        for await (const chunk of ctx.journal.export(filter, format)) {
-          lines += (chunk.match(/\n/g) ?? []).length;
-          yield chunk;
-        }
-        complete = true;
-      } finally {
-        void audit(ctx, req, 'journal.export.end', reference, { reference, lines, complete }, complete ? 'ok' : 'failed').catch(() => undefined);
-      }
-    }
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
-    reply.header('content-disposition', `attachment; filename="vigie-academy-journal-${stamp}.${format}"`);
-    reply.header('cache-control', 'no-store');
-    return reply.send(Readable.from(counted()));
+    return sendExport(ctx, req, reply, ctx.journal.export(filter, format), reference, format, 'vigie-academy-journal');
   });
 
   app.get<{ Querystring: AcademyQuery & { bucket: StatsBucket } }>('/api/v1/stats', {

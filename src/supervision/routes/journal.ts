@@ -7,7 +7,7 @@ import { InterceptExclusions, tlsTreatment } from '../../policy/interception.js'
 import { requestFor } from '../../policy/request.js';
 import { PolicyValidationError } from '../../policy/store.js';
 import type { Decision } from '../../policy/types.js';
-import { audit, journalOf, problem, type ApiContext } from '../context.js';
+import { audit, journalOf, problem, type ApiContext, type AuditContext } from '../context.js';
 import type { Role } from '../tokens.js';
 import { timeField } from './time.js';
 
@@ -137,24 +137,7 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
     }
     // Recorded before the first byte leaves: an export that is not in the audit never starts.
     await audit(ctx, req, 'journal.export', reference, { reference, filter, format });
-    let lines = 0;
-    let complete = false;
-    async function* counted() {
-      try {
-        for await (const chunk of j!.export(filter, format)) {
-          lines += (chunk.match(/\n/g) ?? []).length;
-          yield chunk;
-        }
-        complete = true;
-      } finally {
-        void audit(ctx, req, 'journal.export.end', reference, { reference, lines, complete }, complete ? 'ok' : 'failed').catch(() => undefined);
-      }
-    }
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
-    reply.header('content-disposition', `attachment; filename="vigie-journal-${stamp}.${format === 'csv' ? 'csv' : 'jsonl'}"`);
-    reply.header('cache-control', 'no-store');
-    return reply.send(Readable.from(counted()));
+    return sendExport(ctx, req, reply, j.export(filter, format), reference, format, 'vigie-journal');
   });
 
   app.get<{ Querystring: FilterQuery & { bucket: StatsBucket } }>('/api/v1/stats', {
@@ -213,4 +196,29 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
     await audit(ctx, req, 'journal.stats', null, { filter, top });
     return { from: new Date(filter.from).toISOString(), to: new Date(filter.to).toISOString(), profiles };
   });
+}
+
+/**
+ * Streams a requisition export: each chunk as it comes, then `journal.export.end` in the audit with
+ * the lines sent and whether the export completed (also for the academy's exports).
+ */
+export function sendExport(ctx: AuditContext, req: FastifyRequest, reply: FastifyReply, chunks: AsyncIterable<string>, reference: string, format: 'csv' | 'jsonl', name: string): FastifyReply {
+  let lines = 0;
+  let complete = false;
+  async function* counted() {
+    try {
+      for await (const chunk of chunks) {
+        lines += (chunk.match(/\n/g) ?? []).length;
+        yield chunk;
+      }
+      complete = true;
+    } finally {
+      void audit(ctx, req, 'journal.export.end', reference, { reference, lines, complete }, complete ? 'ok' : 'failed').catch(() => undefined);
+    }
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  reply.header('content-type', format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
+  reply.header('content-disposition', `attachment; filename="${name}-${stamp}.${format}"`);
+  reply.header('cache-control', 'no-store');
+  return reply.send(Readable.from(counted()));
 }
