@@ -108,7 +108,7 @@ t.test('overflow "allow": connections go on, every lost row is counted and logge
 t.test('the writer thread dies: fail closed, a new one starts, the rows it held are counted lost and recorded', async (t) => {
   const g = await setup(t, { overflow: 'block', queueMax: 1000 });
   const { j, url } = g;
-  const writer = () => (j as unknown as { worker: Worker | null }).worker;
+  const writer = () => (j as unknown as { writer: { worker: Worker | null } }).writer.worker;
   for (let i = 0; i < 3; i++) t.equal((await viaProxy(g.port, url)).status, 200);
   await j.flush();
   // Two more rows held by the thread (it cannot commit them), then the thread is gone.

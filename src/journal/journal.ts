@@ -1,55 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
-import { siblingModule, startWorker } from '../worker-thread.js';
-import type { Logger } from '../log.js';
 import type { ConnectionRecord, ProxyObserver } from '../proxy/events.js';
 import { BatchEncoder } from './batch.js';
-import { OWNER_ONLY, type FileAccess } from './files.js';
+import { OWNER_ONLY } from './files.js';
 import { LostRows } from './lost-rows.js';
 import { logUncleanStop } from './marker.js';
 import { paceWords } from './pacer.js';
 import { JournalQuery } from './reader.js';
-import type { JournalFilter, JournalHealth, JournalReader, ProfileSummary, SearchPage, StatsBucket, StatsRow } from './types.js';
-import type { FromWorker, ToWorker, WorkerConfig, WriterPriority } from './worker.js';
+import type { JournalFilter, JournalHandle, JournalHealth, JournalOptions, ProfileSummary, SearchPage, StatsBucket, StatsRow } from './types.js';
+import type { FromWorker, WriterPriority } from './worker.js';
+import { WriterThread, type ReadyMessage } from './writer-thread.js';
 import { WriterSchedule } from './writer-schedule.js';
 
-export type OverflowPolicy = 'block' | 'allow';
-
-export interface JournalOptions {
-  /** Folder of the journal (`<dataDir>/journal`). */
-  dir: string;
-  retentionDays: number;
-  keepQuery: boolean;
-  overflow: OverflowPolicy;
-  /** Rows waiting to be written (queued, in flight, or failing) beyond which the policy applies. */
-  queueMax: number;
-  /**
-   * About the longest time a row waits in memory before it is committed (what a crash can lose):
-   * queued rows go to the writer every half of it, and a batch the writer has not committed
-   * after the other half gets the proxy's priority until it is (hurry()).
-   */
-  flushMs: number;
-  log: Logger;
-  timezone?: string;
-  /** Test and benchmark knob: SQLite durability of each batch (FULL by default). */
-  synchronous?: 'FULL' | 'NORMAL' | 'OFF';
-  /** Delay before a failed batch is retried. */
-  retryMs?: number;
-  /** Nice value of the writer thread (0 = the process's own); see worker.ts. */
-  writerNice?: number;
-  /** Mode and group of the journal's files (files.ts); owner only by default. */
-  access?: FileAccess;
-}
+export type { JournalHandle, JournalOptions, OverflowPolicy } from './types.js';
 
 export const journalFile = (dir: string): string => join(dir, 'journal.db');
-
-/** What the gateway exposes: the reader contract, plus flush and close. */
-export interface JournalHandle extends JournalReader {
-  flush(): Promise<void>;
-  close(): Promise<void>;
-}
 
 /**
  * Rows per message to the writer. Messages are transferred buffers (batch.ts), not copies; the
@@ -59,19 +25,6 @@ const BATCH_ROWS = 1024;
 /** Records waiting that are worth a transaction of their own as soon as the writer is free. */
 const SEND_AFTER_COMMIT = 256;
 const MAX_IN_FLIGHT = 16;
-/**
- * Records waiting beyond which a writer running nicer than the proxy is given the proxy's priority
- * (worker.ts), and below which it goes back: at nice 19, pausing in its transactions (pacer.ts), it
- * only keeps up while the proxy leaves it idle time. 16,384 records are ~0.4 s of a saturated
- * core's traffic, enough to ride out a stall of the host without a boost: a boosted writer shares
- * the core evenly with the proxy while it catches up, which costs the requests of that moment
- * more than the backlog does. Half of queueMax when that is smaller, so it still comes first.
- */
-const BOOST_AT = 16_384;
-const UNBOOST_AT = 512;
-/** A writer thread that died is started again after this long, doubling while it keeps failing. */
-const RESTART_FIRST_MS = 1000;
-const RESTART_MAX_MS = 60_000;
 
 /**
  * The connection journal as the proxy sees it: an observer that only appends a binary record to a
@@ -87,7 +40,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private ready = false;
   private closed = false;
   private exited = false;
-  private worker: Worker | null = null;
+  private readonly writer: WriterThread;
   private timer: NodeJS.Timeout | null = null;
   private tunnelIds = new WeakMap<ConnectionRecord, number>();
   /** Rows and tunnel ends committed (what flush() waits for); rowsWritten counts rows only. */
@@ -105,12 +58,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   /** The writer thread's priority: background, boosted or hurried (writer-schedule.ts). */
   private readonly schedule: WriterSchedule;
   private pauses = 0;
-  private readonly boostAt: number;
-  private readonly unboostAt: number;
   private restarts = 0;
-  private restarting = false;
-  private restartMs = RESTART_FIRST_MS;
-  private restartTimer: NodeJS.Timeout | null = null;
   /** Starts that found the last run ended without closing the journal (marker.ts). */
   private uncleanStops = 0;
   private readonly run = randomUUID();
@@ -118,16 +66,32 @@ export class Journal implements ProxyObserver, JournalHandle {
   private sentAt: number[] = [];
 
   constructor(private readonly opts: JournalOptions) {
-    this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(opts.queueMax / 2)));
-    this.unboostAt = Math.min(UNBOOST_AT, Math.floor(this.boostAt / 8));
-    this.schedule = new WriterSchedule(opts.log);
+    this.schedule = new WriterSchedule(opts.log, opts.queueMax);
+    const pace = paceWords();
+    this.writer = new WriterThread(
+      () => ({ file: this.file, retentionDays: opts.retentionDays, synchronous: opts.synchronous, retryMs: opts.retryMs, nice: opts.writerNice ?? null, pace, run: this.run, access: opts.access ?? OWNER_ONLY }),
+      {
+        ready: (m, replacing) => this.writerReady(m, replacing, pace),
+        message: (m) => this.onMessage(m),
+        died: (code, retryMs) => this.writerDied(code, retryMs),
+        failed: (message) => this.fail(message),
+        restarted: () => {
+          this.lost.record();
+          this.send();
+        },
+        exited: () => {
+          this.exited = true;
+          this.closedResolve?.(this.depth());
+        },
+      },
+    );
     this.lost = new LostRows(
       opts.log,
       () => (!this.ready ? 'writer not running' : this.opts.overflow === 'allow' ? 'overflow policy "allow"' : 'journal closing'),
       () => this.depth(),
       (count) => {
-        if (!this.worker || !this.ready) return false;
-        this.worker.postMessage({ type: 'lost', count } satisfies ToWorker);
+        if (!this.writer.worker || !this.ready) return false;
+        this.writer.post({ type: 'lost', count });
         return true;
       },
     );
@@ -154,7 +118,7 @@ export class Journal implements ProxyObserver, JournalHandle {
 
   /** Starts the writer thread; resolves once the journal can record (ids continue the file's). */
   async open(): Promise<void> {
-    await this.startWriter();
+    await this.writer.start();
     const half = Math.max(1, Math.floor(this.opts.flushMs / 2));
     this.timer = setInterval(() => this.tick(half), half);
     this.timer.unref();
@@ -173,61 +137,31 @@ export class Journal implements ProxyObserver, JournalHandle {
     if (s.boostable && !s.hurried && this.sentAt.length && performance.now() - this.sentAt[0]! >= lateMs) s.hurry(true);
   }
 
-  private async startWriter(): Promise<void> {
-    const pace = paceWords();
-    const cfg: WorkerConfig = { file: this.file, retentionDays: this.opts.retentionDays, synchronous: this.opts.synchronous, retryMs: this.opts.retryMs, nice: this.opts.writerNice ?? null, pace, run: this.run, access: this.opts.access ?? OWNER_ONLY };
-    const worker = startWorker(siblingModule(import.meta.url, 'worker'), { workerData: cfg });
-    this.worker = worker;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error) => reject(new Error(`journal writer failed to start: ${e.message}`));
-      const onExit = (code: number) => reject(new Error(`journal writer exited while starting (code ${code})`));
-      worker.once('error', onError);
-      worker.once('exit', onExit);
-      worker.on('message', (m: FromWorker) => {
-        if (m.type === 'ready') {
-          worker.off('error', onError);
-          worker.off('exit', onExit);
-          if (this.restarting) {
-            this.restarting = false;
-            this.restarts++;
-            // Every id handed out is either in the file (below its next id) or was lost with the
-            // thread that died: the difference is exact, whatever it had committed before dying.
-            const lostRows = Math.max(0, this.nextId - m.nextId);
-            this.opts.log.warn('journal writer restarted', { restarts: this.restarts, lostRows });
-            if (lostRows > 0) this.lost.lose(lostRows);
-            this.failing = false;
-          }
-          if (m.unclean) {
-            this.uncleanStops++;
-            logUncleanStop(this.opts.log, m.unclean);
-          }
-          this.nextId = m.nextId;
-          this.writerTid = m.tid;
-          // In the background (boostable), the writer works in short slices; see pacer.ts.
-          this.schedule.started({ tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost }, pace);
-          this.ready = true;
-          this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged', boost: m.canBoost ? 'yes' : 'no' });
-          const asked = this.opts.writerNice ?? 0;
-          if (m.nice !== null && asked > m.nice && !m.canBoost) {
-            this.opts.log.warn(`journal writer at nice ${m.nice}, not ${asked}: this process may not raise its priority back when records pile up (give it CAP_SYS_NICE or LimitNICE=+0)`);
-          }
-          resolve();
-        } else if (m.type === 'error' && !this.ready) reject(new Error(m.message));
-        else this.onMessage(m);
-      });
-    });
-    worker.on('error', (e) => {
-      if (this.worker === worker) this.fail(`journal writer crashed: ${e.message}`);
-    });
-    worker.on('exit', (code) => {
-      if (this.worker !== worker) return;
-      if (!this.closed) return this.writerDied(code);
-      this.exited = true;
-      this.closedResolve?.(this.depth());
-    });
-    // The proxy's sockets keep the process alive, not the journal; flush() and close() hold it
-    // while they wait for the writer, so no row is left behind on the way out.
-    worker.unref();
+  /** The writer thread can write; see WriterEvents.ready. */
+  private writerReady(m: ReadyMessage, replacing: boolean, pace: Int32Array): void {
+    if (replacing) {
+      this.restarts++;
+      // Every id handed out is either in the file (below its next id) or was lost with the
+      // thread that died: the difference is exact, whatever it had committed before dying.
+      const lostRows = Math.max(0, this.nextId - m.nextId);
+      this.opts.log.warn('journal writer restarted', { restarts: this.restarts, lostRows });
+      if (lostRows > 0) this.lost.lose(lostRows);
+      this.failing = false;
+    }
+    if (m.unclean) {
+      this.uncleanStops++;
+      logUncleanStop(this.opts.log, m.unclean);
+    }
+    this.nextId = m.nextId;
+    this.writerTid = m.tid;
+    // In the background (boostable), the writer works in short slices; see pacer.ts.
+    this.schedule.started({ tid: m.tid, nice: m.nice, base: m.base, canBoost: m.canBoost }, pace);
+    this.ready = true;
+    this.opts.log.info('journal open', { file: this.file, head: `${m.head.id}:${m.head.hash.slice(0, 16)}`, writerNice: m.nice ?? 'unchanged', boost: m.canBoost ? 'yes' : 'no' });
+    const asked = this.opts.writerNice ?? 0;
+    if (m.nice !== null && asked > m.nice && !m.canBoost) {
+      this.opts.log.warn(`journal writer at nice ${m.nice}, not ${asked}: this process may not raise its priority back when records pile up (give it CAP_SYS_NICE or LimitNICE=+0)`);
+    }
   }
 
   /**
@@ -238,10 +172,9 @@ export class Journal implements ProxyObserver, JournalHandle {
    * thread starts from fresh tables, and the rows lost are counted once it tells where the file
    * ends. Tunnels open at that moment keep their opening row without its end.
    */
-  private writerDied(code: number): void {
-    this.worker = null;
+  private writerDied(code: number, retryMs: number): void {
     this.ready = false;
-    this.fail(`journal writer exited (code ${code}); restarting it in ${this.restartMs / 1000} s`);
+    this.fail(`journal writer exited (code ${code}); restarting it in ${retryMs / 1000} s`);
     this.encoder = new BatchEncoder(BATCH_ROWS);
     this.inFlightBatches = 0;
     this.inFlightRows = 0;
@@ -252,34 +185,6 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.written = this.enqueued;
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
-    this.scheduleRestart();
-  }
-
-  /** The next attempt after `restartMs`, which doubles for the one after (a written batch resets it). */
-  private scheduleRestart(): void {
-    this.restartTimer = setTimeout(() => void this.restart(), this.restartMs);
-    this.restartTimer.unref();
-    this.restartMs = Math.min(RESTART_MAX_MS, this.restartMs * 2);
-  }
-
-  private async restart(): Promise<void> {
-    this.restartTimer = null;
-    if (this.closed) return;
-    this.restarting = true;
-    try {
-      await this.startWriter();
-    } catch (e) {
-      this.worker = null;
-      this.fail(`journal writer could not start again: ${(e as Error).message}; next try in ${this.restartMs / 1000} s`);
-      this.scheduleRestart();
-      return;
-    }
-    if (this.closed) {
-      await this.worker?.terminate();
-      return;
-    }
-    this.lost.record();
-    this.send();
   }
 
   private fail(message: string): void {
@@ -292,7 +197,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'written':
-        this.restartMs = RESTART_FIRST_MS;
+        this.writer.wrote();
         this.inFlightBatches -= m.batches;
         this.inFlightRows -= m.count;
         this.sentAt.splice(0, m.batches);
@@ -305,7 +210,7 @@ export class Journal implements ProxyObserver, JournalHandle {
           this.opts.log.warn('journal writes again', { queued: this.depth() });
         }
         this.waiters = this.waiters.filter((w) => (this.written >= w.target ? (w.resolve(), false) : true));
-        if (this.schedule.boosted && this.depth() <= this.unboostAt) this.schedule.boost(false);
+        if (this.schedule.boosted && this.depth() <= this.schedule.unboostAt) this.schedule.boost(false);
         // What waits goes on when there is enough of it to amortise a commit (and its fsync), else
         // at the flush timer or a flush(). Sending whatever trickled in after each commit made
         // many tiny transactions: a tunnel cost the writer ~38 µs a row that way, against ~5.
@@ -334,15 +239,14 @@ export class Journal implements ProxyObserver, JournalHandle {
 
   /** Posts the queued rows to the writer (a bounded number of messages in flight: back-pressure shows as depth). */
   private send(all = false): void {
-    const worker = this.worker;
-    if (!worker) return;
+    if (!this.writer.worker) return;
     while (all || this.inFlightBatches < MAX_IN_FLIGHT) {
       const m = this.encoder.next();
       if (!m) return;
       this.inFlightBatches++;
       this.inFlightRows += m.n;
       this.sentAt.push(performance.now());
-      worker.postMessage({ type: 'batch', ...m } satisfies ToWorker, [m.buf]);
+      this.writer.post({ type: 'batch', ...m }, [m.buf]);
     }
   }
 
@@ -367,7 +271,7 @@ export class Journal implements ProxyObserver, JournalHandle {
   private queued(): void {
     this.enqueued++;
     if (this.encoder.hasSealed) this.send();
-    if (this.schedule.boostable && this.depth() >= this.boostAt) this.schedule.boost(true);
+    if (this.schedule.boostable && this.depth() >= this.schedule.boostAt) this.schedule.boost(true);
   }
 
   private record(rec: ConnectionRecord, id: number): void {
@@ -423,13 +327,14 @@ export class Journal implements ProxyObserver, JournalHandle {
   /** Resolves once every row recorded so far is committed. */
   flush(): Promise<void> {
     const target = this.enqueued;
-    if (this.written >= target || !this.worker || this.exited) return Promise.resolve();
-    this.worker.ref();
+    const worker = this.writer.worker;
+    if (this.written >= target || !worker || this.exited) return Promise.resolve();
+    worker.ref();
     return new Promise((resolve) => {
       this.waiters.push({
         target,
         resolve: () => {
-          if (this.waiters.length <= 1 && !this.closed) this.worker?.unref();
+          if (this.waiters.length <= 1 && !this.closed) this.writer.worker?.unref();
           resolve();
         },
       });
@@ -443,8 +348,8 @@ export class Journal implements ProxyObserver, JournalHandle {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.lost.stop();
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    const worker = this.worker;
+    this.writer.stop();
+    const worker = this.writer.worker;
     if (worker && !this.exited) {
       worker.ref();
       const unwritten = await new Promise<number>((resolve) => {
@@ -452,8 +357,8 @@ export class Journal implements ProxyObserver, JournalHandle {
         // Everything left goes now, whatever is in flight; the worker writes it before closing.
         this.send(true);
         const unrecorded = this.lost.unrecorded();
-        if (unrecorded > 0) worker.postMessage({ type: 'lost', count: unrecorded } satisfies ToWorker);
-        worker.postMessage({ type: 'close' } satisfies ToWorker);
+        if (unrecorded > 0) this.writer.post({ type: 'lost', count: unrecorded });
+        this.writer.post({ type: 'close' });
       });
       if (unwritten) this.opts.log.error('journal closed with rows it could not write', { count: unwritten });
       await worker.terminate();

@@ -1,3 +1,6 @@
+import type { Logger } from '../log.js';
+import type { FileAccess } from './files.js';
+
 /**
  * The journal's contract with the rest of the gateway (CLI, supervision API, metrics).
  * The implementation lives beside this file; consumers depend on these types only.
@@ -100,4 +103,38 @@ export interface JournalReader {
   /** Per profile over the filter's range, read in slices that yield to the event loop (the proxy keeps serving). */
   summary(filter: JournalFilter, top: number): Promise<ProfileSummary[]>;
   health(): JournalHealth;
+}
+
+export type OverflowPolicy = 'block' | 'allow';
+
+export interface JournalOptions {
+  /** Folder of the journal (`<dataDir>/journal`). */
+  dir: string;
+  retentionDays: number;
+  keepQuery: boolean;
+  overflow: OverflowPolicy;
+  /** Rows waiting to be written (queued, in flight, or failing) beyond which the policy applies. */
+  queueMax: number;
+  /**
+   * About the longest time a row waits in memory before it is committed (what a crash can lose):
+   * queued rows go to the writer every half of it, and a batch the writer has not committed
+   * after the other half gets the proxy's priority until it is (hurry()).
+   */
+  flushMs: number;
+  log: Logger;
+  timezone?: string;
+  /** Test and benchmark knob: SQLite durability of each batch (FULL by default). */
+  synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+  /** Delay before a failed batch is retried. */
+  retryMs?: number;
+  /** Nice value of the writer thread (0 = the process's own); see worker.ts. */
+  writerNice?: number;
+  /** Mode and group of the journal's files (files.ts); owner only by default. */
+  access?: FileAccess;
+}
+
+/** What the gateway exposes: the reader contract, plus flush and close. */
+export interface JournalHandle extends JournalReader {
+  flush(): Promise<void>;
+  close(): Promise<void>;
 }

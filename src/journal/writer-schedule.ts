@@ -8,6 +8,17 @@ import type { WriterPriority } from './worker.js';
  * at the proxy's priority while records pile up (boost) or a batch is late (hurry). One renice and
  * one way to give up when the right to renice is lost, for both.
  */
+/**
+ * Records waiting beyond which a writer running nicer than the proxy is given the proxy's priority
+ * (worker.ts), and below which it goes back: at nice 19, pausing in its transactions (pacer.ts), it
+ * only keeps up while the proxy leaves it idle time. 16,384 records are ~0.4 s of a saturated
+ * core's traffic, enough to ride out a stall of the host without a boost: a boosted writer shares
+ * the core evenly with the proxy while it catches up, which costs the requests of that moment
+ * more than the backlog does. Half of queueMax when that is smaller, so it still comes first.
+ */
+const BOOST_AT = 16_384;
+const UNBOOST_AT = 512;
+
 export class WriterSchedule {
   private priority: WriterPriority | null = null;
   /** The current writer thread's pacing words: paced exactly while it is boostable. */
@@ -20,7 +31,17 @@ export class WriterSchedule {
   boosts = 0;
   hurries = 0;
 
-  constructor(private readonly log: Logger) {}
+  /** Records waiting at which the writer is boosted, and at which it goes back. */
+  readonly boostAt: number;
+  readonly unboostAt: number;
+
+  constructor(
+    private readonly log: Logger,
+    queueMax: number,
+  ) {
+    this.boostAt = Math.max(1, Math.min(BOOST_AT, Math.floor(queueMax / 2)));
+    this.unboostAt = Math.min(UNBOOST_AT, Math.floor(this.boostAt / 8));
+  }
 
   /** The writer thread's priority as set at open (worker.ts); null before. */
   get current(): WriterPriority | null {
