@@ -3,11 +3,11 @@ import type pg from 'pg';
 import type { StatsBucket } from '../journal/types.js';
 import { PolicyValidationError } from '../policy/store.js';
 import { audit, type AuditContext } from '../supervision/context.js';
-import { filterOf, filterProps, sendExport, type FilterQuery } from '../supervision/routes/journal.js';
+import { filterOf, filterProps, sendExport, statsBody, type FilterQuery } from '../supervision/routes/journal.js';
 import type { Role } from '../supervision/tokens.js';
 import type { AcademyConfig } from './config.js';
 import { fleetStatus } from './fleet.js';
-import { AcademyJournal, FilterError, type AcademyFilter, type AcademyStatsRow } from './store.js';
+import { AcademyJournal, FilterError, type AcademyFilter } from './store.js';
 import { verifyCopy } from './verify.js';
 
 export interface AcademyContext extends AuditContext {
@@ -102,26 +102,7 @@ export function registerAcademyRoutes(app: FastifyInstance, ctx: AcademyContext)
     filter.from ??= filter.to - 7 * 86_400_000;
     const rows = await filtered(() => ctx.journal.stats(filter, bucket));
     await audit(ctx, req, 'journal.stats', null, { filter, bucket });
-    const sum = (key: (r: AcademyStatsRow) => string) => {
-      const m = new Map<string, { requests: number; blocked: number }>();
-      for (const r of rows) {
-        const t = m.get(key(r)) ?? { requests: 0, blocked: 0 };
-        t.requests += r.requests;
-        t.blocked += r.blocked;
-        m.set(key(r), t);
-      }
-      return [...m].map(([name, t]) => ({ name, ...t })).sort((a, b) => b.requests - a.requests);
-    };
-    return {
-      from: new Date(filter.from).toISOString(),
-      to: new Date(filter.to).toISOString(),
-      bucket,
-      totals: rows.reduce((t, r) => ({ requests: t.requests + r.requests, blocked: t.blocked + r.blocked }), { requests: 0, blocked: 0 }),
-      byGateway: sum((r) => r.gateway),
-      byProfile: sum((r) => r.profile ?? '(none)'),
-      byCategory: sum((r) => r.category ?? '(none)'),
-      rows: rows.map((r) => ({ ...r, bucket: new Date(r.bucket).toISOString() })),
-    };
+    return statsBody(rows, filter, bucket, { byGateway: (r) => r.gateway, byProfile: (r) => r.profile ?? '(none)', byCategory: (r) => r.category ?? '(none)' });
   });
 
   app.get<{ Querystring: { gateway?: string } }>('/api/v1/journal/verify', {

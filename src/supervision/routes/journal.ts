@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { requisitionProblems } from '../../journal/requisition.js';
-import type { JournalFilter, JournalReader, StatsBucket, StatsRow } from '../../journal/types.js';
+import type { JournalFilter, JournalReader, StatsBucket } from '../../journal/types.js';
 import { decide } from '../../policy/decide.js';
 import { InterceptExclusions, tlsTreatment } from '../../policy/interception.js';
 import { requestFor } from '../../policy/request.js';
@@ -156,26 +156,7 @@ export function registerJournalRoutes(app: FastifyInstance, ctx: ApiContext): vo
     filter.from ??= filter.to - 7 * 86_400_000;
     const rows = j.stats(filter, bucket);
     await audit(ctx, req, 'journal.stats', null, { filter, bucket });
-    const sum = (key: (r: StatsRow) => string) => {
-      const m = new Map<string, { requests: number; blocked: number }>();
-      for (const r of rows) {
-        const k = key(r);
-        const t = m.get(k) ?? { requests: 0, blocked: 0 };
-        t.requests += r.requests;
-        t.blocked += r.blocked;
-        m.set(k, t);
-      }
-      return [...m].map(([name, t]) => ({ name, ...t })).sort((a, b) => b.requests - a.requests);
-    };
-    return {
-      from: new Date(filter.from).toISOString(),
-      to: new Date(filter.to).toISOString(),
-      bucket,
-      totals: rows.reduce((t, r) => ({ requests: t.requests + r.requests, blocked: t.blocked + r.blocked }), { requests: 0, blocked: 0 }),
-      byProfile: sum((r) => r.profile ?? '(none)'),
-      byCategory: sum((r) => r.category ?? '(none)'),
-      rows: rows.map((r) => ({ ...r, bucket: new Date(r.bucket).toISOString() })),
-    };
+    return statsBody(rows, filter, bucket, { byProfile: (r) => r.profile ?? '(none)', byCategory: (r) => r.category ?? '(none)' });
   });
 
   app.get<{ Querystring: { from?: string; to?: string; profile?: string; top: number } }>('/api/v1/stats/top', {
@@ -221,4 +202,38 @@ export function sendExport(ctx: AuditContext, req: FastifyRequest, reply: Fastif
   reply.header('content-disposition', `attachment; filename="${name}-${stamp}.${format}"`);
   reply.header('cache-control', 'no-store');
   return reply.send(Readable.from(counted()));
+}
+
+interface Counted {
+  bucket: number;
+  requests: number;
+  blocked: number;
+}
+
+/**
+ * The body of a stats answer (gateway and academy): the range, the totals, the rows summed per
+ * each grouping in `by` (largest first), and the rows with ISO times.
+ */
+export function statsBody<R extends Counted>(rows: R[], filter: { from?: number; to?: number }, bucket: StatsBucket, by: Record<string, (r: R) => string>) {
+  const sum = (key: (r: R) => string) => {
+    const m = new Map<string, { requests: number; blocked: number }>();
+    for (const r of rows) {
+      const k = key(r);
+      const t = m.get(k) ?? { requests: 0, blocked: 0 };
+      t.requests += r.requests;
+      t.blocked += r.blocked;
+      m.set(k, t);
+    }
+    return [...m].map(([name, t]) => ({ name, ...t })).sort((a, b) => b.requests - a.requests);
+  };
+  const groups: Record<string, { name: string; requests: number; blocked: number }[]> = {};
+  for (const [name, key] of Object.entries(by)) groups[name] = sum(key);
+  return {
+    from: new Date(filter.from!).toISOString(),
+    to: new Date(filter.to!).toISOString(),
+    bucket,
+    totals: rows.reduce((t, r) => ({ requests: t.requests + r.requests, blocked: t.blocked + r.blocked }), { requests: 0, blocked: 0 }),
+    ...groups,
+    rows: rows.map((r) => ({ ...r, bucket: new Date(r.bucket).toISOString() })),
+  };
 }
