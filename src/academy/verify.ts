@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { DICT_LETTERS, dictEntry, END_NUMBERS, endLine, hashLink2, ROW_NUMBERS, rowLine, type WireRow } from '../journal/row.js';
 import { decodeIds, monthRange } from '../journal/schema.js';
 import '../journal/ship-schema.js';
-import type { VerifyProblem } from '../journal/verify.js';
+import type { ChainLinkRow, VerifyProblem } from '../journal/verify.js';
 import { GENESIS } from '../journal/writer.js';
 
 /** One gateway's chain in the copy, checked as the gateway's own verify checks its file (verify.ts). */
@@ -20,17 +20,8 @@ export interface CopyReport {
   problems: (VerifyProblem & { gateway: string })[];
 }
 
-interface Link {
-  id: number;
-  p: number;
-  lo: number | null;
-  hi: number | null;
-  n: number;
-  ne: number;
-  h: Buffer;
-  ends: Buffer | null;
-  f: number | null;
-}
+/** A link of the copy: the gateway's own link (journal/verify.ts) without its write time. */
+type Link = Omit<ChainLinkRow, 'wt'>;
 
 const MAX_PROBLEMS = 1000;
 const LINKS_PER_PAGE = 500;
