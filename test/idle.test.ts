@@ -19,16 +19,26 @@ t.test('a member quiet past its limit is ended, never before it', async (t) => {
   const start = performance.now();
   const quiet = member(() => true);
   const busy = member(() => true);
-  idle.add(quiet, 80);
-  idle.add(busy, 80);
-  for (let i = 0; i < 15; i++) {
+  const limit = 150;
+  idle.add(quiet, limit);
+  idle.add(busy, limit);
+  // The busy member notes activity every 15 ms; a loaded host may stall this loop, and a stall
+  // longer than the limit rightly ends it, so the longest gap between notes is measured.
+  let last = performance.now();
+  let longestGap = 0;
+  while (performance.now() - start < 2.5 * limit) {
     await sleep(15);
+    const now = performance.now();
+    longestGap = Math.max(longestGap, now - last);
+    last = now;
     busy.idleSince = idle.now;
   }
   t.equal(quiet.fired.length, 1, 'the quiet member ended once');
-  t.ok(quiet.fired[0]! - start >= 80, `not before its limit (${(quiet.fired[0]! - start).toFixed(0)} ms)`);
-  t.equal(busy.fired.length, 0, 'activity noted in idleSince keeps a member');
-  t.equal(idle.size, 1, 'an ended member is dropped');
+  t.ok(quiet.fired[0]! - start >= limit, `not before its limit (${(quiet.fired[0]! - start).toFixed(0)} ms)`);
+  if (longestGap < limit - 20) {
+    t.equal(busy.fired.length, 0, 'activity noted in idleSince keeps a member');
+    t.equal(idle.size, 1, 'an ended member is dropped');
+  } else t.comment(`host stalled ${longestGap.toFixed(0)} ms between notes: the busy member's survival is not judged`);
 });
 
 t.test('a member that asks to be kept is counted again from the sweep; one that throws is dropped and the others still swept', async (t) => {

@@ -4,8 +4,8 @@ import { ConfigError, resolveConfig } from '../src/config/load.js';
 import type { SafeSearchSettings } from '../src/config/types.js';
 import { MapIndexBuilder } from '../src/lists/map-index.js';
 import { BUNDLED_SAFESEARCH } from '../src/paths.js';
-import { bundledSafeSearch, compileSafeSearch, retargetFor, SafeSearchDataError, safeSearchTarget } from '../src/policy/safesearch.js';
-import { buildSnapshot } from '../src/policy/snapshot.js';
+import { bundledSafeSearch, compileSafeSearch, SafeSearchDataError, safeSearchTarget } from '../src/policy/safesearch.js';
+import { buildSnapshot, retargetFor } from '../src/policy/snapshot.js';
 import { normalizeProfile, validateDraft } from '../src/policy/store.js';
 
 const ON: SafeSearchSettings = { google: true, bing: true, duckduckgo: true, youtube: 'strict' };

@@ -7,7 +7,7 @@ import { loadListSet } from '../lists/set.js';
 import { createLogger } from '../log.js';
 import { decide } from '../policy/decide.js';
 import { InterceptExclusions, tlsTreatment } from '../policy/interception.js';
-import { retargetFor } from '../policy/safesearch.js';
+import { retargetFor } from '../policy/snapshot.js';
 import { PolicyStore } from '../policy/store.js';
 import { requestFor } from '../policy/request.js';
 import { parseTimeIn } from '../policy/schedule.js';

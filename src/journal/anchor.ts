@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { ChainHead } from './head.js';
-import type { VerifyProblem } from './verify.js';
+import type { VerifyProblem } from './types.js';
 
 /** A head known from outside the chain: an event of the journal, or one given by the operator. */
 export interface KnownHead {

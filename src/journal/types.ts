@@ -138,3 +138,18 @@ export interface JournalHandle extends JournalReader {
   flush(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What `verify` finds wrong in the journal or an academy copy. */
+export type ProblemKind = 'changed' | 'removed' | 'added' | 'chain';
+
+export interface VerifyProblem {
+  kind: ProblemKind;
+  /** Chain link concerned, when there is one. */
+  entry: number | null;
+  /** Row ids and start times affected (inclusive), when known. */
+  firstId: number | null;
+  lastId: number | null;
+  from: number | null;
+  to: number | null;
+  message: string;
+}

@@ -4,20 +4,9 @@ import { DICT_LETTERS, dictEntry, END_NUMBERS, endLine, hashLink2, ROW_NUMBERS, 
 import { decodeIds, ENDED_SQL, hasChainFormat, monthRange, unpackK } from './schema.js';
 import { checkHeads, recordedHeads, type KnownHead } from './anchor.js';
 import { GENESIS } from './head.js';
+import type { VerifyProblem } from './types.js';
 
-export type ProblemKind = 'changed' | 'removed' | 'added' | 'chain';
-
-export interface VerifyProblem {
-  kind: ProblemKind;
-  /** Chain link concerned, when there is one. */
-  entry: number | null;
-  /** Row ids and start times affected (inclusive), when known. */
-  firstId: number | null;
-  lastId: number | null;
-  from: number | null;
-  to: number | null;
-  message: string;
-}
+export type { ProblemKind, VerifyProblem } from './types.js';
 
 export interface VerifyReport {
   ok: boolean;

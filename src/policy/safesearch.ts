@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import type { SafeSearchSettings } from '../config/types.js';
 import { isValidHostEntry, normalizeHost } from '../lists/normalize.js';
 import { BUNDLED_SAFESEARCH } from '../paths.js';
-import type { PolicySnapshot } from './snapshot.js';
 
 /** Where a request goes instead of its host, and which engine's rule sent it there. */
 export interface Retarget {
@@ -181,16 +180,6 @@ export function safeSearchTarget(table: SafeSearchTable, host: string, settings:
   const value = settings[engine.setting];
   if (value === false || value === 'off') return null;
   return engine.retargets[value === true ? 'on' : value] ?? null;
-}
-
-/**
- * The retarget for an allowed request of a profile (null: no profile, or the host stays). Applies
- * after the decision, which is taken on the name the client asked for.
- */
-export function retargetFor(snapshot: PolicySnapshot, profile: string | null, host: string): Retarget | null {
-  if (profile === null) return null;
-  const p = snapshot.profiles.get(profile);
-  return p === undefined ? null : safeSearchTarget(snapshot.safeSearch, host, p.safeSearch);
 }
 
 let bundled: SafeSearchTable | null = null;

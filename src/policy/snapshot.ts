@@ -5,7 +5,7 @@ import { MapIndex, MapIndexBuilder } from '../lists/map-index.js';
 import type { CategoryIndex } from '../lists/types.js';
 import { ClientMatcher } from './clients.js';
 import { emptyCategories, type EmptyCategory } from './coverage.js';
-import { bundledSafeSearch, type SafeSearchTable } from './safesearch.js';
+import { bundledSafeSearch, safeSearchTarget, type Retarget, type SafeSearchTable } from './safesearch.js';
 import { ScheduleClock } from './schedule.js';
 import type { Decision } from './types.js';
 
@@ -208,4 +208,14 @@ export function buildSnapshot(input: SnapshotInput): PolicySnapshot {
     input.safeSearch ?? bundledSafeSearch(),
     ...coverage,
   );
+}
+
+/**
+ * The retarget for an allowed request of a profile (null: no profile, or the host stays). Applies
+ * after the decision, which is taken on the name the client asked for.
+ */
+export function retargetFor(snapshot: PolicySnapshot, profile: string | null, host: string): Retarget | null {
+  if (profile === null) return null;
+  const p = snapshot.profiles.get(profile);
+  return p === undefined ? null : safeSearchTarget(snapshot.safeSearch, host, p.safeSearch);
 }

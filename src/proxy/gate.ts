@@ -50,7 +50,7 @@ import type { VigieConfig } from '../config/types.js';
 import { canonicalIp, dottedQuad } from '../net/address.js';
 import type { OwnListeners } from '../net/own-listeners.js';
 import { decideCached } from '../policy/decide.js';
-import { retargetFor } from '../policy/safesearch.js';
+import { retargetFor } from '../policy/snapshot.js';
 import { liftable, overridden, OverrideGuard, type OverrideTable } from '../policy/overrides.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
