@@ -1,6 +1,8 @@
 import type { Decision } from '../policy/types.js';
-import type { GateMode } from './gate.js';
 import type { UpstreamProblem } from './pages.js';
+
+/** How the connection reached the proxy: asked as a proxy, caught on its way (Host/SNI), or TLS opened by the gateway. */
+export type GateMode = 'explicit' | 'transparent' | 'intercepted';
 
 /** One proxied HTTP request or one CONNECT tunnel, as the journal and the metrics see it. */
 export interface ConnectionRecord {

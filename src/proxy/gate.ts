@@ -55,7 +55,7 @@ import { liftable, overridden, OverrideGuard, type OverrideTable } from '../poli
 import type { PolicySnapshot } from '../policy/snapshot.js';
 import type { Decision, DecisionRule } from '../policy/types.js';
 import { DestinationPolicy } from './destinations.js';
-import type { ConnectionRecord } from './events.js';
+import type { ConnectionRecord, GateMode } from './events.js';
 import { blockPage, type BlockLinks, destinationText, errorPage, pickLang, portalPage, problemText, refusedPage, type UpstreamProblem } from './pages.js';
 import { blockLinks } from './report.js';
 import { ResolveError, type HostResolver } from './resolver.js';
@@ -63,8 +63,7 @@ import { newRecord, statusFor, UNRECORDED } from './target.js';
 
 export { canonicalHost, connectTarget, parseAbsoluteUrl } from './target.js';
 
-/** How the connection reached the proxy: asked as a proxy, caught on its way (Host/SNI), or TLS opened by the gateway. */
-export type GateMode = 'explicit' | 'transparent' | 'intercepted';
+export type { GateMode } from './events.js';
 
 /** What an entry read from the client: small, so every entry can build it cheaply. */
 export interface GateTarget {

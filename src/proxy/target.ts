@@ -1,6 +1,5 @@
 import type { Decision } from '../policy/types.js';
-import type { ConnectionRecord } from './events.js';
-import type { GateMode } from './gate.js';
+import type { ConnectionRecord, GateMode } from './events.js';
 import type { UpstreamProblem } from './pages.js';
 
 // Request-target parsing is shared with the decision explainers (API, CLI): it lives in the policy layer.
