@@ -29,6 +29,8 @@ export class OriginStream extends Duplex implements UpstreamUser {
    * client is under idleMs.
    */
   clientBehind: (() => boolean) | null = null;
+  /** Reading from the origin is paused by this stream (node's parser has not taken what it has). */
+  private held = false;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -61,7 +63,10 @@ export class OriginStream extends Duplex implements UpstreamUser {
 
   upData(chunk: Buffer): void {
     // `chunk` is a view of the connection's read buffer: node's parser gets a copy.
-    if (!this.push(Buffer.from(chunk))) this.up?.pauseReading();
+    if (!this.push(Buffer.from(chunk))) {
+      this.held = true;
+      this.up?.pauseReading();
+    }
   }
 
   upHeld(): boolean {
@@ -75,7 +80,9 @@ export class OriginStream extends Duplex implements UpstreamUser {
   }
 
   upTimeout(): void {
-    if (this.clientBehind?.() && this.up !== null) {
+    // Not reading the origin ourselves is no silence of the origin's: on a loaded host node's
+    // parser may not have taken the bytes yet even though the client is keeping up.
+    if ((this.held || this.clientBehind?.()) && this.up !== null) {
       this.up.idleSince = this.pool.idle.now;
       return;
     }
@@ -89,6 +96,7 @@ export class OriginStream extends Duplex implements UpstreamUser {
   }
 
   override _read(): void {
+    this.held = false;
     this.up?.resumeReading();
   }
 
