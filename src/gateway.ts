@@ -33,6 +33,8 @@ export interface GatewayOptions {
   config: VigieConfig;
   log: Logger;
   observers?: ProxyObserver[];
+  /** Observers of this gateway's own proxy only, not of what a cluster primary relays from its workers. */
+  proxyObservers?: ProxyObserver[];
   /** false: no proxy listeners (the cluster primary: its workers listen). */
   listen?: boolean;
   /** false: no journal even when the config enables one (cluster workers: the primary records). */
@@ -116,6 +118,8 @@ export class Gateway {
   readonly policyUpdates = { lastSuccess: 0, lastFailure: 0 };
   /** Kept so a reload can hand the proxy a new config and resolver (it reads both per request). */
   private readonly proxyDeps: ProxyDeps;
+  /** Who hears of every record, this proxy's and (cluster primary) its workers' relayed ones. */
+  private readonly recordObservers: ProxyObserver[];
   /** The connection journal (null when disabled): an observer of the proxy, opened before it listens. */
   private readonly journalWriter: Journal | null;
   /** `journal.backup`: the daily copy of the journal, once it is open. */
@@ -157,13 +161,14 @@ export class Gateway {
     const sink: ReportSink = opts.worker?.reports ?? ((r: NewReport) => void this.reports!.add(r).catch((e: Error) => opts.log.error(`report not queued: ${e.message}`)));
     const pac = pacHandler(() => this.opts.config);
     const report = reportHandler({ config: () => this.opts.config, snapshot: () => this.current, sink });
+    // The first process's observers see every record (its workers' relayed ones too): the journal
+    // and the alerts; where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
+    this.recordObservers = [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : []), ...(this.alerts ? [this.alerts] : [])];
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
-      // The first process's observers see every record (its workers' relayed ones too): the journal
-      // and the alerts; where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
-      observers: [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : []), ...(this.alerts ? [this.alerts] : [])],
+      observers: [...this.recordObservers, ...(opts.proxyObservers ?? [])],
       overrides: () => this.overrides.table,
       local: (req, res) => pac(req, res) || report(req, res),
       admit: journal ? () => journal.admit() : opts.admit,
@@ -189,7 +194,7 @@ export class Gateway {
 
   /** What the proxy reports to (metrics, journal): a cluster primary feeds them its workers' events. */
   get observers(): readonly ProxyObserver[] {
-    return this.proxyDeps.observers ?? [];
+    return this.recordObservers;
   }
 
   /** Whether new connections may be taken (false under journal overflow `block` when it cannot record). */
@@ -318,12 +323,16 @@ export class Gateway {
     this.opts.onSwap?.(next);
   }
 
-  async stop(graceMs = 0): Promise<void> {
+  /**
+   * Stops accepting, lets in-flight work finish (cut after `graceMs`), then closes the journal.
+   * `others`: a cluster primary's workers stopping meanwhile; their last events are journaled first.
+   */
+  async stop(graceMs = 0, others: Promise<void> = Promise.resolve()): Promise<void> {
     this.listUpdates?.stop();
     this.backups?.stop();
     this.identity.stop();
     this.overrides.stop();
-    await this.proxy.close(graceMs);
+    await Promise.all([this.proxy.close(graceMs), others]);
     await this.alerts?.close();
     await this.journalWriter?.close();
     await this.shipper?.close();
