@@ -24,7 +24,7 @@ if (!(await reusePortWorks())) {
     metrics: { listen: { host: '127.0.0.1', port: metricsPort } },
     supervision: { enabled: false },
     dns: { servers: DEAD_DNS, timeoutMs: 300 },
-    hosts: { 'www.site.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'newly-adult.test': '127.0.0.1' },
+    hosts: { 'www.site.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'newly-adult.test': '127.0.0.1', 'slow.test': '127.0.0.1' },
     destinations: { allow: [{ network: '127.0.0.0/8' }] },
     clients: [{ network: '127.0.0.1/32', profile: 'pupils' }],
     profiles: { pupils: { mode: 'blocklist', categories: ['adult'], deny } },
@@ -130,7 +130,13 @@ if (!(await reusePortWorks())) {
     }
     t.equal(total(), made, 'the metrics count every request and tunnel of both threads');
 
+    // Requests in flight at SIGTERM, on fresh connections (both isolates), finish within the grace period.
+    const inFlight = Promise.allSettled(Array.from({ length: 12 }, () => get(false, port, `http://slow.test:${origin.port}/slow?ms=400`)));
+    await new Promise((r) => setTimeout(r, 150));
     cli.child.kill('SIGTERM');
+    const drained = await inFlight;
+    made += drained.length;
+    t.same(drained.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)), Array(12).fill(200), 'requests in flight at SIGTERM finish');
     t.same(await cli.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
     const stops = [...cli.log().matchAll(/proxy worker stopped worker=(\d) pid=\d+ thread=(\d+) requests=(\d+) tunnels=(\d+)/g)];
     t.same(stops.map((s) => s[1]).sort(), ['0', '1'], 'the main thread and the thread stopped');
