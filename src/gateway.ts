@@ -35,8 +35,11 @@ export interface GatewayOptions {
   observers?: ProxyObserver[];
   /** Observers of this gateway's own proxy only, not of what a cluster primary relays from its workers. */
   proxyObservers?: ProxyObserver[];
-  /** false: no proxy listeners (the cluster primary: its workers listen). */
-  listen?: boolean;
+  /**
+   * false: no proxy listeners; "transparent": the transparent ones only (a cluster primary whose
+   * workers take the explicit proxy ports: src/cluster/).
+   */
+  listen?: boolean | 'transparent';
   /** false: no journal even when the config enables one (cluster workers: the primary records). */
   journal?: boolean;
   /** Asked before new work when this gateway has no journal of its own (cluster workers). */
@@ -238,13 +241,16 @@ export class Gateway {
       this.backups = new DailyBackup({ source: this.journalWriter.file, dir: jc.backup.dir, hour: jc.backup.hour ?? 2, keep: jc.backup.keep ?? 14, timezone: config.timezone, access: fileAccess(jc.group), log }).start();
     }
     if (this.opts.listen !== false) {
-      this.listening.push(...(await this.proxy.listen()));
+      const explicit = this.opts.listen !== 'transparent';
+      if (explicit) this.listening.push(...(await this.proxy.listen()));
       this.transparentListening.push(...(await this.proxy.listenTransparent()));
       for (const l of this.transparentListening) log.info(`transparent ${l.kind} listening`, { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, targetPort: l.targetPort });
-      log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
-      if (this.proxy.rawProblem) log.warn(`tunnels on net.Socket: ${this.proxy.rawProblem}`);
-      const tunnels = this.proxy.rawTunnels ? 'raw handles' : 'net.Socket';
-      for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, tunnels });
+      if (explicit) {
+        log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
+        if (this.proxy.rawProblem) log.warn(`tunnels on net.Socket: ${this.proxy.rawProblem}`);
+        const tunnels = this.proxy.rawTunnels ? 'raw handles' : 'net.Socket';
+        for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, tunnels });
+      }
     }
     await this.loadLists();
     this.listUpdates = new ListUpdateScheduler(this, config, log);

@@ -34,7 +34,8 @@ export function registerStart(program: Command): void {
         config,
         log,
         observers: metrics ? [metrics.observer] : [],
-        ...(clustered ? { listen: serves, reusePort: serves, proxyObservers: serves ? [clustered.served] : [], onSwap: clustered.onSwap, onOverrides: clustered.onOverrides } : {}),
+        // Transparent listeners are the main thread's in any case (workers listen on the proxy ports only).
+        ...(clustered ? { listen: serves || 'transparent', reusePort: serves, proxyObservers: serves ? [clustered.served] : [], onSwap: clustered.onSwap, onOverrides: clustered.onOverrides } : {}),
       });
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
