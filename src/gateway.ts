@@ -33,8 +33,13 @@ export interface GatewayOptions {
   config: VigieConfig;
   log: Logger;
   observers?: ProxyObserver[];
-  /** false: no proxy listeners (the cluster primary: its workers listen). */
-  listen?: boolean;
+  /** Observers of this gateway's own proxy only, not of what a cluster primary relays from its workers. */
+  proxyObservers?: ProxyObserver[];
+  /**
+   * false: no proxy listeners; "transparent": the transparent ones only (a cluster primary whose
+   * workers take the explicit proxy ports: src/cluster/).
+   */
+  listen?: boolean | 'transparent';
   /** false: no journal even when the config enables one (cluster workers: the primary records). */
   journal?: boolean;
   /** Asked before new work when this gateway has no journal of its own (cluster workers). */
@@ -116,6 +121,8 @@ export class Gateway {
   readonly policyUpdates = { lastSuccess: 0, lastFailure: 0 };
   /** Kept so a reload can hand the proxy a new config and resolver (it reads both per request). */
   private readonly proxyDeps: ProxyDeps;
+  /** Who hears of every record, this proxy's and (cluster primary) its workers' relayed ones. */
+  private readonly recordObservers: ProxyObserver[];
   /** The connection journal (null when disabled): an observer of the proxy, opened before it listens. */
   private readonly journalWriter: Journal | null;
   /** `journal.backup`: the daily copy of the journal, once it is open. */
@@ -157,13 +164,14 @@ export class Gateway {
     const sink: ReportSink = opts.worker?.reports ?? ((r: NewReport) => void this.reports!.add(r).catch((e: Error) => opts.log.error(`report not queued: ${e.message}`)));
     const pac = pacHandler(() => this.opts.config);
     const report = reportHandler({ config: () => this.opts.config, snapshot: () => this.current, sink });
+    // The first process's observers see every record (its workers' relayed ones too): the journal
+    // and the alerts; where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
+    this.recordObservers = [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : []), ...(this.alerts ? [this.alerts] : [])];
     this.proxyDeps = {
       config: opts.config,
       snapshot: () => this.current,
       resolver: new HostResolver(opts.config),
-      // The first process's observers see every record (its workers' relayed ones too): the journal
-      // and the alerts; where the sessions live (not in a cluster worker), traffic keeps portal logins alive.
-      observers: [...(opts.observers ?? []), ...(opts.worker ? [] : [this.identity.idle]), ...(journal ? [journal] : []), ...(this.alerts ? [this.alerts] : [])],
+      observers: [...this.recordObservers, ...(opts.proxyObservers ?? [])],
       overrides: () => this.overrides.table,
       local: (req, res) => pac(req, res) || report(req, res),
       admit: journal ? () => journal.admit() : opts.admit,
@@ -189,7 +197,7 @@ export class Gateway {
 
   /** What the proxy reports to (metrics, journal): a cluster primary feeds them its workers' events. */
   get observers(): readonly ProxyObserver[] {
-    return this.proxyDeps.observers ?? [];
+    return this.recordObservers;
   }
 
   /** Whether new connections may be taken (false under journal overflow `block` when it cannot record). */
@@ -233,13 +241,16 @@ export class Gateway {
       this.backups = new DailyBackup({ source: this.journalWriter.file, dir: jc.backup.dir, hour: jc.backup.hour ?? 2, keep: jc.backup.keep ?? 14, timezone: config.timezone, access: fileAccess(jc.group), log }).start();
     }
     if (this.opts.listen !== false) {
-      this.listening.push(...(await this.proxy.listen()));
+      const explicit = this.opts.listen !== 'transparent';
+      if (explicit) this.listening.push(...(await this.proxy.listen()));
       this.transparentListening.push(...(await this.proxy.listenTransparent()));
       for (const l of this.transparentListening) log.info(`transparent ${l.kind} listening`, { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, targetPort: l.targetPort });
-      log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
-      if (this.proxy.rawProblem) log.warn(`tunnels on net.Socket: ${this.proxy.rawProblem}`);
-      const tunnels = this.proxy.rawTunnels ? 'raw handles' : 'net.Socket';
-      for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, tunnels });
+      if (explicit) {
+        log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
+        if (this.proxy.rawProblem) log.warn(`tunnels on net.Socket: ${this.proxy.rawProblem}`);
+        const tunnels = this.proxy.rawTunnels ? 'raw handles' : 'net.Socket';
+        for (const l of this.listening) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, tunnels });
+      }
     }
     await this.loadLists();
     this.listUpdates = new ListUpdateScheduler(this, config, log);
@@ -318,12 +329,16 @@ export class Gateway {
     this.opts.onSwap?.(next);
   }
 
-  async stop(graceMs = 0): Promise<void> {
+  /**
+   * Stops accepting, lets in-flight work finish (cut after `graceMs`), then closes the journal.
+   * `others`: a cluster primary's workers stopping meanwhile; their last events are journaled first.
+   */
+  async stop(graceMs = 0, others: Promise<void> = Promise.resolve()): Promise<void> {
     this.listUpdates?.stop();
     this.backups?.stop();
     this.identity.stop();
     this.overrides.stop();
-    await this.proxy.close(graceMs);
+    await Promise.all([this.proxy.close(graceMs), others]);
     await this.alerts?.close();
     await this.journalWriter?.close();
     await this.shipper?.close();

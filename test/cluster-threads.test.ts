@@ -17,20 +17,21 @@ if (!(await reusePortWorks())) {
   const ut1 = writeLists(tmp(), TEST_LISTS);
   const academy = writeLists(tmp(), { 'academy-allow': { domains: ['academy-ok.test'] }, 'academy-deny': { domains: ['academy-no.test'] } });
 
-  const config = (port: number, metricsPort: number, originPort: number, deny: string[]) => ({
+  const config = (port: number, metricsPort: number, originPort: number, deny: string[], extra: Record<string, unknown> = {}) => ({
     workers: 2,
     workersRuntime: 'threads',
     listen: [{ host: '127.0.0.1', port }],
     metrics: { listen: { host: '127.0.0.1', port: metricsPort } },
     supervision: { enabled: false },
     dns: { servers: DEAD_DNS, timeoutMs: 300 },
-    hosts: { 'www.site.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'newly-adult.test': '127.0.0.1' },
+    hosts: { 'www.site.test': '127.0.0.1', 'adult.test': '127.0.0.1', 'newly-adult.test': '127.0.0.1', 'slow.test': '127.0.0.1' },
     destinations: { allow: [{ network: '127.0.0.0/8' }] },
     clients: [{ network: '127.0.0.1/32', profile: 'pupils' }],
     profiles: { pupils: { mode: 'blocklist', categories: ['adult'], deny } },
     connectPorts: [originPort],
     lists: { ut1, academy },
     log: { level: 'debug' },
+    ...extra,
   });
 
   /** One request on `agent` (keep-alive) or a fresh connection; resolves with the status, rejects on a dropped one. */
@@ -55,7 +56,7 @@ if (!(await reusePortWorks())) {
     return n;
   };
 
-  t.test('workers as threads: one shared copy of the lists, swaps with no dropped connection, one journal and one metrics registry', async (t) => {
+  t.test('workers as threads, the main thread serving beside one: one shared copy of the lists, swaps with no dropped connection, one journal and one metrics registry', async (t) => {
     const origin = await serviceOrigin();
     const [port, metricsPort] = [await freePort(), await freePort()];
     const dir = tmp();
@@ -67,12 +68,13 @@ if (!(await reusePortWorks())) {
       await origin.close();
     });
     await cli.waitLog(/gateway ready/);
-    t.match(cli.log(), /proxy workers: 2 threads runtime=threads why=/, 'the runtime chosen is logged');
-    t.equal(cli.log().match(/DEBUG proxy worker listening worker=\d pid=\d+ thread=\d+ addresses=127\.0\.0\.1:\d+/g)?.length, 2, 'two threads listen on the port');
+    t.match(cli.log(), /proxy workers: 2 threads runtime=threads why=.* mainThread=serves/, 'the runtime chosen is logged');
+    const listening = [...cli.log().matchAll(/DEBUG proxy worker listening worker=(\d) pid=\d+ thread=(\d+) addresses=127\.0\.0\.1:(\d+)/g)];
+    t.same(listening.map((m) => [m[1], m[2] === '0' ? 'main' : 'thread', Number(m[3])]).sort(), [['0', 'main', port], ['1', 'thread', port]], 'the main thread (worker 0) and one thread listen on the port');
     const site = (host: string) => `http://${host}:${origin.port}/small`;
     t.equal((await viaProxy(port, site('adult.test'))).status, 403, 'the shared lists serve in the threads: adult blocked');
     t.equal((await viaProxy(port, site('newly-adult.test'))).status, 200, 'not listed yet');
-    t.equal(cli.log().match(/proxy worker: lists viewed in shared memory worker=\d pid=\d+ thread=\d+/g)?.length, 2, 'each thread views the lists the main thread loaded');
+    t.equal(cli.log().match(/proxy worker: lists viewed in shared memory worker=1 pid=\d+ thread=\d+/g)?.length, 1, 'the thread views the lists the main thread loaded');
     let made = 2;
 
     // A load of keep-alive and fresh connections runs through two swaps: the rules (SIGHUP with a
@@ -108,11 +110,12 @@ if (!(await reusePortWorks())) {
     t.same([...new Set(seen)].sort(), [200, 403], 'the load saw the old rules, then the new ones');
     t.equal(seen.at(-1), 403, 'and ends on the new ones');
     failures = [];
-    // Both threads: many fresh connections (the kernel spreads them by source port).
+    // Both isolates: many fresh connections (the kernel spreads them by source port: all 24 on
+    // one of the two listeners would happen once in 8 million runs).
     const after = await Promise.all(Array.from({ length: 24 }, () => get(false, port, site('newly-adult.test'))));
     made += after.length;
-    t.same([...new Set(after)], [403], 'the reloaded lists block in every thread');
-    t.equal(cli.log().match(/proxy worker: lists viewed in shared memory/g)?.length, 4, 'the new lists too, handed over as shared memory');
+    t.same([...new Set(after)], [403], 'the reloaded lists block in the main thread and the thread');
+    t.equal(cli.log().match(/proxy worker: lists viewed in shared memory/g)?.length, 2, 'the new lists too, handed over as shared memory');
     const tunnel = await connectTunnel(port, `adult.test:${origin.port}`);
     made++;
     t.equal(tunnel.status, 403, 'a tunnel to a listed host is refused');
@@ -127,12 +130,43 @@ if (!(await reusePortWorks())) {
     }
     t.equal(total(), made, 'the metrics count every request and tunnel of both threads');
 
+    // Requests in flight at SIGTERM, on fresh connections (both isolates), finish within the grace period.
+    const inFlight = Promise.allSettled(Array.from({ length: 12 }, () => get(false, port, `http://slow.test:${origin.port}/slow?ms=400`)));
+    await new Promise((r) => setTimeout(r, 150));
     cli.child.kill('SIGTERM');
+    const drained = await inFlight;
+    made += drained.length;
+    t.same(drained.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message)), Array(12).fill(200), 'requests in flight at SIGTERM finish');
     t.same(await cli.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
     const stops = [...cli.log().matchAll(/proxy worker stopped worker=(\d) pid=\d+ thread=(\d+) requests=(\d+) tunnels=(\d+)/g)];
-    t.equal(stops.length, 2, 'both threads stopped');
-    t.ok(stops.every((s) => Number(s[3]) > 0), `both threads served requests (${stops.map((s) => `thread ${s[2]}: ${s[3]}`).join(', ')})`);
-    t.equal(stops.reduce((n, s) => n + Number(s[3]) + Number(s[4]), 0), made, 'the threads served what was made');
-    t.equal(journalRows(data), made, 'the one journal holds a row for every connection of every thread');
+    t.same(stops.map((s) => s[1]).sort(), ['0', '1'], 'the main thread and the thread stopped');
+    t.ok(stops.every((s) => Number(s[3]) > 0), `both served requests (${stops.map((s) => `thread ${s[2]}: ${s[3]}`).join(', ')})`);
+    t.equal(stops.reduce((n, s) => n + Number(s[3]) + Number(s[4]), 0), made, 'together they served what was made');
+    t.equal(journalRows(data), made, 'the one journal holds a row for every connection of both');
+  });
+  t.test('mainThreadServes: false: `workers` threads, the main thread serves nothing', async (t) => {
+    const origin = await serviceOrigin();
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const dir = tmp();
+    const data = join(dir, 'data');
+    const file = writeJson(join(dir, 'vigie.json'), config(port, metricsPort, origin.port, [], { mainThreadServes: false }));
+    const cli = startCli(['--config', file, '--data', data, '--grace', '1']);
+    t.teardown(async () => {
+      cli.child.kill('SIGKILL');
+      await origin.close();
+    });
+    await cli.waitLog(/gateway ready/);
+    t.match(cli.log(), /proxy workers: 2 threads runtime=threads why=.* mainThread=coordinates/, 'the layout is logged');
+    const listening = [...cli.log().matchAll(/DEBUG proxy worker listening worker=(\d) pid=\d+ thread=(\d+)/g)];
+    t.same(listening.map((m) => m[1]).sort(), ['1', '2'], 'two threads listen');
+    t.ok(listening.every((m) => m[2] !== '0'), 'not the main thread');
+    const statuses = await Promise.all(Array.from({ length: 16 }, () => get(false, port, `http://adult.test:${origin.port}/small`)));
+    t.same([...new Set(statuses)], [403], 'the threads block from the shared lists');
+    cli.child.kill('SIGTERM');
+    t.same(await cli.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+    const stops = [...cli.log().matchAll(/proxy worker stopped worker=(\d) pid=\d+ thread=\d+ requests=(\d+)/g)];
+    t.same(stops.map((s) => s[1]).sort(), ['1', '2'], 'the two threads stopped, no line for the main thread');
+    t.equal(stops.reduce((n, s) => n + Number(s[2]), 0), 16, 'and served every request');
+    t.equal(journalRows(data), 16, 'each journaled');
   });
 }

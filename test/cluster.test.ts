@@ -61,7 +61,8 @@ t.test('workers: 2 share the port, one journal records every connection once, a 
   const dir = tmp();
   const data = join(dir, 'data');
   const certs = certFiles();
-  const file = writeJson(join(dir, 'vigie.json'), config(port, metricsPort, origin.port, { supervision: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, ...certs } }));
+  const transparentPort = await freePort();
+  const file = writeJson(join(dir, 'vigie.json'), config(port, metricsPort, origin.port, { supervision: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, ...certs }, transparent: { http: [{ host: '127.0.0.1', port: transparentPort, targetPort: origin.port }], https: [] } }));
   // Round robin hands connections out in turn, so both workers surely get some; the default (each
   // worker accepts for itself) is what the other tests run.
   process.env.NODE_CLUSTER_SCHED_POLICY = 'rr';
@@ -91,15 +92,20 @@ t.test('workers: 2 share the port, one journal records every connection once, a 
   t.equal(tunnel.status, 200, 'tunnel through a worker');
   made++;
   tunnel.socket.destroy();
+  // Transparent listeners are the primary's (workers take the proxy ports only), journaled as the rest.
+  t.match(cli.log(), new RegExp(`transparent http listening address=127\\.0\\.0\\.1:${transparentPort}`), 'the primary opens the transparent listener');
+  const direct = (host: string) => new Promise<number>((resolve, reject) => http.get({ host: '127.0.0.1', port: transparentPort, path: '/small', headers: { host }, agent: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', reject));
+  t.same([await direct('adult.test'), await direct('www.site.test')], [403, 200], 'a redirected client is decided there too');
+  const viaPrimary = 2;
 
   // Metrics of the primary count the workers' traffic.
   let m = await scrape(metricsPort);
   const seen = () => (m.get('vigie_requests_total', { profile: 'pupils', decision: 'allow', category: 'none', rule: 'default' }) ?? 0) + (m.get('vigie_tunnels_total', { profile: 'pupils', decision: 'allow', category: 'none', rule: 'default' }) ?? 0);
-  for (let i = 0; i < 40 && seen() < 161; i++) {
+  for (let i = 0; i < 40 && seen() < 162; i++) {
     await new Promise((r) => setTimeout(r, 50));
     m = await scrape(metricsPort);
   }
-  t.equal(m.get('vigie_requests_total', { profile: 'pupils', decision: 'allow', category: 'none', rule: 'default' }), 160, "the primary's metrics see every worker's requests");
+  t.equal(m.get('vigie_requests_total', { profile: 'pupils', decision: 'allow', category: 'none', rule: 'default' }), 161, "the primary's metrics see every worker's requests (and its own transparent one)");
   t.equal(m.get('vigie_tunnels_total', { profile: 'pupils', decision: 'allow', category: 'none', rule: 'default' }), 1, 'and the tunnel');
 
   // A policy change through the API: every worker blocks the host within a second.
@@ -127,7 +133,7 @@ t.test('workers: 2 share the port, one journal records every connection once, a 
   t.equal(stops.reduce((n, s) => n + Number(s[3]) + Number(s[4]), 0), made, 'the workers served what was made');
 
   const ids = journalIds(data);
-  t.equal(ids.length, made, 'every connection is in the journal once');
+  t.equal(ids.length, made + viaPrimary, 'every connection is in the journal once');
   t.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'with increasing ids');
   t.equal(new Set(ids).size, ids.length, 'no id twice');
 });

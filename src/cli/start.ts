@@ -26,9 +26,17 @@ export function registerStart(program: Command): void {
       const graceMs = Math.max(0, Number(opts.grace) * 1000 || 0);
       const t0 = performance.now();
       const metrics = config.metrics.enabled ? createGatewayMetrics() : null;
-      // workers > 1: this process keeps the journal, metrics and API; worker threads or processes proxy.
+      // workers > 1: this process keeps the journal, metrics and API; worker threads or processes
+      // proxy. With threads the main thread proxies too by default (SO_REUSEPORT beside them).
       const clustered = config.workers > 1 ? await createWorkers(config, log) : null;
-      const gateway = new Gateway({ config, log, observers: metrics ? [metrics.observer] : [], ...(clustered ? { listen: false, onSwap: clustered.onSwap, onOverrides: clustered.onOverrides } : {}) });
+      const serves = clustered?.mainServes ?? true;
+      const gateway = new Gateway({
+        config,
+        log,
+        observers: metrics ? [metrics.observer] : [],
+        // Transparent listeners are the main thread's in any case (workers listen on the proxy ports only).
+        ...(clustered ? { listen: serves || 'transparent', reusePort: serves, proxyObservers: serves ? [clustered.served] : [], onSwap: clustered.onSwap, onOverrides: clustered.onOverrides } : {}),
+      });
       metrics?.bind(() => gateway);
       let metricsServer: MetricsServer | null = null;
       let supervision: SupervisionServer | null = null;
@@ -44,8 +52,9 @@ export function registerStart(program: Command): void {
         log.info('stopping: no new connections; in-flight ones may finish', { signal, graceSeconds: graceMs / 1000 });
         // Gateway.stop closes the listeners, waits for open requests and tunnels (cut after the
         // grace period), then flushes the journal. Workers go first: their last events are journaled.
-        await clustered?.stop(graceMs);
-        await gateway.stop(graceMs);
+        // The main thread stops serving as they do (with `mainThreadServes`), then closes the journal.
+        await gateway.stop(graceMs, clustered?.stop(graceMs));
+        clustered?.mainStopped();
         await metricsServer?.close();
         await supervision?.close();
         await portal?.close();
@@ -112,9 +121,11 @@ export function registerStart(program: Command): void {
           const started = gateway.start();
           started.catch(() => undefined);
           const addresses = await clustered.listen(gateway);
-          if (!gateway.snapshot?.listsLoaded) log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
+          // A main thread that serves said so itself (Gateway.start).
+          if (!serves && !gateway.snapshot?.listsLoaded) log.warn('policy not loaded yet: every request is blocked except the allow lists (fail closed)');
           for (const l of addresses) log.info('proxy listening', { address: l.host.includes(':') ? `[${l.host}]:${l.port}` : `${l.host}:${l.port}`, workers: config.workers });
           await started;
+          if (serves) clustered.mainListening(gateway.listening);
           await clustered.policyReady();
         } else await gateway.start();
         markReady();

@@ -1,7 +1,9 @@
+import type { VigieConfig } from '../config/types.js';
 import type { Gateway } from '../gateway.js';
 import type { Fields, Logger } from '../log.js';
 import type { Override } from '../policy/overrides.js';
 import type { PolicySnapshot } from '../policy/snapshot.js';
+import type { ProxyObserver } from '../proxy/events.js';
 import type { FromWorker, PolicyNotice, ToWorker } from './protocol.js';
 import { memoryFigures } from './memory.js';
 import { RelayReceiver } from './relay.js';
@@ -25,8 +27,8 @@ export interface Member {
  */
 export interface WorkerRuntime {
   readonly kind: 'processes' | 'threads';
-  /** Before the first worker starts (e.g. fix the ports every thread must share). */
-  prepare(gateway: Gateway): Promise<void>;
+  /** Before the gateway is made (e.g. fix the ports every thread must share). */
+  prepare(config: VigieConfig): Promise<void>;
   spawn(onMessage: (m: FromWorker) => void, onExit: (code: number | null, signal: string | null) => void): Member;
   /** The lists a policy notice carries (threads: shared memory); undefined: workers read the disk. */
   shareLists(gateway: Gateway): SharedLists | null | undefined;
@@ -37,6 +39,18 @@ const ADMIT_POLL_MS = 50;
 /** A worker that dies sooner than this after its start is restarted after a pause, not at once. */
 const QUICK_DEATH_MS = 5_000;
 const RESTART_PAUSE_MS = 1_000;
+
+/** Counts what the main thread's own proxy served (its stop line, as a worker's). */
+export class ServedCount implements ProxyObserver {
+  requests = 0;
+  tunnels = 0;
+  requestDone(): void {
+    this.requests++;
+  }
+  tunnelOpened(): void {
+    this.tunnels++;
+  }
+}
 
 interface Slot {
   id: number;
@@ -55,7 +69,8 @@ interface Slot {
 /**
  * The primary of `vigie start` with workers. It runs the only journal (so rows are numbered in
  * one order), the metrics, the API and the policy store; N workers (processes or threads, see
- * WorkerRuntime) share the proxy ports.
+ * WorkerRuntime) share the proxy ports. With `mainServes` (threads) the main thread is worker 0:
+ * its gateway listens beside `workers − 1` threads and records straight into its own observers.
  * It relays their events to its observers, pushes policy changes and the journal's admit state to
  * them, restarts a worker that dies, and stops them first on the way out.
  */
@@ -76,10 +91,15 @@ export class ClusterPrimary {
   private waiters: { check: () => boolean; resolve: () => void }[] = [];
   private firstListen: { resolve: (a: { host: string; port: number }[]) => void; reject: (e: Error) => void } | null = null;
 
+  /** What the main thread's own proxy served (with `mainServes`): give it to the Gateway as a proxy observer. */
+  readonly served = new ServedCount();
+
   constructor(
     private readonly count: number,
     private readonly log: Logger,
     readonly runtime: WorkerRuntime,
+    /** The main thread serves too (threads runtime): `count − 1` workers are started. */
+    readonly mainServes = false,
   ) {
     // Workers' LDAP checks count in this process's metrics, as their traffic does.
     this.relay = new RelayReceiver(() => this.gateway?.observers ?? [], (counts) => this.gateway?.identity.addRelayedCounts(counts));
@@ -122,9 +142,8 @@ export class ClusterPrimary {
     if (verifier) verifier.onLimited = (client, until) => this.toInited({ t: 'auth-limits', list: [[client, until]] });
     this.admitTimer = setInterval(() => this.pushAdmit(), ADMIT_POLL_MS);
     this.admitTimer.unref();
-    await this.runtime.prepare(gateway);
     const listening = new Promise<{ host: string; port: number }[]>((resolve, reject) => (this.firstListen = { resolve, reject }));
-    for (let id = 1; id <= this.count; id++) this.fork(id);
+    for (let id = 1; id <= this.count - (this.mainServes ? 1 : 0); id++) this.fork(id);
     return listening;
   }
 
@@ -152,6 +171,16 @@ export class ClusterPrimary {
       };
       this.waiters.push({ check, resolve: done });
     });
+  }
+
+  /** The main thread's own proxy listens (with `mainServes`): said as a worker's listening is. */
+  mainListening(addresses: readonly { host: string; port: number }[]): void {
+    this.log.debug('proxy worker listening', { worker: 0, pid: process.pid, thread: 0, addresses: addresses.map((a) => `${a.host}:${a.port}`).join(',') });
+  }
+
+  /** The main thread's own proxy stopped (with `mainServes`): its line, as a worker's. */
+  mainStopped(): void {
+    if (this.mainServes) this.log.info('proxy worker stopped', { worker: 0, pid: process.pid, thread: 0, requests: this.served.requests, tunnels: this.served.tunnels });
   }
 
   /** Logs this process's memory figures, then each worker's as it answers (SIGUSR2). */

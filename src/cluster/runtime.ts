@@ -34,8 +34,10 @@ export async function reusePortWorks(): Promise<boolean> {
 
 /**
  * The workers of a gateway with `workers` > 1: threads sharing one copy of the lists where the
- * runtime allows (`workersRuntime`: "auto" or "threads"), else forked processes. The choice and
- * its reason are logged.
+ * runtime allows (`workersRuntime`: "auto" or "threads"), else forked processes. With threads the
+ * main thread serves too (`mainThreadServes`, default): `workers − 1` threads beside it. The
+ * choice and its reason are logged. The listen ports are fixed here (threads: port 0 becomes one
+ * port every isolate listens on), before the gateway is made.
  */
 export async function createWorkers(config: VigieConfig, log: Logger): Promise<ClusterPrimary> {
   const want = config.workersRuntime ?? 'auto';
@@ -52,6 +54,9 @@ export async function createWorkers(config: VigieConfig, log: Logger): Promise<C
     why = `Node ${process.version} cannot share a port between threads (reusePort needs Node ≥ 22.12 on Linux): each process holds its own copy of the lists`;
     if (want === 'threads') log.warn(`workersRuntime "threads" asked, but ${why}; running processes`);
   }
-  log.info(`proxy workers: ${config.workers} ${runtime.kind}`, { runtime: runtime.kind, why });
-  return new ClusterPrimary(config.workers, log, runtime);
+  // Node's cluster primary cannot listen beside its workers: only the threads' main thread serves.
+  const mainServes = runtime.kind === 'threads' && config.mainThreadServes !== false;
+  await runtime.prepare(config);
+  log.info(`proxy workers: ${config.workers} ${runtime.kind}`, { runtime: runtime.kind, why, ...(runtime.kind === 'threads' ? { mainThread: mainServes ? 'serves' : 'coordinates' } : {}) });
+  return new ClusterPrimary(config.workers, log, runtime, mainServes);
 }

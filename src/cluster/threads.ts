@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { VigieConfig } from '../config/types.js';
 import type { Gateway } from '../gateway.js';
 import type { Logger } from '../log.js';
 import { siblingModule, startWorker } from '../worker-thread.js';
@@ -9,7 +10,8 @@ import { shareListSet, type SharedLists } from './shared-lists.js';
  * Proxy workers as threads of the gateway's process (Node ≥ 22.12): each listens on the proxy
  * ports with SO_REUSEPORT (the kernel spreads new connections over them) and views the main
  * thread's compiled lists in shared memory, so the lists are held once whatever `workers` is.
- * The main thread keeps the journal, metrics, API and policy store, as with processes.
+ * The main thread keeps the journal, metrics, API and policy store, as with processes, and by
+ * default serves beside them (ClusterPrimary's `mainServes`).
  */
 export class ThreadRuntime implements WorkerRuntime {
   readonly kind = 'threads';
@@ -22,8 +24,8 @@ export class ThreadRuntime implements WorkerRuntime {
    * Port 0 would give each thread its own port: one is picked here (bound with SO_REUSEPORT and
    * let go), and every thread listens on it.
    */
-  async prepare(gateway: Gateway): Promise<void> {
-    for (const a of gateway.config.listen) if (a.port === 0) a.port = await pickPort(a.host);
+  async prepare(config: VigieConfig): Promise<void> {
+    for (const a of config.listen) if (a.port === 0) a.port = await pickPort(a.host);
   }
 
   spawn(onMessage: Parameters<WorkerRuntime['spawn']>[0], onExit: Parameters<WorkerRuntime['spawn']>[1]): Member {

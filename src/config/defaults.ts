@@ -164,6 +164,7 @@ export function defaultConfig(): VigieConfig {
     interception: defaultInterception(),
     workers: availableParallelism(),
     workersRuntime: 'auto',
+    mainThreadServes: true,
     log: { level: 'info' },
     supervision: { enabled: true, listen: { host: '127.0.0.1', port: 8443 }, names: ['localhost', '127.0.0.1'], cert: null, key: null, fleet: null },
     metrics: { enabled: true, listen: { host: '127.0.0.1', port: 9464 } },

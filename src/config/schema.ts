@@ -197,6 +197,7 @@ export const configSchema = {
     },
     workers: { type: 'integer', minimum: 1, maximum: 64 },
     workersRuntime: { enum: ['auto', 'threads', 'processes'] },
+    mainThreadServes: { type: 'boolean' },
     log: {
       type: 'object',
       additionalProperties: false,

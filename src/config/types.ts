@@ -224,6 +224,12 @@ export interface VigieConfig {
    * (default) takes threads where the runtime allows.
    */
   workersRuntime?: 'auto' | 'threads' | 'processes';
+  /**
+   * Threads runtime: the main thread serves proxy traffic beside `workers − 1` threads (default
+   * true: one isolate less, docs/design/workers.md); false = `workers` threads, the main thread
+   * keeps to the journal, metrics and API. Processes ignore it (the primary never serves).
+   */
+  mainThreadServes?: boolean;
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
   /** The academy's HTTPS API (src/supervision/). */
   supervision: SupervisionConfig;

@@ -8,6 +8,8 @@
  *
  * Then tunnel set-ups/s: CONNECT, wait for the 200, close, on TUNNEL_LOOPS loops at once.
  * A WORKERS entry `n:runtime` sets `workersRuntime` (threads, processes), e.g. WORKERS=1,2:threads,2:processes;
+ * `n:threads:coordinates` sets `mainThreadServes: false` (n threads, the main thread serving nothing;
+ * plain `n:threads` is the main thread serving beside n − 1 threads);
  * `@flag` after it gives node that flag, e.g. `2:threads@--semi-space-growth-factor=2` (V8's default
  * young generation, against Vigie's small one: src/heap.ts).
  *
@@ -76,7 +78,7 @@ interface Gw {
 
 async function startGateway(workers: string, originPort: number): Promise<Gw> {
   const [spec, ...flags] = workers.split('@');
-  const [n, runtime] = spec!.split(':');
+  const [n, runtime, main] = spec!.split(':');
   const dir = tmp('vigie-bench-cluster-');
   const port = await freePort();
   const cfgFile = join(dir, 'config.json');
@@ -85,6 +87,7 @@ async function startGateway(workers: string, originPort: number): Promise<Gw> {
     JSON.stringify({
       workers: Number(n),
       ...(runtime ? { workersRuntime: runtime } : {}),
+      ...(main === 'coordinates' ? { mainThreadServes: false } : {}),
       connectPorts: [originPort],
       listen: [{ host: '127.0.0.1', port }],
       hosts: { 'origin.test': '127.0.0.1' },

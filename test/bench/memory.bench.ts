@@ -8,6 +8,8 @@
  *
  *   npm run build && node --import tsx test/bench/memory.bench.ts
  *   (WORKERS=1,2:threads,2:processes SYNTHETIC=4600000 UT1=/work/shared/lists/ut1 IDLE_SECONDS=5)
+ * `n:threads:coordinates`: `mainThreadServes: false` (n threads beside a main thread that serves
+ * nothing; plain `n:threads` = the main thread serving beside n − 1 threads).
  * `@flag` after an entry gives node that flag, e.g. `2:threads@--semi-space-growth-factor=2` (V8's
  * default young generation, against Vigie's small one: src/heap.ts).
  */
@@ -99,12 +101,12 @@ interface Row {
 /** Starts a gateway on `data`, times its first 403 for PROBE, measures it idle, stops it. */
 async function run(spec: string, lists: string | null, data: string): Promise<{ s: number; pss: number; peak: number; runtime: string }> {
   const [workers, ...flags] = spec.split('@');
-  const [n, runtime] = workers!.split(':');
+  const [n, runtime, main] = workers!.split(':');
   const dir = tmp('vigie-bench-memory-gw-');
   const port = await freePort();
   const cfg = join(dir, 'config.json');
   writeFileSync(cfg, JSON.stringify({
-    workers: Number(n), ...(runtime ? { workersRuntime: runtime } : {}),
+    workers: Number(n), ...(runtime ? { workersRuntime: runtime } : {}), ...(main === 'coordinates' ? { mainThreadServes: false } : {}),
     listen: [{ host: '127.0.0.1', port }], hosts: { [PROBE]: '127.0.0.1', [BUNDLED_PROBE]: '127.0.0.1' }, dns: { servers: ['127.0.0.1:9'] },
     metrics: { listen: { host: '127.0.0.1', port: 0 } }, supervision: { enabled: false }, log: { level: 'info' },
     ...(lists ? { lists: { ut1: lists } } : {}),
