@@ -77,6 +77,8 @@ export class Upstream implements IdleMember {
             noDelay: true,
             onread,
             secureContext: context,
+            // A session this pool had with the same name (checked then): resumed, as node's https.Agent does.
+            session: pool.sessionFor(key),
             // The certificate is checked against the name (an address when the client asked for one).
             servername: isIP(name) === 0 ? name : '',
             checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
@@ -86,6 +88,11 @@ export class Upstream implements IdleMember {
             // The typings leave out the socket options tls.connect passes on to its TCP socket.
           } as tls.ConnectionOptions);
     this.socket = socket;
+    if (context !== null) {
+      socket.on('session', (session: Buffer) => pool.keepSession(key, session));
+      // A session that ends in an error is not offered again.
+      socket.once('error', () => pool.dropSession(key));
+    }
     socket.on('drain', () => {
       this.idleSince = pool.idle.now;
       this.user?.upDrain();
@@ -160,6 +167,9 @@ export class Upstream implements IdleMember {
   }
 }
 
+/** TLS sessions a pool keeps (node's https.Agent keeps 100; a school browses more sites than that). */
+const MAX_SESSIONS = 1000;
+
 interface Origin {
   idle: Upstream[];
   /** Connections open or opening (idle included), against the per-origin limit. */
@@ -192,8 +202,25 @@ export class UpstreamPool {
   /** The TLS context of a pool of TLS origins, null for plain TCP. */
   readonly tlsContext: tls.SecureContext | null;
 
+  /** TLS sessions by key (name:port), oldest first, at most MAX_SESSIONS: resumed connections skip a full handshake. */
+  private readonly sessions = new Map<string, Buffer>();
+
   constructor(private readonly opts: PoolOptions) {
     this.tlsContext = opts.tls ?? null;
+  }
+
+  sessionFor(key: string): Buffer | undefined {
+    return this.sessions.get(key);
+  }
+
+  keepSession(key: string, session: Buffer): void {
+    this.sessions.delete(key);
+    this.sessions.set(key, session);
+    if (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+  }
+
+  dropSession(key: string): void {
+    this.sessions.delete(key);
   }
 
   get idle(): IdleSweeper {
