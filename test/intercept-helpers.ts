@@ -29,7 +29,7 @@ export async function vigie(...args: string[]): Promise<{ code: number; stdout: 
  * `expired.test` (a certificate that expired), `wrong.test` (a certificate for another name).
  * Their CA is not the school's: the file `caFile` is what the gateway is told to trust.
  */
-export async function startNamedOrigins(): Promise<{ port: number; caFile: string; caPem: string; close(): Promise<void> }> {
+export async function startNamedOrigins(): Promise<{ port: number; caFile: string; caPem: string; tls: { connections: number; resumed: number }; close(): Promise<void> }> {
   const dir = tmp('vigie-origin-ca-');
   initCa(dir, 'Test origins CA');
   const ca = loadCa(dir);
@@ -43,8 +43,16 @@ export async function startNamedOrigins(): Promise<{ port: number; caFile: strin
     // YouTube's restricted-mode header, echoed when present (SafeSearch inside full interception).
     const yt = req.headers['youtube-restrict'];
     const body = `origin ${req.headers.host} ${req.url}${yt === undefined ? '' : ` youtube-restrict=${String(yt)}`}\n`;
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    // `/close...`: the origin closes the connection after answering (a proxy must open a new one).
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...(req.url?.startsWith('/close') ? { connection: 'close' } : {}) });
+    req.resume();
+    req.on('end', () => res.end(body));
+  });
+  // TLS connections accepted, and how many resumed a session (what a proxy's origin pool reuses).
+  const counts = { connections: 0, resumed: 0 };
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    counts.connections++;
+    if (s.isSessionReused()) counts.resumed++;
   });
   // A WebSocket stand-in: switches protocols, then echoes.
   server.on('upgrade', (req, socket: net.Socket) => {
@@ -57,6 +65,7 @@ export async function startNamedOrigins(): Promise<{ port: number; caFile: strin
     port: (server.address() as net.AddressInfo).port,
     caFile,
     caPem: readFileSync(caFile, 'utf8'),
+    tls: counts,
     close: () => new Promise((r) => {
       server.closeAllConnections();
       server.close(() => r());

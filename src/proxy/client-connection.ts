@@ -7,6 +7,7 @@ import type { ClientReader } from './client-reads.js';
 import { ConnState, OriginExchange, type ClientContext } from './origin-exchange.js';
 
 const LFLF = Buffer.from('\n\n');
+const HTML = 'text/html; charset=utf-8';
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -20,15 +21,15 @@ const EMPTY = Buffer.alloc(0);
 export class ClientConnection extends OriginExchange implements IdleMember, ClientReader, GateUser {
   private processing = false;
   private headerTimer: NodeJS.Timeout | null = null;
-  private readonly client: string;
+  protected readonly client: string;
   /** Handed to node's HTTP server or become a tunnel. */
   private handedOver = false;
   /** Attached at the start, all taken off when the connection leaves the fast path. */
   private readonly listeners: [string, (d: Buffer) => void][];
 
-  constructor(socket: Socket, ctx: ClientContext) {
+  constructor(socket: Socket, ctx: ClientContext, client = socket.remoteAddress ?? '') {
     super(socket, ctx);
-    this.client = socket.remoteAddress ?? '';
+    this.client = client;
     this.listeners = [['data', this.onData], ['end', this.onEnd], ['error', this.onError], ['close', this.onClose], ['drain', this.onDrain]];
     for (const [event, fn] of this.listeners) socket.on(event, fn);
     ctx.idle.add(this, ctx.config.timeouts.idleMs);
@@ -99,7 +100,7 @@ export class ClientConnection extends OriginExchange implements IdleMember, Clie
         // Control bytes, bare CRs or LFs: node's parser refuses them (400).
         if (!cleanHead(buf, end)) return this.handoff();
         const p = parseRequestHead(buf.toString('latin1', 0, end), this.ctx.via, true);
-        if (p === null || p.target.charCodeAt(0) === 47 /* / */) return this.handoff();
+        if (p === null || !this.fastTarget(p)) return this.handoff();
         const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
         if (p.method === 'CONNECT') {
           this.buf = null;
@@ -135,6 +136,21 @@ export class ClientConnection extends OriginExchange implements IdleMember, Clie
     this.ctx.handoff(this.socket, unread);
   }
 
+  /** Whether this path takes a request of this form: absolute-form and CONNECT (origin-form: the PAC file, 400s). */
+  protected fastTarget(p: RequestHead): boolean {
+    return p.target.charCodeAt(0) !== 47 /* / */;
+  }
+
+  /**
+   * The gate's answer for the request `p` (and the authority to send as Host), or an answer of
+   * this entry's own, [status, html], given at once and not journaled.
+   */
+  protected enter(p: RequestHead): Reply | [number, string] {
+    const t = parseAbsoluteUrl(p.target);
+    this.authority = t === null ? '' : t.authority;
+    return this.ctx.gate.enter({ client: this.client, mode: 'explicit', method: p.method, host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: p.acceptLanguage, proxyAuthorization: p.proxyAuthorization });
+  }
+
   protected begin(p: RequestHead, headBytes: number): void {
     this.state = ConnState.Busy;
     this.req = p;
@@ -147,15 +163,17 @@ export class ClientConnection extends OriginExchange implements IdleMember, Clie
     const unreadBody = () => {
       if (this.bodyLeft > 0) this.closeAfter = true;
     };
-    const t = parseAbsoluteUrl(p.target);
-    const r = this.ctx.gate.enter({ client: this.client, mode: 'explicit', method: p.method, host: t === null ? '' : t.host, port: t === null ? 0 : t.port, path: t === null ? '' : t.path, acceptLanguage: p.acceptLanguage, proxyAuthorization: p.proxyAuthorization });
+    const r = this.enter(p);
+    if (Array.isArray(r)) {
+      unreadBody();
+      return this.reply(r[0], HTML, Buffer.from(r[1]));
+    }
     this.rec = r.record;
     this.pass = r;
     if (r.kind !== 'forward') {
       unreadBody();
       return this.answer(r);
     }
-    this.authority = t!.authority;
     if (r.address === '') this.ctx.gate.resolve(r, this);
     else this.forward();
   }

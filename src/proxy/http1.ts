@@ -45,6 +45,8 @@ export interface RequestHead {
   acceptLanguage: string | undefined;
   /** For the gate's identification; never forwarded (hop-by-hop). */
   proxyAuthorization: string | undefined;
+  /** The first Host header's value (as node's req.headers.host); never forwarded as it is (replaced from the target). */
+  host: string | undefined;
 }
 
 /** A response head, rewritten for the client. */
@@ -230,6 +232,7 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
   let close = false;
   let acceptLanguage: string | undefined;
   let proxyAuthorization: string | undefined;
+  let host: string | undefined;
   for (let s = first + 2; s < head.length; ) {
     const e = lineEnd(head, s);
     const colon = headerColon(head, s, e);
@@ -265,6 +268,9 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
       case HeaderKind.ProxyAuthorization:
         proxyAuthorization = head.slice(colon + 1, e).trim();
         break;
+      case HeaderKind.Host:
+        host ??= head.slice(colon + 1, e).trim();
+        break;
       default:
         // Host (replaced from the target) and the other hop-by-hop headers are dropped.
         break;
@@ -272,7 +278,7 @@ export function parseRequestHead(head: string, via: string, checked = false): Re
     if (!keep) fwd.drop(s, e);
     s = e + 2;
   }
-  return { method, target, forward: fwd.finish(via), contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage, proxyAuthorization };
+  return { method, target, forward: fwd.finish(via), contentLength: contentLength === -1 ? 0 : contentLength, close, acceptLanguage, proxyAuthorization, host };
 }
 
 /** Removes the lines whose names a Connection header listed (rare: a second pass is fine). */

@@ -9,9 +9,8 @@ import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionRecord } from './events.js';
 import type { Reply } from './gate.js';
-import { upstreamProblem } from './intercept-upstream.js';
 import type { UpstreamProblem } from './pages.js';
-import { statusFor } from './target.js';
+import { classify, statusFor } from './target.js';
 
 const DROPPED = new Set(['proxy-authorization', 'proxy-connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'host']);
 
@@ -80,7 +79,7 @@ export function relayUpgrade(deps: UpgradeDeps, req: IncomingMessage, client: So
   up.on('error', (err: NodeJS.ErrnoException) => {
     clearTimeout(timer);
     if (open) return void client.destroy();
-    const problem = upstreamProblem(err);
+    const problem = classify(err);
     rec.problem = problem;
     rec.status = statusFor(problem);
     deps.upstreamError(problem);

@@ -8,16 +8,17 @@
  *   inside. Allowed tunnels are untouched.
  * - `full`: allowed tunnels are terminated too; each request inside goes through the same gate
  *   (mode `intercepted`, its full URL: UT1 urls, expressions, academy entries) and is forwarded
- *   over a new, strictly verified TLS connection (src/proxy/intercept-upstream.ts), journaled as
- *   plain HTTP is.
+ *   over a strictly verified TLS connection from the interceptor's keep-alive pool of origin
+ *   connections (src/proxy/intercept-upstream.ts, src/proxy/upstream.ts), journaled as plain HTTP
+ *   is. Requests are read by plain HTTP's fast path (src/proxy/intercept-connection.ts); what it
+ *   leaves to node's parser (uploads in chunks, upgrades, HTTP/1.0) comes to the node:http server here.
  * - Never: a profile with interception off (the hooks cost one comparison), an excluded host
  *   (interception.exclude: categories such as UT1 `bank`, domains, the shipped list), a refusal
  *   that is no block (503, 407, DNS).
  * ALPN offered to the client: http/1.1 only (what the inner server speaks).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { InterceptMode, VigieConfig } from '../config/types.js';
 import { interceptModeOf, InterceptExclusions, tlsTreatment } from '../policy/interception.js';
@@ -26,20 +27,28 @@ import { loadCa } from '../tls/ca.js';
 import { caDir } from '../tls/exclusions.js';
 import { LeafIssuer, type LeafCounts, type LeafStats } from '../tls/leaf.js';
 import type { ConnectionRecord } from './events.js';
-import { canonicalHost, type Gate, type GateUser, type Reply } from './gate.js';
+import type { Gate, GateUser, Reply } from './gate.js';
 import { forwardHeaders } from './headers.js';
+import type { IdleSweeper } from './idle.js';
+import { enterInside, InterceptConnection } from './intercept-connection.js';
 import { headersWith, pathWith } from './safesearch-inside.js';
-import { originAgent, originContext, trustedRoots, upstreamProblem } from './intercept-upstream.js';
+import { originContext, trustedRoots } from './intercept-upstream.js';
 import { refuseUpgrade, relayUpgrade, type UpgradeDeps } from './intercept-upgrade.js';
-import { blockPage, errorPage, page, pickLang, type UpstreamProblem } from './pages.js';
+import type { ClientConnection } from './client-connection.js';
+import type { ClientContext } from './origin-exchange.js';
+import { PoolAgent, type OriginStream, type PoolRequestOptions } from './origin-stream.js';
+import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
 import type { TunnelStyle } from './server.js';
-import { connectTimeout, ESTABLISHED, splitAuthority, statusFor } from './target.js';
+import { classify, ESTABLISHED, statusFor } from './target.js';
+import { UpstreamPool } from './upstream.js';
 
 /** What the interceptor uses of the proxy. */
 export interface InterceptHost {
   readonly gate: Gate;
   readonly config: VigieConfig;
   readonly via: string;
+  /** The proxy's inactivity watch (connect, idle and response limits). */
+  readonly idle: IdleSweeper;
   snapshot(): PolicySnapshot;
   record(event: 'tunnelOpened' | 'tunnelClosed' | 'requestDone', rec: ConnectionRecord): void;
   upstreamError(problem: UpstreamProblem): void;
@@ -74,7 +83,13 @@ export class Interceptor {
   readonly leaves: LeafIssuer;
   readonly stats: InterceptStats = { terminated: 0, excluded: 0, handshakeFailures: 0 };
   private readonly web: http.Server;
-  private readonly agent: https.Agent;
+  /** Verified TLS connections to origins, kept alive and shared by every terminated connection. */
+  private readonly pool: UpstreamPool;
+  /** The node:http path's way to the same pool. */
+  private readonly agent: PoolAgent;
+  /** What the fast path inside terminated connections asks of the proxy. */
+  private readonly inside: ClientContext;
+  private readonly fast = new Set<ClientConnection>();
   private readonly upgrades: UpgradeDeps;
   private readonly sessions = new WeakMap<Socket, Session>();
   private exclusions: InterceptExclusions | null = null;
@@ -87,9 +102,31 @@ export class Interceptor {
     const { config } = host;
     this.leaves = new LeafIssuer(loadCa(caDir(config)), config.interception.leafHours, config.interception.leafCacheSize, stats);
     const context = originContext(trustedRoots(config));
-    this.agent = originAgent(config, context);
+    this.pool = new UpstreamPool({ maxPerOrigin: config.limits.maxSocketsPerOrigin, connectMs: config.timeouts.connectMs, timeoutMs: config.timeouts.upstreamResponseMs, idle: host.idle, tls: context });
+    this.agent = new PoolAgent(this.pool);
     this.upgrades = { context, via: host.via, connectMs: config.timeouts.connectMs, record: (rec) => host.record('requestDone', rec), upstreamError: (p) => host.upstreamError(p) };
     this.web = this.createWeb();
+    const web = this.web;
+    const fast = this.fast;
+    this.inside = {
+      get config() {
+        return host.config;
+      },
+      via: host.via,
+      pool: this.pool,
+      idle: host.idle,
+      gate: host.gate,
+      requestDone: (rec) => host.record('requestDone', rec),
+      upstreamError: (p) => host.upstreamError(p),
+      handoff(socket, unread) {
+        if (unread !== null) socket.unshift(unread);
+        web.emit('connection', socket);
+        socket.resume();
+      },
+      // Never called: a CONNECT inside goes to node's path (fastTarget), which answers 400.
+      tunnel: (socket) => void socket.destroy(),
+      released: (conn) => void fast.delete(conn),
+    };
   }
 
   /** The profile's interception for this gate answer, or null when it stays as it is (see the header). */
@@ -150,13 +187,17 @@ export class Interceptor {
         this.host.record('tunnelClosed', rec);
       });
     } else secure.once('close', () => clearTimeout(handshake));
-    this.web.emit('connection', secure);
+    // A refused name's block page comes from node's server; allowed requests take the fast path.
+    if (r.kind === 'tunnel') this.fast.add(new InterceptConnection(secure, this.inside, r));
+    else this.web.emit('connection', secure);
     return true;
   }
 
   close(): void {
+    for (const c of this.fast) c.closeSoon();
     this.web.closeAllConnections();
     this.agent.destroy();
+    this.pool.destroy();
   }
 
   /** The HTTP/1.1 server inside terminated connections (never listening: it is given them). */
@@ -171,28 +212,11 @@ export class Interceptor {
     return web;
   }
 
-  /**
-   * A request inside a terminated connection, through the gate: its Reply, or the answer to send
-   * at once (a refused name's block page, a bad or misdirected request) as [status, html].
-   */
+  /** A request read by node's parser inside a terminated connection: `enterInside`, as on the fast path. */
   private enter(req: IncomingMessage): Reply | [number, string] {
     const s = this.sessions.get(req.socket);
-    const lang = pickLang(req.headers['accept-language']);
-    if (s === undefined) return [400, errorPage(lang, '', 'bad-request')];
-    const outer = s.outer;
-    // A refused name: its block page, whatever is asked inside (recorded once, as the tunnel's row).
-    if (outer.kind === 'block') {
-      const d = outer.record!.decision;
-      return [403, blockPage(lang, outer.host, d, '', this.host.gate.linksFor(d, outer))];
-    }
-    const url = req.url ?? '';
-    if (url.charCodeAt(0) !== 47 /* / */ || req.httpVersionMajor !== 1) return [400, errorPage(lang, '', 'bad-request')];
-    // The request must be for the name the connection was decided on (no fronting of another site).
-    const hp = splitAuthority(req.headers.host ?? '', outer.port);
-    if (hp === null || canonicalHost(hp.host) !== outer.host || hp.port !== outer.port) {
-      return [421, page(lang, lang === 'fr' ? 'Requête mal dirigée' : 'Misdirected request', `<p>${lang === 'fr' ? 'Cette connexion est ouverte pour un autre site.' : 'This connection is open for another site.'}</p>`)];
-    }
-    return this.host.gate.enter({ client: s.client, mode: 'intercepted', method: req.method ?? 'GET', host: outer.host, port: outer.port, path: url, acceptLanguage: req.headers['accept-language'] });
+    if (s === undefined || req.httpVersionMajor !== 1) return [400, errorPage(pickLang(req.headers['accept-language']), '', 'bad-request')];
+    return enterInside(this.host.gate, s.outer, s.client, req.method ?? 'GET', req.url ?? '', req.headers.host, req.headers['accept-language']);
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -246,47 +270,34 @@ export class Interceptor {
     this.send(res, r.status, r.body, r.html);
   }
 
-  /** Over a new TLS connection to the address the gate checked, verified as a browser would. */
+  /** Over a verified TLS connection of the pool to the address the gate checked (node's client for what the fast path leaves). */
   private forward(req: IncomingMessage, res: ServerResponse, r: Reply, authority: string): void {
     if (res.destroyed) return;
-    const { timeouts } = this.host.config;
-    const name = r.connectHost;
     // SafeSearch by parameter or header where the profile's provider needs it (empty lists: none).
     const inside = r.record!.decision.retarget?.inside;
     const headers = forwardHeaders(req.rawHeaders, this.host.via, authority);
-    const upstream = https.request({
+    const options: http.RequestOptions & PoolRequestOptions = {
       host: r.address,
       family: r.family,
       port: r.port,
-      // The certificate is checked against the name (an address when the client asked for one).
-      servername: isIP(name) === 0 ? name : '',
-      checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
+      poolKey: `${r.connectHost}:${r.port}`,
+      name: r.connectHost,
       method: req.method,
       path: inside === undefined ? r.path : pathWith(r.path, inside.query),
       headers: (inside === undefined ? headers : headersWith(headers, inside.headers)) as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: this.agent,
-      timeout: timeouts.upstreamResponseMs,
-    });
-    let connectTimer: NodeJS.Timeout | null = null;
-    upstream.once('socket', (sock: Socket) => {
-      if (!sock.connecting) return;
-      connectTimer = setTimeout(() => upstream.destroy(connectTimeout()), timeouts.connectMs);
-      sock.once('connect', () => {
-        if (connectTimer) clearTimeout(connectTimer);
-        connectTimer = null;
-      });
-    });
-    upstream.on('timeout', () => upstream.destroy(Object.assign(new Error('response timeout'), { code: 'ERESPONSETIMEOUT' })));
+    };
+    const upstream = http.request(options);
     upstream.on('response', (up) => {
+      (upstream.socket as unknown as OriginStream).clientBehind = () => res.writableNeedDrain || up.isPaused();
       res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, this.host.via) as unknown as http.OutgoingHttpHeaders);
       up.pipe(res);
       up.on('error', () => res.destroy());
       up.on('aborted', () => res.destroy());
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      if (connectTimer) clearTimeout(connectTimer);
-      const problem = upstreamProblem(err);
+      const problem = classify(err);
       r.record!.problem = problem;
       this.host.upstreamError(problem);
       if (res.headersSent) return void res.destroy();

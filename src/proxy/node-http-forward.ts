@@ -171,6 +171,7 @@ export class NodeHttpForwarder {
       port: r.port,
       // By the name connected to, as the fast path: both paths share each origin's connections and limit.
       poolKey: `${r.connectHost}:${r.port}`,
+      name: r.connectHost,
       method: req.method,
       path: r.path,
       headers: forwardHeaders(req.rawHeaders, this.ctx.via, authority) as unknown as http.OutgoingHttpHeaders,
@@ -186,7 +187,7 @@ export class NodeHttpForwarder {
       up.on('aborted', () => res.destroy());
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
-      const problem: UpstreamProblem = err.code === 'ERESPONSETIMEOUT' ? 'response-timeout' : classify(err);
+      const problem: UpstreamProblem = classify(err);
       this.fail(req, res, rec, r.host, problem);
     });
     // The client went away: stop talking to the origin too.

@@ -117,9 +117,10 @@ export abstract class OriginExchange implements UpstreamUser {
     this.reply(r.status, r.html ? HTML : TEXT, Buffer.from(r.body), refusalHeaders(r));
   }
 
-  protected forward(): void {
+  /** Sends the request on: `path` and the header `lines` are the gate's and the client's unless a subclass sets some. */
+  protected forward(path = this.pass!.path, lines = this.req!.forward): void {
     const p = this.req!;
-    this.out = `${p.method} ${this.pass!.path} HTTP/1.1\r\n${p.forward}Host: ${this.authority}\r\n\r\n`;
+    this.out = `${p.method} ${path} HTTP/1.1\r\n${lines}Host: ${this.authority}\r\n\r\n`;
     this.acquire();
   }
 
@@ -128,7 +129,7 @@ export abstract class OriginExchange implements UpstreamUser {
     // By the name connected to: a SafeSearch retarget never shares an origin connection with the original.
     const key = `${r.connectHost}:${r.port}`;
     this.waitingKey = key;
-    this.ctx.pool.acquire(key, r.address, r.family, r.port, this);
+    this.ctx.pool.acquire(key, r.address, r.family, r.port, this, r.connectHost);
   }
 
   upReady(up: Upstream): void {

@@ -38,10 +38,11 @@ export class OriginStream extends Duplex implements UpstreamUser {
     address: string,
     family: number,
     port: number,
+    name: string,
   ) {
     super();
     this.on('free', this.onFree);
-    pool.acquire(key, address, family, port, this);
+    pool.acquire(key, address, family, port, this, name);
   }
 
   upReady(up: Upstream): void {
@@ -157,6 +158,8 @@ export interface PoolRequestOptions {
   host: string;
   family: number;
   port: number;
+  /** The name connected to (the key's), verified against the certificate in a TLS pool. */
+  name: string;
 }
 
 /**
@@ -172,7 +175,7 @@ export class PoolAgent extends http.Agent {
   }
 
   override createConnection(options: PoolRequestOptions): Socket {
-    return new OriginStream(this.pool, options.poolKey, options.host, options.family, options.port) as unknown as Socket;
+    return new OriginStream(this.pool, options.poolKey, options.host, options.family, options.port, options.name) as unknown as Socket;
   }
 
   override keepSocketAlive(): boolean {

@@ -33,14 +33,31 @@ export function pathWith(path: string, query: InsideRules['query']): string {
   return `${base}?${kept.join('&')}`;
 }
 
+/** Whether `set` replaces the header called `name`. */
+const replaced = (set: InsideRules['headers'], name: string): boolean => {
+  const lower = name.toLowerCase();
+  return set.some(([n]) => n.toLowerCase() === lower);
+};
+
 /** Flat raw `headers` (name, value, ...) with each of `set` replacing any header of that name. */
 export function headersWith(headers: string[], set: InsideRules['headers']): string[] {
   if (set.length === 0) return headers;
   const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    const lower = headers[i]!.toLowerCase();
-    if (!set.some(([n]) => n.toLowerCase() === lower)) out.push(headers[i]!, headers[i + 1]!);
-  }
+  for (let i = 0; i < headers.length; i += 2) if (!replaced(set, headers[i]!)) out.push(headers[i]!, headers[i + 1]!);
   for (const [n, v] of set) out.push(n, v);
+  return out;
+}
+
+/** Header `lines` (`Name: value` CRLF each, the fast path's form) with each of `set` replacing any header of that name. */
+export function linesWith(lines: string, set: InsideRules['headers']): string {
+  if (set.length === 0) return lines;
+  let out = '';
+  for (let s = 0; s < lines.length; ) {
+    const e = lines.indexOf('\r\n', s);
+    const end = e === -1 ? lines.length : e;
+    if (!replaced(set, lines.slice(s, lines.indexOf(':', s)))) out += lines.slice(s, end) + '\r\n';
+    s = end + 2;
+  }
+  for (const [n, v] of set) out += `${n}: ${v}\r\n`;
   return out;
 }

@@ -129,6 +129,7 @@ export class ProxyServer implements ClientContext, RawContext, TransparentHost, 
         return deps.config;
       },
       via: this.via,
+      idle: this.idle,
       snapshot: () => this.deps.snapshot(),
       record: (event, rec) => this.emit(event, rec),
       upstreamError: (p) => this.emit('upstreamError', p),

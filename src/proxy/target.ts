@@ -24,8 +24,33 @@ export const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\
 /** The error a connection attempt is destroyed with at the connect limit (classified 'connect-timeout'). */
 export const connectTimeout = (): NodeJS.ErrnoException => Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' });
 
+/** The errors node's TLS client gives for a certificate it does not accept (OpenSSL's verify codes and the name check). */
+const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'PATH_LENGTH_EXCEEDED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_FORMAT',
+]);
+
+/** What went wrong with an origin connection, in the journal's and the pages' terms (plain or TLS). */
 export function classify(err: NodeJS.ErrnoException): UpstreamProblem {
+  if (err.code !== undefined && CERTIFICATE_ERRORS.has(err.code)) return 'certificate';
   switch (err.code) {
+    case 'ERESPONSETIMEOUT':
+      return 'response-timeout';
     case 'ECONNREFUSED':
       return 'refused';
     case 'EHOSTUNREACH':

@@ -1,4 +1,5 @@
-import net, { type Socket } from 'node:net';
+import net, { isIP, type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { IdleMember, IdleSweeper } from './idle.js';
 import { connectTimeout } from './target.js';
 
@@ -44,6 +45,8 @@ export class Upstream implements IdleMember {
   /** It carried an exchange before: a failure before any response byte may be a stale keep-alive. */
   reused = false;
   idle = false;
+  /** Connected (TLS: handshake done, certificate and name verified); until then the connect limit applies. */
+  ready = false;
   private gone = false;
   readonly socket: Socket;
   /** What node reads into next (handed over by `nextBuffer`), undefined to keep the current one. */
@@ -55,13 +58,41 @@ export class Upstream implements IdleMember {
     address: string,
     family: number,
     port: number,
+    /** The origin's name, checked against its certificate (TLS pools; an address when the client asked for one). */
+    name: string,
   ) {
     // node calls `buffer` after every read, as it has since node 12: a Uint8Array replaces the
     // buffer, undefined keeps it (the typings only know the first call). test/upstream.test.ts
-    // fails on a release that stops, since held chunks would then be overwritten.
-    const buffer = this.nextBuffer as () => Uint8Array;
-    const socket = net.connect({ host: address, port, family, noDelay: true, onread: { buffer, callback: this.onRead } });
+    // fails on a release that stops, since held chunks would then be overwritten. tls.connect
+    // takes `onread` as net.connect does (when it makes the TCP socket itself).
+    const onread = { buffer: this.nextBuffer as () => Uint8Array, callback: this.onRead };
+    const context = pool.tlsContext;
+    const socket =
+      context === null
+        ? net.connect({ host: address, port, family, noDelay: true, onread })
+        : tls.connect({
+            host: address,
+            port,
+            family,
+            noDelay: true,
+            onread,
+            secureContext: context,
+            // A session this pool had with the same name (checked then): resumed, as node's https.Agent does.
+            session: pool.sessionFor(key),
+            // The certificate is checked against the name (an address when the client asked for one).
+            servername: isIP(name) === 0 ? name : '',
+            checkServerIdentity: (_host, cert) => tls.checkServerIdentity(name, cert),
+            minVersion: 'TLSv1.2',
+            ALPNProtocols: ['http/1.1'],
+            rejectUnauthorized: true,
+            // The typings leave out the socket options tls.connect passes on to its TCP socket.
+          } as tls.ConnectionOptions);
     this.socket = socket;
+    if (context !== null) {
+      socket.on('session', (session: Buffer) => pool.keepSession(key, session));
+      // A session that ends in an error is not offered again.
+      socket.once('error', () => pool.dropSession(key));
+    }
     socket.on('drain', () => {
       this.idleSince = pool.idle.now;
       this.user?.upDrain();
@@ -98,7 +129,7 @@ export class Upstream implements IdleMember {
    * counted again from when reading resumes (`resumeReading`). The slow client is under idleMs.
    */
   onIdle(): boolean {
-    if (this.socket.connecting) this.socket.destroy(connectTimeout());
+    if (!this.ready) this.socket.destroy(connectTimeout());
     else if (this.user && this.socket.isPaused()) return false;
     else if (this.user) this.user.upTimeout();
     else this.destroy();
@@ -136,11 +167,14 @@ export class Upstream implements IdleMember {
   }
 }
 
+/** TLS sessions a pool keeps (node's https.Agent keeps 100; a school browses more sites than that). */
+const MAX_SESSIONS = 1000;
+
 interface Origin {
   idle: Upstream[];
   /** Connections open or opening (idle included), against the per-origin limit. */
   total: number;
-  waiting: { user: UpstreamUser; address: string; family: number; port: number }[];
+  waiting: { user: UpstreamUser; address: string; family: number; port: number; name: string }[];
 }
 
 export interface PoolOptions {
@@ -150,6 +184,11 @@ export interface PoolOptions {
   timeoutMs: number;
   /** Where the connect and inactivity limits are watched. */
   idle: IdleSweeper;
+  /**
+   * Origins over TLS (interception's pool): this context's roots verify each new connection
+   * (nothing can turn verification off: a bad certificate fails the connection). Absent: plain TCP.
+   */
+  tls?: tls.SecureContext;
 }
 
 /**
@@ -160,7 +199,29 @@ export class UpstreamPool {
   private readonly origins = new Map<string, Origin>();
   private closing = false;
 
-  constructor(private readonly opts: PoolOptions) {}
+  /** The TLS context of a pool of TLS origins, null for plain TCP. */
+  readonly tlsContext: tls.SecureContext | null;
+
+  /** TLS sessions by key (name:port), oldest first, at most MAX_SESSIONS: resumed connections skip a full handshake. */
+  private readonly sessions = new Map<string, Buffer>();
+
+  constructor(private readonly opts: PoolOptions) {
+    this.tlsContext = opts.tls ?? null;
+  }
+
+  sessionFor(key: string): Buffer | undefined {
+    return this.sessions.get(key);
+  }
+
+  keepSession(key: string, session: Buffer): void {
+    this.sessions.delete(key);
+    this.sessions.set(key, session);
+    if (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+  }
+
+  dropSession(key: string): void {
+    this.sessions.delete(key);
+  }
 
   get idle(): IdleSweeper {
     return this.opts.idle;
@@ -175,7 +236,11 @@ export class UpstreamPool {
     return o;
   }
 
-  acquire(key: string, address: string, family: number, port: number, user: UpstreamUser): void {
+  /**
+   * A connection to `key` for `user` (reused, new, or when one frees up). A TLS pool's key must
+   * name `name` (the name verified), so that a connection is only reused for the name it was checked for.
+   */
+  acquire(key: string, address: string, family: number, port: number, user: UpstreamUser, name = ''): void {
     const o = this.origin(key);
     let up = o.idle.pop();
     while (up && !up.alive) up = o.idle.pop();
@@ -187,15 +252,15 @@ export class UpstreamPool {
       return;
     }
     if (o.total >= this.opts.maxPerOrigin) {
-      o.waiting.push({ user, address, family, port });
+      o.waiting.push({ user, address, family, port, name });
       return;
     }
-    this.open(o, key, address, family, port, user);
+    this.open(o, key, address, family, port, name, user);
   }
 
-  private open(o: Origin, key: string, address: string, family: number, port: number, user: UpstreamUser): void {
+  private open(o: Origin, key: string, address: string, family: number, port: number, name: string, user: UpstreamUser): void {
     o.total++;
-    const up = new Upstream(key, this, address, family, port);
+    const up = new Upstream(key, this, address, family, port, name);
     const socket = up.socket;
     this.opts.idle.add(up, this.opts.connectMs);
     // Until it connects, failures belong to the opener; then it behaves like any pooled connection.
@@ -211,7 +276,8 @@ export class UpstreamPool {
       },
     };
     up.user = opener;
-    socket.once('connect', () => {
+    socket.once(this.tlsContext === null ? 'connect' : 'secureConnect', () => {
+      up.ready = true;
       up.idleLimit = this.opts.timeoutMs;
       up.idleSince = this.opts.idle.now;
       up.user = user;
@@ -257,7 +323,7 @@ export class UpstreamPool {
       if (i !== -1) o.idle.splice(i, 1);
     }
     const next = o.waiting.shift();
-    if (next) this.open(o, up.key, next.address, next.family, next.port, next.user);
+    if (next) this.open(o, up.key, next.address, next.family, next.port, next.name, next.user);
     else if (o.total === 0) this.origins.delete(up.key);
   }
 

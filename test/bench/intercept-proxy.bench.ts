@@ -13,7 +13,9 @@
  *   flock /tmp/vigie-bench.lock npm run bench:intercept-proxy
  *   RUNS=1 PHASE_SECONDS=3 npm run bench:intercept-proxy     (quick check)
  *
- * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), LOOPS (20), HOSTS (40000), VIGIE_WORKERS (1).
+ * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), LOOPS (20), HOSTS (40000), VIGIE_WORKERS (1),
+ * MEASURES (keep,one,new: the rows to run), VIGIE_PROFILE=1 (Vigie under `node --cpu-prof`, its
+ * top frames by self time printed at the end; the profile covers the start too).
  * Needs squid-openssl (installed when missing; it replaces `squid`), nginx-light, openssl, taskset.
  */
 import { execFileSync } from 'node:child_process';
@@ -23,7 +25,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bumpKeepAlive, bumpSetupRate, type BumpTarget, type RateResult } from './proxy/intercept-clients.js';
 import { BUMP_ORIGIN, CERTGEN, hostName, vigieBumpConfig, writeBumpOrigin, writeOriginCerts, writeSquidBump, type BumpPorts } from './proxy/intercept-setup.js';
-import { freePort, killAllNow, pinSelf, startPinned, stopAll, waitForOutput, waitForPort, withCpu, type Proc } from './proxy/procs.js';
+import { freePort, killAllNow, pinSelf, startPinned, stop, stopAll, waitForOutput, waitForPort, withCpu, type Proc } from './proxy/procs.js';
+import { topFrames } from './proxy/profile.js';
 import { machine, versions } from './proxy/vigie.js';
 
 const num = (name: string, dflt: number) => {
@@ -37,6 +40,8 @@ const CONNECTIONS = Math.floor(num('CONNECTIONS', 50));
 const LOOPS = Math.floor(num('LOOPS', 20));
 const HOSTS = Math.floor(num('HOSTS', 40_000));
 const WORKERS = Math.floor(num('VIGIE_WORKERS', 1));
+const MEASURES = new Set((process.env.MEASURES || 'keep,one,new').split(','));
+const PROFILE = process.env.VIGIE_PROFILE === '1';
 const ROOT = new URL('../..', import.meta.url).pathname;
 const PROXY_CPU = 0;
 const LOAD_CPU = 1;
@@ -97,7 +102,9 @@ async function main() {
   const { defaultConfig } = (await import(pathToFileURL(join(ROOT, 'dist/config/defaults.js')).href)) as typeof import('../../src/config/defaults.js');
   const cfgFile = join(tmpDir, 'vigie.json');
   writeFileSync(cfgFile, JSON.stringify(vigieBumpConfig(ports, caDir, certs.caFile, HOSTS, defaultConfig().profiles.college, WORKERS)));
-  procs.vigie = startPinned('vigie', PROXY_CPU, [process.execPath, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', data]);
+  const profileDir = join(tmpDir, 'profile');
+  const prof = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  procs.vigie = startPinned('vigie', PROXY_CPU, [process.execPath, ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', data]);
   await waitForOutput(procs.vigie, /gateway ready/, 180_000);
 
   const target = (s: Setup, originPort: number): BumpTarget => ({ port: s === 'vigie' ? ports.vigie : ports.squid, originPort, ca });
@@ -128,19 +135,19 @@ async function main() {
   };
   for (let run = 1; run <= RUNS; run++) {
     log(`run ${run}/${RUNS}`);
-    for (const s of SETUPS) {
+    for (const s of MEASURES.has('keep') ? SETUPS : []) {
       const k = await phase(s, () => bumpKeepAlive(target(s, ports.keep), BUMP_ORIGIN, CONNECTIONS, PHASE));
       add('keep', `small requests, ${CONNECTIONS} keep-alive intercepted sessions`, 'req/s', true, s, k.perSecond, k.errors);
       add('keep_cpu', 'proxy CPU per request', 'µs', false, s, k.cpuUs, 0);
       add('keep_load', 'load-side CPU (nginx + client)', '% core', false, s, k.loadCpu, 0);
     }
-    for (const s of SETUPS) {
+    for (const s of MEASURES.has('one') ? SETUPS : []) {
       const o = await phase(s, () => bumpSetupRate(target(s, ports.close), () => BUMP_ORIGIN, LOOPS, PHASE));
       add('one', `new intercepted connections, one host, ${LOOPS} loops`, 'conns/s', true, s, o.perSecond, o.errors);
       add('one_cpu', 'proxy CPU per connection, one host', 'µs', false, s, o.cpuUs, 0);
       add('one_load', 'load-side CPU (nginx + client)', '% core', false, s, o.loadCpu, 0);
     }
-    for (const s of SETUPS) {
+    for (const s of MEASURES.has('new') ? SETUPS : []) {
       const n = await phase(s, () => bumpSetupRate(target(s, ports.close), newHost(s), LOOPS, PHASE));
       add('new', `new intercepted connections, a new host each, ${LOOPS} loops`, 'conns/s', true, s, n.perSecond, n.errors);
       add('new_cpu', 'proxy CPU per connection, new host', 'µs', false, s, n.cpuUs, 0);
@@ -164,7 +171,15 @@ async function main() {
     lines.push(`| ${r.label} | ${r.unit} | ${f(v)} | ${f(q)} | ${Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : ''} | ${r.errors.vigie}/${r.errors.squid} |`);
     if (Number.isFinite(ratio)) verdicts.push(`- ${ratio >= 1.2 ? 'PASS' : 'FAIL'} ${r.label}: ${ratio.toFixed(2)}× Squid (target ≥ 1.2×; ${r.higher ? 'rate' : 'CPU, lower is better'})`);
   }
-  const out = `${header.join('\n')}\n\n${lines.join('\n')}\n\nTargets (issue 24):\n${verdicts.join('\n')}\n`;
+  let profile = '';
+  if (PROFILE) {
+    // The profile is written when Vigie exits.
+    await stop(procs.vigie, 30_000);
+    profile = `\nVigie, top frames by self time (node --cpu-prof; % of busy samples; start included):\n${topFrames(profileDir, 25)
+      .map((f) => `- ${f.thread}: ${f.selfPercent.toFixed(1).padStart(5)} % ${f.frame}`)
+      .join('\n')}\nprofile: ${profileDir} (KEEP_TMP=1 keeps it)\n`;
+  }
+  const out = `${header.join('\n')}\n\n${lines.join('\n')}\n\nTargets (issue 24):\n${verdicts.join('\n')}\n${profile}`;
   console.log(`\n${out}`);
   const dir = join(ROOT, 'bench-results');
   mkdirSync(dir, { recursive: true });
