@@ -5,6 +5,7 @@ import { fileAccess } from '../file-access.js';
 import { Ajv } from '../ajv.js';
 import { parseNetwork } from '../net/address.js';
 import { own } from '../own.js';
+import { zoneFor } from '../time-zone.js';
 import { completeSafeSearch, defaultConfig } from './defaults.js';
 import { configSchema } from './schema.js';
 import { holidaysOf, windowsOf, type InterceptionConfig, type ProfileConfig, type RuleSet, type VigieConfig } from './types.js';
@@ -178,7 +179,7 @@ export function checkConfig(cfg: VigieConfig): { path: string; message: string }
     });
   }
   try {
-    new Intl.DateTimeFormat('en-GB', { timeZone: cfg.timezone });
+    zoneFor(cfg.timezone);
   } catch {
     problems.push({ path: '/timezone', message: `unknown time zone "${cfg.timezone}"` });
   }

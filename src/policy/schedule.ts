@@ -1,6 +1,7 @@
 import { holidaysOf, windowsOf, type Day, type TimeSlot } from '../config/types.js';
+import { zoneFor, type Zone } from '../time-zone.js';
 
-const DAYS: Record<string, Day> = { Mon: 'mon', Tue: 'tue', Wed: 'wed', Thu: 'thu', Fri: 'fri', Sat: 'sat', Sun: 'sun' };
+const DAYS: Day[] = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
 const toMinutes = (hhmm: string): number => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
 
@@ -19,14 +20,14 @@ interface LocalTime {
  * so the result is memoised per minute.
  */
 export class ScheduleClock {
-  private readonly format: Intl.DateTimeFormat;
+  private readonly zone: Zone;
   private readonly windows: Map<string, { days: Set<Day>; from: number; to: number }[]>;
   private readonly holidays: { from: string; to: string }[];
   private memoMinute = -1;
   private memo: LocalTime = { day: 'mon', minute: 0, date: '', holiday: false };
 
   constructor(times: Record<string, TimeSlot[]>, readonly timezone: string) {
-    this.format = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    this.zone = zoneFor(timezone);
     this.windows = new Map(windowsOf(times).map(([name, slots]) => [name, slots.map((s) => ({ days: new Set(s.days), from: toMinutes(s.from), to: toMinutes(s.to) }))]));
     this.holidays = holidaysOf(times).map((h) => ({ from: h.from, to: h.to }));
   }
@@ -34,25 +35,14 @@ export class ScheduleClock {
   localTime(timeMs: number): LocalTime {
     const minute = Math.floor(timeMs / 60_000);
     if (minute === this.memoMinute) return this.memo;
-    let day: Day = 'mon';
-    let h = 0;
-    let m = 0;
-    let y = '';
-    let mo = '';
-    let d = '';
-    for (const part of this.format.formatToParts(timeMs)) {
-      if (part.type === 'weekday') day = DAYS[part.value] ?? 'mon';
-      else if (part.type === 'hour') h = Number(part.value);
-      else if (part.type === 'minute') m = Number(part.value);
-      else if (part.type === 'year') y = part.value;
-      else if (part.type === 'month') mo = part.value;
-      else if (part.type === 'day') d = part.value;
-    }
-    const date = `${y}-${mo}-${d}`;
+    // The wall clock, read with the UTC getters of the instant shifted by the zone's offset.
+    const wall = new Date(minute * 60_000 + this.zone.offsetAt(minute * 60_000));
+    const day = DAYS[wall.getUTCDay()]!;
+    const date = wall.toISOString().slice(0, 10);
     // ISO dates compare as strings.
     const holiday = this.holidays.some((p) => date >= p.from && date <= p.to);
     this.memoMinute = minute;
-    this.memo = { day, minute: h * 60 + m, date, holiday };
+    this.memo = { day, minute: wall.getUTCHours() * 60 + wall.getUTCMinutes(), date, holiday };
     return this.memo;
   }
 
@@ -69,13 +59,6 @@ export class ScheduleClock {
 
 const LOCAL_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?)?$/;
 
-/** How far `timezone`'s wall clock is ahead of UTC at `timeMs`, in ms. */
-function zoneOffset(timeMs: number, format: Intl.DateTimeFormat): number {
-  const f: Record<string, number> = {};
-  for (const p of format.formatToParts(timeMs)) if (p.type !== 'literal') f[p.type] = Number(p.value);
-  return Date.UTC(f.year!, f.month! - 1, f.day!, f.hour!, f.minute!, f.second!) - Math.floor(timeMs / 1000) * 1000;
-}
-
 /**
  * An ISO 8601 time as the school means it: with an offset or `Z` it is that instant; without one
  * (`2026-12-07T08:10`, `2026-12-07`) it is a wall-clock time in `timezone` (the config's), as the
@@ -89,8 +72,8 @@ export function parseTimeIn(text: string, timezone: string): number {
   // Date.UTC rolls 2026-13-45 over into 2027: only a time that reads back the same is one.
   const back = new Date(wall);
   if (!Number.isFinite(wall) || back.getUTCMonth() !== Number(mo) - 1 || back.getUTCDate() !== Number(d) || back.getUTCHours() !== Number(h) || back.getUTCMinutes() !== Number(mi) || back.getUTCSeconds() !== Number(s)) return NaN;
-  const format = new Intl.DateTimeFormat('en-GB', { timeZone: timezone, year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric', hourCycle: 'h23' });
+  const zone = zoneFor(timezone);
   // The offset at the wall time read as UTC is right but near a DST change; once more settles it.
-  const first = wall - zoneOffset(wall, format);
-  return wall - zoneOffset(first, format);
+  const first = wall - zone.offsetAt(wall);
+  return wall - zone.offsetAt(first);
 }
