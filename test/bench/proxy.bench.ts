@@ -16,10 +16,11 @@
  * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,vigie-raw,node-floor,squid,tinyproxy),
  * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir,
  * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time,
- * PHASES (small,mib,bulk,setup,fixed,idle,tls) to run only some phases, TLS_LOOPS (20).
+ * PHASES (small,mib,bulk,setup,fixed,idle,tls,intercept) to run only some phases, TLS_LOOPS (20).
  * `tls` (issue 22) is Vigie only: HTTPS set-up, CONNECT + TLS against the transparent listener + TLS:
  *   SETUPS=direct,vigie,squid PHASES=tls RUNS=3 PHASE_SECONDS=3 npm run bench:proxy
  */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -52,8 +53,11 @@ const FIXED_WARMUP = Math.max(LEAD_IN_S, num('FIXED_WARMUP', 10));
 const VIGIE_WORKERS = Math.max(1, num('VIGIE_WORKERS', 1));
 const PROFILE = process.env.VIGIE_PROFILE === '1';
 const PHASE_NAMES = ['small', 'mib', 'bulk', 'setup', 'fixed', 'idle', 'tls'] as const;
-const PHASES = new Set((process.env.PHASES || PHASE_NAMES.join(',')).split(',').map((s) => s.trim()));
-for (const p of PHASES) if (!(PHASE_NAMES as readonly string[]).includes(p)) throw new Error(`PHASES: unknown phase ${p} (known: ${PHASE_NAMES.join(', ')})`);
+const PHASES = new Set((process.env.PHASES || [...PHASE_NAMES, 'intercept'].join(',')).split(',').map((s) => s.trim()));
+// `intercept`: TLS interception against Squid's ssl_bump (intercept-proxy.bench.ts, its own
+// Squid, origin and CA), run after the other phases with the same RUNS and PHASE_SECONDS.
+const INTERCEPT = PHASES.delete('intercept');
+for (const p of PHASES) if (!(PHASE_NAMES as readonly string[]).includes(p)) throw new Error(`PHASES: unknown phase ${p} (known: ${PHASE_NAMES.join(', ')}, intercept)`);
 const TLS_LOOPS = Math.max(1, num('TLS_LOOPS', 20));
 const WANTED = (process.env.SETUPS ?? SETUPS.join(',')).split(',').map((s) => s.trim()) as Setup[];
 for (const s of WANTED) if (!SETUPS.includes(s)) throw new Error(`SETUPS: unknown setup ${s} (known: ${SETUPS.join(', ')})`);
@@ -80,6 +84,15 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 async function main() {
+  if (PHASES.size) await proxyPhases();
+  if (INTERCEPT) {
+    log('phase intercept: npm run bench:intercept-proxy');
+    const r = spawnSync(process.execPath, [...process.execArgv, join(ROOT, 'test/bench/intercept-proxy.bench.ts')], { stdio: 'inherit', env: process.env });
+    if (r.status !== 0) throw new Error(`intercept phase failed (${r.status ?? r.signal})`);
+  }
+}
+
+async function proxyPhases() {
   ensureTools(log);
   if (os.cpus().length < 2) notes.push('fewer than 2 CPUs: proxy and load share one core');
   pinSelf(LOAD_CPU, 65536);
