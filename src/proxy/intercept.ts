@@ -36,7 +36,7 @@ import { originContext, trustedRoots } from './intercept-upstream.js';
 import { refuseUpgrade, relayUpgrade, type UpgradeDeps } from './intercept-upgrade.js';
 import type { ClientConnection } from './client-connection.js';
 import type { ClientContext } from './origin-exchange.js';
-import { PoolAgent, type OriginStream, type PoolRequestOptions } from './origin-stream.js';
+import { PoolAgent } from './origin-stream.js';
 import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
 import type { TunnelStyle } from './server.js';
 import { classify, ESTABLISHED, statusFor } from './target.js';
@@ -276,27 +276,8 @@ export class Interceptor {
     // SafeSearch by parameter or header where the profile's provider needs it (empty lists: none).
     const inside = r.record!.decision.retarget?.inside;
     const headers = forwardHeaders(req.rawHeaders, this.host.via, authority);
-    const options: http.RequestOptions & PoolRequestOptions = {
-      host: r.address,
-      family: r.family,
-      port: r.port,
-      poolKey: `${r.connectHost}:${r.port}`,
-      name: r.connectHost,
-      method: req.method,
-      path: inside === undefined ? r.path : pathWith(r.path, inside.query),
-      headers: (inside === undefined ? headers : headersWith(headers, inside.headers)) as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-      agent: this.agent,
-    };
-    const upstream = http.request(options);
-    upstream.on('response', (up) => {
-      (upstream.socket as unknown as OriginStream).clientBehind = () => res.writableNeedDrain || up.isPaused();
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, this.host.via) as unknown as http.OutgoingHttpHeaders);
-      up.pipe(res);
-      up.on('error', () => res.destroy());
-      up.on('aborted', () => res.destroy());
-    });
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
+    const path = inside === undefined ? r.path : pathWith(r.path, inside.query);
+    this.agent.relay(req, res, r, path, inside === undefined ? headers : headersWith(headers, inside.headers), this.host.via, (err) => {
       const problem = classify(err);
       r.record!.problem = problem;
       this.host.upstreamError(problem);
@@ -304,10 +285,6 @@ export class Interceptor {
       req.resume();
       this.send(res, statusFor(problem), errorPage(pickLang(req.headers['accept-language']), r.host, problem));
     });
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
   }
 
   private send(res: ServerResponse, status: number, body: string, html = true): void {

@@ -6,7 +6,7 @@ import { parseAbsoluteUrl, type Gate, type GateMode, type Reply } from './gate.j
 import { forwardHeaders } from './headers.js';
 import type { Emit } from './observe.js';
 import { errorPage, pickLang, type UpstreamProblem } from './pages.js';
-import { PoolAgent, type OriginStream, type PoolRequestOptions } from './origin-stream.js';
+import { PoolAgent } from './origin-stream.js';
 import { classify, statusFor, type Target } from './target.js';
 import type { UpstreamPool } from './upstream.js';
 
@@ -165,36 +165,7 @@ export class NodeHttpForwarder {
   private forward(req: IncomingMessage, res: ServerResponse, r: Reply, authority: string): void {
     if (res.destroyed) return;
     const rec = r.record!;
-    const options: http.RequestOptions & PoolRequestOptions = {
-      host: r.address,
-      family: r.family,
-      port: r.port,
-      // By the name connected to, as the fast path: both paths share each origin's connections and limit.
-      poolKey: `${r.connectHost}:${r.port}`,
-      name: r.connectHost,
-      method: req.method,
-      path: r.path,
-      headers: forwardHeaders(req.rawHeaders, this.ctx.via, authority) as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-      agent: this.agent,
-    };
-    const upstream = http.request(options);
-    upstream.on('response', (up) => {
-      (upstream.socket as unknown as OriginStream).clientBehind = () => res.writableNeedDrain || up.isPaused();
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, this.ctx.via) as unknown as http.OutgoingHttpHeaders);
-      up.pipe(res);
-      up.on('error', () => res.destroy());
-      up.on('aborted', () => res.destroy());
-    });
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      const problem: UpstreamProblem = classify(err);
-      this.fail(req, res, rec, r.host, problem);
-    });
-    // The client went away: stop talking to the origin too.
-    res.once('close', () => {
-      if (!res.writableFinished) upstream.destroy();
-    });
-    req.pipe(upstream);
+    this.agent.relay(req, res, r, r.path, forwardHeaders(req.rawHeaders, this.ctx.via, authority), this.ctx.via, (err) => this.fail(req, res, rec, r.host, classify(err)));
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, rec: ConnectionRecord, host: string, problem: UpstreamProblem): void {

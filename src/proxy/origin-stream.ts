@@ -1,6 +1,7 @@
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { forwardHeaders } from './headers.js';
 import type { Upstream, UpstreamPool, UpstreamUser } from './upstream.js';
 
 /** What a connection a request did not end gets: the origin said nothing for the response timeout. */
@@ -181,4 +182,46 @@ export class PoolAgent extends http.Agent {
   override keepSocketAlive(): boolean {
     return false;
   }
+
+  /**
+   * `req` on to the origin the gate checked (its address, by the name connected to), the answer
+   * relayed to `res`. The origin's silence while the client is behind is no response timeout; the
+   * client gone, the origin request goes too. `failed` gets node's client errors.
+   */
+  relay(req: IncomingMessage, res: ServerResponse, to: PoolTarget, path: string, headers: string[], via: string, failed: (err: NodeJS.ErrnoException) => void): void {
+    const options: http.RequestOptions & PoolRequestOptions = {
+      host: to.address,
+      family: to.family,
+      port: to.port,
+      // By the name connected to, as the fast path: both paths share each origin's connections and limit.
+      poolKey: `${to.connectHost}:${to.port}`,
+      name: to.connectHost,
+      method: req.method,
+      path,
+      headers: headers as unknown as http.OutgoingHttpHeaders,
+      setHost: false,
+      agent: this,
+    };
+    const upstream = http.request(options);
+    upstream.on('response', (up) => {
+      (upstream.socket as unknown as OriginStream).clientBehind = () => res.writableNeedDrain || up.isPaused();
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, via) as unknown as http.OutgoingHttpHeaders);
+      up.pipe(res);
+      up.on('error', () => res.destroy());
+      up.on('aborted', () => res.destroy());
+    });
+    upstream.on('error', failed);
+    res.once('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+}
+
+/** Where a request goes: the address the gate checked, and the name connected to. */
+export interface PoolTarget {
+  address: string;
+  family: number;
+  port: number;
+  connectHost: string;
 }
