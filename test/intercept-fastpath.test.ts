@@ -8,8 +8,8 @@ import tls from 'node:tls';
 import t from 'tap';
 import type { ConnectionRecord } from '../src/proxy/events.js';
 import { linesWith } from '../src/proxy/safesearch-inside.js';
-import { connectTunnel, startGateway, tmp, writeLists } from './helpers.js';
-import { startNamedOrigins, tlsRequests, vigie } from './intercept-helpers.js';
+import { connectTunnel, tmp } from './helpers.js';
+import { startFullInterception, startNamedOrigins, tlsRequests, vigie } from './intercept-helpers.js';
 
 t.test('linesWith replaces a header of the fast path’s lines, whatever its case, and keeps the others', async (t) => {
   const lines = 'Accept: */*\r\nyoutube-restrict: none\r\nVia: 1.1 vigie\r\n';
@@ -23,19 +23,7 @@ const origins = await startNamedOrigins();
 t.teardown(() => origins.close());
 const schoolCa = readFileSync(join(data, 'ca', 'ca.cert.pem'), 'utf8');
 const rows: ConnectionRecord[] = [];
-const g = await startGateway(
-  {
-    dataDir: data,
-    hosts: { 'good.test': '127.0.0.1', 'expired.test': '127.0.0.1' },
-    connectPorts: [origins.port],
-    httpPorts: ['1-65535'],
-    clients: [{ network: '127.0.0.1/32', profile: 'full' }],
-    profiles: { full: { mode: 'blocklist', categories: ['adult'], intercept: 'full' } },
-    interception: { extraRoots: [origins.caFile] },
-  },
-  writeLists(tmp(), { adult: { domains: ['adult.test'], urls: ['good.test/adult-corner'] } }),
-  { observers: [{ requestDone: (r: ConnectionRecord) => rows.push(r) }] },
-);
+const g = await startFullInterception(data, origins, { 'good.test': '127.0.0.1', 'expired.test': '127.0.0.1' }, { observers: [{ requestDone: (r: ConnectionRecord) => rows.push(r) }] });
 t.teardown(() => g.close());
 const at = (host: string) => `${host}:${origins.port}`;
 

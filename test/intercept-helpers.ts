@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { initCa, loadCa } from '../src/tls/ca.js';
 import { LeafIssuer } from '../src/tls/leaf.js';
-import { tmp } from './helpers.js';
+import { startGateway, tmp, writeLists } from './helpers.js';
 
 const run = promisify(execFile);
 export const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
@@ -115,3 +115,25 @@ export const writeJson = (file: string, doc: unknown): string => {
   writeFileSync(file, JSON.stringify(doc));
   return file;
 };
+
+/**
+ * A gateway whose one client network (127.0.0.1/32) has profile `full` (blocklist of `adult`,
+ * `intercept: "full"`), trusting the test origins' CA: `adult.test` listed, `good.test/adult-corner`
+ * a url entry.
+ */
+export function startFullInterception(data: string, origins: { port: number; caFile: string }, hosts: Record<string, string>, opts: Parameters<typeof startGateway>[2] = {}): ReturnType<typeof startGateway> {
+  return startGateway(
+    {
+      dataDir: data,
+      hosts,
+      connectPorts: [origins.port],
+      httpPorts: ['1-65535'],
+      clients: [{ network: '127.0.0.1/32', profile: 'full' }],
+      profiles: { full: { mode: 'blocklist', categories: ['adult'], intercept: 'full' } },
+      interception: { extraRoots: [origins.caFile] },
+    },
+    writeLists(tmp(), { adult: { domains: ['adult.test'], urls: ['good.test/adult-corner'] } }),
+    opts,
+  );
+}
+

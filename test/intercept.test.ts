@@ -14,7 +14,7 @@ import { InterceptExclusions, tlsTreatment } from '../src/policy/interception.js
 import { requestFor } from '../src/policy/request.js';
 import type { ConnectionRecord } from '../src/proxy/events.js';
 import { connectTunnel, startGateway, tmp, writeLists } from './helpers.js';
-import { startNamedOrigins, tlsRequests, vigie, writeJson } from './intercept-helpers.js';
+import { startFullInterception, startNamedOrigins, tlsRequests, vigie, writeJson } from './intercept-helpers.js';
 
 const data = tmp();
 const init = await vigie('ca', 'init', '--name', 'École Jules Ferry', '--data', data);
@@ -203,19 +203,7 @@ t.test('a profile without interception: blocked CONNECT answered 403 as before, 
 });
 
 t.test('raw tunnel handles (tunnels: raw): the same interception', async (t) => {
-  const raw = await startGateway(
-    {
-      dataDir: data,
-      hosts: { 'good.test': '127.0.0.1', 'adult.test': '127.0.0.1' },
-      connectPorts: [origins.port],
-      httpPorts: ['1-65535'],
-      clients: [{ network: '127.0.0.1/32', profile: 'full' }],
-      profiles: { full: { mode: 'blocklist', categories: ['adult'], intercept: 'full' } },
-      interception: { extraRoots: [origins.caFile] },
-    },
-    writeLists(tmp(), { adult: { domains: ['adult.test'], urls: ['good.test/adult-corner'] } }),
-    { rawTunnels: true },
-  );
+  const raw = await startFullInterception(data, origins, { 'good.test': '127.0.0.1', 'adult.test': '127.0.0.1' }, { rawTunnels: true });
   t.teardown(() => raw.close());
   const get = async (host: string, paths: string[]) => tlsRequests((await connectTunnel(raw.port, at(host))).socket, host, schoolCa, paths, at(host));
   const answers = await get('good.test', ['/', '/adult-corner']);
