@@ -59,6 +59,10 @@ async function tunnels(port: number, target: string, seconds: number): Promise<{
   return { rps: made / ((performance.now() - t0) / 1000), errors };
 }
 const ROOT = new URL('../..', import.meta.url).pathname;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 const TICK = 100; // clock ticks per second on Linux
 
 /** CPU seconds (user + system) a process used so far. */
@@ -143,31 +147,40 @@ async function main() {
     const d = best('direct').r.rps;
     console.log(`\nVigie cluster benchmark — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     console.log(`${CONNECTIONS} keep-alive connections, 200 B responses, ${SECONDS}s phases, best of ${ROUNDS}; origin, load generator and gateway share the machine (not pinned)\n`);
-    console.log('| path | req/s | p50 ms | p99 ms | errors | ×direct | ×workers ' + WORKERS[0] + ' | gateway CPU ms / 1k req (median) | of which primary |');
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    // Each round runs every gateway back to back: the ratio within a round is the steadier figure
+    // on a shared machine (the load moves between rounds, less within one).
+    const roundRatios = (n: string, of: (name: string) => number[]) => median(of(n).map((x, i) => x / of(`workers ${WORKERS[0]}`)[i]!));
+    const rpsOf = (n: string) => rows.filter((x) => x.name === n).map((x) => x.r.rps);
+    console.log('| path | req/s | p50 ms | p99 ms | errors | ×direct | ×workers ' + WORKERS[0] + ' (best) | ×workers ' + WORKERS[0] + ' (median of rounds) | gateway CPU ms / 1k req (median) | of which primary |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of names) {
       const b = best(n);
       const cpu = rows.filter((x) => x.name === n).map((x) => x.cpuPerK).sort((a, c) => a - c);
       const med = cpu[Math.floor(cpu.length / 2)]!;
       const prim = rows.filter((x) => x.name === n).map((x) => x.primaryPerK).sort((a, c) => a - c)[Math.floor(cpu.length / 2)]!;
-      console.log(`| ${n} | ${b.r.rps.toFixed(0)} | ${b.r.p50ms.toFixed(2)} | ${b.r.p99ms.toFixed(2)} | ${b.r.errors} | ${(b.r.rps / d).toFixed(2)} | ${n === 'direct' ? '' : (b.r.rps / base).toFixed(2)} | ${Number.isNaN(med) ? '' : med.toFixed(0)} | ${Number.isNaN(prim) ? '' : prim.toFixed(0)} |`);
+      console.log(`| ${n} | ${b.r.rps.toFixed(0)} | ${b.r.p50ms.toFixed(2)} | ${b.r.p99ms.toFixed(2)} | ${b.r.errors} | ${(b.r.rps / d).toFixed(2)} | ${n === 'direct' ? '' : (b.r.rps / base).toFixed(2)} | ${n === 'direct' ? '' : roundRatios(n, rpsOf).toFixed(2)} | ${Number.isNaN(med) ? '' : med.toFixed(0)} | ${Number.isNaN(prim) ? '' : prim.toFixed(0)} |`);
     }
     console.log(`\nall phases: ${rows.map((x) => `${x.name} ${x.r.rps.toFixed(0)}`).join(', ')}`);
     // Tunnel set-ups, alternated the same way (the first gateway is the baseline).
     const setups = new Map<string, number[]>();
+    const setupCpu = new Map<string, number[]>();
     for (let i = 0; i < ROUNDS; i++) {
       for (const g of gateways) {
+        const before = g.pids.reduce((s, p) => s + cpuSeconds(p), 0);
         const r = await tunnels(g.port, `origin.test:${originPort}`, SECONDS);
+        const used = g.pids.reduce((s, p) => s + cpuSeconds(p), 0) - before;
         if (r.errors) console.log(`workers ${g.workers}: ${r.errors} tunnel set-ups failed`);
         setups.set(g.workers, [...(setups.get(g.workers) ?? []), r.rps]);
+        setupCpu.set(g.workers, [...(setupCpu.get(g.workers) ?? []), (used * 1e6) / Math.max(1, r.rps * SECONDS)]);
       }
     }
     const first = Math.max(...setups.get(gateways[0]!.workers)!);
-    console.log(`\n| path | tunnel set-ups/s (best of ${ROUNDS}, ${TUNNEL_LOOPS} loops) | ×workers ${WORKERS[0]} | all rounds |`);
-    console.log('|---|---:|---:|---|');
+    const firstAll = setups.get(gateways[0]!.workers)!;
+    console.log(`\n| path | tunnel set-ups/s (best of ${ROUNDS}, ${TUNNEL_LOOPS} loops) | ×workers ${WORKERS[0]} (best) | ×workers ${WORKERS[0]} (median of rounds) | gateway CPU ms / 1k set-ups (median) | all rounds |`);
+    console.log('|---|---:|---:|---:|---:|---|');
     for (const g of gateways) {
       const all = setups.get(g.workers)!;
-      console.log(`| workers ${g.workers} | ${Math.max(...all).toFixed(0)} | ${(Math.max(...all) / first).toFixed(2)} | ${all.map((x) => x.toFixed(0)).join(', ')} |`);
+      console.log(`| workers ${g.workers} | ${Math.max(...all).toFixed(0)} | ${(Math.max(...all) / first).toFixed(2)} | ${median(all.map((x, i) => x / firstAll[i]!)).toFixed(2)} | ${median(setupCpu.get(g.workers)!).toFixed(0)} | ${all.map((x) => x.toFixed(0)).join(', ')} |`);
     }
   } finally {
     for (const g of gateways) g.child.kill('SIGTERM');

@@ -1,6 +1,7 @@
 /**
  * Vigie against Squid, tinyproxy and direct access (issue 7), side by side in one run; Vigie twice,
- * with each tunnel mode (`vigie`: `tunnels: "socket"`, the default; `vigie-raw`: `"raw"`, issue 21).
+ * with each tunnel mode (`vigie`: `tunnels: "socket"`, the default; `vigie-raw`: `"raw"`, issue 21),
+ * and with two workers, unpinned (`vigie-2w`, issue 23: judged against `vigie`, one worker pinned).
  *
  *   npm run bench:proxy
  *   RUNS=1 PHASE_SECONDS=3 npm run bench:proxy        (quick check)
@@ -13,7 +14,7 @@
  * stopped at the end, on error and on SIGINT/SIGTERM.
  *
  * Environment: RUNS (3), PHASE_SECONDS (10), CONNECTIONS (50), MIB_CONNECTIONS (10),
- * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,vigie-raw,node-floor,squid,tinyproxy),
+ * TUNNEL_LOOPS (50), BIG_MIB (1024), IDLE_TUNNELS (10000), SETUPS (direct,vigie,vigie-raw,vigie-2w,node-floor,squid,tinyproxy),
  * VIGIE_WORKERS (1, used once the config has `workers`), KEEP_TMP=1 to keep the temp dir,
  * VIGIE_PROFILE=1 to run Vigie under `node --cpu-prof` and print its top frames by self time,
  * PHASES (small,mib,bulk,setup,fixed,idle,tls,intercept) to run only some phases, TLS_LOOPS (20).
@@ -28,7 +29,7 @@ import { bulkDownload, fixedRate, LEAD_IN_S, openIdleTunnels, probe, tunnelSetup
 import { freePort, killAllNow, maxOpenFiles, memMiB, pinSelf, sleep, startPinned, stop, stopAll, waitForPort, withCpu, type PhaseCpu, type Proc } from './proxy/procs.js';
 import { topFrames, type Frame } from './proxy/profile.js';
 import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup } from './proxy/report.js';
-import { ORIGIN_HOST, ensureTools, writeOrigin, writeSquid, writeTinyproxy, type Ports } from './proxy/setup.js';
+import { ORIGIN_ADDRESSES, ORIGIN_HOST, ensureTools, writeOrigin, writeSquid, writeTinyproxy, type Ports } from './proxy/setup.js';
 import { issueTargets, type IdleResult } from './proxy/targets.js';
 import { tlsSetupRate } from './proxy/tls-setup.js';
 import { machine, startVigie, versions } from './proxy/vigie.js';
@@ -100,7 +101,7 @@ async function proxyPhases() {
   // Squid and tinyproxy drop to unprivileged users and must reach their files in here.
   chmodSync(tmpDir, 0o755);
   const transparentTls = await freePort();
-  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), vigieRaw: await freePort(), vigieRawMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort(), transparentTls };
+  const ports: Ports = { plain: await freePort(), tls: await freePort(), vigie: await freePort(), vigieMetrics: await freePort(), vigieRaw: await freePort(), vigieRawMetrics: await freePort(), vigie2w: await freePort(), vigie2wMetrics: await freePort(), squid: await freePort(), tinyproxy: await freePort(), floor: await freePort(), transparentTls };
 
   const nginxConf = writeOrigin(tmpDir, ports, BIG_MIB);
   const nginx = startPinned('nginx', LOAD_CPU, ['nginx', '-e', join(tmpDir, 'nginx-error.log'), '-p', tmpDir, '-c', nginxConf]);
@@ -121,15 +122,21 @@ async function proxyPhases() {
     await waitForPort(procs['node-floor'], ports.floor, 30_000);
   }
   if (WANTED.includes('vigie')) {
-    procs.vigie = await startVigie(tmpDir, ports, { name: 'vigie', tunnels: 'socket', workers: VIGIE_WORKERS, cpu: PROXY_CPU, profileDir: PROFILE ? profileDir : null, notes, log });
+    procs.vigie = await startVigie(tmpDir, { ...ports, originAddress: ORIGIN_ADDRESSES.vigie }, { name: 'vigie', tunnels: 'socket', workers: VIGIE_WORKERS, cpu: PROXY_CPU, profileDir: PROFILE ? profileDir : null, notes, log });
     const r = await fetch(`http://127.0.0.1:${ports.vigieMetrics}/metrics`).catch((e: Error) => e);
     notes.push(r instanceof Response && r.ok ? 'metrics: on, /metrics answered' : `metrics: /metrics did not answer (${r instanceof Response ? r.status : r.message})`);
     if (r instanceof Response) await r.arrayBuffer();
   }
   if (WANTED.includes('vigie-raw')) {
     // The same gateway with tunnels on raw handles; the transparent listener is the first one's.
-    const own = { ...ports, vigie: ports.vigieRaw!, vigieMetrics: ports.vigieRawMetrics!, transparentTls: undefined };
+    const own = { ...ports, vigie: ports.vigieRaw!, vigieMetrics: ports.vigieRawMetrics!, transparentTls: undefined, originAddress: ORIGIN_ADDRESSES['vigie-raw'] };
     procs['vigie-raw'] = await startVigie(tmpDir, own, { name: 'vigie-raw', tunnels: 'raw', workers: VIGIE_WORKERS, cpu: PROXY_CPU, profileDir: null, notes, log });
+  }
+  if (WANTED.includes('vigie-2w')) {
+    // Issue 23: a second worker must not cost throughput. Both CPUs, as the scheduler likes: the
+    // load side keeps CPU 1, so the second worker only has what nginx and wrk leave there.
+    const own = { ...ports, vigie: ports.vigie2w!, vigieMetrics: ports.vigie2wMetrics!, transparentTls: undefined, originAddress: ORIGIN_ADDRESSES['vigie-2w'] };
+    procs['vigie-2w'] = await startVigie(tmpDir, own, { name: 'vigie-2w', tunnels: 'socket', workers: 2, cpu: `${PROXY_CPU},${LOAD_CPU}`, profileDir: null, notes, log });
   }
 
   // tinyproxy has no hosts table and would ask the system resolver for origin.test: it gets the address.
@@ -137,6 +144,7 @@ async function proxyPhases() {
     direct: { port: ports.plain, viaProxy: false, originHost: ORIGIN_HOST, originPort: ports.plain },
     vigie: { port: ports.vigie, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     'vigie-raw': { port: ports.vigieRaw!, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
+    'vigie-2w': { port: ports.vigie2w!, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     // It has no hosts table and no resolver: every request goes to the one origin.
     'node-floor': { port: ports.floor, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
     squid: { port: ports.squid, viaProxy: true, originHost: ORIGIN_HOST, originPort: ports.plain },
@@ -332,7 +340,7 @@ async function proxyPhases() {
   const ver = versions();
   const header = [
     `Vigie proxy benchmark — ${when.slice(0, 16).replace('T', ' ')} UTC — ${machine()}`,
-    `${RUNS} run(s), ${PHASE} s phases, wrk -t1 -c${CONNECTIONS} (1 MiB: -c${MIB_CONNECTIONS}), ${TUNNEL_LOOPS} tunnel-setup loops, ${BIG_MIB} MiB bulk; proxy on CPU ${PROXY_CPU}, nginx + load on CPU ${LOAD_CPU}`,
+    `${RUNS} run(s), ${PHASE} s phases, wrk -t1 -c${CONNECTIONS} (1 MiB: -c${MIB_CONNECTIONS}), ${TUNNEL_LOOPS} tunnel-setup loops, ${BIG_MIB} MiB bulk; proxy on CPU ${PROXY_CPU} (vigie-2w: CPUs ${PROXY_CPU}–${LOAD_CPU}), nginx + load on CPU ${LOAD_CPU}`,
     `vigie ${ver.vigie}, ${ver.node}; ${ver.squid}; ${ver.tinyproxy}; ${ver.nginx}; ${ver.wrk}`,
     ...notes.map((n) => `note: ${n}`),
   ];

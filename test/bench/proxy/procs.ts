@@ -19,7 +19,7 @@ export interface Proc {
 const running = new Set<Proc>();
 
 /** `taskset -c CPU` under `ulimit -n NOFILE`; `exec` keeps the pid the program's own. */
-export function startPinned(name: string, cpu: number, argv: string[], opts: { nofile?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
+export function startPinned(name: string, cpu: number | string, argv: string[], opts: { nofile?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
   // Without CAP_SYS_RESOURCE (containers) the hard limit is the ceiling: take what there is.
   const script = `{ ulimit -n ${opts.nofile ?? 65536} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; } && exec taskset -c ${cpu} ${quoted}`;

@@ -1,7 +1,10 @@
 /** Spread over runs, ratios to direct and to Squid, the issue's targets, and the markdown table. */
 
-/** `vigie` runs with the default `tunnels: "socket"`, `vigie-raw` with `tunnels: "raw"`. */
-export const SETUPS = ['direct', 'vigie', 'vigie-raw', 'node-floor', 'squid', 'tinyproxy'] as const;
+/**
+ * `vigie` runs with the default `tunnels: "socket"`, `vigie-raw` with `tunnels: "raw"`, both
+ * pinned to the proxy's CPU; `vigie-2w` is `vigie` with `workers: 2`, unpinned (issue 23).
+ */
+export const SETUPS = ['direct', 'vigie', 'vigie-raw', 'vigie-2w', 'node-floor', 'squid', 'tinyproxy'] as const;
 export type Setup = (typeof SETUPS)[number];
 
 export interface Sample {

@@ -60,13 +60,30 @@ export interface Ports {
   /** The second Vigie, with `tunnels: "raw"`. */
   vigieRaw?: number;
   vigieRawMetrics?: number;
+  /** The third Vigie, `workers: 2` and unpinned. */
+  vigie2w?: number;
+  vigie2wMetrics?: number;
   squid: number;
   tinyproxy: number;
   /** The Node floor peer (test/bench/proxy/node-floor.ts). */
   floor: number;
   /** Vigie's transparent HTTPS listener (issue 22), forwarding to `tls` by the SNI name. */
   transparentTls?: number;
+  /** The origin's address this proxy is given for origin.test (ORIGIN_ADDRESSES; default 127.0.0.1). */
+  originAddress?: string;
 }
+
+/**
+ * The origin listens on these loopback addresses, one per proxy under test. A proxy opens one
+ * origin connection per tunnel, so at thousands of set-ups a second the ports towards one
+ * address:port are soon all in TIME_WAIT (28,000 in the default range, 60 s each), and connect()
+ * searches ever longer for a free one: with one origin address, the setup that ran just after
+ * another paid for it. Each proxy on its own address starts from a clean slate.
+ */
+export const ORIGIN_ADDRESSES = { direct: '127.0.0.1', vigie: '127.0.0.2', 'vigie-raw': '127.0.0.3', 'vigie-2w': '127.0.0.4', squid: '127.0.0.5' } as const;
+
+const listenAll = (port: number, ssl: string): string =>
+  [...new Set(Object.values(ORIGIN_ADDRESSES))].map((a) => `    listen ${a}:${port}${ssl} backlog=4096;`).join('\n');
 
 /** Origin content and TLS certificate; `bigMiB` is a sparse file, so no disk is written. */
 export function writeOrigin(dir: string, ports: Ports, bigMiB: number): string {
@@ -109,10 +126,10 @@ http {
   keepalive_requests 100000000;
   client_header_timeout 600s;
   server {
-    listen 127.0.0.1:${ports.plain} backlog=4096;${locations}
+${listenAll(ports.plain, '')}${locations}
   }
   server {
-    listen 127.0.0.1:${ports.tls} ssl backlog=4096;
+${listenAll(ports.tls, ' ssl')}
     ssl_certificate ${dir}/origin.crt;
     ssl_certificate_key ${dir}/origin.key;${locations}
   }
@@ -144,7 +161,7 @@ cache_effective_user proxy
 export function writeSquid(dir: string, ports: Ports): string {
   const d = join(dir, 'squid');
   mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, 'hosts'), `127.0.0.1 ${ORIGIN_HOST}\n`);
+  writeFileSync(join(d, 'hosts'), `${ORIGIN_ADDRESSES.squid} ${ORIGIN_HOST}\n`);
   const conf = join(d, 'squid.conf');
   writeFileSync(
     conf,
@@ -207,7 +224,7 @@ export function vigieConfig(ports: Ports, opts: VigieOptions): Record<string, un
     listen: [{ host: '127.0.0.1', port: ports.vigie }],
     // Every load address plays the same classroom: the CM1–CM2 blocklist over the full lists.
     clients: [{ network: '127.0.0.0/8', profile: 'cycle3', name: 'bench' }],
-    hosts: { [ORIGIN_HOST]: '127.0.0.1' },
+    hosts: { [ORIGIN_HOST]: ports.originAddress ?? '127.0.0.1' },
     // The origins listen on loopback, which the destination policy refuses unless allowed.
     destinations: { allow: [{ network: '127.0.0.0/8' }] },
     dns: { servers: ['127.0.0.1:9'] },

@@ -10,11 +10,12 @@ import { vigieConfig, type Ports, type VigieOptions } from './setup.js';
 const ROOT = new URL('../../..', import.meta.url).pathname;
 
 export interface VigieRun {
-  /** The setup's name (vigie, vigie-raw), for its process and data dir. */
+  /** The setup's name (vigie, vigie-raw, vigie-2w), for its process and data dir. */
   name: string;
   tunnels: 'socket' | 'raw';
   workers: number;
-  cpu: number;
+  /** The CPU (or taskset list, e.g. "0,1") it runs on. */
+  cpu: number | string;
   /** `node --cpu-prof` into this dir, or null. */
   profileDir: string | null;
   notes: string[];
@@ -32,7 +33,7 @@ async function vigieOptions(run: VigieRun): Promise<VigieOptions> {
   const workers = 'workers' in props ? run.workers : null;
   const said = [
     !journalKey ? 'journal: the config schema has no `journal` key yet, so Vigie ran without a journal' : !journal ? 'journal: the `journal` key has no `enabled` flag; left at its default' : 'journal: on (journal.enabled)',
-    workers === null ? 'workers: no `workers` key yet (single process)' : `workers: ${workers} (all pinned to CPU ${run.cpu})`,
+    workers === null ? 'workers: no `workers` key yet (single process)' : `${run.name}: workers ${workers}, on CPU ${run.cpu}`,
   ];
   // Both Vigie setups ask: each note once.
   for (const n of said) if (!notes.includes(n)) notes.push(n);
