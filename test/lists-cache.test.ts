@@ -52,13 +52,13 @@ t.test('a compiled file of an older format is rebuilt, not misread', async (t) =
   // The same bytes under the previous format number: its slots would be read with other flags.
   const bytes = readFileSync(file);
   const header = bytes.toString('latin1', 16, 16 + bytes.readUInt32LE(8));
-  t.match(header, /"format":7,/);
-  bytes.write(header.replace('"format":7,', '"format":6,'), 16, 'latin1');
+  t.match(header, /"format":8,/);
+  bytes.write(header.replace('"format":8,', '"format":7,'), 16, 'latin1');
   writeFileSync(file, bytes);
   const lines: string[] = [];
   const again = await loadCompiledUt1(dir, { dataDir, log: createLogger('warn', (l) => lines.push(l)) });
   t.equal(again.source, 'built', 'rebuilt from the sources');
-  t.match(lines.join(''), /compiled file unusable, rebuilding.*format 6, expected 7/);
+  t.match(lines.join(''), /compiled file unusable, rebuilding.*format 7, expected 8/);
   t.ok(again.index.matchHost('x.adult.test', all(again.index.categories.length)));
   const third = await loadCompiledUt1(dir, { dataDir });
   t.equal(third.source, 'cache', 'and the rewritten file is read next time');

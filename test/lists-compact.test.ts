@@ -366,3 +366,19 @@ t.test('a host with hundreds of url rules (searched by length, not scanned) answ
   t.equal(checked, 3000, 'every answer agrees');
   t.ok(urlHits > 1000, `most of them are url hits (${urlHits})`);
 });
+
+t.test('url paths beyond latin1 are kept two bytes a character, through the compiled file', async (t) => {
+  const wideDir = writeLists(tmp(), { adult: { domains: [], urls: ['wide.test/путь/x', 'wide.test/é/'] } });
+  const narrowDir = writeLists(tmp(), { adult: { domains: [], urls: ['narrow.test/é/', 'narrow.test/a'] } });
+  const all = new Uint8Array(1).fill(1);
+  for (const [dir, host, hit, width] of [[wideDir, 'wide.test', '/путь/x/y', 2], [narrowDir, 'narrow.test', '/é/z', 1]] as const) {
+    const { map, compact } = await buildBoth(dir);
+    t.equal(compact.parts.paths.BYTES_PER_ELEMENT, width, `${host}: ${width} byte(s) a character`);
+    const expected = map.matchHostAndUrl(host, hit, all);
+    t.ok(expected, `${host}${hit}: the reference finds its rule`);
+    for (const eng of [compact, CompactIndex.fromBytes(compact.serialize())]) {
+      t.same(eng.matchHostAndUrl(host, hit, all), expected, `${host}${hit} as the reference, entry included`);
+      t.equal(eng.matchHostAndUrl(host, '/other', all), null);
+    }
+  }
+});

@@ -83,7 +83,7 @@ t.test('profile defaults: strict for cycle1–3, moderate YouTube for college, o
   // The supervision API's profiles get the same defaults.
   t.same(normalizeProfile('staff', { mode: 'blocklist' }).safeSearch, OFF);
   t.same(normalizeProfile('cm2-b', { mode: 'blocklist', safeSearch: { bing: false } }).safeSearch, { ...ON, bing: false });
-  const draft = validateDraft({ profiles: { ...cfg.profiles, college: { ...cfg.profiles.college!, safeSearch: { ...ON, youtube: 'off' } } }, lists: {} }, cfg);
+  const draft = await validateDraft({ profiles: { ...cfg.profiles, college: { ...cfg.profiles.college!, safeSearch: { ...ON, youtube: 'off' } } }, lists: {} }, cfg);
   t.equal(draft.profiles.college!.safeSearch.youtube, 'off');
 });
 

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { VigieConfig } from '../config/types.js';
-import { DirectoryWatcher } from '../directory/import.js';
+import type { DirectoryWatcher } from '../directory/import.js';
 import { levelTable, profileForUser, type DirectoryUser } from '../directory/levels.js';
 import { Directory, directoryFile } from '../directory/store.js';
 import type { Logger } from '../log.js';
@@ -105,6 +105,8 @@ export class Identity {
   async start(opts: { watch: boolean } = { watch: true }): Promise<void> {
     await this.refresh(true);
     if (this.config.directory.watch && opts.watch) {
+      // Imported here: only the process that watches the folder runs the AAF import.
+      const { DirectoryWatcher } = await import('../directory/import.js');
       this.watcher = new DirectoryWatcher(this.config.directory.watch, () => (this.writer ??= Directory.open(this.config.dataDir)), this.log, () => void this.refresh(true));
       this.watcher.start();
     }

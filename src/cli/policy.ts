@@ -54,7 +54,7 @@ export function registerPolicy(program: Command): void {
     .description("check a signed bundle as a gateway would: the signature against a public key, then the policy inside against this gateway's config (client networks, time windows)")
     .requiredOption('-k, --key <file>', 'public key, PEM')
     .option('-i, --in <file>', 'signed bundle (default stdin)')
-    .action((opts: CommonOpts & { key: string; in?: string }) => {
+    .action(async (opts: CommonOpts & { key: string; in?: string }) => {
       let p: BundlePayload;
       try {
         p = verifyBundle(JSON.parse(readInput(opts.in)), publicKeyFrom(opts.key, (f) => readFileSync(f, 'utf8')));
@@ -65,7 +65,7 @@ export function registerPolicy(program: Command): void {
       // What the gateway checks next, before it applies the bundle: a good signature on a bad policy is still refused.
       const config = configFrom(opts);
       try {
-        validateDraft({ profiles: structuredClone(p.profiles), lists: Object.fromEntries(Object.entries(p.lists).map(([n, l]) => [n, { ...l, changedIn: 0 }])) }, config);
+        await validateDraft({ profiles: structuredClone(p.profiles), lists: Object.fromEntries(Object.entries(p.lists).map(([n, l]) => [n, { ...l, changedIn: 0 }])) }, config);
       } catch (e) {
         if (!(e instanceof PolicyValidationError)) throw e;
         process.stderr.write(`vigie: good signature, but the policy inside is invalid (a gateway would refuse bundle version ${p.version}):\n${e.problems.map((x) => `  ${x.field}: ${x.message}${x.entry ? ` (${JSON.stringify(x.entry)})` : ''}`).join('\n')}\n`);

@@ -1,6 +1,5 @@
 import type { VigieConfig } from '../config/types.js';
-import { Gateway } from '../gateway.js';
-import { loadListSet } from '../lists/set.js';
+import { ServingGateway } from '../serving.js';
 import { createLogger, type Fields, type Logger } from '../log.js';
 import type { Override } from '../policy/overrides.js';
 import type { FromWorker, PolicyNotice, PortalInit, ToWorker } from './protocol.js';
@@ -53,7 +52,7 @@ const processChannel: Channel = {
 };
 
 /**
- * One proxy worker of `vigie start` in cluster mode: a Gateway that listens on the shared ports,
+ * One proxy worker of `vigie start` in cluster mode: a ServingGateway on the shared ports,
  * with no journal, API or metrics of its own. Its traffic goes to the primary as batched events;
  * its policy follows the primary's notices; it takes new connections only while the primary says
  * the journal can record them. If the primary dies, node:cluster ends this process (fail closed).
@@ -100,12 +99,13 @@ async function start(channel: Channel, id: number, config: VigieConfig, admit: b
   const threaded = channel.kind === 'thread';
   const listSet = threaded
     ? (c: VigieConfig, l: Logger, dir: string) => {
-        if (!shared) return loadListSet(c, l, dir);
+        if (!shared) return import('../lists/set.js').then((m) => m.loadListSet(c, l, dir));
         log.debug('proxy worker: lists viewed in shared memory', { ...channel.ids, version: shared.report.version, bytes: shared.ut1.byteLength + (shared.extra?.file.byteLength ?? 0) });
         return listSetFromShared(shared);
       }
     : undefined;
-  const gateway = new Gateway({ config, log, observers: [relay], journal: false, admit: () => admitted && channel.connected() && (mayLag || unsent < MAX_UNSENT_BATCHES), worker: { reports: (r) => send({ t: 'report', r }) }, reusePort: threaded, listSet });
+  // What serves, alone: the journal, alerts, reports and list updates are the primary's.
+  const gateway = new ServingGateway({ config, log, observers: [relay], admit: () => admitted && channel.connected() && (mayLag || unsent < MAX_UNSENT_BATCHES), worker: { reports: (r) => send({ t: 'report', r }) }, reusePort: threaded, listSet });
   gateway.overrides.replace(overrides);
   // Sessions are the primary's (API, portal): this copy follows them, idle ones included.
   const identity = gateway.identity;

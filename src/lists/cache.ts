@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { CompactIndex } from './compact-index.js';
 import { buildUt1Bytes, buildUt1InProcess, type BuildResult } from './compile.js';
+import { cacheDirOf } from './installed.js';
 import { readShared } from './shared-file.js';
 import { LIST_FILES, listCategories, type LoadReport } from './ut1.js';
 
@@ -40,7 +41,7 @@ interface Manifest {
 
 const WORKER_THRESHOLD_BYTES = 1 << 20;
 
-export const cacheDirOf = (dataDir: string): string => join(resolve(dataDir), 'lists');
+export { cacheDirOf } from './installed.js';
 
 /** A cheap fingerprint of a list folder's files: changes when any file is added, removed or rewritten. */
 export async function sourceStamp(dir: string): Promise<{ stamp: string; bytes: number }> {

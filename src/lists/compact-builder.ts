@@ -1,4 +1,5 @@
 import { CompactIndex } from './compact-index.js';
+import { urlRuleTables } from './compact-urls.js';
 import { fin1, fin2, fingerprint, randomSeeds, step1, step2 } from './hash.js';
 
 /** Tag of an ancestor record: "some entry lies below this name" (not a category). */
@@ -341,7 +342,6 @@ export class CompactIndexBuilder implements ByteListSink {
     const ruleOff = new Uint32Array(this.urlRules.length);
     const ruleLen = new Uint32Array(this.urlRules.length);
     const ruleCat = new Uint16Array(this.urlRules.length);
-    let paths = '';
     const pieces: string[] = [];
     let r = 0;
     let off = 0;
@@ -357,13 +357,18 @@ export class CompactIndexBuilder implements ByteListSink {
       }
     });
     groupStart[hosts.length] = r;
-    paths = pieces.join('');
+    const joined = pieces.join('');
+    // One byte a character when every path fits (UT1's do), else two: charCodeAt compares either.
+    let wide = false;
+    for (let i = 0; i < joined.length && !wide; i++) wide = joined.charCodeAt(i) > 0xff;
+    const paths = wide ? new Uint16Array(joined.length) : new Uint8Array(joined.length);
+    for (let i = 0; i < joined.length; i++) paths[i] = joined.charCodeAt(i);
 
     const counts: CategoryCounts[] = this.names.map((name, c) => ({ name, domains: domainCount[c]!, urls: this.urlCount[c]!, expressions: this.expr[c]!.length }));
     return new CompactIndex({
       version, categories: this.names.slice(), counts, seeds: [this.s1, this.s2], domains: entries, topLevel: this.topLevel,
       domCapacity: dom.capacity, domFp: dom.fp, domSet, setsEmbedded: embed, setStart, setMembers, filterBlocks, domFilter,
-      urlCapacity: url.capacity, urlFp: url.fp, urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths,
+      urlCapacity: url.capacity, urlFp: url.fp, urlGroup, groupStart, ruleOff, ruleLen, ruleCat, paths, ...urlRuleTables(groupStart, ruleOff, ruleLen, paths),
       expressions: this.expr.map((e) => e.slice()),
     });
   }

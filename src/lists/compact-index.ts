@@ -69,7 +69,7 @@ export class CompactIndex implements CategoryIndex {
     this.domScale = homeScale(parts.domCapacity);
     this.urlScale = homeScale(parts.urlCapacity);
     this.mask = parts.setsEmbedded ? EMBED_MASK : FLAG_MASK;
-    this.urlIndex = new UrlRuleIndex(parts.groupStart, parts.ruleOff, parts.ruleLen, parts.ruleCat, parts.paths);
+    this.urlIndex = new UrlRuleIndex(parts);
     this.fp = parts.domFp;
     this.filter = parts.domFilter;
     this.blocks = parts.filterBlocks;
@@ -88,7 +88,7 @@ export class CompactIndex implements CategoryIndex {
   /** Bytes held by the tables (what "bytes per entry" measures). */
   get tableBytes(): number {
     const p = this.parts;
-    return sectionBytes(p) + p.paths.length;
+    return sectionBytes(p);
   }
 
   matchHost(host: string, want: Uint8Array): ListHit | null {
@@ -352,8 +352,7 @@ export class CompactIndex implements CategoryIndex {
   private urlRules(slot: number, host: string, path: string, want: Uint8Array): ListHit | null {
     const r = this.urlIndex.first(this.parts.urlGroup[slot]!, path.toLowerCase(), want);
     if (r === -1) return null;
-    const off = this.parts.ruleOff[r]!;
-    return { category: this.parts.ruleCat[r]!, entry: host + this.parts.paths.slice(off, off + this.parts.ruleLen[r]!), kind: 'url' };
+    return { category: this.parts.ruleCat[r]!, entry: host + this.urlIndex.path(r), kind: 'url' };
   }
 
   hasExpressions(want: Uint8Array): boolean {

@@ -4,7 +4,7 @@ import { loadCategoryLabels } from './labels.js';
 import { loadUt1Index } from './load.js';
 import { extraDirOf, loadExtraLists, ut1DataDate, type ExtraLoad, type ListSourceInfo } from './sources.js';
 import type { CategoryIndex } from './types.js';
-import { resolveUt1Dir } from './update.js';
+import { resolveUt1Dir } from './installed.js';
 import type { LoadReport } from './ut1.js';
 
 /** Everything the gateway, `vigie check` and `vigie lists status` load: one way for all three. */

@@ -6,7 +6,7 @@ import { BUNDLED_EXTRA } from '../paths.js';
 import { loadCompiledUt1 } from './cache.js';
 import type { CategoryCounts, CategoryIndex } from './types.js';
 import { LIST_FILES, listCategories } from './ut1.js';
-import { installedUt1Dir, readUpdateState } from './update.js';
+import { installedUt1Dir, readUpdateState } from './installed.js';
 
 /**
  * Where each loaded list set comes from and how old its data is. The age is the data's own date,

@@ -1,14 +1,13 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
-import type { VigieConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { BUNDLED_UT1 } from '../paths.js';
 import { cacheDirOf, loadCompiledUt1, pruneCompiled } from './cache.js';
+import { readUpdateState, statePath, type UpdateState } from './installed.js';
 import type { CategoryCounts } from './types.js';
 import { listCategories, type LoadReport } from './ut1.js';
 
@@ -19,15 +18,9 @@ import { listCategories, type LoadReport } from './ut1.js';
  * that would drop to zero entries) throws UpdateRejected and leaves the current lists alone.
  */
 
-export class UpdateRejected extends Error {}
+export { installedUt1Dir, readUpdateState, resolveUt1Dir, type UpdateState } from './installed.js';
 
-export interface UpdateState {
-  url: string;
-  etag: string | null;
-  lastModified: string | null;
-  /** `dataTime`: the tarball's Last-Modified (ISO), the age of its data; null when the server sent none. */
-  installed: { dir: string; version: string; sha256: string; at: string; dataTime?: string | null } | null;
-}
+export class UpdateRejected extends Error {}
 
 export interface UpdateOptions {
   url: string;
@@ -50,34 +43,10 @@ export type UpdateResult =
   | { status: 'installed'; dir: string; version: string; bytes: number; report: LoadReport; counts: CategoryCounts[]; seconds: number }
   | { status: 'unchanged'; dir: string; version: string };
 
-const STATE_FILE = 'update.json';
 const MIN_BYTES = 1024;
 /** Extracted size allowed per downloaded byte (UT1 compresses ~5x; this stops gzip bombs). */
 const MAX_EXPANSION = 20;
 const DEFAULT_MAX_EXTRACT = 2 * 1073741824;
-
-const statePath = (dataDir: string) => join(cacheDirOf(dataDir), STATE_FILE);
-
-export async function readUpdateState(dataDir: string): Promise<UpdateState | null> {
-  try {
-    return JSON.parse(await readFile(statePath(dataDir), 'utf8')) as UpdateState;
-  } catch {
-    return null;
-  }
-}
-
-/** The installed (updated) UT1 folder, if any and still there. */
-export async function installedUt1Dir(dataDir: string): Promise<string | null> {
-  const s = await readUpdateState(dataDir);
-  if (!s?.installed) return null;
-  const dir = join(cacheDirOf(dataDir), s.installed.dir);
-  return existsSync(dir) ? dir : null;
-}
-
-/** Which UT1 folder the gateway uses: the configured one, else the last update, else the bundled lists. */
-export async function resolveUt1Dir(config: VigieConfig): Promise<string> {
-  return config.lists.ut1 ?? (await installedUt1Dir(config.dataDir)) ?? BUNDLED_UT1;
-}
 
 async function writeState(dataDir: string, state: UpdateState): Promise<void> {
   const file = statePath(dataDir);

@@ -1,11 +1,12 @@
-import http from 'node:http';
+import type { Server } from 'node:http';
+import { http } from '../net/http.js';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ListenAddress } from '../config/types.js';
 import { ownListeners } from '../net/own-listeners.js';
 
 export interface MetricsServer {
-  readonly server: http.Server;
+  readonly server: Server;
   readonly address: { host: string; port: number };
   close(): Promise<void>;
 }

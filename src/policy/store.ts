@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ajv } from '../ajv.js';
+import type { ValidateFunction } from 'ajv';
 import { completeSafeSearch } from '../config/defaults.js';
 import { configSchema } from '../config/schema.js';
 import { windowsOf, type ProfileConfig, type ProfileInput, type RuleSet, type VigieConfig } from '../config/types.js';
@@ -53,7 +53,6 @@ export const LIST_NAME = /^(?!__proto__$)[A-Za-z0-9_.-]{1,64}$/;
 
 const uniq = (xs: string[]): string[] => [...new Set(xs)];
 
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
 /** The profile schema of the config file, reused so a profile means the same thing everywhere. */
 export const profileSchema = configSchema.properties.profiles.additionalProperties;
 const stringArray = { type: 'array', items: { type: 'string' } } as const;
@@ -73,7 +72,18 @@ const stateSchema = {
     },
   },
 } as const;
-const validateState = ajv.compile(stateSchema);
+let validateState: ValidateFunction | null = null;
+/**
+ * Compiled at the first check, not at import: a proxy worker that only applies the policy never
+ * validates one, and ajv with its compiled schema is about 1.5 MiB of heap per isolate.
+ */
+async function stateValidator(): Promise<ValidateFunction> {
+  if (!validateState) {
+    const { Ajv } = await import('../ajv.js');
+    validateState = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true }).compile(stateSchema);
+  }
+  return validateState;
+}
 
 const fullRules = (p: Partial<RuleSet>) => ({
   mode: p.mode ?? 'blocklist',
@@ -96,7 +106,8 @@ export function normalizeProfile(id: string, p: ProfileInput): ProfileConfig {
  * Checks a whole draft the way the snapshot will use it: shapes (ajv), list entries one by one,
  * references between profiles, lists and time windows. Throws PolicyValidationError.
  */
-export function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = ''): PolicyDraft {
+export async function validateDraft(draft: PolicyDraft, config: VigieConfig, prefix = ''): Promise<PolicyDraft> {
+  const validateState = await stateValidator();
   if (!validateState(draft)) {
     throw new PolicyValidationError((validateState.errors ?? []).map((e) => ({ field: `${prefix}${e.instancePath}` || '/', message: e.message ?? 'invalid' })));
   }
@@ -277,7 +288,7 @@ export class PolicyStore {
     const run = async (): Promise<PolicyState> => {
       const draft: PolicyDraft = structuredClone({ profiles: this.state.profiles, lists: this.state.lists });
       await mutate(draft);
-      const next = validateDraft(draft, this.config);
+      const next = await validateDraft(draft, this.config);
       const version = this.state.meta.version + 1;
       for (const [name, l] of Object.entries(next.lists)) {
         const before = own(this.state.lists, name);
@@ -354,7 +365,7 @@ export class PolicyStore {
     if (!doc || typeof doc !== 'object' || doc.meta?.version !== v) throw new Error(`${fileName(v)}: not version ${v}`);
     // Profiles added to the config file since that version still apply; stored ones win by name.
     const merged = { ...structuredClone(this.config.profiles), ...doc.profiles };
-    const { profiles, lists } = validateDraft({ profiles: merged, lists: doc.lists }, this.config, fileName(v));
+    const { profiles, lists } = await validateDraft({ profiles: merged, lists: doc.lists }, this.config, fileName(v));
     for (const [name, l] of Object.entries(lists)) l.changedIn = doc.lists[name]?.changedIn ?? v;
     return { meta: doc.meta, profiles, lists };
   }

@@ -6,7 +6,7 @@
  * Pure functions over latin1 strings (one char per byte), testable without sockets.
  */
 
-import { METHODS as NODE_METHODS } from 'node:http';
+import { http } from '../net/http.js';
 import { HOP_BY_HOP } from './headers.js';
 import { DIRTY, TOKEN } from './http-bytes.js';
 
@@ -16,7 +16,7 @@ export { ChunkedScanner } from './chunked.js';
 export const CRLF2 = Buffer.from('\r\n\r\n');
 
 /** The methods node's parser (llhttp) takes: any other one it refuses, so the fast path never forwards it. */
-const METHODS: ReadonlySet<string> = new Set(NODE_METHODS);
+const METHODS: ReadonlySet<string> = new Set(http.METHODS);
 
 /**
  * A request target the fast path forwards: visible ASCII only (RFC 9112 §3.2; llhttp refuses

@@ -17,7 +17,8 @@
  *   that is no block (503, 407, DNS).
  * ALPN offered to the client: http/1.1 only (what the inner server speaks).
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../net/http.js';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import type { InterceptMode, VigieConfig } from '../config/types.js';
@@ -82,7 +83,7 @@ export interface InterceptStats {
 export class Interceptor {
   readonly leaves: LeafIssuer;
   readonly stats: InterceptStats = { terminated: 0, excluded: 0, handshakeFailures: 0 };
-  private readonly web: http.Server;
+  private readonly web: Server;
   /** Verified TLS connections to origins, kept alive and shared by every terminated connection. */
   private readonly pool: UpstreamPool;
   /** The node:http path's way to the same pool. */
@@ -201,7 +202,7 @@ export class Interceptor {
   }
 
   /** The HTTP/1.1 server inside terminated connections (never listening: it is given them). */
-  private createWeb(): http.Server {
+  private createWeb(): Server {
     const { limits, timeouts } = this.host.config;
     const web = http.createServer({ maxHeaderSize: limits.maxHeaderBytes, requestTimeout: 0, headersTimeout: timeouts.headersMs, keepAliveTimeout: timeouts.idleMs, noDelay: true });
     web.timeout = timeouts.idleMs;

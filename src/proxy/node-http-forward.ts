@@ -1,4 +1,5 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
+import { http } from '../net/http.js';
 import type { Socket } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
@@ -43,7 +44,7 @@ export function refuseConnection(socket: Socket, status: number): void {
  */
 export class NodeHttpForwarder {
   /** Node's HTTP server, never listening itself: it gets the connections handed over. */
-  private readonly server: http.Server;
+  private readonly server: Server;
   /** Node's client takes origin connections from the pool through it (src/proxy/origin-stream.ts). */
   private readonly agent: PoolAgent;
 
@@ -73,7 +74,7 @@ export class NodeHttpForwarder {
     this.agent.destroy();
   }
 
-  private createServer(): http.Server {
+  private createServer(): Server {
     const { config } = this.ctx;
     const server = http.createServer({
       maxHeaderSize: config.limits.maxHeaderBytes,
@@ -153,7 +154,7 @@ export class NodeHttpForwarder {
     if (r.problem !== null) this.ctx.emit('upstreamError', r.problem);
     if (res.destroyed) return;
     const body = Buffer.from(r.body);
-    const headers: http.OutgoingHttpHeaders = { 'Content-Type': r.html ? HTML : TEXT, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.ctx.via };
+    const headers: OutgoingHttpHeaders = { 'Content-Type': r.html ? HTML : TEXT, 'Content-Length': body.length, 'Cache-Control': 'no-store', Via: this.ctx.via };
     if (r.retryAfter) headers['Retry-After'] = '5';
     if (r.challenge !== null) headers['Proxy-Authenticate'] = r.challenge;
     if (r.location !== null) headers.Location = r.location;

@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { http } from '../net/http.js';
 import type { Socket } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';
@@ -323,7 +323,7 @@ export abstract class OriginExchange implements UpstreamUser {
 
   /** Answers the current request from the proxy itself (block, error and refusal pages). */
   protected reply(status: number, type: string, body: Buffer, extra = ''): void {
-    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nVia: ${this.ctx.via}\r\n${extra}${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n`;
+    const head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: ${type}\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nVia: ${this.ctx.via}\r\n${extra}${this.closeAfter ? 'Connection: close\r\n' : ''}\r\n`;
     if (this.rec !== null) this.rec.status = status;
     this.headSent = true;
     const s = this.socket;

@@ -1,4 +1,5 @@
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, RequestOptions, ServerResponse } from 'node:http';
+import { http } from '../net/http.js';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { forwardHeaders } from './headers.js';
@@ -189,7 +190,7 @@ export class PoolAgent extends http.Agent {
    * client gone, the origin request goes too. `failed` gets node's client errors.
    */
   relay(req: IncomingMessage, res: ServerResponse, to: PoolTarget, path: string, headers: string[], via: string, failed: (err: NodeJS.ErrnoException) => void): void {
-    const options: http.RequestOptions & PoolRequestOptions = {
+    const options: RequestOptions & PoolRequestOptions = {
       host: to.address,
       family: to.family,
       port: to.port,
@@ -198,14 +199,14 @@ export class PoolAgent extends http.Agent {
       name: to.connectHost,
       method: req.method,
       path,
-      headers: headers as unknown as http.OutgoingHttpHeaders,
+      headers: headers as unknown as OutgoingHttpHeaders,
       setHost: false,
       agent: this,
     };
     const upstream = http.request(options);
     upstream.on('response', (up) => {
       (upstream.socket as unknown as OriginStream).clientBehind = () => res.writableNeedDrain || up.isPaused();
-      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, via) as unknown as http.OutgoingHttpHeaders);
+      res.writeHead(up.statusCode ?? 502, up.statusMessage, forwardHeaders(up.rawHeaders, via) as unknown as OutgoingHttpHeaders);
       up.pipe(res);
       up.on('error', () => res.destroy());
       up.on('aborted', () => res.destroy());

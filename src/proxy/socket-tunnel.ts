@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { http } from '../net/http.js';
 import net, { type Socket } from 'node:net';
 import type { VigieConfig } from '../config/types.js';
 import type { ConnectionRecord } from './events.js';

@@ -11,7 +11,8 @@
  *   client aimed at, which a redirect hides anyway), sending the ClientHello first. Refused: a
  *   TLS alert (access_denied) after the journal row. No name, or an address: refused the same way.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { http } from '../net/http.js';
 import net, { type Socket } from 'node:net';
 import { TRANSPARENT_TARGET_PORT } from '../config/defaults.js';
 import type { TransparentListener, VigieConfig } from '../config/types.js';
