@@ -31,6 +31,7 @@ import { topFrames, type Frame } from './proxy/profile.js';
 import { SETUPS, markdown, summarize, type Measure, type Sample, type Setup } from './proxy/report.js';
 import { ORIGIN_ADDRESSES, ORIGIN_HOST, ensureTools, writeOrigin, writeSquid, writeTinyproxy, type Ports } from './proxy/setup.js';
 import { issueTargets, type IdleResult } from './proxy/targets.js';
+import { buildSetupLoop } from './proxy/setup-loop.js';
 import { tlsSetupRate } from './proxy/tls-setup.js';
 import { machine, startVigie, versions } from './proxy/vigie.js';
 import { wrk, writeWrkScript } from './proxy/wrk.js';
@@ -163,6 +164,7 @@ async function proxyPhases() {
   log(`all setups answer (${setups.join(', ')}); ports ${JSON.stringify(ports)}`);
 
   const script = writeWrkScript(tmpDir);
+  if (PHASES.has('setup') && buildSetupLoop(tmpDir, log)) notes.push('tunnel set-ups: the C client (test/bench/proxy/setup-loop.c; BENCH_NODE_SETUP_CLIENT=1 for the Node one)');
   const wrkFor = (s: Setup, path: string, connections: number, seconds: number) => {
     const t = targets[s]!;
     const host = `${t.originHost}:${t.originPort}`;

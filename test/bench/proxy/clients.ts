@@ -6,6 +6,7 @@
  * bounded in time and count.
  */
 import { execFile } from 'node:child_process';
+import { cSetupRate, setupLoopBinary } from './setup-loop.js';
 import net from 'node:net';
 import { rawBinding, writeRaw, type RawBinding, type TcpHandle } from '../../../src/proxy/raw.js';
 import { track } from './procs.js';
@@ -73,9 +74,13 @@ export interface RateResult {
  *
  * On Node's raw TCP handles where it can (`net.Socket` otherwise): with sockets, this client
  * needed ~108 µs of its core per set-up through Squid, nginx included, so it capped every proxy
- * at ~9k set-ups/s, below what Vigie's tunnels on raw handles can take.
+ * at ~9k set-ups/s, below what Vigie's tunnels on raw handles can take. Still ~60 % of the load
+ * core at 6k set-ups/s: setup-loop.c does the same work where a C compiler is (buildSetupLoop).
  */
 export function tunnelSetupRate(t: Target, loops: number, seconds: number): Promise<RateResult> {
+  // The C client (setup-loop.c) where it was built: a fraction of this one's CPU per set-up.
+  const bin = setupLoopBinary();
+  if (bin !== null) return cSetupRate(bin, t.port, t.viaProxy, `${t.originHost}:${t.originPort}`, loops, seconds);
   return rawBinding !== null && process.env.BENCH_SOCKET_CLIENT !== '1' ? rawSetupRate(rawBinding, t, loops, seconds) : socketSetupRate(t, loops, seconds);
 }
 
