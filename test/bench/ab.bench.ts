@@ -26,6 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { fixedRate, tunnelSetupRate, type Target } from './proxy/clients.js';
 import { cpuTicks, freePort, startPinned, stopAll, killAllNow, waitForOutput, waitForPort, type Proc } from './proxy/procs.js';
 import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, type Ports } from './proxy/setup.js';
+import { median } from './common.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -94,10 +95,6 @@ interface Row {
   b: number[];
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
-};
 const fmt = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2)) : '–');
 
 async function main(): Promise<void> {

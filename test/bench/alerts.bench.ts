@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { fixedRate, type Target } from './proxy/clients.js';
 import { cpuTicks, freePort, killAllNow, startPinned, stopAll, waitForOutput, waitForPort, type Proc } from './proxy/procs.js';
 import { ORIGIN_HOST, ensureTools, vigieConfig, writeOrigin, type Ports } from './proxy/setup.js';
+import { median } from './common.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -32,10 +33,6 @@ const RATE = num('RATE', 4000);
 const WATCHED_HOST = '14words.com';
 const log = (s: string) => process.stderr.write(`[bench:alerts ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const fmt = (x: number) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));
 
 async function main(): Promise<void> {

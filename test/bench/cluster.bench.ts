@@ -22,7 +22,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { tmp } from '../helpers.js';
-import { freePort, startSmallOrigin } from './common.js';
+import { freePort, median, startSmallOrigin } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? 5);
@@ -59,10 +59,6 @@ async function tunnels(port: number, target: string, seconds: number): Promise<{
   return { rps: made / ((performance.now() - t0) / 1000), errors };
 }
 const ROOT = new URL('../..', import.meta.url).pathname;
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const TICK = 100; // clock ticks per second on Linux
 
 /** CPU seconds (user + system) a process used so far. */

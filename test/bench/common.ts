@@ -3,6 +3,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 export { freePort } from '../helpers.js';
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
+};
+
 /** A keep-alive origin answering 200 B to everything, in its own process so it has its own event loop. */
 const ORIGIN = `
 const http = require('node:http');

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { UncleanStop } from '../../src/journal/marker.js';
 import { JournalQuery } from '../../src/journal/reader.js';
 import { DEAD_DNS, freePort, TEST_LISTS, writeLists } from '../helpers.js';
+import { median } from './common.js';
 
 const num = (name: string, dflt: number) => {
   const n = Number(process.env[name] ?? dflt);
@@ -163,10 +164,6 @@ async function main(): Promise<void> {
     }
   }
   origin.close();
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
   const lines = [
     `SIGKILL at ${RATE} req/s (small requests), ${ROUNDS} rounds per setting, alternating; median [min–max]`,
     '',

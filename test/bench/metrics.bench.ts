@@ -15,7 +15,7 @@ import { MetricsObserver } from '../../src/metrics/observer.js';
 import { createGatewayMetrics } from '../../src/metrics/registry.js';
 import type { ConnectionRecord } from '../../src/proxy/events.js';
 import { tmp } from '../helpers.js';
-import { freePort, startSmallOrigin, waitFor } from './common.js';
+import { freePort, median, startSmallOrigin, waitFor } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 2);
@@ -92,10 +92,6 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main() {
   const micro = await observerCost();
