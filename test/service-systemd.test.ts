@@ -19,6 +19,16 @@ t.test('the unit asks for what the issue lists', async (t) => {
   t.notMatch(unit, /^MemoryDenyWriteExecute=yes/m, 'V8 needs W^X off');
 });
 
+t.test('the unit, npm start and the image give node the same flags', async (t) => {
+  const flags = (line: string | undefined) => (line ?? '').split(/\s+/).filter((a) => a.startsWith('--'));
+  const unitFlags = flags(/^ExecStart=\S+\/node((?: --?\S+)*) \S+\/cli\.js start/m.exec(unit)?.[1]);
+  t.ok(unitFlags.includes('--no-node-snapshot'), `the unit starts node without its startup snapshot (${unitFlags.join(' ')})`);
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.same(flags(/^node((?: --?\S+)*) dist\/cli\.js start$/.exec(pkg.scripts.start!)?.[1]), unitFlags, 'npm start');
+  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(REPO, 'deploy', 'docker', 'Dockerfile'), 'utf8'))?.[1];
+  t.same((JSON.parse(entry ?? '[]') as string[]).filter((a) => a.startsWith('--')), unitFlags, 'the image');
+});
+
 t.test('systemd-analyze verify accepts the unit', async (t) => {
   if (!has('systemd-analyze')) {
     t.pass('systemd-analyze verify', { skip: 'systemd-analyze not installed (apt-get install systemd)' });

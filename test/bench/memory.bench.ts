@@ -4,7 +4,8 @@
  * domains) or the bundled lists (SYNTHETIC=0), for each WORKERS entry (`n` or `n:runtime`). Per
  * gateway: the time to the first blocked answer from a list entry, cold (compiled from the text
  * lists) and warm (from the compiled index), then PSS summed over its processes (smaps_rollup)
- * after it idles, and its peak (VmHWM, per process), the gateway on a private copy of node (NODE).
+ * after it idles, and its peak (VmHWM, per process), the gateway on a private copy of node (NODE)
+ * with the node flags of the systemd unit (UNIT_FLAGS: what a school box runs).
  * Loopback only; one gateway at a time.
  *
  *   npm run build && node --import tsx test/bench/memory.bench.ts
@@ -38,6 +39,12 @@ const NODE = (() => {
   const copy = join(tmp('vigie-bench-memory-node-'), 'node');
   copyFileSync(process.execPath, copy);
   return copy;
+})();
+/** The node flags in deploy/systemd/vigie.service's ExecStart (npm start and the image pass the same). */
+const UNIT_FLAGS = (() => {
+  const exec = /^ExecStart=\S+\/node((?: --?[\w-]+(?:=\S+)?)*) \S+\/cli\.js start/m.exec(readFileSync(join(ROOT, 'deploy/systemd/vigie.service'), 'utf8'));
+  if (!exec) throw new Error('deploy/systemd/vigie.service: no ExecStart=…/node [flags] …/cli.js start line');
+  return exec[1]!.trim().split(/\s+/).filter(Boolean);
 })();
 /** A bundled adult entry (the extra lists'), for SYNTHETIC=0. */
 const BUNDLED_PROBE = gunzipSync(readFileSync(join(ROOT, 'lists/extra/porn-sinfonietta/domains.gz'))).toString('latin1').split('\n')[1]!.trim();
@@ -123,7 +130,7 @@ async function run(spec: string, lists: string | null, data: string): Promise<{ 
     ...(lists ? { lists: { ut1: lists } } : {}),
   }));
   const t0 = performance.now();
-  const child = spawn(NODE, [...flags, join(ROOT, 'dist/cli.js'), 'start', '--config', cfg, '--data', data], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(NODE, [...UNIT_FLAGS, ...flags, join(ROOT, 'dist/cli.js'), 'start', '--config', cfg, '--data', data], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
@@ -161,7 +168,7 @@ async function main() {
     rmSync(data, { recursive: true, force: true });
   }
   console.log(`\nVigie memory — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`lists: ${lists ? `UT1 (${UT1}) + ${SYNTHETIC} synthetic adult domains` : 'bundled'}; idle ${IDLE_SECONDS} s after the first blocked answer; PSS summed over the gateway's processes, node's code included (a private copy)\n`);
+  console.log(`lists: ${lists ? `UT1 (${UT1}) + ${SYNTHETIC} synthetic adult domains` : 'bundled'}; idle ${IDLE_SECONDS} s after the first blocked answer; PSS summed over the gateway's processes, node's code included (a private copy); node flags of the unit: ${UNIT_FLAGS.join(' ') || 'none'}\n`);
   console.log('| workers | runtime | first block, cold (s) | first block, compiled (s) | PSS idle (MiB) | peak, sum of VmHWM (MiB) |');
   console.log('|---|---|---:|---:|---:|---:|');
   for (const r of rows) console.log(`| ${r.name} | ${r.runtime} | ${r.coldS.toFixed(2)} | ${r.warmS.toFixed(2)} | ${r.pss.toFixed(0)} | ${r.peak.toFixed(0)} |`);
