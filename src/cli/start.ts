@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { memoryFigures } from '../cluster/memory.js';
 import { createWorkers } from '../cluster/runtime.js';
 import { Gateway } from '../gateway.js';
+import { releaseHeapWhenIdle } from '../heap-release.js';
 import { createLogger } from '../log.js';
 import { createGatewayMetrics } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
@@ -135,6 +136,7 @@ export function registerStart(program: Command): void {
       }
       // Filtering goes on without the API: a port conflict must not take the school offline.
       if (config.supervision.enabled) supervision = await (await import('../supervision/server.js')).startSupervision({ gateway, log, registry: metrics?.registry }).catch((e: Error) => (log.error(`supervision API not started: ${e.message}`), null));
+      releaseHeapWhenIdle();
       log.info('gateway ready', { seconds: ((performance.now() - t0) / 1000).toFixed(2), rssMiB: Math.round(process.memoryUsage().rss / 1048576), ...(clustered ? { workers: clustered.workerPids.join(','), runtime: clustered.runtime.kind } : {}) });
     });
 }

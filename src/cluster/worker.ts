@@ -6,6 +6,7 @@ import type { FromWorker, PolicyNotice, PortalInit, ToWorker } from './protocol.
 import { memoryFigures } from './memory.js';
 import { RelayObserver } from './relay.js';
 import { listSetFromShared, type SharedLists } from './shared-lists.js';
+import { releaseHeapWhenIdle } from '../heap-release.js';
 
 /**
  * The primary already says what matters once for the whole gateway (lists loaded, policy
@@ -66,6 +67,7 @@ export function runProxyWorker(): void {
 
 /** A proxy worker on `channel`: asks the primary for its init, then serves (a process or a thread). */
 export function runProxyMember(channel: Channel): void {
+  releaseHeapWhenIdle();
   // Before init, other notices are stale: init carries the current admit state and policy.
   const onFirst = (first: ToWorker) => {
     if (first.t !== 'init') return;

@@ -6,6 +6,7 @@ import type { FileAccess } from './files.js';
 import { findUncleanStop, HEARTBEAT_MS, removeMarker, touchMarker, writeMarker, type UncleanStop } from './marker.js';
 import { Pacer } from './pacer.js';
 import { JournalWriter } from './writer.js';
+import { releaseHeapWhenIdle } from '../heap-release.js';
 
 /** Messages between the journal (proxy thread) and its writer thread. */
 export type ToWorker =
@@ -91,6 +92,7 @@ function setWriterPriority(nice: number | null | undefined): WriterPriority {
 }
 
 const cfg = workerData as WorkerConfig;
+releaseHeapWhenIdle();
 const port = parentPort!;
 const post = (m: FromWorker) => port.postMessage(m);
 

@@ -22,7 +22,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { tmp } from '../helpers.js';
-import { freePort, median, startSmallOrigin } from './common.js';
+import { freePort, median, startSmallOrigin, unitNodeFlags } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? 5);
@@ -98,7 +98,7 @@ async function startGateway(workers: string, originPort: number): Promise<Gw> {
       log: { level: 'info' },
     }),
   );
-  const child = spawn(process.execPath, [...flags, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...unitNodeFlags(), ...flags, join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const end = Date.now() + 120_000;

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmp } from '../helpers.js';
-import { freePort, startSmallOrigin, treeRssMiB, waitFor } from './common.js';
+import { freePort, startSmallOrigin, treeRssMiB, unitNodeFlags, waitFor } from './common.js';
 import { load, type LoadResult } from './loadgen.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_PHASE ?? process.env.SECONDS ?? 5);
@@ -37,7 +37,7 @@ async function main() {
     }),
   );
   const t0 = performance.now();
-  const gw = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const gw = spawn(process.execPath, [...unitNodeFlags(), join(ROOT, 'dist/cli.js'), 'start', '--config', cfgFile, '--data', join(dir, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let gwLog = '';
   gw.stderr!.on('data', (d: Buffer) => (gwLog += d.toString()));
   await waitFor(gw, /proxy listening/, 30_000);

@@ -9,7 +9,11 @@
  * Loopback only; one gateway at a time.
  *
  *   npm run build && node --import tsx test/bench/memory.bench.ts
- *   (WORKERS=1,2:threads,2:processes SYNTHETIC=4600000 UT1=/work/shared/lists/ut1 IDLE_SECONDS=5)
+ *   (WORKERS=1,2:threads,2:processes SYNTHETIC=4600000 UT1=/work/shared/lists/ut1 IDLE_SECONDS=5
+ *    SETTLED_SECONDS=30)
+ * Two readings of the compiled start: IDLE_SECONDS after the first blocked answer (start-up's
+ * pages still held) and SETTLED_SECONDS after it (0: skipped), once each thread, quiet for a whole
+ * period, has handed its spare heap back (src/heap-release.ts: within 20 s of the last work).
  * `n:threads:coordinates`: `mainThreadServes: false` (n threads beside a main thread that serves
  * nothing; plain `n:threads` = the main thread serving beside n − 1 threads).
  * `@flag` after an entry gives node that flag, e.g. `2:threads@--semi-space-growth-factor=2` (V8's
@@ -22,13 +26,14 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { tmp } from '../helpers.js';
-import { freePort } from './common.js';
+import { freePort, unitNodeFlags } from './common.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const SYNTHETIC = Number(process.env.SYNTHETIC ?? 4_600_000);
 const UT1 = process.env.UT1 ?? join(ROOT, '../../shared/lists/ut1');
 const WORKERS = (process.env.WORKERS ?? '1,2').split(',');
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 5);
+const SETTLED_SECONDS = Number(process.env.SETTLED_SECONDS ?? 30);
 const PROBE = 'probe-listed.test';
 /**
  * The gateway runs on its own copy of node: PSS divides a file's resident pages between the
@@ -40,12 +45,8 @@ const NODE = (() => {
   copyFileSync(process.execPath, copy);
   return copy;
 })();
-/** The node flags in deploy/systemd/vigie.service's ExecStart (npm start and the image pass the same). */
-const UNIT_FLAGS = (() => {
-  const exec = /^ExecStart=\S+\/node((?: --?[\w-]+(?:=\S+)?)*) \S+\/cli\.js start/m.exec(readFileSync(join(ROOT, 'deploy/systemd/vigie.service'), 'utf8'));
-  if (!exec) throw new Error('deploy/systemd/vigie.service: no ExecStart=…/node [flags] …/cli.js start line');
-  return exec[1]!.trim().split(/\s+/).filter(Boolean);
-})();
+/** What the systemd unit gives node (a school box's gateway). */
+const UNIT_FLAGS = unitNodeFlags();
 /** A bundled adult entry (the extra lists'), for SYNTHETIC=0. */
 const BUNDLED_PROBE = gunzipSync(readFileSync(join(ROOT, 'lists/extra/porn-sinfonietta/domains.gz'))).toString('latin1').split('\n')[1]!.trim();
 
@@ -112,12 +113,13 @@ interface Row {
   coldS: number;
   warmS: number;
   pss: number;
+  settled: number;
   peak: number;
   runtime: string;
 }
 
 /** Starts a gateway on `data`, times its first 403 for PROBE, measures it idle, stops it. */
-async function run(spec: string, lists: string | null, data: string): Promise<{ s: number; pss: number; peak: number; runtime: string }> {
+async function run(spec: string, lists: string | null, data: string, settle: boolean): Promise<{ s: number; pss: number; settled: number; peak: number; runtime: string }> {
   const [workers, ...flags] = spec.split('@');
   const [n, runtime, main] = workers!.split(':');
   const dir = tmp('vigie-bench-memory-gw-');
@@ -142,11 +144,17 @@ async function run(spec: string, lists: string | null, data: string): Promise<{ 
       await new Promise((r) => setTimeout(r, 20));
     }
     const s = (performance.now() - t0) / 1000;
-    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
     const pids = [child.pid!, ...children(child.pid!)];
-    const pss = pids.reduce((x, p) => x + kib(p, 'smaps_rollup', 'Pss'), 0) / 1024;
+    const pssNow = () => pids.reduce((x, p) => x + kib(p, 'smaps_rollup', 'Pss'), 0) / 1024;
+    await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+    const pss = pssNow();
+    let settled = NaN;
+    if (settle && SETTLED_SECONDS > IDLE_SECONDS) {
+      await new Promise((r) => setTimeout(r, (SETTLED_SECONDS - IDLE_SECONDS) * 1000));
+      settled = pssNow();
+    }
     const peak = pids.reduce((x, p) => x + kib(p, 'status', 'VmHWM'), 0) / 1024;
-    return { s, pss, peak, runtime: /runtime=(\w+)/.exec(log)?.[1] ?? 'one process' };
+    return { s, pss, settled, peak, runtime: /runtime=(\w+)/.exec(log)?.[1] ?? 'one process' };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -161,17 +169,17 @@ async function main() {
   const rows: Row[] = [];
   for (const spec of WORKERS) {
     const data = tmp('vigie-bench-memory-data-');
-    const cold = await run(spec, lists, data);
-    const warm = await run(spec, lists, data);
-    rows.push({ name: spec, coldS: cold.s, warmS: warm.s, pss: warm.pss, peak: Math.max(cold.peak, warm.peak), runtime: warm.runtime });
-    process.stderr.write(`${spec}: cold ${cold.s.toFixed(2)} s, warm ${warm.s.toFixed(2)} s, PSS idle ${warm.pss.toFixed(0)} MiB (cold start's: ${cold.pss.toFixed(0)}), peak ${cold.peak.toFixed(0)} MiB\n`);
+    const cold = await run(spec, lists, data, false);
+    const warm = await run(spec, lists, data, true);
+    rows.push({ name: spec, coldS: cold.s, warmS: warm.s, pss: warm.pss, settled: warm.settled, peak: Math.max(cold.peak, warm.peak), runtime: warm.runtime });
+    process.stderr.write(`${spec}: cold ${cold.s.toFixed(2)} s, warm ${warm.s.toFixed(2)} s, PSS idle ${warm.pss.toFixed(0)} MiB (cold start's: ${cold.pss.toFixed(0)}), settled ${warm.settled.toFixed(0)} MiB, peak ${cold.peak.toFixed(0)} MiB\n`);
     rmSync(data, { recursive: true, force: true });
   }
   console.log(`\nVigie memory — ${new Date().toISOString()} — node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`lists: ${lists ? `UT1 (${UT1}) + ${SYNTHETIC} synthetic adult domains` : 'bundled'}; idle ${IDLE_SECONDS} s after the first blocked answer; PSS summed over the gateway's processes, node's code included (a private copy); node flags of the unit: ${UNIT_FLAGS.join(' ') || 'none'}\n`);
-  console.log('| workers | runtime | first block, cold (s) | first block, compiled (s) | PSS idle (MiB) | peak, sum of VmHWM (MiB) |');
-  console.log('|---|---|---:|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.name} | ${r.runtime} | ${r.coldS.toFixed(2)} | ${r.warmS.toFixed(2)} | ${r.pss.toFixed(0)} | ${r.peak.toFixed(0)} |`);
+  console.log(`lists: ${lists ? `UT1 (${UT1}) + ${SYNTHETIC} synthetic adult domains` : 'bundled'}; PSS ${IDLE_SECONDS} s and ${SETTLED_SECONDS} s (settled) after the first blocked answer, no traffic; PSS summed over the gateway's processes, node's code included (a private copy); node flags of the unit: ${UNIT_FLAGS.join(' ') || 'none'}\n`);
+  console.log(`| workers | runtime | first block, cold (s) | first block, compiled (s) | PSS at ${IDLE_SECONDS} s (MiB) | PSS settled, ${SETTLED_SECONDS} s (MiB) | peak, sum of VmHWM (MiB) |`);
+  console.log('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.name} | ${r.runtime} | ${r.coldS.toFixed(2)} | ${r.warmS.toFixed(2)} | ${r.pss.toFixed(0)} | ${Number.isNaN(r.settled) ? '–' : r.settled.toFixed(0)} | ${r.peak.toFixed(0)} |`);
   if (lists) rmSync(lists, { recursive: true, force: true });
   rmSync(join(NODE, '..'), { recursive: true, force: true });
 }

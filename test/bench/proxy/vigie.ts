@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { unitNodeFlags } from '../common.js';
 import { startPinned, waitForOutput, type Proc } from './procs.js';
 import { vigieConfig, type Ports, type VigieOptions } from './setup.js';
 
@@ -56,7 +57,7 @@ export async function startVigie(dir: string, ports: Ports, run: VigieRun): Prom
     loadConfig(file);
   }
   const prof = run.profileDir !== null ? ['--cpu-prof', '--cpu-prof-dir', run.profileDir] : [];
-  const p = startPinned(run.name, run.cpu, [process.execPath, ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, `${run.name}-data`)]);
+  const p = startPinned(run.name, run.cpu, [process.execPath, ...unitNodeFlags(), ...prof, join(ROOT, 'dist/cli.js'), 'start', '--config', file, '--data', join(dir, `${run.name}-data`)]);
   const t0 = performance.now();
   await waitForOutput(p, /gateway ready/, 180_000);
   log(`${run.name} (tunnels ${run.tunnels}) ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (full bundled lists)`);
