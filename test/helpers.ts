@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -214,4 +214,15 @@ export function tlsGet(socket: net.Socket, servername: string): Promise<string> 
     t.on('end', () => resolve(out));
     t.on('error', reject);
   });
+}
+
+/**
+ * The node flags of deploy/systemd/vigie.service's ExecStart (npm start and the image pass the
+ * same, test/service-systemd.test.ts): the benches start `vigie start` as a school box runs it.
+ */
+export function unitNodeFlags(): string[] {
+  const unit = readFileSync(join(new URL('..', import.meta.url).pathname, 'deploy/systemd/vigie.service'), 'utf8');
+  const exec = /^ExecStart=\S+\/node((?: --?[\w-]+(?:=\S+)?)*) \S+\/cli\.js start/m.exec(unit);
+  if (!exec) throw new Error('deploy/systemd/vigie.service: no ExecStart=…/node [flags] …/cli.js start line');
+  return exec[1]!.trim().split(/\s+/).filter(Boolean);
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { tmp } from './helpers.js';
+import { tmp, unitNodeFlags } from './helpers.js';
 import { REPO } from './service-cli.js';
 
 const unitFile = join(REPO, 'deploy', 'systemd', 'vigie.service');
@@ -21,7 +21,7 @@ t.test('the unit asks for what the issue lists', async (t) => {
 
 t.test('the unit, npm start and the image give node the same flags', async (t) => {
   const flags = (line: string | undefined) => (line ?? '').split(/\s+/).filter((a) => a.startsWith('--'));
-  const unitFlags = flags(/^ExecStart=\S+\/node((?: --?\S+)*) \S+\/cli\.js start/m.exec(unit)?.[1]);
+  const unitFlags = unitNodeFlags();
   t.ok(unitFlags.includes('--no-node-snapshot'), `the unit starts node without its startup snapshot (${unitFlags.join(' ')})`);
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   t.same(flags(/^node((?: --?\S+)*) dist\/cli\.js start$/.exec(pkg.scripts.start!)?.[1]), unitFlags, 'npm start');

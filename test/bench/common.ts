@@ -1,19 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
-export { freePort } from '../helpers.js';
-
-/**
- * The node flags of deploy/systemd/vigie.service's ExecStart (npm start and the image pass the
- * same, test/service-systemd.test.ts): the benches start `vigie start` as a school box runs it.
- */
-export function unitNodeFlags(): string[] {
-  const unit = readFileSync(join(new URL('../..', import.meta.url).pathname, 'deploy/systemd/vigie.service'), 'utf8');
-  const exec = /^ExecStart=\S+\/node((?: --?[\w-]+(?:=\S+)?)*) \S+\/cli\.js start/m.exec(unit);
-  if (!exec) throw new Error('deploy/systemd/vigie.service: no ExecStart=…/node [flags] …/cli.js start line');
-  return exec[1]!.trim().split(/\s+/).filter(Boolean);
-}
+export { freePort, unitNodeFlags } from '../helpers.js';
 
 /** The middle value (the mean of the two middle ones for an even count); NaN for none. */
 export const median = (xs: readonly number[]): number => {
